@@ -1,0 +1,124 @@
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import pino from 'pino';
+import { Agent } from '../src/device/agent.js';
+import { ensureCapture } from '../src/device/capture.js';
+import { openDeviceDb } from '../src/device/device-db.js';
+import { Routes } from '../src/protocol/constants.js';
+import { HttpTransport } from '../src/transport/http-transport.js';
+import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
+import { startServer } from '../test/support/processes.js';
+import { progress, type BenchReport } from './report.js';
+import { insertReadings, reading, READINGS_DDL } from './workload.js';
+
+export const ROWS = 200_000;
+const BASELINE_CHUNK = 1000;
+
+interface SqlTarget {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/** The raw baseline: the same rows into a plain table with multi-row INSERTs, no Syncline in between. */
+async function rawBulkInsert(target: SqlTarget): Promise<number> {
+  await target.query('DROP TABLE IF EXISTS bench_raw_readings');
+  await target.query('CREATE TABLE bench_raw_readings (id bigint PRIMARY KEY, device text NOT NULL, ts bigint NOT NULL, value double precision, note text)');
+  const start = process.hrtime.bigint();
+  for (let from = 1; from <= ROWS; from += BASELINE_CHUNK) {
+    const params: unknown[] = [];
+    const tuples: string[] = [];
+    for (let i = from; i < Math.min(ROWS + 1, from + BASELINE_CHUNK); i++) {
+      const r = reading(i);
+      const n = params.push(r.id, r.device, r.ts, r.value, r.note);
+      tuples.push(`($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
+    }
+    await target.query(`INSERT INTO bench_raw_readings (id, device, ts, value, note) VALUES ${tuples.join(', ')}`, params);
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await target.query('DROP TABLE bench_raw_readings');
+  return ROWS / seconds;
+}
+
+/** A journal of ROWS captured inserts, as an app would leave it while the agent was away (bench/mqtt.ts drains copies of it too). */
+export function prepareJournal(dir: string): string {
+  const path = join(dir, 'drain.db');
+  const app = new Database(path);
+  app.pragma('journal_mode = WAL');
+  app.exec(READINGS_DDL);
+  const agentDb = openDeviceDb(path);
+  ensureCapture(agentDb);
+  agentDb.close();
+  insertReadings(app, 1, ROWS + 1, 5000);
+  app.close();
+  return path;
+}
+
+/**
+ * End-to-end drain: the agent ships a 200k-row journal over HTTP to a
+ * `syncline server` process, which materializes it; compared with a raw bulk
+ * insert of the same rows from this process. Also counts the bytes on the wire.
+ */
+export async function benchDrain(report: BenchReport, dir: string): Promise<void> {
+  const onPostgres = await realPostgresReachable();
+  const scratch = onPostgres ? await createScratchDatabase() : undefined;
+  progress(`drain: writing a ${ROWS.toLocaleString('en-US')}-row journal`);
+  const dbPath = prepareJournal(dir);
+  progress(`drain: starting syncline server on ${onPostgres ? 'PostgreSQL' : 'PGlite'}`);
+  const server = await startServer({ dataDir: join(dir, 'cloud'), databaseUrl: scratch?.url, extraArgs: ['--schema-policy', 'auto'] });
+  try {
+    const created = await fetch(`${server.url}${Routes.devices}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'bench' }),
+    });
+    const device = (await created.json()) as { token: string };
+    let wireBytes = 0;
+    let requests = 0;
+    const countingFetch: typeof fetch = async (input, init) => {
+      const body = init?.body;
+      wireBytes += typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0;
+      requests += 1;
+      if (requests % 10 === 0) progress(`drain: ${requests} batches sent`);
+      return fetch(input, init);
+    };
+    const agent = new Agent({ dbPath, transport: new HttpTransport({ serverUrl: server.url, token: device.token, fetch: countingFetch }), once: true, logger: pino({ level: 'warn' }) });
+    progress('drain: agent --once');
+    const start = process.hrtime.bigint();
+    await agent.run();
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const drainRate = ROWS / seconds;
+    progress(`drain: ${Math.round(drainRate)} rows/s; now the raw baseline`);
+
+    let baseline: number;
+    if (scratch) {
+      const client = new pg.Client({ connectionString: scratch.url });
+      await client.connect();
+      baseline = await rawBulkInsert(client).finally(() => client.end());
+    } else {
+      const pglite = new PGlite();
+      baseline = await rawBulkInsert(pglite).finally(() => pglite.close());
+    }
+    const ratio = drainRate / baseline;
+    report.add({
+      name: `end-to-end drain of ${ROWS.toLocaleString('en-US')} rows over HTTP into ${onPostgres ? 'PostgreSQL' : 'PGlite'}`,
+      value: ratio,
+      unit: 'x of raw bulk insert',
+      baseline: `multi-row INSERT (${BASELINE_CHUNK} rows per statement) of the same rows from the bench process`,
+      target: '>= 0.5',
+      met: ratio >= 0.5,
+      details: { drain_rows_per_s: Math.round(drainRate), raw_insert_rows_per_s: Math.round(baseline), seconds: Number(seconds.toFixed(2)), batches: requests },
+    });
+    const plainJson = Array.from({ length: 1000 }, (_, i) => Buffer.byteLength(JSON.stringify(reading(i + 1)))).reduce((a, b) => a + b) / 1000;
+    report.add({
+      name: 'bytes on the wire per row',
+      value: wireBytes / ROWS / plainJson,
+      unit: 'x of the row as plain JSON',
+      baseline: `plain JSON object of the row (${plainJson.toFixed(1)} bytes)`,
+      details: { wire_bytes_per_row: Number((wireBytes / ROWS).toFixed(1)), plain_json_bytes_per_row: Number(plainJson.toFixed(1)), gzip: 'on when it helps (default)' },
+    });
+  } finally {
+    await server.stop();
+    await scratch?.drop();
+  }
+}

@@ -1,0 +1,38 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tempDir } from '../test/support/temp.js';
+import { benchCapture } from './capture.js';
+import { benchChangeStream } from './change-stream.js';
+import { benchDrain } from './drain.js';
+import { benchMqtt } from './mqtt.js';
+import { benchReplay } from './replay.js';
+import { BenchReport, progress } from './report.js';
+
+/**
+ * `npm run bench`: every figure is a ratio against a raw baseline measured in the
+ * same run. `npm run bench -- capture drain` runs only the named groups.
+ */
+const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>> = {
+  capture: benchCapture,
+  drain: benchDrain,
+  replay: benchReplay,
+  'change-stream': benchChangeStream,
+  mqtt: benchMqtt,
+};
+
+const wanted = process.argv.slice(2);
+const dir = tempDir('syncline-bench-');
+const report = new BenchReport();
+try {
+  for (const [name, run] of Object.entries(GROUPS)) {
+    if (wanted.length > 0 && !wanted.includes(name)) continue;
+    progress(`== ${name}`);
+    const groupDir = join(dir.path, name);
+    mkdirSync(groupDir, { recursive: true });
+    await run(report, groupDir);
+  }
+} finally {
+  dir.remove();
+}
+report.write(fileURLToPath(new URL('./results/latest.json', import.meta.url)));

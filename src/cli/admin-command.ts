@@ -1,0 +1,94 @@
+import { Routes } from '../protocol/constants.js';
+import { SynclineError } from '../protocol/errors.js';
+import { AdminClient } from './admin-client.js';
+import { runAdminGovernance } from './admin-reviews.js';
+import { helpText, parseCommand, type OptionTable } from './options.js';
+import { formatTable, printResult } from './output.js';
+
+export const adminOptions = {
+  server: { flag: 'server', env: 'SYNCLINE_SERVER', kind: 'string', default: 'http://127.0.0.1:8080', description: 'base URL of the syncline server' },
+  adminToken: { flag: 'admin-token', env: 'SYNCLINE_ADMIN_TOKEN', kind: 'string', required: true, secret: true, description: 'admin bearer token' },
+  json: { flag: 'json', kind: 'boolean', default: false, description: 'print JSON for scripts instead of a table' },
+  name: { flag: 'name', kind: 'string', description: 'device name (device create)' },
+  limit: { flag: 'limit', kind: 'integer', default: 50, description: 'rows per page (mirror-rows)' },
+  after: { flag: 'after', kind: 'string', description: 'cursor from the previous page (mirror-rows)' },
+  help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
+} satisfies OptionTable;
+
+const USAGE = `syncline admin <subcommand> [options]
+
+subcommands:
+  device create --name NAME     create a device; prints its token once
+  device list                   list devices
+  device revoke DEVICE_ID       revoke a device's token
+  lineages                      list lineages (one per device and source table)
+  lineage LINEAGE_ID            show one lineage
+  mirror-rows LINEAGE_ID        page through a lineage's mirror rows (--limit, --after)
+  reviews ...                   schema reviews, staged rows, replays (syncline admin reviews --help)
+  audit                         the audit log of reviews, purges, replays and tokens
+  token ...                     admin tokens with roles (syncline admin token --help)
+  project ...                   projects and their coalescing setting
+  mqtt-config ...               Mosquitto password and ACL files for an external broker (syncline admin mqtt-config --help)`;
+
+const path = (route: string, id: string) => route.replace(':id', encodeURIComponent(id));
+
+interface DeviceRow { device_id: string; name: string; created_at: string; revoked_at: string | null }
+interface MirrorPage { rows: Record<string, unknown>[]; next: string | null }
+
+export async function runAdmin(argv: string[]): Promise<number> {
+  if (argv[0] === 'reviews' || argv[0] === 'token' || argv[0] === 'audit' || argv[0] === 'project') return runAdminGovernance(argv);
+  if (argv[0] === 'mqtt-config') return (await import('./admin-mqtt-config.js')).runAdminMqttConfig(argv.slice(1));
+  if (argv.length === 0 || argv.includes('--help')) {
+    process.stdout.write(`${helpText(USAGE, 'Operator commands against a running server.', adminOptions)}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const { options, positionals } = parseCommand(adminOptions, argv);
+  const client = new AdminClient(options.server, options.adminToken);
+  const [group, action, id] = positionals;
+  const needId = (value: string | undefined, what: string): string => {
+    if (!value) throw new SynclineError('invalid_config', `${what} is required`);
+    return value;
+  };
+
+  switch (`${group} ${action ?? ''}`.trim()) {
+    case 'device create': {
+      if (!options.name) throw new SynclineError('invalid_config', '--name is required');
+      const created = await client.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: options.name });
+      printResult(created, options.json, () =>
+        `device ${created.device_id} created.\ntoken (shown once, keep it secret):\n  ${created.token}`,
+      );
+      return 0;
+    }
+    case 'device list': {
+      const { devices } = await client.request<{ devices: DeviceRow[] }>('GET', Routes.devices);
+      printResult(devices, options.json, () => formatTable(devices, ['device_id', 'name', 'created_at', 'revoked_at']));
+      return 0;
+    }
+    case 'device revoke': {
+      const revoked = await client.request<DeviceRow>('POST', `${path(Routes.device, needId(id, 'DEVICE_ID'))}/revoke`);
+      printResult(revoked, options.json, () => `device ${revoked.device_id} revoked at ${revoked.revoked_at}`);
+      return 0;
+    }
+    case 'lineages': {
+      const { lineages } = await client.request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages);
+      printResult(lineages, options.json, () =>
+        formatTable(lineages, ['id', 'device_id', 'source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table']),
+      );
+      return 0;
+    }
+    default:
+      break;
+  }
+  if (group === 'lineage') {
+    const lineage = await client.request<Record<string, unknown>>('GET', path(Routes.lineage, needId(action, 'LINEAGE_ID')));
+    printResult(lineage, options.json, () => formatTable(Object.entries(lineage).map(([field, value]) => ({ field, value }))));
+    return 0;
+  }
+  if (group === 'mirror-rows') {
+    const query = new URLSearchParams({ limit: String(options.limit), ...(options.after ? { after: options.after } : {}) });
+    const page = await client.request<MirrorPage>('GET', `${path(Routes.mirrorRows, needId(action, 'LINEAGE_ID'))}?${query}`);
+    printResult(page, options.json, () => `${formatTable(page.rows)}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
+    return 0;
+  }
+  throw new SynclineError('invalid_config', `unknown admin subcommand "${positionals.join(' ')}"\n\n${USAGE}`);
+}

@@ -1,0 +1,47 @@
+import { Agent } from '../device/agent.js';
+import { PublisherDefaults } from '../protocol/constants.js';
+import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
+import { createLogger } from './logger.js';
+import { helpText, parseCommand, type OptionTable } from './options.js';
+import { untilShutdown } from './shutdown.js';
+
+export const agentOptions = {
+  db: { flag: 'db', env: 'SYNCLINE_DB', kind: 'string', required: true, description: 'the SQLite file an app writes' },
+  server: { flag: 'server', env: 'SYNCLINE_SERVER', kind: 'string', description: 'base URL of the syncline server, e.g. http://127.0.0.1:8080 (required over HTTP)' },
+  token: { flag: 'token', env: 'SYNCLINE_DEVICE_TOKEN', kind: 'string', secret: true, description: 'device token from `syncline admin device create` (over MQTT: the password, unless --mqtt-cert)' },
+  once: { flag: 'once', kind: 'boolean', default: false, description: 'drain the journal, then exit (non-zero if it cannot)' },
+  flushIntervalMs: { flag: 'flush-interval-ms', env: 'SYNCLINE_FLUSH_INTERVAL_MS', kind: 'integer', default: PublisherDefaults.flushIntervalMs, description: 'send a partial batch after this long' },
+  maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
+  maxBatchBytes: { flag: 'max-batch-bytes', env: 'SYNCLINE_MAX_BATCH_BYTES', kind: 'integer', default: PublisherDefaults.maxBatchBytes, description: 'encoded bytes per batch at most' },
+  ...agentTransportOptions,
+  help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
+} satisfies OptionTable;
+
+export async function runAgent(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    process.stdout.write(`${helpText('syncline agent --db FILE (--server URL | --transport mqtt --mqtt-url URL --device-id ID) --token TOKEN [--once]', 'Captures every change of a SQLite file with triggers and ships it to the cloud.', agentOptions)}\n`);
+    return 0;
+  }
+  const { options } = parseCommand(agentOptions, argv);
+  const logger = createLogger();
+  const transport = agentTransport(options, logger);
+  const shutdown = untilShutdown();
+  const agent = new Agent({
+    dbPath: options.db,
+    transport,
+    logger,
+    once: options.once,
+    publisher: {
+      flushIntervalMs: options.flushIntervalMs,
+      maxBatchRows: options.maxBatchRows,
+      maxBatchBytes: options.maxBatchBytes,
+    },
+  });
+  try {
+    await agent.run(shutdown.signal);
+  } finally {
+    await transport.close?.();
+  }
+  if (options.once) process.stdout.write(`${JSON.stringify(agent.status())}\n`);
+  return 0;
+}

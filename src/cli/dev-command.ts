@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent } from '../device/agent.js';
+import { CloudServer } from '../cloud/server.js';
+import { openStore } from '../cloud/store/open-store.js';
+import { Routes } from '../protocol/constants.js';
+import { isSynclineError } from '../protocol/errors.js';
+import { HttpTransport } from '../transport/http-transport.js';
+import { AdminClient } from './admin-client.js';
+import { createLogger } from './logger.js';
+import { helpText, parseCommand, type OptionTable } from './options.js';
+import { formatTable } from './output.js';
+import { generateAdminToken } from './server-command.js';
+import { mqttBanner, mqttConfig } from './server-mqtt-options.js';
+import { untilShutdown } from './shutdown.js';
+
+export const devOptions = {
+  httpPort: { flag: 'http-port', env: 'SYNCLINE_HTTP_PORT', kind: 'integer', default: 8080, description: 'HTTP port (falls back to a free one when taken)' },
+  data: { flag: 'data', env: 'SYNCLINE_DATA', kind: 'string', default: './.syncline/dev', description: 'where the PGlite data and the demo SQLite file live' },
+  mqttPort: { flag: 'mqtt-port', env: 'SYNCLINE_MQTT_PORT', kind: 'integer', description: 'embedded MQTT broker port; 0 turns it off (default 1883, or 18830 when 1883 is taken)' },
+  intervalMs: { flag: 'interval-ms', kind: 'integer', default: 1000, description: 'how often the demo app writes sensor readings' },
+  flushIntervalMs: { flag: 'flush-interval-ms', kind: 'integer', default: 2000, description: 'agent flush interval' },
+  help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
+} satisfies OptionTable;
+
+const DEMO_APP = fileURLToPath(new URL('./demo-app.ts', import.meta.url));
+
+/** The agent attaches to an app's existing file, so wait for the demo app to create it. */
+async function waitForFile(path: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`the demo app did not create ${path} within ${timeoutMs} ms`);
+    await delay(100);
+  }
+}
+
+async function startServer(options: { httpPort: number; mqttPort: number | undefined; store: Awaited<ReturnType<typeof openStore>>; adminToken: string; logger: ReturnType<typeof createLogger> }): Promise<CloudServer> {
+  const mqtt = mqttConfig({ mqttPort: options.mqttPort }, '127.0.0.1');
+  const start = (httpPort: number) =>
+    CloudServer.start({ store: options.store, httpPort, host: '127.0.0.1', adminToken: options.adminToken, schemaPolicy: 'auto', logger: options.logger, ...(mqtt ? { mqtt } : {}) });
+  try {
+    return await start(options.httpPort);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    process.stdout.write(`port ${options.httpPort} is in use; using a free port instead (pass --http-port to choose)\n`);
+    return start(0);
+  }
+}
+
+export async function runDev(argv: string[]): Promise<number> {
+  const { options } = parseCommand(devOptions, argv);
+  if (options.help) {
+    process.stdout.write(`${helpText('syncline dev [options]', 'Runs a server on PGlite plus a demo device, all on this machine.', devOptions)}\n`);
+    return 0;
+  }
+  const logger = createLogger(process.env.SYNCLINE_LOG_LEVEL ?? 'warn');
+  const dataDir = resolve(options.data);
+  mkdirSync(dataDir, { recursive: true });
+  const dbPath = join(dataDir, 'demo.db');
+  const adminToken = process.env.SYNCLINE_ADMIN_TOKEN || generateAdminToken();
+  const shutdown = untilShutdown();
+
+  process.stdout.write(`starting PGlite in ${join(dataDir, 'pglite')} ...\n`);
+  const store = await openStore({ dataDir: join(dataDir, 'pglite'), logger });
+  const server = await startServer({ httpPort: options.httpPort, mqttPort: options.mqttPort, store, adminToken, logger });
+  const admin = new AdminClient(server.url, adminToken);
+  const device = await admin.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: `demo-${Date.now()}` });
+
+  const app = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), DEMO_APP, dbPath, String(options.intervalMs)], { stdio: 'inherit' });
+  await waitForFile(dbPath, 30_000);
+  const agent = new Agent({
+    dbPath,
+    transport: new HttpTransport({ serverUrl: server.url, token: device.token }),
+    logger: logger.child({ component: 'agent' }),
+    publisher: { flushIntervalMs: options.flushIntervalMs },
+  });
+  const agentDone = agent.run(shutdown.signal).catch((error: unknown) => {
+    process.stderr.write(`agent stopped: ${isSynclineError(error) ? error.message : String(error)}\n`);
+  });
+
+  process.stdout.write(
+    [
+      '',
+      'Syncline dev is running.',
+      `  server       ${server.url}  (store: PGlite)`,
+      `  mqtt         ${mqttBanner(mqttConfig({ mqttPort: options.mqttPort }, '127.0.0.1'), server.mqtt?.url, server.mqtt?.tlsUrl)}`,
+      `  demo app     writes ${dbPath} every ${options.intervalMs} ms (settings, sensor_readings)`,
+      `  device       ${device.device_id}`,
+      `  admin token  ${adminToken}`,
+      '',
+      'See the mirrored rows:',
+      `  SYNCLINE_ADMIN_TOKEN=${adminToken} npx syncline admin lineages --server ${server.url}`,
+      `  SYNCLINE_ADMIN_TOKEN=${adminToken} npx syncline admin mirror-rows <lineage-id> --server ${server.url}`,
+      `  curl -H "authorization: Bearer ${adminToken}" ${server.url}${Routes.lineages}`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+
+  const report = setInterval(() => {
+    admin
+      .request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages)
+      .then(({ lineages }) => process.stdout.write(`\n${formatTable(lineages, ['source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table'])}\n`))
+      .catch(() => {});
+  }, 10_000);
+
+  await shutdown.done;
+  clearInterval(report);
+  app.kill('SIGTERM');
+  await agentDone;
+  await server.stop();
+  await store.close();
+  return 0;
+}

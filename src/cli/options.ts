@@ -1,0 +1,85 @@
+import { parseArgs } from 'node:util';
+import { SynclineError } from '../protocol/errors.js';
+
+/**
+ * One table of options per command produces the CLI flags, the environment
+ * variables and the help text, so the three never drift apart. A flag beats its
+ * environment variable, which beats the default.
+ */
+export interface OptionSpec {
+  flag: string;
+  env?: string;
+  kind: 'string' | 'integer' | 'boolean';
+  default?: string | number | boolean;
+  choices?: readonly string[];
+  description: string;
+  /** Never echoed in help defaults or logs. */
+  secret?: boolean;
+  required?: boolean;
+}
+
+export type OptionTable = Record<string, OptionSpec>;
+
+export type ParsedOptions<T extends OptionTable> = {
+  [K in keyof T]: T[K]['kind'] extends 'integer' ? number : T[K]['kind'] extends 'boolean' ? boolean : string;
+};
+
+export interface ParsedCommand<T extends OptionTable> {
+  options: ParsedOptions<T>;
+  positionals: string[];
+}
+
+function convert(name: string, spec: OptionSpec, raw: string | boolean): string | number | boolean {
+  if (spec.kind === 'boolean') return raw === true || raw === 'true' || raw === '1';
+  const text = String(raw);
+  if (spec.kind === 'integer') {
+    if (!/^-?\d+$/.test(text)) throw new SynclineError('invalid_config', `--${spec.flag} must be a whole number, got "${text}"`, { field: name });
+    return Number(text);
+  }
+  if (spec.choices && !spec.choices.includes(text)) {
+    throw new SynclineError('invalid_config', `--${spec.flag} must be one of ${spec.choices.join(', ')}, got "${text}"`, { field: name });
+  }
+  return text;
+}
+
+export function parseCommand<T extends OptionTable>(table: T, argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand<T> {
+  const config = Object.fromEntries(
+    Object.values(table).map((spec) => [spec.flag, { type: spec.kind === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+  );
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new SynclineError('invalid_config', (error as Error).message);
+  }
+  const options: Record<string, string | number | boolean> = {};
+  for (const [name, spec] of Object.entries(table)) {
+    const fromFlag = parsed.values[spec.flag];
+    const fromEnv = spec.env ? env[spec.env] : undefined;
+    const raw = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined) ?? spec.default;
+    if (raw === undefined) {
+      if (spec.required) {
+        throw new SynclineError('invalid_config', `--${spec.flag}${spec.env ? ` (or ${spec.env})` : ''} is required`, { field: name });
+      }
+      continue;
+    }
+    options[name] = convert(name, spec, raw as string | boolean);
+  }
+  return { options: options as ParsedOptions<T>, positionals: parsed.positionals };
+}
+
+export function helpText(usage: string, summary: string, table: OptionTable): string {
+  const lines = [`usage: ${usage}`, '', summary, ''];
+  const entries = Object.values(table);
+  if (entries.length > 0) lines.push('options:');
+  for (const spec of entries) {
+    const value = spec.kind === 'boolean' ? '' : spec.choices ? ` <${spec.choices.join('|')}>` : ' <value>';
+    const extras = [
+      spec.env ? `env ${spec.env}` : '',
+      spec.default !== undefined && !spec.secret ? `default ${String(spec.default)}` : '',
+      spec.required ? 'required' : '',
+    ].filter(Boolean);
+    lines.push(`  --${spec.flag}${value}`.padEnd(36) + spec.description + (extras.length ? ` (${extras.join('; ')})` : ''));
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import type { AdditivePolicy, SchemaPolicy } from '../cloud/governance/policy.js';
+import { REPLAY_CHUNK_ROWS } from '../cloud/governance/replay.js';
+import { CloudServer } from '../cloud/server.js';
+import { openStore } from '../cloud/store/open-store.js';
+import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
+import { createLogger } from './logger.js';
+import { helpText, parseCommand, type OptionTable } from './options.js';
+import { flowConfig, mqttBanner, mqttConfig, serverMqttOptions } from './server-mqtt-options.js';
+import { untilShutdown } from './shutdown.js';
+
+export const serverOptions = {
+  httpPort: { flag: 'http-port', env: 'SYNCLINE_HTTP_PORT', kind: 'integer', default: 8080, description: 'HTTP port for the sync and admin API' },
+  host: { flag: 'host', env: 'SYNCLINE_HOST', kind: 'string', default: '127.0.0.1', description: 'address to listen on (0.0.0.0 for all interfaces)' },
+  data: { flag: 'data', env: 'SYNCLINE_DATA', kind: 'string', default: './.syncline', description: 'PGlite data directory, used when no database URL is given' },
+  databaseUrl: { flag: 'database-url', env: 'DATABASE_URL', kind: 'string', description: 'PostgreSQL connection string (instead of PGlite)', secret: true },
+  schemaPolicy: {
+    flag: 'schema-policy',
+    env: 'SYNCLINE_SCHEMA_POLICY',
+    kind: 'string',
+    default: 'review',
+    choices: ['review', 'auto'],
+    description: 'review: every new table schema waits for an operator (syncline admin reviews); auto: first schemas are mirrored as they come',
+  },
+  additivePolicy: {
+    flag: 'additive-policy',
+    env: 'SYNCLINE_ADDITIVE_POLICY',
+    kind: 'string',
+    choices: ['review', 'allow'],
+    description: 'whether added nullable columns are mirrored without a review (default: review under --schema-policy review, allow under auto)',
+  },
+  adminToken: { flag: 'admin-token', env: 'SYNCLINE_ADMIN_TOKEN', kind: 'string', description: 'bearer token of the admin API (generated and printed when unset)', secret: true },
+  bodyLimit: { flag: 'body-limit', env: 'SYNCLINE_BODY_LIMIT', kind: 'integer', default: SERVER_BODY_LIMIT_BYTES, description: 'largest accepted request body in bytes, after decompression' },
+  replayChunkRows: { flag: 'replay-chunk-rows', env: 'SYNCLINE_REPLAY_CHUNK_ROWS', kind: 'integer', default: REPLAY_CHUNK_ROWS, description: 'staged rows replayed per transaction after an approval (progress commits with each chunk)' },
+  ...serverMqttOptions,
+  help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
+} satisfies OptionTable;
+
+export function generateAdminToken(): string {
+  return `sla_${randomBytes(24).toString('base64url')}`;
+}
+
+export async function runServer(argv: string[]): Promise<number> {
+  const { options } = parseCommand(serverOptions, argv);
+  if (options.help) {
+    process.stdout.write(`${helpText('syncline server [options]', 'Runs the cloud side: device ingest, admin API, mirrors.', serverOptions)}\n`);
+    return 0;
+  }
+  const logger = createLogger();
+  let adminToken = options.adminToken;
+  if (!adminToken) {
+    adminToken = generateAdminToken();
+    process.stdout.write(`No SYNCLINE_ADMIN_TOKEN set; this run's admin token is:\n  ${adminToken}\nSet SYNCLINE_ADMIN_TOKEN to keep one across restarts.\n`);
+  }
+  const mqtt = mqttConfig(options, options.host);
+  const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.data, logger });
+  const shutdown = untilShutdown();
+  const server = await CloudServer.start({
+    store,
+    httpPort: options.httpPort,
+    host: options.host,
+    adminToken,
+    schemaPolicy: options.schemaPolicy as SchemaPolicy,
+    ...(options.additivePolicy ? { additivePolicy: options.additivePolicy as AdditivePolicy } : {}),
+    bodyLimit: options.bodyLimit,
+    replay: { chunkRows: options.replayChunkRows },
+    logger,
+    ...(mqtt ? { mqtt } : {}),
+    flow: flowConfig(options),
+  }).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  process.stdout.write(
+    `syncline server listening on ${server.url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${server.policy.schema}, additive: ${server.policy.additive})\n`,
+  );
+  process.stdout.write(`${mqttBanner(mqtt, server.mqtt?.url, server.mqtt?.tlsUrl)}\n`);
+  const signal = await shutdown.done;
+  logger.info({ signal }, 'shutting down');
+  await server.stop();
+  await store.close();
+  return 0;
+}

@@ -1,0 +1,68 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Routes } from '../../protocol/constants.js';
+import { SynclineError } from '../../protocol/errors.js';
+import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
+import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
+import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
+import type { Store } from '../store/store.js';
+import { adminRoutes } from './admin-routes.js';
+import { installErrorHandling } from './errors.js';
+import { governanceRoutes } from './governance-routes.js';
+import { syncRoutes } from './sync-routes.js';
+
+export interface AppOptions {
+  store: Store;
+  adminToken: string;
+  bodyLimit: number;
+  logger: Logger;
+  /** The schema policy ingest applies; the production default (review) when not given. */
+  policy?: GovernancePolicy;
+  /** Called when an operator's decision leaves staged rows to replay. */
+  onReplayRequested?: () => void;
+  /** Flow control (backpressure, circuit breaker) and MQTT admin routes. */
+  flow?: Omit<FlowRoutesOptions, 'store' | 'adminToken' | 'bodyLimit'> & { onIngested?: () => void };
+}
+
+/** The cloud's HTTP front door: device sync, health, and the admin API. */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const logger = options.logger.child({ component: 'http' });
+  // Per-request logs would dominate at ingest rates; refusals and faults are logged by the error handler.
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  installErrorHandling(app, logger);
+  // Every body this API takes is JSON; anything else is refused before a handler sees it.
+  app.removeContentTypeParser('text/plain');
+
+  app.get(Routes.health, async (_request, reply) => {
+    try {
+      await options.store.query('SELECT 1');
+    } catch (error) {
+      logger.warn({ err: error }, 'health check: store unreachable');
+      const unavailable = new SynclineError('unavailable', 'store unreachable');
+      return reply.status(unavailable.status).send(unavailable.toJSON());
+    }
+    return { status: 'ok' };
+  });
+  await app.register(syncRoutes, {
+    store: options.store,
+    bodyLimit: options.bodyLimit,
+    logger,
+    policy: options.policy ?? DEFAULT_POLICY,
+    ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}),
+  });
+  await app.register(adminRoutes, { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit });
+  await app.register(governanceRoutes, {
+    store: options.store,
+    adminToken: options.adminToken,
+    bodyLimit: options.bodyLimit,
+    ...(options.onReplayRequested ? { onReplayRequested: options.onReplayRequested } : {}),
+  });
+  const flow: FlowRoutesOptions = { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit, limits: options.flow?.limits ?? DEFAULT_FLOW_LIMITS, ...options.flow };
+  await app.register(deviceControlRoutes, flow);
+  await app.register(flowAdminRoutes, flow);
+  return app;
+}

@@ -1,0 +1,50 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { parseRowBatch } from '../../protocol/batch.js';
+import { Headers, Routes } from '../../protocol/constants.js';
+import { isSynclineError } from '../../protocol/errors.js';
+import { authenticateDevice, type DeviceIdentity } from '../auth/devices.js';
+import { bearerToken } from '../auth/tokens.js';
+import { withPendingControls } from '../flow-control/controls.js';
+import type { GovernancePolicy } from '../governance/policy.js';
+import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
+import type { Store } from '../store/store.js';
+import { decodeBody, decodedBodyBytes } from './body.js';
+
+export interface SyncRoutesOptions {
+  store: Store;
+  bodyLimit: number;
+  logger: Logger;
+  policy: GovernancePolicy;
+  /** Called after each ingested batch (flow control looks at the counters). */
+  onIngested?: () => void;
+}
+
+/**
+ * The device-facing API. The device, its org and project come from the bearer
+ * token alone; whatever tenant fields a payload carries are dropped by the
+ * parser. Authentication runs before the body is read, so an unknown caller
+ * cannot make the server inflate or parse anything.
+ */
+export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOptions): Promise<void> {
+  const identities = new WeakMap<FastifyRequest, DeviceIdentity>();
+
+  app.post(Routes.rowBatch, {
+    onRequest: async (request) => {
+      identities.set(request, await authenticateDevice(options.store, bearerToken(request.headers[Headers.authorization])));
+    },
+    preParsing: decodeBody(options.bodyLimit),
+    handler: async (request) => {
+      const device = identities.get(request)!;
+      try {
+        const batch = parseRowBatch(request.body);
+        const ack = await ingestRowBatch(options.store, device, batch, decodedBodyBytes(request), { logger: options.logger, policy: options.policy });
+        // Flow control: an HTTP device learns of pause and resume from its acks.
+        options.onIngested?.();
+        return await withPendingControls(options.store, device.device_id, ack);
+      } catch (error) {
+        throw isSynclineError(error) ? error.withContext({ device_id: device.device_id }) : error;
+      }
+    },
+  });
+}

@@ -1,0 +1,174 @@
+import type { DecodedRow, RowBatch } from '../../protocol/batch.js';
+import { SynclineError } from '../../protocol/errors.js';
+import { quoteIdent } from '../identifiers.js';
+import type { Queryable } from '../store/store.js';
+import { castFromText, OVERFLOW, toColumnText, toStoredJson, type PgType, type StoredJson } from '../type-mapping.js';
+import { coalesceRows } from './coalesce.js';
+import { MirrorColumns, type MirrorTarget } from './mirror-schema.js';
+
+export interface BatchMeta {
+  deviceId: string;
+  epoch: string;
+  batchId: string;
+}
+
+/** Key columns of the mirror with their types, in key order. */
+function keyLayout(target: MirrorTarget): { column: string; type: PgType }[] {
+  if (target.key.kind === 'rowid') return [{ column: MirrorColumns.rowid, type: 'bigint' }];
+  return target.key.columns.map((name) => {
+    const binding = target.bindings.get(name);
+    if (!binding) throw new SynclineError('internal', `key column ${name} is not bound`, { table: target.table });
+    return { column: binding.target_column, type: binding.pg_type };
+  });
+}
+
+/**
+ * The key of each row as the text PostgreSQL will compare, or undefined when a
+ * key value cannot be held by its mirror column (SQLite allows 'abc' in an INT
+ * key column); such rows are staged instead of materialized.
+ */
+function keyTexts(row: DecodedRow, layout: readonly { type: PgType }[]): string[] | undefined {
+  const texts: string[] = [];
+  for (let i = 0; i < layout.length; i++) {
+    const text = toColumnText(row.pk[i] ?? null, layout[i]!.type);
+    if (text === null || text === OVERFLOW) return undefined;
+    texts.push(text);
+  }
+  return texts;
+}
+
+/** 0.0 and -0.0 are one key to PostgreSQL; everything else compares by its canonical text. */
+function identityText(texts: readonly string[], layout: readonly { type: PgType }[]): string {
+  return JSON.stringify(texts.map((t, i) => (layout[i]!.type === 'double precision' && t === '-0' ? '0' : t)));
+}
+
+export interface MaterializeResult {
+  /** Journal rows whose effect is now in the mirror (before coalescing). */
+  applied: number;
+  /** Rows whose key the mirror cannot hold; the caller stages them. */
+  unkeyable: DecodedRow[];
+}
+
+/**
+ * Applies rows to the mirror with two statements whatever their number: one DELETE
+ * and one INSERT ... ON CONFLICT DO UPDATE, each fed by text arrays through
+ * unnest and cast in SQL. Rows are first coalesced per key (last change wins), so
+ * no statement touches a row twice.
+ */
+export async function materializeRows(tx: Queryable, target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], meta: BatchMeta): Promise<MaterializeResult> {
+  const layout = keyLayout(target);
+  const keyed: DecodedRow[] = [];
+  const unkeyable: DecodedRow[] = [];
+  const keys = new Map<DecodedRow, string[]>();
+  for (const row of rows) {
+    const texts = keyTexts(row, layout);
+    if (texts === undefined) {
+      unkeyable.push(row);
+      continue;
+    }
+    keys.set(row, texts);
+    keyed.push(row);
+  }
+  const { upserts, deletes } = coalesceRows(keyed, (row) => identityText(keys.get(row)!, layout));
+  if (deletes.length > 0) await deleteKeys(tx, target, layout, deletes.map((row) => keys.get(row)!), meta.deviceId);
+  if (upserts.length > 0) await upsertRows(tx, target, batch, layout, upserts, keys, meta);
+  return { applied: keyed.length, unkeyable };
+}
+
+async function deleteKeys(tx: Queryable, target: MirrorTarget, layout: readonly { column: string; type: PgType }[], keys: readonly string[][], deviceId: string): Promise<void> {
+  const aliases = layout.map((_, i) => `k${i}`);
+  const params: unknown[] = layout.map((_, i) => keys.map((k) => k[i]!));
+  const unnest = layout.map((_, i) => `$${i + 1}::text[]`).join(', ');
+  const match = layout.map((k, i) => `m.${quoteIdent(k.column)} = ${castFromText(`d.${aliases[i]}`, k.type)}`);
+  // In a coalesced mirror the same key belongs to many devices; a device deletes only its own row.
+  if (target.coalesced) {
+    params.push(deviceId);
+    match.unshift(`m.${quoteIdent(MirrorColumns.deviceId)} = $${params.length}::uuid`);
+  }
+  await tx.query(`DELETE FROM ${quoteIdent(target.table)} AS m USING unnest(${unnest}) AS d(${aliases.join(', ')}) WHERE ${match.join(' AND ')}`, params);
+}
+
+interface ColumnPlan {
+  source: string;
+  target: string;
+  type: PgType;
+  /** Position in the batch row, or -1 for the rowid key, which comes from pk. */
+  index: number;
+  /** Position in the key, or -1 when not a key column. */
+  keyIndex: number;
+}
+
+function planColumns(target: MirrorTarget, batch: RowBatch): ColumnPlan[] {
+  const keyPosition = new Map(target.key.kind === 'rowid' ? [] : target.key.columns.map((c, i) => [c, i] as const));
+  const plan: ColumnPlan[] = target.key.kind === 'rowid' ? [{ source: 'rowid', target: MirrorColumns.rowid, type: 'bigint', index: -1, keyIndex: 0 }] : [];
+  batch.schema.columns.forEach((column, index) => {
+    if (target.ignored.has(column.name)) return;
+    const binding = target.bindings.get(column.name);
+    if (!binding) throw new SynclineError('internal', `column ${column.name} is not bound to the mirror`, { table: target.table, batch_id: batch.batch_id });
+    plan.push({ source: column.name, target: binding.target_column, type: binding.pg_type, index, keyIndex: keyPosition.get(column.name) ?? -1 });
+  });
+  return plan;
+}
+
+async function upsertRows(
+  tx: Queryable,
+  target: MirrorTarget,
+  batch: RowBatch,
+  layout: readonly { column: string }[],
+  rows: readonly DecodedRow[],
+  keys: ReadonlyMap<DecodedRow, string[]>,
+  meta: BatchMeta,
+): Promise<void> {
+  const plan = planColumns(target, batch);
+  const columns: (string | null)[][] = plan.map(() => new Array<string | null>(rows.length));
+  const seqs = new Array<string>(rows.length);
+  const ops = new Array<string>(rows.length);
+  const overflows = new Array<string | null>(rows.length);
+  rows.forEach((row, r) => {
+    const values = row.row!;
+    const key = keys.get(row)!;
+    let overflow: Record<string, StoredJson> | undefined;
+    plan.forEach((column, c) => {
+      // Key columns come from pk, the identity deletes use too; they are known to fit.
+      if (column.keyIndex >= 0) {
+        columns[c]![r] = key[column.keyIndex]!;
+        return;
+      }
+      const value = values[column.index]!;
+      const text = toColumnText(value, column.type);
+      if (text === OVERFLOW) {
+        overflow ??= {};
+        overflow[column.source] = toStoredJson(value);
+        columns[c]![r] = null;
+      } else {
+        columns[c]![r] = text;
+      }
+    });
+    seqs[r] = String(row.seq);
+    ops[r] = row.op;
+    overflows[r] = overflow ? JSON.stringify(overflow) : null;
+  });
+
+  const n = plan.length;
+  const aliases = plan.map((_, i) => `c${i}`);
+  const unnest = [...plan.map((_, i) => `$${i + 1}::text[]`), `$${n + 1}::text[]`, `$${n + 2}::text[]`, `$${n + 3}::text[]`].join(', ');
+  const insertColumns = [...plan.map((c) => c.target), MirrorColumns.deviceId, MirrorColumns.epoch, MirrorColumns.seq, MirrorColumns.batchId, MirrorColumns.op, MirrorColumns.ingestedAt, MirrorColumns.overflow];
+  const selectList = [
+    ...plan.map((c, i) => castFromText(`u.${aliases[i]}`, c.type)),
+    `$${n + 4}::uuid`,
+    `$${n + 5}::text`,
+    '(u.s)::bigint',
+    `$${n + 6}::uuid`,
+    'u.o',
+    'now()',
+    '(u.x)::jsonb',
+  ];
+  const conflict = [...(target.coalesced ? [MirrorColumns.deviceId] : []), ...layout.map((k) => k.column)];
+  const keyColumns = new Set(conflict);
+  const updates = insertColumns.filter((c) => !keyColumns.has(c)).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
+  const sql = `INSERT INTO ${quoteIdent(target.table)} (${insertColumns.map(quoteIdent).join(', ')})
+SELECT ${selectList.join(', ')}
+FROM unnest(${unnest}) AS u(${[...aliases, 's', 'o', 'x'].join(', ')})
+ON CONFLICT (${conflict.map(quoteIdent).join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
+  await tx.query(sql, [...columns, seqs, ops, overflows, meta.deviceId, meta.epoch, meta.batchId]);
+}

@@ -1,0 +1,42 @@
+import { deviceRoot, deviceTopic, DOWNLINK_CHANNELS, parseDeviceTopic, UPLINK_CHANNELS, type TopicChannel } from '../../protocol/topics.js';
+import type { DeviceIdentity } from '../auth/devices.js';
+
+/**
+ * The broker's topic rules for devices, as pure functions: the embedded broker
+ * applies them to every publish and subscribe, and the Mosquitto ACL generator
+ * writes the same rules as per-device `topic` lines.
+ *
+ * A device may publish only on its own uplink channels and subscribe only to its
+ * own downlink; wildcards, shared subscriptions, `$` topics, other roots and the
+ * control topic itself are denied.
+ */
+
+export type AclVerdict = { allowed: true } | { allowed: false; reason: string };
+
+const ALLOWED: AclVerdict = { allowed: true };
+
+function check(session: DeviceIdentity, topic: string, channels: readonly TopicChannel[], verb: string): AclVerdict {
+  const parsed = parseDeviceTopic(topic);
+  if (!parsed) return { allowed: false, reason: `${verb} on ${JSON.stringify(topic.slice(0, 200))}: not a Syncline device topic` };
+  if (parsed.deviceId !== session.device_id || parsed.projectId !== session.project_id) {
+    return { allowed: false, reason: `${verb} under another device's root (${parsed.projectId}/${parsed.deviceId})` };
+  }
+  if (!channels.includes(parsed.channel)) return { allowed: false, reason: `${verb} on ${parsed.channel}, which devices may not ${verb}` };
+  return ALLOWED;
+}
+
+export function authorizeDevicePublish(session: DeviceIdentity, topic: string): AclVerdict {
+  return check(session, topic, UPLINK_CHANNELS, 'publish');
+}
+
+/** `filter` must be the device's own downlink topic exactly: a wildcard could reach other devices. */
+export function authorizeDeviceSubscribe(session: DeviceIdentity, filter: string): AclVerdict {
+  if (/[+#]/.test(filter)) return { allowed: false, reason: `subscribe with a wildcard (${JSON.stringify(filter.slice(0, 200))})` };
+  return check(session, filter, DOWNLINK_CHANNELS, 'subscribe');
+}
+
+/** The exact topics a device may use, for ACL files: publish (write) and subscribe (read). */
+export function deviceTopics(session: Pick<DeviceIdentity, 'device_id' | 'project_id'>): { write: string[]; read: string[] } {
+  const root = deviceRoot(session.project_id, session.device_id);
+  return { write: UPLINK_CHANNELS.map((c) => deviceTopic(root, c)), read: DOWNLINK_CHANNELS.map((c) => deviceTopic(root, c)) };
+}

@@ -1,0 +1,177 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import { DefaultPorts } from '../../protocol/constants.js';
+import { SynclineError, isSynclineError } from '../../protocol/errors.js';
+import type { DeviceIdentity } from '../auth/devices.js';
+import type { Queryable } from '../store/store.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
+import { authenticateBrokerClient } from './device-directory.js';
+import type { MqttStats } from './mqtt-stats.js';
+
+export interface BrokerTlsOptions {
+  port: number;
+  /** PEM certificate and key of the broker. */
+  cert: string;
+  key: string;
+  /** PEM CA that signs device certificates; when set, clients are asked for one and a verified certificate's CN is the device id. */
+  ca?: string;
+  /** Refuse TLS clients without a verified certificate (otherwise they may still log in with their token). */
+  requireClientCert?: boolean;
+}
+
+export interface EmbeddedBrokerOptions {
+  db: Queryable;
+  logger: Logger;
+  stats: MqttStats;
+  host: string;
+  /** A port (0: any free one), or 'default': 1883, falling back to 18830 when 1883 is taken. */
+  port: number | 'default';
+  tls?: BrokerTlsOptions;
+}
+
+/** CONNACK return codes of MQTT 3.1.1. */
+const IDENTIFIER_REJECTED = 2;
+const BAD_USERNAME_OR_PASSWORD = 4;
+const NOT_AUTHORIZED = 5;
+
+/**
+ * The broker `syncline server` embeds (aedes): authenticates every connection
+ * as a device, applies the device topic ACL to every publish and subscription
+ * (a denied publish is logged with the device id, counted, and disconnects the
+ * client, as MQTT 3.1.1 has no way to refuse a single publish), and listens on
+ * TCP and optionally TLS.
+ */
+export class EmbeddedBroker {
+  readonly aedes: Aedes;
+  readonly url: string;
+  readonly tlsUrl: string | undefined;
+  readonly #servers: Server[];
+  readonly #sockets: Set<Socket>;
+
+  private constructor(aedes: Aedes, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined) {
+    this.aedes = aedes;
+    this.#servers = servers;
+    this.#sockets = sockets;
+    this.url = url;
+    this.tlsUrl = tlsUrl;
+  }
+
+  static async start(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+    const aedes = await Aedes.createBroker({ concurrency: 1000 });
+    installSecurity(aedes, options);
+    const servers: Server[] = [];
+    const sockets = new Set<Socket>();
+    // Half-open or handshaking sockets aedes does not know yet would keep close() waiting.
+    const track = <T extends Socket>(socket: T): T => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      return socket;
+    };
+    try {
+      // No Nagle: answers are small packets, and waiting to coalesce them costs every device ~40 ms.
+      const plain = createServer({ noDelay: true }, (socket) => aedes.handle(track(socket)));
+      servers.push(plain);
+      const port = await listenWithFallback(plain, options);
+      let tlsUrl: string | undefined;
+      if (options.tls) {
+        const { cert, key, ca, requireClientCert } = options.tls;
+        const secure = createTlsServer({ cert, key, noDelay: true, ...(ca ? { ca, requestCert: true, rejectUnauthorized: requireClientCert === true } : {}) }, (socket) => aedes.handle(track(socket)));
+        servers.push(secure);
+        tlsUrl = `mqtts://${shownHost(options.host)}:${await listen(secure, options.tls.port, options.host)}`;
+      }
+      return new EmbeddedBroker(aedes, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl);
+    } catch (error) {
+      await closeAll(aedes, servers, sockets);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await closeAll(this.aedes, this.#servers, this.#sockets);
+  }
+}
+
+function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
+  const { db, logger: log, stats } = options;
+  const sessions = new WeakMap<Client, DeviceIdentity>();
+  aedes.authenticate = (client, username, password, done) => {
+    const conn = client.conn;
+    const certificateDeviceId = conn instanceof TLSSocket && conn.authorized ? subjectCommonName(conn) : undefined;
+    authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then(
+      (identity) => {
+        sessions.set(client, identity);
+        done(null, true);
+      },
+      (error: unknown) => {
+        stats.authFailures += 1;
+        const code = isSynclineError(error) && error.code === 'forbidden' ? IDENTIFIER_REJECTED : isSynclineError(error) && error.code === 'unauthorized' ? BAD_USERNAME_OR_PASSWORD : NOT_AUTHORIZED;
+        log.warn({ client_id: client.id.slice(0, 64), username: username?.slice(0, 64), reason: error instanceof Error ? error.message : String(error) }, 'MQTT connection refused');
+        done(Object.assign(new Error('connection refused'), { returnCode: code }) as AuthenticateError, false);
+      },
+    );
+  };
+  aedes.authorizePublish = (client, packet, done) => {
+    const identity = client ? sessions.get(client) : undefined;
+    const verdict = identity ? authorizeDevicePublish(identity, packet.topic) : { allowed: false as const, reason: 'no authenticated device' };
+    if (verdict.allowed) return done(null);
+    stats.deniedPublishes += 1;
+    log.warn({ device_id: identity?.device_id, topic: packet.topic.slice(0, 200), reason: verdict.reason }, 'MQTT publish denied; disconnecting the client');
+    done(new SynclineError('topic_denied', verdict.reason, identity ? { device_id: identity.device_id } : {}));
+  };
+  aedes.authorizeSubscribe = (client, subscription, done) => {
+    const identity = sessions.get(client);
+    const verdict = identity ? authorizeDeviceSubscribe(identity, subscription.topic) : { allowed: false as const, reason: 'no authenticated device' };
+    if (verdict.allowed) return done(null, subscription);
+    stats.deniedSubscribes += 1;
+    log.warn({ device_id: identity?.device_id, topic: subscription.topic.slice(0, 200), reason: verdict.reason }, 'MQTT subscription denied');
+    done(null, null);
+  };
+  aedes.on('clientError', (client, error) => {
+    if (!isSynclineError(error)) log.debug({ client_id: client.id, err: error }, 'MQTT client error');
+  });
+}
+
+function subjectCommonName(socket: TLSSocket): string | undefined {
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return typeof cn === 'string' && cn.length > 0 ? cn : undefined;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+async function listenWithFallback(server: Server, options: EmbeddedBrokerOptions): Promise<number> {
+  const port = options.port === 'default' ? DefaultPorts.mqtt : options.port;
+  try {
+    return await listen(server, port, options.host);
+  } catch (error) {
+    const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    if (!(inUse && options.port === 'default')) {
+      throw new SynclineError('broker_unavailable', `the MQTT broker cannot listen on ${options.host}:${port}: ${(error as Error).message}`, { port }, { cause: error });
+    }
+    options.logger.warn({ port: DefaultPorts.mqtt, fallback: DefaultPorts.mqttFallback }, `MQTT port ${DefaultPorts.mqtt} is taken (another broker on this host?); the embedded broker uses ${DefaultPorts.mqttFallback} instead`);
+    return listenWithFallback(server, { ...options, port: DefaultPorts.mqttFallback });
+  }
+}
+
+function shownHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+async function closeAll(aedes: Aedes, servers: Server[], sockets: Set<Socket>): Promise<void> {
+  await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  for (const socket of sockets) socket.destroy();
+  await Promise.all(
+    servers.filter((s) => s.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+  );
+}

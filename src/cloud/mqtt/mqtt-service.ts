@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter } from '../../protocol/topics.js';
+import type { FlowController } from '../flow-control/flow-controller.js';
+import type { GovernancePolicy } from '../governance/policy.js';
+import type { Store } from '../store/store.js';
+import { AedesLink, type BrokerLink } from './broker-link.js';
+import { ClientLink, redact, type ClientLinkOptions } from './client-link.js';
+import { DeviceDirectory } from './device-directory.js';
+import { EmbeddedBroker, type BrokerTlsOptions } from './embedded-broker.js';
+import { MqttFrontDoor } from './mqtt-front-door.js';
+import { newMqttStats, type MqttStats } from './mqtt-stats.js';
+
+export interface CloudMqttOptions {
+  /** Embedded broker port: a number (0: any free port) or 'default' (1883, or 18830 when 1883 is taken). Unused with `url`. */
+  port?: number | 'default';
+  /** Address the embedded broker listens on; default 127.0.0.1. */
+  host?: string;
+  /** A TLS listener for the embedded broker, with optional client certificates (mTLS). */
+  tls?: BrokerTlsOptions;
+  /** An external broker (MQTT_URL) instead of the embedded one; several servers share its load. */
+  url?: string;
+  /** TLS material for connecting to the external broker. */
+  clientTls?: ClientLinkOptions['tls'];
+  /** The external broker's shared-subscription group; servers in one group split the devices' messages. */
+  shareGroup?: string;
+  /** Batches ingested at once from MQTT. */
+  maxConcurrentIngests?: number;
+}
+
+export interface MqttServiceDeps {
+  store: Store;
+  logger: Logger;
+  policy: GovernancePolicy;
+  bodyLimit: number;
+  flow: FlowController;
+  options: CloudMqttOptions;
+}
+
+/**
+ * The MQTT side of the server: an embedded broker or a link to an external one,
+ * the front door that ingests and answers, and the downlink flow control sends
+ * its controls on.
+ */
+export class MqttService {
+  readonly mode: 'embedded' | 'external';
+  /** mqtt:// URL devices connect to (the external broker's, without credentials). */
+  readonly url: string;
+  readonly tlsUrl: string | undefined;
+  readonly stats: MqttStats;
+  readonly #link: BrokerLink;
+  readonly #frontDoor: MqttFrontDoor;
+  readonly #broker: EmbeddedBroker | undefined;
+  readonly #flow: FlowController;
+
+  private constructor(fields: { mode: 'embedded' | 'external'; url: string; tlsUrl: string | undefined; stats: MqttStats; link: BrokerLink; frontDoor: MqttFrontDoor; broker: EmbeddedBroker | undefined; flow: FlowController }) {
+    this.mode = fields.mode;
+    this.url = fields.url;
+    this.tlsUrl = fields.tlsUrl;
+    this.stats = fields.stats;
+    this.#link = fields.link;
+    this.#frontDoor = fields.frontDoor;
+    this.#broker = fields.broker;
+    this.#flow = fields.flow;
+  }
+
+  static async start(deps: MqttServiceDeps): Promise<MqttService> {
+    const { store, options } = deps;
+    const log = deps.logger.child({ component: 'mqtt' });
+    const stats = newMqttStats();
+    let broker: EmbeddedBroker | undefined;
+    let link: BrokerLink;
+    if (options.url) {
+      link = await ClientLink.connect({ url: options.url, logger: log, ...(options.clientTls ? { tls: options.clientTls } : {}) });
+    } else {
+      broker = await EmbeddedBroker.start({ db: store, logger: log, stats, host: options.host ?? '127.0.0.1', port: options.port ?? 'default', ...(options.tls ? { tls: options.tls } : {}) });
+      link = new AedesLink(broker.aedes);
+    }
+    const frontDoor = new MqttFrontDoor({
+      store,
+      logger: log,
+      policy: deps.policy,
+      directory: new DeviceDirectory(store),
+      link,
+      stats,
+      bodyLimit: deps.bodyLimit,
+      ...(options.maxConcurrentIngests !== undefined ? { maxConcurrent: options.maxConcurrentIngests } : {}),
+      onIngested: () => deps.flow.wake(),
+    });
+    const filters = [channelFilter('rowBatch'), channelFilter('controlAck')];
+    try {
+      await frontDoor.start(options.url ? filters.map((f) => sharedFilter(options.shareGroup ?? DEFAULT_SHARE_GROUP, f)) : filters);
+    } catch (error) {
+      await link.close().catch(() => {});
+      await broker?.close();
+      throw error;
+    }
+    deps.flow.setSink(frontDoor);
+    const url = broker ? broker.url : redact(options.url!).replace(/\/\/[^@/]*@/, '//');
+    log.info({ mode: broker ? 'embedded' : 'external', url, tls_url: broker?.tlsUrl }, 'MQTT front door ready');
+    return new MqttService({ mode: broker ? 'embedded' : 'external', url, tlsUrl: broker?.tlsUrl, stats, link, frontDoor, broker, flow: deps.flow });
+  }
+
+  /** Stops taking messages, answers those already taken, then closes the broker or the link. */
+  async stop(): Promise<void> {
+    this.#flow.setSink(undefined);
+    await this.#link.unsubscribeAll().catch(() => {});
+    await this.#frontDoor.drain();
+    await this.#link.close().catch(() => {});
+    await this.#broker?.close();
+  }
+}

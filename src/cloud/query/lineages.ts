@@ -1,0 +1,91 @@
+import { SynclineError } from '../../protocol/errors.js';
+import { isUuid } from '../auth/devices.js';
+import { latestIntent, type ReplayIntent } from '../governance/replay-intents.js';
+import type { PauseCause } from '../ingest/lineage.js';
+import type { Queryable } from '../store/store.js';
+
+/** A lineage as the admin API shows it; counters are numbers (exact below 2^53). */
+export interface LineageView {
+  id: string;
+  project_id: string;
+  device_id: string;
+  source_table: string;
+  key_kind: 'primary_key' | 'rowid';
+  key_columns: string[];
+  status: 'active' | 'paused';
+  /** Why a paused lineage is paused (schema_review, schema_rejected, materialization_failed); null when active. */
+  pause_cause: PauseCause | null;
+  status_reason: string | null;
+  schema_hash: string | null;
+  journal_epoch: string | null;
+  last_seq: number;
+  rows_received: number;
+  rows_applied: number;
+  mirror_table: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface LineageDetail extends LineageView {
+  schemas: { hash: string; columns: unknown; key: unknown; first_seen_at: string }[];
+  bindings: { source_column: string; target_column: string; pg_type: string }[];
+  staged_rows: number;
+  /** The latest replay of staged rows with its progress; `pending` while the backlog drains. */
+  replay: ReplayIntent | null;
+}
+
+interface LineageRow extends Omit<LineageView, 'last_seq' | 'rows_received' | 'rows_applied' | 'created_at' | 'updated_at'> {
+  last_seq: string;
+  rows_received: string;
+  rows_applied: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const SELECT = `SELECT id, project_id, device_id, source_table, key_kind, key_columns, status, pause_cause, status_reason, schema_hash,
+  journal_epoch, last_seq, rows_received, rows_applied, mirror_table, created_at, updated_at FROM edge_table_lineages`;
+
+function toView(row: LineageRow): LineageView {
+  return {
+    ...row,
+    last_seq: Number(row.last_seq),
+    rows_received: Number(row.rows_received),
+    rows_applied: Number(row.rows_applied),
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+export async function listLineages(db: Queryable, filter: { deviceId?: string } = {}): Promise<LineageView[]> {
+  const { rows } = filter.deviceId
+    ? await db.query<LineageRow>(`${SELECT} WHERE device_id = $1 ORDER BY created_at, id`, [filter.deviceId])
+    : await db.query<LineageRow>(`${SELECT} ORDER BY created_at, id`);
+  return rows.map(toView);
+}
+
+export async function getLineage(db: Queryable, id: string): Promise<LineageView> {
+  const row = isUuid(id) ? (await db.query<LineageRow>(`${SELECT} WHERE id = $1`, [id])).rows[0] : undefined;
+  if (!row) throw new SynclineError('not_found', 'no such lineage', { lineage_id: id.slice(0, 64) });
+  return toView(row);
+}
+
+/** A lineage with the schemas it has shown, its column bindings and its staged backlog. */
+export async function getLineageDetail(db: Queryable, id: string): Promise<LineageDetail> {
+  const lineage = await getLineage(db, id);
+  const schemas = await db.query<{ hash: string; columns: unknown; key: unknown; first_seen_at: Date }>(
+    'SELECT hash, columns, key, first_seen_at FROM edge_schemas WHERE lineage_id = $1 ORDER BY first_seen_at, hash',
+    [id],
+  );
+  const bindings = await db.query<{ source_column: string; target_column: string; pg_type: string }>(
+    'SELECT source_column, target_column, pg_type FROM edge_column_bindings WHERE lineage_id = $1 ORDER BY source_column',
+    [id],
+  );
+  const staged = await db.query<{ n: string }>('SELECT count(*) AS n FROM edge_staged_rows WHERE lineage_id = $1', [id]);
+  return {
+    ...lineage,
+    schemas: schemas.rows.map((s) => ({ ...s, first_seen_at: s.first_seen_at.toISOString() })),
+    bindings: bindings.rows,
+    staged_rows: Number(staged.rows[0]?.n ?? 0),
+    replay: await latestIntent(db, id),
+  };
+}

@@ -1,0 +1,146 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
+import { SynclineError } from '../protocol/errors.js';
+import { FlowController } from './flow-control/flow-controller.js';
+import { flowLimits, type FlowLimits } from './flow-control/flow-decision.js';
+import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type SchemaPolicy } from './governance/policy.js';
+import { reconcileReviews } from './governance/reconcile.js';
+import { ReplayWorker } from './governance/replay-worker.js';
+import { buildApp } from './http/build-app.js';
+import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
+import { migrate } from './store/migrations.js';
+import type { Store } from './store/store.js';
+
+export interface CloudServerOptions {
+  /** The caller opens and closes the store; the server only uses it. */
+  store: Store;
+  /** 0 picks a free port (tests). */
+  httpPort: number;
+  host?: string;
+  adminToken: string;
+  /** `review` (production default): every new schema waits for an operator. `auto`: first schemas are mirrored as they come. */
+  schemaPolicy: SchemaPolicy;
+  /** Whether added nullable columns are followed without a review; default `review` under `review`, `allow` under `auto`. */
+  additivePolicy?: AdditivePolicy;
+  logger: Logger;
+  /** Largest request body after decompression; default SERVER_BODY_LIMIT_BYTES. */
+  bodyLimit?: number;
+  /** Staged-row replay after approvals: rows per transaction and how often to look for work from other processes. */
+  replay?: { chunkRows?: number; pollMs?: number };
+  /** The MQTT front door (embedded broker, or an external one with `url`); off when absent. */
+  mqtt?: CloudMqttOptions;
+  /** Backpressure caps and circuit breaker threshold, and how often flow control looks and resends controls. */
+  flow?: Partial<FlowLimits> & { intervalMs?: number; resendMs?: number };
+}
+
+const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** The cloud service: HTTP and MQTT front doors over a store, the worker replaying staged rows, and flow control. */
+export class CloudServer {
+  readonly url: string;
+  readonly policy: GovernancePolicy;
+  /** The MQTT front door, when enabled. */
+  readonly mqtt: MqttService | undefined;
+  readonly flow: FlowController;
+  readonly #app: FastifyInstance;
+  readonly #stopWorker: AbortController;
+  readonly #worker: Promise<void>;
+  readonly #flowRun: Promise<void>;
+
+  private constructor(
+    app: FastifyInstance,
+    url: string,
+    policy: GovernancePolicy,
+    stopWorker: AbortController,
+    worker: Promise<void>,
+    flow: { controller: FlowController; running: Promise<void>; mqtt: MqttService | undefined },
+  ) {
+    this.#app = app;
+    this.url = url;
+    this.policy = policy;
+    this.#stopWorker = stopWorker;
+    this.#worker = worker;
+    this.flow = flow.controller;
+    this.#flowRun = flow.running;
+    this.mqtt = flow.mqtt;
+  }
+
+  static async start(options: CloudServerOptions): Promise<CloudServer> {
+    if (options.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+      throw new SynclineError('invalid_config', `the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+    }
+    const policy = governancePolicy(options.schemaPolicy, options.additivePolicy);
+    const bodyLimit = options.bodyLimit ?? SERVER_BODY_LIMIT_BYTES;
+    if (!Number.isInteger(bodyLimit) || bodyLimit < 1024) throw new SynclineError('invalid_config', 'the body limit must be an integer of at least 1024 bytes');
+    const chunkRows = options.replay?.chunkRows;
+    if (chunkRows !== undefined && (!Number.isInteger(chunkRows) || chunkRows < 1)) throw new SynclineError('invalid_config', 'replay chunkRows must be a positive integer');
+    // Idempotent: a store opened without migrations is brought up to date here.
+    await migrate(options.store, { logger: options.logger });
+    const governanceLog = options.logger.child({ component: 'governance' });
+    await reconcileReviews(options.store, governanceLog);
+    const worker = new ReplayWorker({
+      store: options.store,
+      logger: governanceLog,
+      policy,
+      ...(chunkRows !== undefined ? { chunkRows } : {}),
+      ...(options.replay?.pollMs !== undefined ? { pollMs: options.replay.pollMs } : {}),
+    });
+    const { intervalMs: flowIntervalMs, resendMs, ...limits } = options.flow ?? {};
+    const flow = new FlowController({
+      store: options.store,
+      logger: options.logger.child({ component: 'flow-control' }),
+      limits: flowLimits(limits),
+      ...(flowIntervalMs !== undefined ? { intervalMs: flowIntervalMs } : {}),
+      ...(resendMs !== undefined ? { resendMs } : {}),
+    });
+    let mqtt: MqttService | undefined;
+    const app = await buildApp({
+      store: options.store,
+      adminToken: options.adminToken,
+      bodyLimit,
+      logger: options.logger,
+      policy,
+      onReplayRequested: () => {
+        worker.wake();
+        flow.wake();
+      },
+      flow: { limits: flow.limits, mqttStats: () => mqtt?.stats, onChange: () => flow.wake(), onIngested: () => flow.wake() },
+    });
+    const host = options.host ?? '127.0.0.1';
+    try {
+      await app.listen({ port: options.httpPort, host });
+    } catch (error) {
+      await app.close().catch(() => {});
+      throw error;
+    }
+    if (options.mqtt) {
+      try {
+        mqtt = await MqttService.start({ store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt });
+      } catch (error) {
+        await app.close().catch(() => {});
+        throw error;
+      }
+    }
+    const address = app.server.address() as AddressInfo;
+    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const stopWorker = new AbortController();
+    const running = worker.run(stopWorker.signal);
+    const flowRunning = flow.run(stopWorker.signal);
+    options.logger.info({ schema_policy: policy.schema, additive_policy: policy.additive }, 'schema governance ready');
+    return new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, running: flowRunning, mqtt });
+  }
+
+  /** Stops MQTT and HTTP intake (answering what is in flight), then lets the replay step in progress commit and stops the workers. */
+  async stop(): Promise<void> {
+    try {
+      await this.mqtt?.stop();
+      await this.#app.close();
+    } finally {
+      this.#stopWorker.abort();
+      await this.#worker;
+      await this.#flowRun;
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite, types } from '@electric-sql/pglite';
+import type { Queryable, QueryResult, Store } from './store.js';
+
+const keepText = (value: string): string => value;
+
+/**
+ * PGlite (PostgreSQL compiled to WASM) in a data directory, or in memory when no
+ * directory is given. PGlite has a single connection: its own lock already queues
+ * queries behind a running transaction, so transactions simply serialize.
+ */
+export class PgliteStore implements Store {
+  readonly kind = 'pglite' as const;
+  readonly #db: PGlite;
+
+  private constructor(db: PGlite) {
+    this.#db = db;
+  }
+
+  static async open(dataDir?: string): Promise<PgliteStore> {
+    if (dataDir) mkdirSync(dataDir, { recursive: true });
+    // int8 as text like node-pg does: PGlite's default (bigint, and plain numbers
+    // inside int8[]) would make the two adapters disagree and round large arrays.
+    const options = { parsers: { [types.INT8]: keepText } };
+    const db = dataDir ? new PGlite(dataDir, options) : new PGlite(options);
+    await db.waitReady;
+    return new PgliteStore(db);
+  }
+
+  async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
+    const result = await this.#db.query<T>(sql, [...params]);
+    return { rows: result.rows };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.#db.exec(sql);
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.#db.transaction(async (tx) => {
+      const queryable: Queryable = {
+        async query<R>(sql: string, params: readonly unknown[] = []) {
+          const result = await tx.query<R>(sql, [...params]);
+          return { rows: result.rows };
+        },
+        async exec(sql: string) {
+          await tx.exec(sql);
+        },
+      };
+      return fn(queryable);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.#db.closed) await this.#db.close();
+  }
+}

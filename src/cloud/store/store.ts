@@ -1,0 +1,60 @@
+/**
+ * The cloud's view of its database. Ingest, governance and the admin API talk to
+ * this interface only; PGlite and PostgreSQL are two adapters that run the same SQL.
+ *
+ * Value conventions, identical for both adapters (callers rely on them):
+ * - int8 (bigint) comes back as a decimal string, never a JS number, so no value
+ *   is rounded; int8[] as an array of strings.
+ * - numeric as a string, float8 as a number, uuid as a string, jsonb parsed,
+ *   timestamptz as a Date, bytea as a Uint8Array.
+ * - Parameters are strings, numbers, null, or arrays of them. Code that needs
+ *   exact values passes text and casts in SQL (see type-mapping.ts).
+ */
+export interface QueryResult<T> {
+  rows: T[];
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+  /** Runs one or more statements without parameters (DDL, migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export type StoreKind = 'pglite' | 'postgres';
+
+export interface Store extends Queryable {
+  readonly kind: StoreKind;
+  /**
+   * Runs `fn` in one transaction: committed when it resolves, rolled back when it
+   * throws (the error is rethrown unchanged).
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The SQLSTATE of a database error, when the error came from the database. */
+export function sqlState(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** SQLSTATEs after which the whole transaction may simply be run again. */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+
+/**
+ * Runs a transaction, retrying a few times on serialization failures, deadlocks
+ * and unique violations. A unique violation here means a concurrent transaction
+ * inserted the same ledger row or mirror name first; the retry sees its result
+ * (for example, answers "duplicate") instead of failing the device's request.
+ */
+export async function transactionWithRetry<T>(store: Store, fn: (tx: Queryable) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await store.transaction(fn);
+    } catch (error) {
+      const state = sqlState(error);
+      if (attempt >= attempts || state === undefined || !RETRYABLE.has(state)) throw error;
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import type { DeviceDb } from './device-db.js';
+import { JournalTables } from './journal-schema.js';
+import type { PublisherStats } from './publisher-options.js';
+import { countQuarantined } from './quarantine.js';
+
+/** What `syncline agent` reports: per-table backlog and cursors, plus this run's counters. */
+export interface AgentStatus {
+  db: string;
+  journal_epoch: string | undefined;
+  running: boolean;
+  tables: { table: string; acked_seq: number; pending: number }[];
+  pending_total: number;
+  in_flight: number;
+  quarantined: number;
+  batches_acked: number;
+  rows_acked: number;
+  retries: number;
+  epoch_rotations: number;
+  last_error?: string;
+  /** Tables the cloud paused (flow control): their changes wait in the journal until it resumes them. */
+  paused?: { table: string; reason: string; since: string }[];
+}
+
+/** Counts unacked entries per table in one journal scan; computed on request, not in the loop. */
+export function readBacklog(db: DeviceDb, epoch: string): AgentStatus['tables'] {
+  const pending = db
+    .prepare(
+      `SELECT j.tbl AS tbl, count(*) AS n FROM ${JournalTables.journal} j
+       LEFT JOIN ${JournalTables.cursors} c ON c.tbl = j.tbl AND c.journal_epoch = ?
+       WHERE j.seq > coalesce(c.acked_seq, 0) GROUP BY j.tbl`,
+    )
+    .all(epoch) as { tbl: string; n: bigint }[];
+  const cursors = db.prepare(`SELECT tbl, acked_seq FROM ${JournalTables.cursors} WHERE journal_epoch = ?`).all(epoch) as { tbl: string; acked_seq: bigint }[];
+  const tables = new Map<string, { table: string; acked_seq: number; pending: number }>();
+  for (const c of cursors) tables.set(c.tbl, { table: c.tbl, acked_seq: Number(c.acked_seq), pending: 0 });
+  for (const p of pending) {
+    const entry = tables.get(p.tbl) ?? { table: p.tbl, acked_seq: 0, pending: 0 };
+    entry.pending = Number(p.n);
+    tables.set(p.tbl, entry);
+  }
+  return [...tables.values()].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
+}
+
+export function agentStatus(db: DeviceDb, dbPath: string, epoch: string, running: boolean, inFlight: number, stats: PublisherStats | undefined): AgentStatus {
+  const tables = readBacklog(db, epoch);
+  const status: AgentStatus = {
+    db: dbPath,
+    journal_epoch: epoch,
+    running,
+    tables,
+    pending_total: tables.reduce((sum, t) => sum + t.pending, 0),
+    in_flight: inFlight,
+    quarantined: countQuarantined(db),
+    batches_acked: stats?.batchesAcked ?? 0,
+    rows_acked: stats?.rowsAcked ?? 0,
+    retries: stats?.retries ?? 0,
+    epoch_rotations: stats?.epochRotations ?? 0,
+  };
+  if (stats?.lastError) status.last_error = stats.lastError;
+  return status;
+}

@@ -1,0 +1,184 @@
+import pino, { type Logger } from 'pino';
+import { SynclineError } from '../protocol/errors.js';
+import type { Transport } from '../transport/transport.js';
+import { agentStatus, type AgentStatus } from './agent-status.js';
+import { CaptureWatch } from './capture-watch.js';
+import { ControlHandler } from './control-handler.js';
+import { readCursors } from './cursors.js';
+import { openDeviceDb, type DeviceDb } from './device-db.js';
+import { readSidecar, restoredFromBackup, sidecarPath, writeSidecar } from './epoch-sidecar.js';
+import { JournalReader } from './journal-reader.js';
+import { Publisher } from './publisher.js';
+import { publisherOptions, type PublisherOptions } from './publisher-options.js';
+
+export interface AgentOptions {
+  dbPath: string;
+  transport: Transport;
+  logger?: Logger;
+  publisher?: Partial<PublisherOptions>;
+  /** Drain the journal, then resolve; reject when that is impossible (server unreachable, bad token, deadline). */
+  once?: boolean;
+  /** In once mode, give up after this long (ms). */
+  onceDeadlineMs?: number;
+  /** Capture only these tables (default: every user table, including ones created later). */
+  tables?: readonly string[];
+  /** Tables whose updates and deletes also journal the old row. */
+  beforeImages?: readonly string[];
+  /** How often the loop looks for new journal entries and schema changes. */
+  pollIntervalMs?: number;
+  busyTimeoutMs?: number;
+  /** How often an HTTP agent asks for flow-control messages while the cloud has a table paused. */
+  controlPollMs?: number;
+}
+
+export const DEFAULT_POLL_INTERVAL_MS = 200;
+
+/**
+ * The device agent: owns one SQLite file that an app writes, keeps capture
+ * installed, and publishes the journal. Each loop costs one schema_version read
+ * and one max(seq) read while idle; the journal is scanned only when it grew, a
+ * delivery finished or a partial batch became due.
+ */
+export class Agent {
+  readonly #opts: AgentOptions;
+  readonly #log: Logger;
+  readonly #stopper = new AbortController();
+  #running: Promise<void> | undefined;
+  #db: DeviceDb | undefined;
+  #capture: CaptureWatch | undefined;
+  #publisher: Publisher | undefined;
+  #controls: ControlHandler | undefined;
+  #lastStatus: AgentStatus | undefined;
+
+  constructor(options: AgentOptions) {
+    this.#opts = options;
+    this.#log = options.logger ?? pino({ level: 'silent' });
+  }
+
+  run(signal?: AbortSignal): Promise<void> {
+    if (this.#running) throw new SynclineError('invalid_config', 'this agent is already running', { db: this.#opts.dbPath });
+    if (signal) signal.addEventListener('abort', () => this.#stopper.abort(), { once: true });
+    if (signal?.aborted) this.#stopper.abort();
+    this.#running = this.#run();
+    return this.#running;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopper.abort();
+    await this.#running?.catch(() => {});
+  }
+
+  /** A snapshot for the CLI; after run() ends it is the state at shutdown. */
+  status(): AgentStatus {
+    if (this.#db?.open && this.#capture) {
+      return { ...agentStatus(this.#db, this.#opts.dbPath, this.#capture.epoch, true, this.#publisher?.inFlight ?? 0, this.#publisher?.stats), paused: this.#controls?.paused ?? [] };
+    }
+    return this.#lastStatus ?? { db: this.#opts.dbPath, journal_epoch: undefined, running: false, tables: [], pending_total: 0, in_flight: 0, quarantined: 0, batches_acked: 0, rows_acked: 0, retries: 0, epoch_rotations: 0 };
+  }
+
+  async #run(): Promise<void> {
+    const db = openDeviceDb(this.#opts.dbPath, this.#opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: this.#opts.busyTimeoutMs });
+    this.#db = db;
+    try {
+      const capture = this.#startCapture(db);
+      // Flow control: the cloud may pause a table (it is buffered in the journal) and resume it later.
+      const controls = new ControlHandler({
+        db,
+        transport: this.#opts.transport,
+        epoch: () => capture.epoch,
+        onResume: (table) => this.#publisher?.resetLane(table),
+        logger: this.#log.child({ component: 'controls' }),
+        ...(this.#opts.controlPollMs !== undefined ? { pollMs: this.#opts.controlPollMs } : {}),
+      });
+      this.#controls = controls;
+      const publisher = new Publisher({
+        db,
+        transport: this.#opts.transport,
+        logger: this.#log.child({ component: 'publisher' }),
+        options: publisherOptions(this.#opts.publisher, this.#opts.once),
+        epoch: () => capture.epoch,
+        rotateEpoch: (reason) => capture.rotateEpoch(reason),
+        onProgress: () => this.#saveSidecar(db, capture.epoch),
+        isPaused: (table) => controls.isPaused(table),
+        onControls: (messages) => void controls.handle(messages),
+      });
+      this.#publisher = publisher;
+      this.#opts.transport.onControl?.((message) => void controls.handle([message]));
+      try {
+        await this.#loop(db, capture, publisher);
+      } finally {
+        await publisher.stop();
+        await controls.settled();
+      }
+    } finally {
+      if (this.#capture) this.#lastStatus = { ...this.status(), running: false };
+      db.close();
+    }
+  }
+
+  #startCapture(db: DeviceDb): CaptureWatch {
+    const capture = new CaptureWatch(db, { tables: this.#opts.tables, beforeImages: this.#opts.beforeImages, logger: this.#log.child({ component: 'capture' }) });
+    const report = capture.ensure();
+    this.#capture = capture;
+    const restored = restoredFromBackup({ epoch: report.epoch, cursors: readCursors(db, report.epoch) }, readSidecar(sidecarPath(this.#opts.dbPath)));
+    if (restored) {
+      this.#log.warn({ reason: restored }, 'the database looks restored from a backup: its journal went back in time; starting a new epoch so no change is mistaken for one the cloud already has');
+      capture.rotateEpoch(`restored from backup: ${restored}`);
+    }
+    this.#saveSidecar(db, capture.epoch);
+    this.#log.info({ db: this.#opts.dbPath, journal_epoch: capture.epoch, installed: report.installed }, 'capture ready');
+    return capture;
+  }
+
+  #saveSidecar(db: DeviceDb, epoch: string): void {
+    try {
+      writeSidecar(sidecarPath(this.#opts.dbPath), epoch, readCursors(db, epoch));
+    } catch (error) {
+      this.#log.warn({ err: error }, 'could not write the epoch sidecar; restore detection is weaker until it can');
+    }
+  }
+
+  async #loop(db: DeviceDb, capture: CaptureWatch, publisher: Publisher): Promise<void> {
+    const once = this.#opts.once === true;
+    const poll = this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    const deadline = once && this.#opts.onceDeadlineMs !== undefined ? Date.now() + this.#opts.onceDeadlineMs : undefined;
+    const reader = new JournalReader(db);
+    const stop = this.#stopper.signal;
+    let seenSeq = -1;
+    let pumpNow = true;
+    let nextDueAt: number | undefined;
+    while (!stop.aborted) {
+      this.#refreshCapture(capture);
+      this.#controls?.poll(stop);
+      const maxSeq = reader.maxSeq();
+      if (maxSeq !== seenSeq || (nextDueAt !== undefined && Date.now() >= nextDueAt)) pumpNow = true;
+      seenSeq = maxSeq;
+      if (pumpNow || once) {
+        const result = publisher.pump(once);
+        nextDueAt = result.nextDueAt;
+        pumpNow = result.more;
+        if (once && result.drained) return;
+      }
+      if (publisher.fatal) throw publisher.fatal;
+      if (deadline !== undefined && Date.now() > deadline) {
+        throw new SynclineError('transport_failed', `could not drain the journal within ${this.#opts.onceDeadlineMs} ms`, { db: this.#opts.dbPath, ...publisher.stats });
+      }
+      if (pumpNow) {
+        // Let deliveries and timers run between scans of a long backlog.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      if (await publisher.waitForActivity(poll, stop)) pumpNow = true;
+    }
+  }
+
+  #refreshCapture(capture: CaptureWatch): void {
+    try {
+      const report = capture.refresh();
+      if (report && report.failed.length > 0) this.#log.warn({ failed: report.failed.map((f) => f.table) }, 'some tables could not be captured yet');
+    } catch (error) {
+      // Typically SQLITE_BUSY while the app holds a long write transaction; the next loop tries again.
+      this.#log.warn({ err: error }, 'capture refresh failed; retrying on the next loop');
+    }
+  }
+}

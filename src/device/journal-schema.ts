@@ -1,0 +1,113 @@
+/**
+ * Syncline's own tables inside the device's SQLite file. Everything Syncline keeps
+ * on the device lives in the file itself, so a copy of the file is a copy of the
+ * sync state, and the app's own process needs nothing but SQLite to feed it.
+ *
+ * Bump JOURNAL_LAYOUT_VERSION when a table here changes shape; the agent refuses a
+ * file with a newer layout than it knows.
+ */
+export const JOURNAL_LAYOUT_VERSION = 1;
+
+export const JournalTables = {
+  journal: '_syncline_journal',
+  state: '_syncline_state',
+  tables: '_syncline_tables',
+  schemas: '_syncline_schemas',
+  cursors: '_syncline_cursors',
+  quarantine: '_syncline_quarantine',
+  checkpoints: '_syncline_checkpoints',
+  flow: '_syncline_flow',
+} as const;
+
+/** Journal op codes: one character keeps each captured change small. */
+export const JournalOps = { insert: 'I', update: 'U', delete: 'D', snapshot: 'S' } as const;
+export type JournalOp = (typeof JournalOps)[keyof typeof JournalOps];
+
+/** Keys in `_syncline_state`. */
+export const StateKeys = {
+  layoutVersion: 'layout_version',
+  journalEpoch: 'journal_epoch',
+} as const;
+
+export const JOURNAL_DDL = `
+-- One row per captured change. seq is the rowid: SQLite admits one writer at a time and a
+-- transaction holds the write lock from its first write to its commit, so rowid order is
+-- commit order. Pruning always keeps the newest entry so max(rowid)+1 never goes back.
+CREATE TABLE IF NOT EXISTS _syncline_journal (
+  seq INTEGER PRIMARY KEY,
+  tbl TEXT NOT NULL,
+  op TEXT NOT NULL,
+  -- key values, each rendered by SQLite's quote() and joined with ','
+  pk TEXT NOT NULL,
+  -- every captured column in _syncline_schemas.columns order, rendered the same way; NULL for deletes
+  row TEXT,
+  -- before-image for updates and deletes, only where the table opted in (before_images = 1)
+  old_row TEXT,
+  schema_id INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS _syncline_state (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Captured tables and how they are captured.
+CREATE TABLE IF NOT EXISTS _syncline_tables (
+  name TEXT PRIMARY KEY,
+  schema_id INTEGER NOT NULL,
+  before_images INTEGER NOT NULL DEFAULT 0,
+  without_rowid INTEGER NOT NULL DEFAULT 0,
+  installed_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Every schema a journal entry may refer to; columns and key are JSON (protocol ColumnInfo[], TableKey).
+CREATE TABLE IF NOT EXISTS _syncline_schemas (
+  id INTEGER PRIMARY KEY,
+  tbl TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  columns TEXT NOT NULL,
+  key TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE (tbl, hash)
+);
+
+-- Publisher progress per table: entries at or below acked_seq are in the cloud.
+CREATE TABLE IF NOT EXISTS _syncline_cursors (
+  tbl TEXT PRIMARY KEY,
+  acked_seq INTEGER NOT NULL,
+  journal_epoch TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Batches the cloud refused as invalid, kept with the reason so nothing is dropped silently.
+CREATE TABLE IF NOT EXISTS _syncline_quarantine (
+  id INTEGER PRIMARY KEY,
+  tbl TEXT NOT NULL,
+  batch_id TEXT NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  error_code TEXT NOT NULL,
+  message TEXT NOT NULL,
+  batch TEXT NOT NULL,
+  quarantined_at TEXT NOT NULL
+);
+
+-- Named change-stream consumers: pruning keeps every entry above the lowest checkpoint
+-- (within the configured retention).
+CREATE TABLE IF NOT EXISTS _syncline_checkpoints (
+  name TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Flow control: what the cloud last said about each table (pause_lineage / resume_lineage). A
+-- paused table is not sent; its changes wait in the journal until a resume. control_id is the
+-- newest control applied (UUIDv7), so a redelivered or overtaken older control changes nothing.
+CREATE TABLE IF NOT EXISTS _syncline_flow (
+  tbl TEXT PRIMARY KEY,
+  paused INTEGER NOT NULL,
+  reason TEXT,
+  control_id TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+`;

@@ -1,0 +1,25 @@
+import type { DeviceDb } from './device-db.js';
+import { JournalTables } from './journal-schema.js';
+
+/** A batch (or journal range) the cloud refused, or that could not even be built, kept with the reason. */
+export interface QuarantineRecord {
+  table: string;
+  batchId: string;
+  firstSeq: number;
+  lastSeq: number;
+  code: string;
+  message: string;
+  /** The batch as it would have been sent (JSON), or the raw entries when it could not be built. */
+  payload: string;
+}
+
+/** Call inside the transaction that moves the table's cursor past the range. */
+export function insertQuarantine(db: DeviceDb, record: QuarantineRecord): void {
+  db.prepare(
+    `INSERT INTO ${JournalTables.quarantine} (tbl, batch_id, first_seq, last_seq, error_code, message, batch, quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(record.table, record.batchId, BigInt(record.firstSeq), BigInt(record.lastSeq), record.code, record.message, record.payload, new Date().toISOString());
+}
+
+export function countQuarantined(db: DeviceDb): number {
+  return Number(db.prepare(`SELECT count(*) FROM ${JournalTables.quarantine}`).pluck().get());
+}

@@ -1,0 +1,162 @@
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
+import { parseControlMessage, type ControlAck, type ControlMessage } from '../protocol/control.js';
+import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
+import { SynclineError } from '../protocol/errors.js';
+import { isRetryableStatus, TransportError, type Transport } from './transport.js';
+
+const gzip = promisify(gzipCallback);
+
+export interface HttpTransportOptions {
+  /** Base URL of the Syncline server, e.g. `https://sync.example.com`. */
+  serverUrl: string;
+  /** Device token; sent as a bearer credential and never logged. */
+  token: string;
+  fetch?: typeof globalThis.fetch;
+  requestTimeoutMs?: number;
+  /** Bodies above this size are gzipped when that makes them smaller. */
+  compressAboveBytes?: number;
+}
+
+interface ErrorBody {
+  error?: unknown;
+  message?: unknown;
+}
+
+/** POSTs row batches to `${server}/v1/sync/rows/batch` and turns every outcome into an ack or a TransportError. */
+export class HttpTransport implements Transport {
+  readonly #url: string;
+  readonly #controlsUrl: string;
+  readonly #controlsAckUrl: string;
+  readonly #token: string;
+  readonly #fetch: typeof globalThis.fetch;
+  readonly #timeoutMs: number;
+  readonly #compressAbove: number;
+
+  constructor(options: HttpTransportOptions) {
+    this.#url = endpoint(options.serverUrl, Routes.rowBatch);
+    this.#controlsUrl = endpoint(options.serverUrl, Routes.syncControls);
+    this.#controlsAckUrl = endpoint(options.serverUrl, Routes.syncControlsAck);
+    this.#token = options.token;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#timeoutMs = options.requestTimeoutMs ?? PublisherDefaults.requestTimeoutMs;
+    this.#compressAbove = options.compressAboveBytes ?? PublisherDefaults.compressAboveBytes;
+  }
+
+  async sendRowBatch(batch: WireRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+    const json = Buffer.from(JSON.stringify(batch));
+    const headers: Record<string, string> = {
+      [Headers.authorization]: `Bearer ${this.#token}`,
+      [Headers.contentType]: 'application/json',
+    };
+    let body: Buffer = json;
+    if (json.length > this.#compressAbove) {
+      const compressed = await gzip(json);
+      if (compressed.length < json.length) {
+        body = compressed;
+        headers[Headers.contentEncoding] = 'gzip';
+      }
+    }
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#url, {
+        method: 'POST',
+        headers,
+        body,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } catch (error) {
+      const why = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : signal?.aborted ? 'aborted' : errorText(error);
+      throw new TransportError(`POST ${this.#url} failed: ${why}`, { retryable: true, cause: error });
+    }
+    const text = await response.text().catch(() => '');
+    if (response.ok) return parseAck(text, batch.batch_id, response.status);
+    const parsed = parseJson(text) as ErrorBody | undefined;
+    const code = typeof parsed?.error === 'string' ? parsed.error : undefined;
+    const message = typeof parsed?.message === 'string' ? parsed.message : text.slice(0, 200) || response.statusText;
+    throw new TransportError(`server answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, {
+      retryable: isRetryableStatus(response.status),
+      status: response.status,
+      ...(code === undefined ? {} : { code }),
+      ...retryAfter(response),
+    });
+  }
+
+  async fetchControls(signal?: AbortSignal): Promise<ControlMessage[]> {
+    const body = (await this.#small('GET', this.#controlsUrl, undefined, signal)) as { controls?: unknown } | undefined;
+    return Array.isArray(body?.controls) ? body.controls.map(parseControlMessage) : [];
+  }
+
+  async ackControl(ack: ControlAck, signal?: AbortSignal): Promise<void> {
+    await this.#small('POST', this.#controlsAckUrl, ack, signal);
+  }
+
+  /** A small JSON request of the flow-control API; failures are TransportErrors like a batch's. */
+  async #small(method: 'GET' | 'POST', url: string, json: unknown, signal?: AbortSignal): Promise<unknown> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const headers: Record<string, string> = { [Headers.authorization]: `Bearer ${this.#token}` };
+    if (json !== undefined) headers[Headers.contentType] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.#fetch(url, { method, headers, body: json === undefined ? undefined : JSON.stringify(json), signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+    } catch (error) {
+      throw new TransportError(`${method} ${url} failed: ${errorText(error)}`, { retryable: true, cause: error });
+    }
+    const text = await response.text().catch(() => '');
+    if (!response.ok) throw new TransportError(`server answered ${response.status} to ${method} ${url}`, { retryable: isRetryableStatus(response.status), status: response.status });
+    return parseJson(text);
+  }
+}
+
+/** `${server}${route}`, keeping any path prefix of the server URL (a reverse proxy may mount us under one). */
+function endpoint(serverUrl: string, route: string): string {
+  let base: URL;
+  try {
+    base = new URL(serverUrl);
+  } catch {
+    throw new SynclineError('invalid_config', `server URL is not a URL: ${serverUrl}`, { field: 'server' });
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new SynclineError('invalid_config', `server URL must be http or https: ${serverUrl}`, { field: 'server' });
+  }
+  return `${base.origin}${base.pathname.replace(/\/+$/, '')}${route}`;
+}
+
+function errorText(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+  return `${error.message}${cause}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A 2xx whose body is not our ack (a captive portal, a proxy) proves nothing was stored: retry. */
+function parseAck(text: string, batchId: string, status: number): BatchAck {
+  const ack = parseJson(text) as Partial<BatchAck> | undefined;
+  const valid =
+    ack !== undefined &&
+    ack !== null &&
+    typeof ack === 'object' &&
+    ack.batch_id === batchId &&
+    (ack.status === 'accepted' || ack.status === 'duplicate') &&
+    typeof ack.last_seq === 'number';
+  if (!valid) throw new TransportError(`server answered ${status} without an ack for batch ${batchId}`, { retryable: true, status });
+  return ack as BatchAck;
+}
+
+function retryAfter(response: Response): { retryAfterMs?: number } {
+  const header = response.headers.get('retry-after');
+  if (!header) return {};
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return { retryAfterMs: seconds * 1000 };
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? {} : { retryAfterMs: Math.max(0, at - Date.now()) };
+}

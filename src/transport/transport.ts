@@ -1,0 +1,58 @@
+import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
+import type { ControlAck, ControlMessage } from '../protocol/control.js';
+
+/**
+ * How the publisher reaches the cloud. Adapters (HTTP now, MQTT later) carry a
+ * batch and bring back the cloud's ack; every failure is a TransportError that
+ * says whether sending the same batch again can help.
+ */
+export interface Transport {
+  sendRowBatch(batch: WireRowBatch, signal?: AbortSignal): Promise<BatchAck>;
+  // Flow control (optional, so a bare transport still ships batches): the cloud's pause and
+  // resume controls come back on acks (HTTP), by fetching (HTTP) or pushed (MQTT).
+  /** Confirms a control; the cloud sends a control again until it is acked. */
+  ackControl?(ack: ControlAck, signal?: AbortSignal): Promise<void>;
+  /** Controls not acked yet; an HTTP device asks while a table is paused, as no ack would tell it of the resume. */
+  fetchControls?(signal?: AbortSignal): Promise<ControlMessage[]>;
+  /** Controls pushed by the cloud (MQTT downlink). */
+  onControl?(handler: (control: ControlMessage) => void): void;
+  /** Releases the connection (MQTT); the caller that created the transport calls it. */
+  close?(): Promise<void>;
+}
+
+export interface TransportErrorDetails {
+  /** Sending the same batch again may succeed (network down, timeout, 5xx, 429). */
+  retryable: boolean;
+  /** HTTP status, or its equivalent for other adapters; absent when no answer came back. */
+  status?: number;
+  /** The server's error code (its `error` field), e.g. `stale_epoch`, `invalid_batch`. */
+  code?: string;
+  /** How long the server asked us to wait before retrying. */
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+export class TransportError extends Error {
+  readonly retryable: boolean;
+  readonly status: number | undefined;
+  readonly code: string | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, details: TransportErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'TransportError';
+    this.retryable = details.retryable;
+    this.status = details.status;
+    this.code = details.code;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+export function isTransportError(error: unknown): error is TransportError {
+  return error instanceof TransportError;
+}
+
+/** Statuses worth retrying with the same batch: the server or something on the way is struggling, not the batch. */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 425 || status === 429;
+}

@@ -1,0 +1,115 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { changes } from '../../src/device/change-stream.js';
+import type { ChangeEvent } from '../../src/device/change-stream-event.js';
+import { listCheckpoints } from '../../src/device/checkpoint-store.js';
+import { openDeviceDb } from '../../src/device/device-db.js';
+import { maxJournalSeq } from '../../src/device/journal-state.js';
+import { finished, spawnScript } from '../support/processes.js';
+import { tempDir } from '../support/temp.js';
+import { APP, app, assertInCommitOrder, collect, replay, tableState } from './change-stream-support.js';
+
+const UNICODE_TABLE = 'ünïcødé "tåble", 1';
+
+function journalMax(path: string, table?: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    const row = db.prepare(`SELECT max(seq) AS seq FROM _syncline_journal ${table ? 'WHERE tbl = ?' : ''}`).get(...(table ? [table] : [])) as { seq: number | null };
+    return row.seq ?? 0;
+  } finally {
+    db.close();
+  }
+}
+
+describe('change stream: snapshot bootstrap', () => {
+  let dir: ReturnType<typeof tempDir>;
+  before(() => {
+    dir = tempDir('syncline-stream-snapshot-');
+  });
+  after(() => dir.remove());
+
+  test('every row exactly once while another process writes during the bootstrap', async () => {
+    const path = join(dir.path, 'concurrent.db');
+    await app(path, 'setup');
+    await app(path, 'insert', 300, 1);
+    // A small buffer paces the snapshot, so its read transaction stays open while the writer
+    // runs; the long poll interval means only the consumer's takes drive reading, so pausing
+    // the consumer here cannot count as a stalled subscriber.
+    const stream = changes({ db: path, tables: ['items'], snapshot: true, maxBuffered: 20, pollIntervalMs: 60_000 });
+    const snapshotSeq = stream.snapshotSeq!;
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    assert.equal(first.done, false);
+    const writer = await finished(spawnScript(APP, [path, 'churn', '1500', '7']));
+    assert.equal(writer.code, 0, writer.stderr);
+    const lastSeq = journalMax(path, 'items');
+    assert.ok(lastSeq > snapshotSeq + 1000, 'the writer committed while the snapshot was still being read');
+    const events = [first.value as ChangeEvent];
+    while (events.at(-1)!.seq < lastSeq) {
+      const next = await iterator.next();
+      assert.equal(next.done, false, 'the stream ended early');
+      events.push(next.value as ChangeEvent);
+    }
+    await stream.close();
+    assertInCommitOrder(events);
+    const snapshotRows = events.filter((e) => e.seq === snapshotSeq);
+    assert.equal(snapshotRows.length, 300);
+    assert.ok(snapshotRows.every((e) => e.op === 'snapshot'));
+    assert.ok(events.slice(300).every((e) => e.seq > snapshotSeq && e.op !== 'snapshot'), 'then only live changes');
+    assert.deepEqual(replay(events, snapshotSeq).get('items'), tableState(path, 'items'));
+  });
+
+  test('every kind of table: composite, WITHOUT ROWID, rowid, unicode; values keep their storage class', async () => {
+    const path = join(dir.path, 'kinds.db');
+    await app(path, 'setup');
+    await app(path, 'insert', 12, 1);
+    const stream = changes({ db: path, snapshot: true });
+    const snapshotSeq = stream.snapshotSeq!;
+    await app(path, 'update', 4, 1);
+    await app(path, 'rekey', 2, 1);
+    await app(path, 'delete', 2, 9);
+    const lastSeq = journalMax(path);
+    const events = await collect(stream, (seen) => seen.at(-1)?.seq === lastSeq);
+    const rebuilt = replay(events, snapshotSeq);
+    for (const table of ['items', 'order_lines', 'kv', 'log_lines', UNICODE_TABLE]) assert.deepEqual(rebuilt.get(table), tableState(path, table), table);
+    const big = events.find((e) => e.op === 'snapshot' && e.table === 'items' && e.key.id === 5n)!;
+    assert.equal(big.after!.qty, 9223372036854775807n);
+    assert.deepEqual(big.after!.data, new Uint8Array([5, 0, 255, 0]));
+    assert.deepEqual(events.find((e) => e.table === 'log_lines')!.key, { rowid: 1n });
+  });
+
+  test("snapshot 'initial' bootstraps a new checkpoint once; a bootstrap left halfway starts over", async () => {
+    const path = join(dir.path, 'initial.db');
+    await app(path, 'setup');
+    await app(path, 'insert', 30, 1);
+    const options = { db: path, tables: ['items'], snapshot: 'initial', checkpoint: 'indexer', maxBuffered: 8, checkpointIntervalMs: 0 } as const;
+
+    const half = await collect(changes(options), (seen) => seen.length === 10);
+    assert.ok(half.every((e) => e.op === 'snapshot'));
+    const db = openDeviceDb(path);
+    try {
+      assert.deepEqual(listCheckpoints(db), [], 'half a snapshot stores no checkpoint, and close drops the guard');
+    } finally {
+      db.close();
+    }
+
+    const first = changes(options);
+    const snapshotSeq = first.snapshotSeq!;
+    const full = await collect(first, (seen) => seen.length === 30);
+    assert.ok(full.every((e) => e.op === 'snapshot' && e.seq === snapshotSeq));
+    await app(path, 'insert', 2, 31);
+
+    const second = changes(options);
+    assert.equal(second.snapshotSeq, undefined, 'the checkpoint exists: no second bootstrap');
+    const resumed = await collect(second, (seen) => seen.length === 2);
+    assert.deepEqual(resumed.map((e) => [e.op, e.key.id]), [['insert', 31n], ['insert', 32n]]);
+    const check = openDeviceDb(path);
+    try {
+      assert.deepEqual(listCheckpoints(check).map((c) => [c.name, c.seq]), [['indexer', maxJournalSeq(check)]]);
+    } finally {
+      check.close();
+    }
+  });
+});

@@ -1,0 +1,48 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ensureCapture } from '../../src/device/capture.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
+import { pruneAcked } from '../../src/device/journal-prune.js';
+import { JournalReader } from '../../src/device/journal-reader.js';
+import { tempDir } from '../support/temp.js';
+
+function seqs(db: DeviceDb): [number, string][] {
+  return (db.prepare('SELECT seq, tbl FROM _syncline_journal ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => [Number(r.seq), r.tbl]);
+}
+
+describe('journal pruning', () => {
+  let dir: ReturnType<typeof tempDir>;
+  before(() => {
+    dir = tempDir('syncline-prune-');
+  });
+  after(() => dir.remove());
+
+  test('prunes only the acked table, never the newest entry, never above the lowest checkpoint', () => {
+    const path = join(dir.path, 'prune.db');
+    const app = new Database(path);
+    app.pragma('journal_mode = WAL');
+    app.exec('CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)');
+    const db = openDeviceDb(path);
+    try {
+      ensureCapture(db);
+      for (let i = 1; i <= 4; i++) app.exec(`INSERT INTO a VALUES (${i}, 'a${i}'); INSERT INTO b VALUES (${i}, 'b${i}')`);
+      assert.deepEqual(seqs(db).map(([s]) => s), [1, 2, 3, 4, 5, 6, 7, 8]);
+
+      db.exec("INSERT INTO _syncline_checkpoints (name, seq, updated_at) VALUES ('stream', 5, 'now')");
+      assert.equal(pruneAcked(db, 'a', 7), 3, 'a at 1, 3, 5: at or below the checkpoint');
+      assert.deepEqual(seqs(db), [[2, 'b'], [4, 'b'], [6, 'b'], [7, 'a'], [8, 'b']]);
+
+      db.exec("UPDATE _syncline_checkpoints SET seq = 100");
+      assert.equal(pruneAcked(db, 'b', 8), 3, 'the newest entry (8) stays so seqs never restart');
+      assert.deepEqual(seqs(db), [[7, 'a'], [8, 'b']]);
+
+      app.exec("INSERT INTO a VALUES (9, 'next')");
+      assert.equal(new JournalReader(db).maxSeq(), 9, 'the next seq continues after the kept entry');
+    } finally {
+      db.close();
+      app.close();
+    }
+  });
+});

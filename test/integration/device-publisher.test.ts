@@ -1,0 +1,384 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import pino from 'pino';
+import { Agent, type AgentOptions } from '../../src/device/agent.js';
+import { ensureCapture } from '../../src/device/capture.js';
+import { readCursors } from '../../src/device/cursors.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
+import { readEpoch } from '../../src/device/journal-state.js';
+import { parseRowBatch, type WireRowBatch } from '../../src/protocol/batch.js';
+import { isSynclineError } from '../../src/protocol/errors.js';
+import { HttpTransport } from '../../src/transport/http-transport.js';
+import { finished, spawnScript } from '../support/processes.js';
+import { tempDir } from '../support/temp.js';
+
+/**
+ * The publisher against a real HTTP endpoint over a real socket. The endpoint is
+ * a stand-in for the cloud's row-batch route that records every request and
+ * answers as each test scripts it; the real cloud is covered end to end elsewhere.
+ */
+
+const APP = fileURLToPath(new URL('../support/sqlite-app.ts', import.meta.url));
+const TOKEN = 'device-token-for-tests';
+const logger = pino({ level: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'silent' });
+
+async function app(dbPath: string, scenario: string, ...args: number[]): Promise<void> {
+  const result = await finished(spawnScript(APP, [dbPath, scenario, ...args.map(String)]));
+  assert.equal(result.code, 0, `app ${scenario} failed: ${result.stderr}`);
+}
+
+interface Received {
+  batch: WireRowBatch;
+  gzip: boolean;
+  authorization: string | undefined;
+}
+
+type Answer = { status: number; body?: unknown } | 'hang';
+type Policy = (batch: WireRowBatch, attempt: number) => Answer;
+
+const ack = (batch: WireRowBatch): Answer => ({
+  status: 200,
+  body: { batch_id: batch.batch_id, status: 'accepted', lineage_id: `lineage-${batch.source_table}`, last_seq: batch.last_seq, rows_applied: batch.rows.length, rows_skipped: 0 },
+});
+const reject = (status: number, error: string): Answer => ({ status, body: { error, message: `${error} (scripted)`, context: {} } });
+
+class Endpoint {
+  readonly received: Received[] = [];
+  readonly #attempts = new Map<string, number>();
+  readonly #answers = new Map<Received, number>();
+  readonly #server: Server;
+  policy: Policy = ack;
+
+  constructor() {
+    this.#server = createServer((req, res) => this.#handle(req, res));
+  }
+
+  async listen(port = 0): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Batches the endpoint acked, in the order it acked them (from the `from`-th request on). */
+  acked(from = 0): WireRowBatch[] {
+    return this.received.slice(from).filter((r) => this.#answers.get(r) === 200).map((r) => r.batch);
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const gzip = req.headers['content-encoding'] === 'gzip';
+      const batch = JSON.parse((gzip ? gunzipSync(raw) : raw).toString()) as WireRowBatch;
+      const received: Received = { batch, gzip, authorization: req.headers.authorization };
+      this.received.push(received);
+      const attempt = (this.#attempts.get(batch.batch_id) ?? 0) + 1;
+      this.#attempts.set(batch.batch_id, attempt);
+      const answer = this.policy(batch, attempt);
+      if (answer === 'hang') return;
+      this.#answers.set(received, answer.status);
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body ?? {}));
+    });
+  }
+}
+
+function agent(dbPath: string, url: string, extra: Partial<AgentOptions> = {}): Agent {
+  return new Agent({
+    dbPath,
+    transport: new HttpTransport({ serverUrl: url, token: TOKEN, requestTimeoutMs: 2000 }),
+    logger,
+    once: true,
+    onceDeadlineMs: 60_000,
+    pollIntervalMs: 20,
+    ...extra,
+    publisher: { retryBaseMs: 5, retryMaxMs: 50, flushIntervalMs: 50, ...extra.publisher },
+  });
+}
+
+function journalRows(db: DeviceDb): { seq: number; tbl: string }[] {
+  return (db.prepare('SELECT seq, tbl FROM _syncline_journal ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => ({ seq: Number(r.seq), tbl: r.tbl }));
+}
+
+/** Every acked batch is valid for the protocol parser, and per table the acked seqs are strictly increasing. */
+function assertOrderedAndValid(batches: WireRowBatch[]): Map<string, number[]> {
+  const perTable = new Map<string, number[]>();
+  for (const batch of batches) {
+    parseRowBatch(JSON.parse(JSON.stringify(batch)));
+    const seqs = perTable.get(batch.source_table) ?? [];
+    for (const row of batch.rows) {
+      assert.ok(seqs.length === 0 || row.seq > seqs.at(-1)!, `${batch.source_table}: seq ${row.seq} after ${seqs.at(-1)}`);
+      seqs.push(row.seq);
+    }
+    perTable.set(batch.source_table, seqs);
+  }
+  return perTable;
+}
+
+describe('publisher over HTTP', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let n = 0;
+  before(() => {
+    dir = tempDir('syncline-publisher-');
+  });
+  after(() => dir.remove());
+
+  /** A fresh app database with capture installed and `rows` steps written; returns the journal as captured. */
+  async function prepared(rows: number): Promise<{ path: string; journal: { seq: number; tbl: string }[] }> {
+    const path = join(dir.path, `db-${++n}.db`);
+    await app(path, 'setup');
+    await app(path, 'insert', rows, 1);
+    const db = openDeviceDb(path);
+    try {
+      ensureCapture(db);
+      await app(path, 'update', Math.ceil(rows / 2), 1);
+      await app(path, 'delete', 2, 1);
+      return { path, journal: journalRows(db) };
+    } finally {
+      db.close();
+    }
+  }
+
+  test('once: every entry is acked in order, cursors advance and acked entries are pruned', async () => {
+    const { path, journal } = await prepared(40);
+    const endpoint = new Endpoint();
+    const url = await endpoint.listen();
+    try {
+      const a = agent(path, url, { publisher: { maxBatchRows: 16 } });
+      await a.run();
+      const perTable = assertOrderedAndValid(endpoint.acked());
+      for (const table of new Set(journal.map((e) => e.tbl))) {
+        assert.deepEqual(perTable.get(table), journal.filter((e) => e.tbl === table).map((e) => e.seq), table);
+      }
+      assert.ok(endpoint.received.every((r) => r.authorization === `Bearer ${TOKEN}`));
+      assert.ok(endpoint.received.some((r) => r.gzip), 'large bodies travel gzipped');
+      assert.ok(endpoint.acked().every((b) => b.rows.length <= 16));
+      const status = a.status();
+      assert.equal(status.pending_total, 0);
+      assert.equal(status.running, false);
+      const db = openDeviceDb(path);
+      try {
+        const epoch = readEpoch(db);
+        const cursors = readCursors(db, epoch);
+        for (const table of new Set(journal.map((e) => e.tbl))) assert.equal(cursors.get(table), Math.max(...journal.filter((e) => e.tbl === table).map((e) => e.seq)));
+        assert.deepEqual(journalRows(db), [journal.at(-1)], 'only the newest entry stays');
+        assert.ok(existsSync(`${path}.syncline-epoch`));
+      } finally {
+        db.close();
+      }
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('a schema change mid-stream: each batch carries one schema and the refreshed row has the new column', async () => {
+    const { path } = await prepared(6);
+    await app(path, 'add-nullable-column');
+    const endpoint = new Endpoint();
+    const url = await endpoint.listen();
+    try {
+      await agent(path, url).run();
+      const items = endpoint.acked().filter((b) => b.source_table === 'items');
+      const hashes = items.map((b) => b.schema.hash);
+      assert.equal(new Set(hashes).size, 2);
+      assert.equal(hashes.findIndex((h) => h === hashes.at(-1)), hashes.lastIndexOf(hashes[0]!) + 1, 'old schema first, then the new one');
+      const last = items.at(-1)!;
+      assert.ok(last.schema.columns.some((c) => c.name === 'memo'));
+      const refreshed = last.rows.find((r) => r.pk[0] === 900002)!;
+      assert.equal(refreshed.op, 'update');
+      assert.equal(refreshed.row!.at(-1), 'fresh');
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('5xx answers and timeouts: the same batch is retried with the same id and nothing is reordered', async () => {
+    const { path, journal } = await prepared(20);
+    const endpoint = new Endpoint();
+    endpoint.policy = (batch, attempt) => {
+      if (attempt === 1) return reject(503, 'unavailable');
+      if (attempt === 2) return batch.source_table === 'items' ? 'hang' : reject(502, 'internal');
+      return ack(batch);
+    };
+    const url = await endpoint.listen();
+    try {
+      await agent(path, url, { publisher: { maxBatchRows: 8 }, transport: new HttpTransport({ serverUrl: url, token: TOKEN, requestTimeoutMs: 300 }) }).run();
+      const perTable = assertOrderedAndValid(endpoint.acked());
+      assert.deepEqual([...perTable.values()].flat().sort((a, b) => a - b), journal.map((e) => e.seq));
+      const byId = new Map<string, string[]>();
+      for (const r of endpoint.received) byId.set(r.batch.batch_id, [...(byId.get(r.batch.batch_id) ?? []), JSON.stringify(r.batch)]);
+      for (const [id, bodies] of byId) {
+        assert.ok(bodies.length >= 3, `batch ${id} was retried`);
+        assert.ok(bodies.every((b) => b === bodies[0]), 'a retry resends the identical batch');
+      }
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('a 400 rejection quarantines that batch and the table carries on; a row-level rejection isolates the row', async () => {
+    const { path } = await prepared(12);
+    const endpoint = new Endpoint();
+    let kvRejected = false;
+    endpoint.policy = (batch) => {
+      if (batch.source_table === 'kv' && !kvRejected) {
+        kvRejected = true;
+        return reject(400, 'invalid_batch');
+      }
+      if (batch.source_table === 'items' && batch.rows.some((r) => r.pk[0] === 7)) return reject(400, 'invalid_number_encoding');
+      return ack(batch);
+    };
+    const url = await endpoint.listen();
+    try {
+      await agent(path, url, { publisher: { maxBatchRows: 6 } }).run();
+      const db = openDeviceDb(path);
+      try {
+        const quarantined = db.prepare('SELECT tbl, error_code, first_seq, last_seq, batch FROM _syncline_quarantine ORDER BY id').all() as { tbl: string; error_code: string; first_seq: bigint; last_seq: bigint; batch: string }[];
+        assert.deepEqual(quarantined.map((q) => [q.tbl, q.error_code]).sort(), [['items', 'invalid_number_encoding'], ['kv', 'invalid_batch']]);
+        const itemRows = quarantined.filter((q) => q.tbl === 'items').map((q) => JSON.parse(q.batch) as WireRowBatch);
+        assert.ok(itemRows.every((b) => b.rows.length === 1 && b.rows[0]!.pk[0] === 7), 'only the rows of item 7 are set aside');
+        const acked = endpoint.acked();
+        assert.ok(acked.some((b) => b.source_table === 'kv'), 'later kv batches got through');
+        assert.equal(acked.filter((b) => b.source_table === 'items').flatMap((b) => b.rows).filter((r) => r.pk[0] === 7).length, 0);
+        assert.equal(acked.filter((b) => b.source_table === 'items').flatMap((b) => b.rows).filter((r) => r.pk[0] === 8).length, 1);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('413 splits the batch until it fits; a single row that is too big is quarantined', async () => {
+    const { path, journal } = await prepared(30);
+    const huge = journal.find((e) => e.tbl === 'log_lines')!.seq;
+    const endpoint = new Endpoint();
+    endpoint.policy = (batch) => (batch.rows.length > 5 || batch.rows.some((r) => r.seq === huge) ? reject(413, 'payload_too_large') : ack(batch));
+    const url = await endpoint.listen();
+    try {
+      const a = agent(path, url, { publisher: { maxBatchRows: 40 } });
+      await a.run();
+      const acked = endpoint.acked();
+      assert.ok(acked.every((b) => b.rows.length <= 5));
+      const delivered = acked.flatMap((b) => b.rows.map((r) => r.seq)).sort((x, y) => x - y);
+      assert.deepEqual(delivered, journal.map((e) => e.seq).filter((seq) => seq !== huge));
+      assert.equal(a.status().quarantined, 1);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('401 stops the agent with a clear error and keeps the journal', async () => {
+    const { path, journal } = await prepared(5);
+    const endpoint = new Endpoint();
+    endpoint.policy = () => reject(401, 'unauthorized');
+    const url = await endpoint.listen();
+    try {
+      await assert.rejects(agent(path, url, { once: false }).run(), (error: unknown) => isSynclineError(error) && error.code === 'unauthorized' && /device token/.test(error.message));
+      const db = openDeviceDb(path);
+      try {
+        assert.deepEqual(journalRows(db), journal);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('once rejects when the server cannot be reached within the retry budget', async () => {
+    const { path } = await prepared(2);
+    const endpoint = new Endpoint();
+    const url = await endpoint.listen();
+    await endpoint.close();
+    await assert.rejects(agent(path, url, { publisher: { maxAttempts: 3 } }).run(), (error: unknown) => isSynclineError(error) && error.code === 'transport_failed');
+  });
+
+  test('server down, app keeps writing, server up: the agent catches up and nothing is lost', async () => {
+    const { path } = await prepared(5);
+    const endpoint = new Endpoint();
+    const url = await endpoint.listen();
+    const port = Number(new URL(url).port);
+    await endpoint.close();
+    const stop = new AbortController();
+    const running = agent(path, url, { once: false }).run(stop.signal);
+    const later = new Endpoint();
+    try {
+      await app(path, 'insert', 10, 100);
+      const db = openDeviceDb(path);
+      const expected = journalRows(db).map((e) => e.seq);
+      db.close();
+      await later.listen(port);
+      const ackedSeqs = () => new Set(later.acked().flatMap((b) => b.rows.map((r) => r.seq)));
+      const giveUp = Date.now() + 60_000;
+      while (!expected.every((seq) => ackedSeqs().has(seq))) {
+        assert.ok(Date.now() < giveUp, 'the agent did not catch up');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      stop.abort();
+      await running;
+      assertOrderedAndValid(later.acked());
+    } finally {
+      stop.abort();
+      await running.catch(() => {});
+      await later.close();
+    }
+  });
+
+  test('409 stale_epoch: a new epoch with a fresh snapshot is started and sent', async () => {
+    const { path } = await prepared(4);
+    const db = openDeviceDb(path);
+    const firstEpoch = readEpoch(db);
+    db.close();
+    const endpoint = new Endpoint();
+    endpoint.policy = (batch) => (batch.journal_epoch === firstEpoch ? reject(409, 'stale_epoch') : ack(batch));
+    const url = await endpoint.listen();
+    try {
+      const a = agent(path, url);
+      await a.run();
+      const acked = endpoint.acked();
+      assert.ok(acked.length > 0 && acked.every((b) => b.journal_epoch !== firstEpoch));
+      assert.ok(acked.some((b) => b.rows.some((r) => r.op === 'snapshot')));
+      assert.equal(a.status().epoch_rotations, 1);
+      assert.equal(a.status().pending_total, 0);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('a database restored from a backup is detected by its sidecar and gets a new epoch', async () => {
+    const { path } = await prepared(3);
+    const backup = `${path}.backup`;
+    const db = openDeviceDb(path);
+    db.exec(`VACUUM INTO '${backup.replaceAll("'", "''")}'`);
+    const epoch = readEpoch(db);
+    db.close();
+    const endpoint = new Endpoint();
+    const url = await endpoint.listen();
+    try {
+      await agent(path, url).run();
+      assert.ok(endpoint.acked().every((b) => b.journal_epoch === epoch));
+      rmSync(`${path}-wal`, { force: true });
+      rmSync(`${path}-shm`, { force: true });
+      copyFileSync(backup, path);
+      await app(path, 'insert', 2, 500);
+      const sent = endpoint.received.length;
+      await agent(path, url).run();
+      const restored = endpoint.acked(sent);
+      assert.ok(restored.length > 0 && restored.every((b) => b.journal_epoch !== epoch), 'the restored file publishes under a new epoch');
+      assert.ok(restored.some((b) => b.rows.some((r) => r.op === 'snapshot')), 'with a fresh snapshot');
+    } finally {
+      await endpoint.close();
+    }
+  });
+});

@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Real Syncline processes for end-to-end tests: the same `bin/syncline.js` a user
+ * runs, with real sockets between them.
+ */
+const BIN = fileURLToPath(new URL('../../bin/syncline.js', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs a TypeScript script (test/support/*.ts) as its own process. */
+export function spawnScript(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', TSX, script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export async function finished(child: ChildProcess, timeoutMs = 120_000): Promise<RunResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return { code, signal, stdout, stderr };
+}
+
+export async function runSyncline(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<RunResult> {
+  return finished(spawnSyncline(args, env), timeoutMs);
+}
+
+export interface ServerProcess {
+  url: string;
+  adminToken: string;
+  child: ChildProcess;
+  /** Everything the server wrote to stderr so far (its JSON log lines). */
+  logs(): string;
+  stop(signal?: NodeJS.Signals): Promise<RunResult>;
+}
+
+/**
+ * Starts `syncline server` on an ephemeral port and waits for its "listening on"
+ * line. `databaseUrl` selects real PostgreSQL, otherwise PGlite in `dataDir`.
+ */
+export async function startServer(options: { dataDir: string; databaseUrl?: string; adminToken?: string; httpPort?: number; extraArgs?: string[] }): Promise<ServerProcess> {
+  const adminToken = options.adminToken ?? `sla_test_${Math.random().toString(36).slice(2)}`;
+  // MQTT off unless a test asks for it (--mqtt-port in extraArgs): parallel servers would contend for the broker's default port.
+  const env: NodeJS.ProcessEnv = { SYNCLINE_ADMIN_TOKEN: adminToken, DATABASE_URL: options.databaseUrl ?? '', SYNCLINE_MQTT_PORT: '0', MQTT_URL: '' };
+  const child = spawnSyncline(['server', '--http-port', String(options.httpPort ?? 0), '--data', options.dataDir, ...(options.extraArgs ?? [])], env);
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${stdout}\n${stderr}`)), 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${stdout}\n${stderr}`));
+    });
+  });
+  return {
+    url,
+    adminToken,
+    child,
+    logs: () => stderr,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode, stdout, stderr };
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      child.kill(signal);
+      const [code, sig] = await exited;
+      return { code, signal: sig, stdout, stderr };
+    },
+  };
+}
+
+export async function createDeviceToken(server: ServerProcess, name: string): Promise<{ device_id: string; token: string }> {
+  const result = await runSyncline(['admin', 'device', 'create', '--name', name, '--json', '--server', server.url], { SYNCLINE_ADMIN_TOKEN: server.adminToken });
+  if (result.code !== 0) throw new Error(`device create failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as { device_id: string; token: string };
+}

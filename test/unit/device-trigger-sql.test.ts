@@ -1,0 +1,128 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { JOURNAL_DDL } from '../../src/device/journal-schema.js';
+import { parseLiteralList } from '../../src/device/sql-literal.js';
+import { concatBalanced, quoteIdent, quoteText } from '../../src/device/sql-text.js';
+import { createTriggerStatements, dropTriggerStatements, isOwnTriggerOf, rowAtKeyStatement, snapshotStatement, triggerName, type CaptureSpec } from '../../src/device/trigger-sql.js';
+
+const HOSTILE = 'x"; DROP TABLE y; --';
+
+function memoryDb(): Database.Database {
+  const db = new Database(':memory:');
+  db.defaultSafeIntegers(true);
+  db.exec(JOURNAL_DDL);
+  return db;
+}
+
+function install(db: Database.Database, spec: CaptureSpec): void {
+  for (const sql of createTriggerStatements(spec)) db.exec(sql);
+}
+
+function journal(db: Database.Database): { op: string; tbl: string; pk: unknown[]; row: unknown[] | null; old: unknown[] | null }[] {
+  const rows = db.prepare('SELECT op, tbl, pk, row, old_row FROM _syncline_journal ORDER BY seq').all() as { op: string; tbl: string; pk: string; row: string | null; old_row: string | null }[];
+  return rows.map((r) => ({ op: r.op, tbl: r.tbl, pk: parseLiteralList(r.pk), row: r.row === null ? null : parseLiteralList(r.row), old: r.old_row === null ? null : parseLiteralList(r.old_row) }));
+}
+
+// SQLite identifiers cannot hold NUL; everything else is fair game.
+const identifier = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 }).filter((s) => !s.includes('\0'));
+
+describe('trigger SQL', () => {
+  test('quoting doubles the quote characters and nothing else', () => {
+    assert.equal(quoteIdent('a"b'), '"a""b"');
+    assert.equal(quoteText("it's"), "'it''s'");
+    assert.equal(concatBalanced(['a']), 'a');
+    assert.equal(concatBalanced(['a', 'b', 'c']), "(a)||','||((b)||','||(c))");
+  });
+
+  test('a table named like an injection is captured without running anything', () => {
+    const db = memoryDb();
+    db.exec(`CREATE TABLE y (id INTEGER PRIMARY KEY); CREATE TABLE ${quoteIdent(HOSTILE)} ("a""b" INTEGER PRIMARY KEY, "--c" TEXT, "'; DROP TABLE y; --" BLOB)`);
+    const spec: CaptureSpec = { table: HOSTILE, columns: ['a"b', '--c', "'; DROP TABLE y; --"], keyColumns: ['a"b'], schemaId: 7, beforeImages: true };
+    install(db, spec);
+    db.prepare(`INSERT INTO ${quoteIdent(HOSTILE)} VALUES (1, 'v', x'01')`).run();
+    db.prepare(`UPDATE ${quoteIdent(HOSTILE)} SET "a""b" = 2`).run();
+    db.prepare(`DELETE FROM ${quoteIdent(HOSTILE)}`).run();
+    assert.ok(db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'y'").get(), 'table y still exists');
+    const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name").pluck().all() as string[]).sort();
+    assert.deepEqual(names, ['del', 'ins', 'upd'].map((k) => triggerName(HOSTILE, k as 'ins')).sort());
+    const blob = new Uint8Array([1]);
+    assert.deepEqual(journal(db), [
+      { op: 'I', tbl: HOSTILE, pk: [1n], row: [1n, 'v', blob], old: null },
+      { op: 'D', tbl: HOSTILE, pk: [1n], row: null, old: [1n, 'v', blob] },
+      { op: 'U', tbl: HOSTILE, pk: [2n], row: [2n, 'v', blob], old: [1n, 'v', blob] },
+      { op: 'D', tbl: HOSTILE, pk: [2n], row: null, old: [2n, 'v', blob] },
+    ]);
+    for (const sql of dropTriggerStatements(HOSTILE)) db.exec(sql);
+    assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").pluck().get(), 0n);
+  });
+
+  test('any table and column names journal exactly the row written (property)', () => {
+    fc.assert(
+      fc.property(identifier, fc.uniqueArray(identifier, { minLength: 1, maxLength: 5, comparator: (a, b) => a.toLowerCase() === b.toLowerCase() }), (table, columns) => {
+        fc.pre(!table.toLowerCase().startsWith('sqlite_'));
+        const db = memoryDb();
+        db.exec(`CREATE TABLE ${quoteIdent(table)} (${columns.map((c, i) => `${quoteIdent(c)}${i === 0 ? ' PRIMARY KEY' : ''}`).join(', ')}) WITHOUT ROWID`);
+        const spec: CaptureSpec = { table, columns, keyColumns: [columns[0]!], schemaId: 1, beforeImages: false };
+        install(db, spec);
+        const values = columns.map((c, i) => (i === 0 ? `key,'${c}` : i % 2 === 0 ? BigInt(i) : `v'${c}`));
+        db.prepare(`INSERT INTO ${quoteIdent(table)} VALUES (${columns.map(() => '?').join(', ')})`).run(...values);
+        db.exec(snapshotStatement(spec));
+        const entries = journal(db);
+        assert.deepEqual(entries.map((e) => [e.op, e.tbl, e.pk, e.row]), [
+          ['I', table, [values[0]], values],
+          ['S', table, [values[0]], values],
+        ]);
+        db.close();
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('composite keys: a key change journals a delete of the old key, then the new row', () => {
+    const db = memoryDb();
+    db.exec('CREATE TABLE t (a TEXT COLLATE NOCASE, b INTEGER, v, PRIMARY KEY (a, b))');
+    install(db, { table: 't', columns: ['a', 'b', 'v'], keyColumns: ['a', 'b'], schemaId: 1, beforeImages: false });
+    db.exec("INSERT INTO t VALUES ('k', 1, 'x'); UPDATE t SET v = 'y'; UPDATE t SET a = 'K'; UPDATE t SET b = 2");
+    assert.deepEqual(journal(db).map((e) => [e.op, e.pk, e.row]), [
+      ['I', ['k', 1n], ['k', 1n, 'x']],
+      ['U', ['k', 1n], ['k', 1n, 'y']],
+      ['D', ['k', 1n], null],
+      ['U', ['K', 1n], ['K', 1n, 'y']],
+      ['D', ['K', 1n], null],
+      ['U', ['K', 2n], ['K', 2n, 'y']],
+    ]);
+  });
+
+  test('rowid tables use the rowid as key; the row re-read statement binds the key', () => {
+    const db = memoryDb();
+    db.exec('CREATE TABLE t (v TEXT)');
+    const spec: CaptureSpec = { table: 't', columns: ['v'], keyColumns: ['rowid'], schemaId: 3, beforeImages: false };
+    install(db, spec);
+    db.exec("INSERT INTO t (rowid, v) VALUES (42, 'x')");
+    db.prepare(rowAtKeyStatement(spec)).run(42n);
+    db.prepare(rowAtKeyStatement(spec)).run(43n);
+    assert.deepEqual(journal(db).map((e) => [e.op, e.pk, e.row]), [
+      ['I', [42n], ['x']],
+      ['U', [42n], ['x']],
+    ]);
+  });
+
+  test('a table with hundreds of columns stays under the expression depth limit', () => {
+    const db = memoryDb();
+    const columns = Array.from({ length: 1500 }, (_, i) => `c${i}`);
+    db.exec(`CREATE TABLE wide (${columns.join(', ')})`);
+    install(db, { table: 'wide', columns, keyColumns: ['rowid'], schemaId: 1, beforeImages: true });
+    db.exec('INSERT INTO wide (c0, c1499) VALUES (1, 2)');
+    const [entry] = journal(db);
+    assert.equal(entry!.row!.length, 1500);
+    assert.equal(entry!.row![1499], 2n);
+  });
+
+  test('trigger names map back to their table only', () => {
+    assert.ok(isOwnTriggerOf(triggerName('a_ins', 'upd'), 'a_ins'));
+    assert.ok(!isOwnTriggerOf(triggerName('a', 'ins'), 'a_ins'));
+    assert.ok(!isOwnTriggerOf(triggerName('t', 'ins'), 't2'));
+  });
+});

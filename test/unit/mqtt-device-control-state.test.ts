@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { uuidv7 } from 'uuidv7';
+import { ensureCapture } from '../../src/device/capture.js';
+import { applyControl, readPausedTables } from '../../src/device/control-state.js';
+import { readCursors } from '../../src/device/cursors.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
+import { readEpoch } from '../../src/device/journal-state.js';
+import type { ControlMessage } from '../../src/protocol/control.js';
+import { tempDir } from '../support/temp.js';
+
+/** The device's durable flow-control state: control order, redeliveries, and the resume watermark. */
+
+const LINEAGE = '0190d8a4-1c7b-7cc2-9a8e-6f1d2e3c4b5a';
+
+function control(type: ControlMessage['type'], extra: Partial<ControlMessage> = {}): ControlMessage {
+  return {
+    type,
+    reason: type === 'pause_lineage' ? 'volume_backpressure' : 'backlog_drained',
+    control_id: uuidv7(),
+    lineage_id: LINEAGE,
+    source_table: 'items',
+    journal_epoch: null,
+    server_watermark: 0,
+    issued_at: new Date().toISOString(),
+    ...extra,
+  } as ControlMessage;
+}
+
+describe('device control state', () => {
+  let dir: ReturnType<typeof tempDir>;
+  let db: DeviceDb;
+  let epoch: string;
+  before(() => {
+    dir = tempDir('syncline-control-state-');
+    const path = join(dir.path, 'app.db');
+    const app = new Database(path);
+    app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)');
+    app.close();
+    db = openDeviceDb(path);
+    ensureCapture(db);
+    const insert = db.prepare('INSERT INTO items VALUES (?, ?)');
+    for (let i = 1; i <= 20; i++) insert.run(i, `v${i}`);
+    epoch = readEpoch(db);
+  });
+  after(() => {
+    db.close();
+    dir.remove();
+  });
+
+  const journal = () => Number(db.prepare("SELECT count(*) FROM _syncline_journal WHERE tbl = 'items'").pluck().get());
+  const cursor = () => readCursors(db, epoch).get('items') ?? 0;
+
+  test('a pause is kept in the file; a redelivery changes nothing; an older control is stale', () => {
+    const older = control('resume_lineage');
+    const pause = control('pause_lineage');
+    assert.deepEqual(applyControl(db, pause, epoch), { control_id: pause.control_id, status: 'applied' });
+    assert.deepEqual([...readPausedTables(db).keys()], ['items']);
+    assert.equal(readPausedTables(db).get('items')!.reason, 'volume_backpressure');
+    assert.deepEqual(applyControl(db, pause, epoch), { control_id: pause.control_id, status: 'applied' });
+    assert.deepEqual(applyControl(db, older, epoch), { control_id: older.control_id, status: 'stale' });
+    assert.deepEqual([...readPausedTables(db).keys()], ['items'], 'the late, older resume did not undo the newer pause');
+  });
+
+  test("a resume in the current epoch moves the cursor up to the cloud's watermark and prunes; never down", () => {
+    const before = cursor();
+    const entries = journal();
+    const resume = control('resume_lineage', { journal_epoch: epoch, server_watermark: before + 10 });
+    const applied = applyControl(db, resume, epoch);
+    assert.equal(applied.status, 'applied');
+    assert.equal(applied.cursorAdvancedTo, before + 10);
+    assert.equal(cursor(), before + 10);
+    assert.ok(journal() < entries, 'what the cloud holds is pruned');
+    assert.equal(readPausedTables(db).size, 0);
+    const lower = control('resume_lineage', { journal_epoch: epoch, server_watermark: 1 });
+    assert.equal(applyControl(db, lower, epoch).cursorAdvancedTo, undefined);
+    assert.equal(cursor(), before + 10);
+  });
+
+  test("a watermark of another epoch says nothing about this journal", () => {
+    const before = cursor();
+    const resume = control('resume_lineage', { journal_epoch: uuidv7(), server_watermark: before + 5 });
+    assert.equal(applyControl(db, resume, epoch).cursorAdvancedTo, undefined);
+    assert.equal(cursor(), before);
+  });
+});
