@@ -10,6 +10,8 @@ import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
 import { buildApp } from './http/build-app.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
+import { startSharedSync } from './shared/shared-service.js';
+import type { SharedSyncConfig } from './shared/declarations.js';
 import { migrate } from './store/migrations.js';
 import type { Store } from './store/store.js';
 
@@ -33,6 +35,8 @@ export interface CloudServerOptions {
   mqtt?: CloudMqttOptions;
   /** Backpressure caps and circuit breaker threshold, and how often flow control looks and resends controls. */
   flow?: Partial<FlowLimits> & { intervalMs?: number; resendMs?: number };
+  /** Two-way sync of shared tables; off when absent. The tables are provisioned (or checked) before the server listens. */
+  shared?: SharedSyncConfig;
 }
 
 const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -95,8 +99,10 @@ export class CloudServer {
       ...(flowIntervalMs !== undefined ? { intervalMs: flowIntervalMs } : {}),
       ...(resendMs !== undefined ? { resendMs } : {}),
     });
+    const shared = options.shared ? await startSharedSync(options.store, options.shared, options.logger) : undefined;
     let mqtt: MqttService | undefined;
     const app = await buildApp({
+      ...(shared ? { shared } : {}),
       store: options.store,
       adminToken: options.adminToken,
       bodyLimit,

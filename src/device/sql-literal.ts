@@ -124,3 +124,30 @@ function readNumber(text: string, start: number, out: SqlValue[]): number {
   }
   return i;
 }
+
+/**
+ * The inverse of parseLiteralList, rendering INTEGER, TEXT, BLOB and NULL exactly
+ * as SQLite's quote() does (uppercase hex, '' doubling), so a key rendered here
+ * equals the key text a trigger wrote. A REAL is rendered so it parses back to the
+ * same double; quote() may spell it differently, which is why REAL keys are not allowed.
+ */
+export function renderLiteralList(values: readonly SqlValue[]): string {
+  return values.map(renderLiteral).join(',');
+}
+
+function renderLiteral(value: SqlValue): string {
+  if (value === null) return 'NULL';
+  switch (typeof value) {
+    case 'bigint':
+      return value.toString();
+    case 'number': {
+      if (Object.is(value, -0)) return '-0.0';
+      const text = String(value);
+      return /[.eE]/.test(text) ? text : `${text}.0`;
+    }
+    case 'string':
+      return `'${value.replaceAll("'", "''")}'`;
+    default:
+      return `X'${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex').toUpperCase()}'`;
+  }
+}

@@ -63,6 +63,12 @@ export const ErrorCodes = {
   topic_denied: 403,
   /** The MQTT broker cannot be reached, refused the connection, or its port is taken. */
   broker_unavailable: 503,
+  /** Two-way sync: a table that is not declared as shared (or not in the direction asked for). */
+  unknown_table: 400,
+  /** Two-way sync: the bundles after the device's watermark were pruned; hydrate from a snapshot, then pull. */
+  history_pruned: 410,
+  /** Two-way sync: a chunked push was committed before every chunk arrived. */
+  incomplete_upload: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -5,10 +5,12 @@ import { SynclineError } from '../../protocol/errors.js';
 import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
 import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
+import type { SharedSync } from '../shared/shared-service.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
 import { installErrorHandling } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
+import { sharedRoutes } from './shared-routes.js';
 import { syncRoutes } from './sync-routes.js';
 
 export interface AppOptions {
@@ -22,6 +24,8 @@ export interface AppOptions {
   onReplayRequested?: () => void;
   /** Flow control (backpressure, circuit breaker) and MQTT admin routes. */
   flow?: Omit<FlowRoutesOptions, 'store' | 'adminToken' | 'bodyLimit'> & { onIngested?: () => void };
+  /** Two-way sync routes, when the server declares shared tables. */
+  shared?: SharedSync;
 }
 
 /** The cloud's HTTP front door: device sync, health, and the admin API. */
@@ -62,6 +66,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.onReplayRequested ? { onReplayRequested: options.onReplayRequested } : {}),
   });
   const flow: FlowRoutesOptions = { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit, limits: options.flow?.limits ?? DEFAULT_FLOW_LIMITS, ...options.flow };
+  if (options.shared) {
+    await app.register(sharedRoutes, { ...options.shared, store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit, logger });
+  }
   await app.register(deviceControlRoutes, flow);
   await app.register(flowAdminRoutes, flow);
   return app;

@@ -70,7 +70,7 @@ export class MqttFrontDoor implements ControlSink {
   #receive(topic: string, payload: Buffer): Promise<void> | void {
     const parsed = parseDeviceTopic(topic);
     if (!parsed || (parsed.channel !== 'rowBatch' && parsed.channel !== 'controlAck')) return;
-    return this.#queue.push(() => this.#handle(parsed, payload));
+    return this.#queue.push(parsed.deviceId, () => this.#handle(parsed, payload));
   }
 
   async #handle(topic: DeviceTopic, payload: Buffer): Promise<void> {

@@ -1,13 +1,21 @@
+interface Job {
+  readonly key: string;
+  readonly run: () => Promise<void>;
+}
+
 /**
- * Runs async jobs with bounded concurrency. `push` returns a promise only when the
- * backlog is full; it settles when there is room again, so a caller that can
- * hold its source (an MQTT client not reading its socket) applies backpressure.
+ * Runs async jobs with bounded concurrency, one at a time per key: a device's
+ * messages are handled in the order they arrived (so its answers come back in
+ * that order too) while different devices run side by side. `push` returns a
+ * promise only when the backlog is full; it settles when there is room again,
+ * so a caller that can hold its source (an MQTT client not reading its socket)
+ * applies backpressure.
  */
 export class WorkQueue {
   readonly #maxActive: number;
   readonly #maxQueued: number;
-  readonly #jobs: (() => Promise<void>)[] = [];
-  #active = 0;
+  readonly #jobs: Job[] = [];
+  readonly #busyKeys = new Set<string>();
   #roomWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
 
@@ -17,11 +25,11 @@ export class WorkQueue {
   }
 
   get size(): number {
-    return this.#jobs.length + this.#active;
+    return this.#jobs.length + this.#busyKeys.size;
   }
 
-  push(job: () => Promise<void>): Promise<void> | undefined {
-    this.#jobs.push(job);
+  push(key: string, run: () => Promise<void>): Promise<void> | undefined {
+    this.#jobs.push({ key, run });
     this.#pump();
     if (this.#jobs.length < this.#maxQueued) return undefined;
     return new Promise((resolve) => this.#roomWaiters.push(resolve));
@@ -34,14 +42,20 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (this.#active < this.#maxActive && this.#jobs.length > 0) {
-      const job = this.#jobs.shift()!;
-      this.#active += 1;
+    for (let i = 0; i < this.#jobs.length && this.#busyKeys.size < this.#maxActive; ) {
+      const job = this.#jobs[i]!;
+      if (this.#busyKeys.has(job.key)) {
+        i += 1;
+        continue;
+      }
+      this.#jobs.splice(i, 1);
+      this.#busyKeys.add(job.key);
       // Jobs handle their own errors; this only keeps a stray rejection from going unhandled.
-      void job()
+      void job
+        .run()
         .catch(() => {})
         .finally(() => {
-          this.#active -= 1;
+          this.#busyKeys.delete(job.key);
           this.#pump();
           this.#release();
         });

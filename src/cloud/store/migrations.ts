@@ -4,6 +4,7 @@ import { edgeReplication } from './migrations/0001-edge-replication.js';
 import { schemaGovernance } from './migrations/0002-schema-governance.js';
 import { flowControl } from './migrations/0003-flow-control.js';
 import { governanceAuditCoalescing } from './migrations/0004-governance-audit-coalescing.js';
+import { sharedSync } from './migrations/0005-shared-sync.js';
 import type { Store } from './store.js';
 
 export interface Migration {
@@ -18,7 +19,7 @@ export interface Migration {
  * Every schema version, in order. To add one, write `migrations/000N-name.ts`
  * exporting a Migration and append it here; released entries never change.
  */
-export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing];
+export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync];
 
 /**
  * An arbitrary constant shared by every Syncline process: the transaction-scoped

@@ -1,0 +1,102 @@
+import { SynclineError } from '../../protocol/errors.js';
+import type { SharedColumn, SharedColumnType, SharedTable } from '../../protocol/shared-sync.js';
+import { encodeValue, type SqlValue } from '../../protocol/values.js';
+import { quoteIdent } from '../identifiers.js';
+import { castFromText, fromColumnText, pgSafeText, readAsText, type PgType } from '../type-mapping.js';
+
+/**
+ * How a shared table's declared columns live in PostgreSQL, and how values cross
+ * over: every value travels as text and is cast in SQL, as on the mirror path,
+ * so no 64-bit integer or double is rounded on the way.
+ */
+
+export const SHARED_SCHEMA = 'syncline_shared';
+
+/** Syncline's own columns in every shared table; the reserved prefix keeps them apart from declared ones. */
+export const MetaColumns = {
+  scope: '_syncline_scope',
+  key: '_syncline_key',
+  version: '_syncline_version',
+  source: '_syncline_source',
+  hlc: '_syncline_hlc',
+} as const;
+
+export function sharedTableRef(name: string): string {
+  return `${SHARED_SCHEMA}.${quoteIdent(name)}`;
+}
+
+const PG_TYPE: Record<SharedColumnType, string> = { INTEGER: 'bigint', REAL: 'double precision', TEXT: 'text', BLOB: 'bytea', UUID: 'uuid' };
+
+export function pgTypeOfShared(type: SharedColumnType): string {
+  return PG_TYPE[type];
+}
+
+/** The text conversion of a declared type; a uuid travels as its text. */
+function textType(type: SharedColumnType): PgType {
+  return type === 'UUID' ? 'text' : (PG_TYPE[type] as PgType);
+}
+
+export function castSharedFromText(expr: string, type: SharedColumnType): string {
+  return type === 'UUID' ? `(${expr})::uuid` : castFromText(expr, textType(type));
+}
+
+export function readSharedAsText(expr: string, type: SharedColumnType): string {
+  return type === 'UUID' ? `(${expr})::text` : readAsText(expr, textType(type));
+}
+
+export function sharedFromText(text: string | null, type: SharedColumnType): SqlValue {
+  return fromColumnText(text, textType(type));
+}
+
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MAX_EXACT_DOUBLE = 2n ** 53n;
+
+/**
+ * The text a value is cast from, or an error saying why the column cannot hold it
+ * exactly. SQLite lets an app store any value in any column; PostgreSQL does not,
+ * so a mismatch is refused per row rather than coerced into something else.
+ */
+export function sharedToText(value: SqlValue, column: SharedColumn): string | null {
+  if (value === null) {
+    if (!column.nullable) throw invalidValue(column, 'is NOT NULL');
+    return null;
+  }
+  switch (column.type) {
+    case 'INTEGER':
+      if (typeof value === 'bigint') return value.toString();
+      break;
+    case 'REAL':
+      if (typeof value === 'number' && Number.isFinite(value)) return Object.is(value, -0) ? '-0' : String(value);
+      if (typeof value === 'bigint' && value <= MAX_EXACT_DOUBLE && value >= -MAX_EXACT_DOUBLE) return value.toString();
+      break;
+    case 'TEXT':
+      if (typeof value === 'string') {
+        if (!pgSafeText(value)) throw invalidValue(column, 'holds text with NUL or a lone surrogate, which PostgreSQL text cannot store');
+        return value;
+      }
+      break;
+    case 'UUID':
+      if (typeof value === 'string') {
+        if (!CANONICAL_UUID.test(value)) throw invalidValue(column, 'is not a lowercase canonical UUID');
+        return value;
+      }
+      break;
+    case 'BLOB':
+      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
+      break;
+  }
+  throw invalidValue(column, `is declared ${column.type} but holds a ${typeof value === 'bigint' ? 'INTEGER' : typeof value === 'number' ? 'REAL' : typeof value === 'string' ? 'TEXT' : 'BLOB'} value`);
+}
+
+function invalidValue(column: SharedColumn, why: string): SynclineError {
+  return new SynclineError('invalid_value_encoding', `column ${column.name} ${why}`, { column: column.name });
+}
+
+/** The key's identity text: the same key values always give the same text. */
+export function keyText(key: readonly SqlValue[]): string {
+  return JSON.stringify(key.map(encodeValue));
+}
+
+export function keyColumns(table: SharedTable): SharedColumn[] {
+  return table.key.map((name) => table.columns.find((c) => c.name === name)!);
+}

@@ -1,0 +1,29 @@
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import { JwtVerifier } from './credentials.js';
+import type { SharedSyncConfig } from './declarations.js';
+import { provisionSharedTables } from './provision.js';
+import { ScopeEvents } from './scope-events.js';
+
+/** What the two-way sync routes need, made once per server. */
+export interface SharedSync {
+  config: SharedSyncConfig;
+  verifier: JwtVerifier;
+  events: ScopeEvents;
+}
+
+/** Checks the credentials setup, then makes PostgreSQL hold the declared tables; either refuses with every problem named. */
+export async function startSharedSync(store: Store, config: SharedSyncConfig, logger: Logger): Promise<SharedSync> {
+  const { auth } = config;
+  const verifier = new JwtVerifier({
+    ...(auth.hs256_secret !== undefined ? { hs256Secret: auth.hs256_secret } : {}),
+    ...(auth.jwks_url !== undefined ? { jwksUrl: auth.jwks_url } : {}),
+    ...(auth.issuer !== undefined ? { issuer: auth.issuer } : {}),
+    ...(auth.audience !== undefined ? { audience: auth.audience } : {}),
+    ...(auth.tenant_claim !== undefined ? { tenantClaim: auth.tenant_claim } : {}),
+    ...(auth.source_claim !== undefined ? { sourceClaim: auth.source_claim } : {}),
+  });
+  await provisionSharedTables(store, config, logger.child({ component: 'shared-sync' }));
+  logger.info({ tables: config.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`) }, 'two-way sync ready');
+  return { config, verifier, events: new ScopeEvents() };
+}

@@ -1,0 +1,412 @@
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import pino, { type Logger } from 'pino';
+import { uuidv7 } from 'uuidv7';
+import { SynclineError } from '../../protocol/errors.js';
+import { SharedDefaults, type PushAnswer, type SharedConfigAnswer, type SharedTable, type WireBundle } from '../../protocol/shared-sync.js';
+import type { SqlValue } from '../../protocol/values.js';
+import { SharedHttpClient } from '../../transport/shared-http-client.js';
+import { isTransportError } from '../../transport/transport.js';
+import { backoffDelay, sleep } from '../backoff.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, openDeviceDb, type DeviceDb } from '../device-db.js';
+import { readConflicts, type ConflictRecord } from './conflict-log.js';
+import type { ConflictResolver } from './resolve-conflict.js';
+import { installSharedCapture } from './shared-capture.js';
+import { SharedEngine, type ChangeSet, type Outbox } from './shared-engine.js';
+import { SharedStateKeys as K } from './shared-schema.js';
+import { ensureSharedSchema, readSharedState, writeSharedState } from './shared-state.js';
+
+export interface SharedSyncOptions {
+  /** The app's SQLite file; created when missing (the declared tables are created in it on first contact). */
+  path: string;
+  serverUrl: string;
+  /** A JWT whose `sub` (or tenant claim) is the scope, or a function returning a fresh one. */
+  token: string | (() => string | Promise<string>);
+  /** This device's source id; by default one is generated once and kept in the file. Must match the token's source claim when it has one. */
+  source?: string;
+  /** An app rule for conflicts; cases it returns undefined for go to the table's policy. */
+  resolver?: ConflictResolver;
+  logger?: Logger;
+  /** Rows per upload chunk and per pull page. */
+  chunkRows?: number;
+  fetch?: typeof globalThis.fetch;
+}
+
+/** What remote changes did to the local tables; `full` after a hydration replaced them. */
+export interface ChangeEvent {
+  cause: 'pull' | 'hydrate' | 'conflict';
+  tables: string[];
+  keys: Record<string, SqlValue[][]>;
+  full: boolean;
+}
+
+export interface PushReport {
+  rows: number;
+  bundleSeq: string | null;
+  conflicts: number;
+}
+
+export interface PullReport {
+  bundles: number;
+  rows: number;
+}
+
+export interface SyncReport {
+  hydrated: PullReport | null;
+  push: PushReport;
+  pull: PullReport;
+}
+
+const MAX_PUSH_ROUNDS = 8;
+
+/**
+ * Two-way sync of the shared tables in one SQLite file: the app writes its
+ * tables as usual; pending changes are pushed as bundles, remote bundles pulled
+ * and rebased under pending ones, conflicts settled by each table's policy (or
+ * the app's resolver) and logged. Every method is safe to call at any time: they
+ * run one at a time, and each resumes whatever a crash interrupted.
+ */
+export class SharedSync {
+  readonly db: DeviceDb;
+  readonly #client: SharedHttpClient;
+  readonly #options: SharedSyncOptions;
+  readonly #log: Logger;
+  readonly #listeners = new Set<(event: ChangeEvent) => void>();
+  #engine: SharedEngine | undefined;
+  #source: string;
+  #queue: Promise<unknown> = Promise.resolve();
+  #loop: { stop: AbortController; done: Promise<void>; wake: () => void } | undefined;
+
+  private constructor(db: DeviceDb, options: SharedSyncOptions, source: string) {
+    this.db = db;
+    this.#options = options;
+    this.#source = source;
+    this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'shared-sync', source });
+    this.#client = new SharedHttpClient({ serverUrl: options.serverUrl, token: options.token, source, ...(options.fetch ? { fetch: options.fetch } : {}) });
+  }
+
+  /**
+   * Opens the file and installs capture. Online, the server's declarations are
+   * fetched (and kept in the file); offline, the kept ones are used, and a device
+   * that never reached the server starts capturing at its first contact, pushing
+   * whatever the app wrote until then.
+   */
+  static async open(options: SharedSyncOptions): Promise<SharedSync> {
+    const db = existsSync(options.path) ? openDeviceDb(options.path) : createDb(options.path);
+    try {
+      ensureSharedSchema(db);
+      const source = options.source ?? readSharedState(db, K.source) ?? uuidv7();
+      writeSharedState(db, K.source, source);
+      const sync = new SharedSync(db, options, source);
+      const kept = readSharedState(db, K.config);
+      if (kept) sync.#install(JSON.parse(kept) as SharedConfigAnswer);
+      await sync.#contact().catch((error: unknown) => {
+        if (!isTransportError(error) || !error.retryable) throw error;
+        sync.#log.info({ err: error.message }, 'server unreachable; working offline');
+      });
+      return sync;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  get source(): string {
+    return this.#source;
+  }
+
+  /** Shared tables as declared by the server; empty before the first contact. */
+  get tables(): SharedTable[] {
+    return [...(this.#engine?.tables.values() ?? [])].map((t) => t.declaration);
+  }
+
+  get watermark(): bigint {
+    return this.#engine?.watermark ?? 0n;
+  }
+
+  /** Rows with changes the server has not committed yet. */
+  pending(): number {
+    return this.#engine?.pendingCount() ?? 0;
+  }
+
+  conflicts(afterId = 0): ConflictRecord[] {
+    return readConflicts(this.db, afterId);
+  }
+
+  /** Called after remote changes are applied, with the tables and keys they changed. */
+  onChange(listener: (event: ChangeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Hydrates a device that never was (or fell behind the server's history), pushes pending changes, then pulls. */
+  sync(): Promise<SyncReport> {
+    return this.#serial(async () => {
+      const engine = await this.#ready();
+      const hydrated = engine.hydrated ? null : await this.#hydrate(engine);
+      const push = await this.#push(engine);
+      const pull = await this.#pull(engine);
+      return { hydrated, push, pull };
+    });
+  }
+
+  pushPending(): Promise<PushReport> {
+    return this.#serial(async () => this.#push(await this.#ready()));
+  }
+
+  pull(): Promise<PullReport> {
+    return this.#serial(async () => {
+      const engine = await this.#ready();
+      if (engine.outbox()) await this.#push(engine);
+      return this.#pull(engine);
+    });
+  }
+
+  hydrate(): Promise<PullReport> {
+    return this.#serial(async () => this.#hydrate(await this.#ready()));
+  }
+
+  /**
+   * Syncs in the background: at once, whenever the server announces a bundle
+   * (event stream), whenever another connection commits to the file, and every
+   * `pollMs` regardless, so it converges even without the event stream.
+   */
+  start(options: { pollMs?: number; watchMs?: number } = {}): void {
+    if (this.#loop) return;
+    const stop = new AbortController();
+    let woken = false;
+    let wakeSleeper: (() => void) | undefined;
+    const wake = () => {
+      woken = true;
+      wakeSleeper?.();
+    };
+    const nap = (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (woken || stop.signal.aborted) return resolve();
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wakeSleeper = undefined;
+          resolve();
+        }
+        wakeSleeper = done;
+      });
+    const run = async () => {
+      let failures = 0;
+      while (!stop.signal.aborted) {
+        woken = false;
+        try {
+          await this.sync();
+          failures = 0;
+          await nap(options.pollMs ?? 30_000);
+        } catch (error) {
+          failures++;
+          this.#log.warn({ err: error }, 'background sync failed; retrying');
+          await nap(backoffDelay(failures, 250, 30_000) + 50);
+        }
+      }
+    };
+    const done = Promise.all([run(), this.#watchServer(stop.signal, wake), this.#watchFile(stop.signal, wake, options.watchMs ?? 200)]).then(() => undefined);
+    this.#loop = { stop, done, wake };
+  }
+
+  async stop(): Promise<void> {
+    const loop = this.#loop;
+    if (!loop) return;
+    this.#loop = undefined;
+    loop.stop.abort();
+    loop.wake();
+    await loop.done;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    await this.#queue.catch(() => undefined);
+    this.db.close();
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #emit(cause: ChangeEvent['cause'], changes: ChangeSet): void {
+    if (changes.keys.size === 0 && !changes.full) return;
+    const event: ChangeEvent = { cause, tables: [...changes.keys.keys()], keys: Object.fromEntries(changes.keys), full: changes.full };
+    if (changes.full) event.tables = this.tables.filter((t) => t.direction === 'down' || t.direction === 'both').map((t) => t.name);
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#log.error({ err: error }, 'an onChange listener threw');
+      }
+    }
+  }
+
+  #install(config: SharedConfigAnswer): void {
+    const keptScope = readSharedState(this.db, K.scope);
+    if (keptScope !== undefined && keptScope !== config.scope) {
+      throw new SynclineError('forbidden', "this file holds another user's shared data; open a separate file per user", { scope: config.scope });
+    }
+    installSharedCapture(this.db, config.tables);
+    writeSharedState(this.db, K.scope, config.scope);
+    writeSharedState(this.db, K.config, JSON.stringify(config));
+    this.#engine = new SharedEngine(this.db, config.tables, this.#source, this.#options.resolver);
+  }
+
+  /** Fetches the declarations and installs capture for them. */
+  async #contact(): Promise<SharedEngine> {
+    const config = await this.#client.config();
+    if (config.source_id !== this.#source) {
+      throw new SynclineError('invalid_config', `the server knows this device as ${config.source_id} but it runs as ${this.#source}; pass the token's source id as \`source\``);
+    }
+    const kept = readSharedState(this.db, K.config);
+    if (!this.#engine || kept !== JSON.stringify(config)) this.#install(config);
+    return this.#engine!;
+  }
+
+  async #ready(): Promise<SharedEngine> {
+    return this.#engine ?? this.#contact();
+  }
+
+  async #push(engine: SharedEngine): Promise<PushReport> {
+    const report: PushReport = { rows: 0, bundleSeq: null, conflicts: 0 };
+    for (let round = 1; round <= MAX_PUSH_ROUNDS; round++) {
+      const outbox = engine.freeze();
+      if (!outbox) return report;
+      let answer: PushAnswer;
+      try {
+        answer = await this.#send(outbox);
+      } catch (error) {
+        if (!isTransportError(error) || error.code !== 'history_pruned') throw error;
+        this.#log.info('the server pruned the history this push was based on; rebuilding from a snapshot');
+        engine.requeueOutbox();
+        await this.#hydrate(engine);
+        continue;
+      }
+      if (answer.status === 'committed') {
+        engine.committed();
+        this.#log.debug({ bundle_seq: answer.bundle_seq, rows: outbox.entries.length, duplicate: answer.duplicate }, 'push committed');
+        return { rows: report.rows + outbox.entries.length, bundleSeq: answer.bundle_seq, conflicts: report.conflicts };
+      }
+      if (answer.status !== 'conflict') throw new SynclineError('internal', `unexpected push answer ${answer.status}`);
+      report.conflicts += answer.conflicts.length;
+      this.#log.info({ conflicts: answer.conflicts.length }, 'push refused with conflicts; settling them by policy');
+      this.#emit('conflict', engine.settleRefusal(answer.conflicts));
+    }
+    throw new SynclineError('conflict', `the push still conflicted after ${MAX_PUSH_ROUNDS} rounds; other devices keep changing the same rows`);
+  }
+
+  async #send(outbox: Outbox): Promise<PushAnswer> {
+    const rows = outbox.entries.map(SharedEngine.wire);
+    const chunkRows = this.#options.chunkRows ?? SharedDefaults.chunkRows;
+    const begin = { format_version: 1 as const, source_bundle_id: outbox.bundleId, base_seq: outbox.baseSeq.toString(), row_count: rows.length };
+    if (rows.length <= chunkRows) return this.#client.beginPush({ ...begin, rows });
+    const opened = await this.#client.beginPush(begin);
+    if (opened.status !== 'open') return opened;
+    const received = new Set(opened.chunks_received);
+    for (let index = 0; index * chunkRows < rows.length; index++) {
+      if (!received.has(index)) await this.#client.uploadChunk(opened.session_id, index, rows.slice(index * chunkRows, (index + 1) * chunkRows));
+    }
+    return this.#client.commitPush(opened.session_id);
+  }
+
+  async #pull(engine: SharedEngine): Promise<PullReport> {
+    try {
+      return await this.#pullPages(engine);
+    } catch (error) {
+      if (!isTransportError(error) || error.code !== 'history_pruned') throw error;
+      this.#log.info('this device is behind the server history; rebuilding from a snapshot');
+      const rebuilt = await this.#hydrate(engine);
+      const after = await this.#pullPages(engine);
+      return { bundles: rebuilt.bundles + after.bundles, rows: rebuilt.rows + after.rows };
+    }
+  }
+
+  async #pullPages(engine: SharedEngine): Promise<PullReport> {
+    const report: PullReport = { bundles: 0, rows: 0 };
+    const limit = this.#options.chunkRows ?? SharedDefaults.chunkRows;
+    let page = await this.#client.pull({ after: engine.watermark, limit });
+    const target = page.target;
+    let partial: WireBundle | undefined;
+    for (;;) {
+      for (const bundle of page.bundles) {
+        if (partial?.bundle_seq === bundle.bundle_seq) partial = { ...partial, rows: [...partial.rows, ...bundle.rows], complete: bundle.complete };
+        else partial = { ...bundle, rows: [...bundle.rows] };
+        if (!partial.complete) continue;
+        this.#emit('pull', engine.applyBundle(partial));
+        report.bundles++;
+        report.rows += partial.rows.length;
+        partial = undefined;
+      }
+      if (!page.next) break;
+      page = await this.#client.pull({ after: BigInt(page.next.after), afterOrdinal: page.next.after_ordinal, target, limit });
+    }
+    engine.advanceTo(BigInt(target));
+    return report;
+  }
+
+  /** Replaces the pulled tables with a snapshot, keeping (and rebasing) pending changes; chunk i+1 downloads while chunk i is written. */
+  async #hydrate(engine: SharedEngine): Promise<PullReport> {
+    if (engine.outbox()) engine.requeueOutbox();
+    const snapshot = await this.#client.createSnapshot();
+    this.#log.info({ snapshot_seq: snapshot.snapshot_seq, rows: snapshot.row_count, chunks: snapshot.chunk_count }, 'hydrating');
+    const fetchChunk = (i: number) => (i < snapshot.chunk_count ? this.#client.snapshotChunk(snapshot.snapshot_id, i) : undefined);
+    let next = fetchChunk(0);
+    // A prefetched chunk that fails after we stopped waiting must not become an unhandled rejection.
+    next?.catch(() => undefined);
+    const run = engine.startHydration();
+    try {
+      for (let i = 0; next; i++) {
+        const chunk = await next;
+        next = fetchChunk(i + 1);
+        next?.catch(() => undefined);
+        run.add(chunk);
+        if ((i + 1) % 25 === 0) this.#log.info({ chunks: i + 1, of: snapshot.chunk_count, rows: run.rows }, 'hydration progress');
+      }
+      run.finish(BigInt(snapshot.snapshot_seq));
+    } catch (error) {
+      run.abort();
+      throw error;
+    }
+    await this.#client.dropSnapshot(snapshot.snapshot_id).catch((error: unknown) => this.#log.warn({ err: error }, 'could not drop the snapshot; it expires on its own'));
+    this.#log.info({ rows: run.rows, snapshot_seq: snapshot.snapshot_seq }, 'hydrated');
+    this.#emit('hydrate', { keys: new Map(), full: true });
+    return { bundles: 0, rows: run.rows };
+  }
+
+  async #watchServer(signal: AbortSignal, wake: () => void): Promise<void> {
+    for (let failures = 0; !signal.aborted; ) {
+      try {
+        await this.#client.events((head) => {
+          if (BigInt(head) > this.watermark) wake();
+        }, signal);
+        failures = 0;
+      } catch (error) {
+        failures++;
+        this.#log.debug({ err: error }, 'event stream unavailable; polling until it is back');
+      }
+      await sleep(backoffDelay(failures, 500, 30_000) + 100, signal);
+    }
+  }
+
+  /** Another connection's commit changes PRAGMA data_version; our own writes do not, and need no push. */
+  async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
+    let seen = this.db.pragma('data_version', { simple: true });
+    while (!signal.aborted) {
+      await sleep(everyMs, signal);
+      if (signal.aborted) return;
+      const now = this.db.pragma('data_version', { simple: true });
+      if (now !== seen && this.pending() > 0) wake();
+      seen = now;
+    }
+  }
+}
+
+function createDb(path: string): DeviceDb {
+  const db = new Database(path, { timeout: DEFAULT_BUSY_TIMEOUT_MS });
+  db.pragma('journal_mode = WAL');
+  db.close();
+  return openDeviceDb(path);
+}

@@ -1,0 +1,168 @@
+import { Headers, PublisherDefaults } from '../protocol/constants.js';
+import {
+  SOURCE_HEADER,
+  SharedRoutes,
+  type PullAnswer,
+  type PushAnswer,
+  type PushBegin,
+  type SharedConfigAnswer,
+  type SnapshotAnswer,
+  type SnapshotChunk,
+  type WireRowChange,
+} from '../protocol/shared-sync.js';
+import { endpoint, errorText, parseJson, retryAfter } from './http-util.js';
+import { isRetryableStatus, TransportError } from './transport.js';
+
+export interface SharedHttpClientOptions {
+  serverUrl: string;
+  /** The JWT, or a function returning a fresh one (called per request, so expiring tokens can be renewed). */
+  token: string | (() => string | Promise<string>);
+  /** Sent as x-syncline-source; the token's own source claim, when it has one, must agree. */
+  source: string;
+  fetch?: typeof globalThis.fetch;
+  requestTimeoutMs?: number;
+}
+
+export interface PullParams {
+  after: bigint;
+  afterOrdinal?: number;
+  target?: string;
+  limit?: number;
+}
+
+/**
+ * The device's HTTP client for two-way sync. Failures are TransportErrors that
+ * say whether a retry can help; a refused push (409 with conflicts) is an answer,
+ * not an error.
+ */
+export class SharedHttpClient {
+  readonly #o: SharedHttpClientOptions;
+  readonly #fetch: typeof globalThis.fetch;
+  readonly #timeoutMs: number;
+
+  constructor(options: SharedHttpClientOptions) {
+    endpoint(options.serverUrl, '');
+    this.#o = options;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#timeoutMs = options.requestTimeoutMs ?? PublisherDefaults.requestTimeoutMs;
+  }
+
+  config(): Promise<SharedConfigAnswer> {
+    return this.#json('GET', SharedRoutes.config) as Promise<SharedConfigAnswer>;
+  }
+
+  beginPush(begin: PushBegin): Promise<PushAnswer> {
+    return this.#json('POST', SharedRoutes.push, begin, [409]) as Promise<PushAnswer>;
+  }
+
+  uploadChunk(sessionId: string, index: number, rows: readonly WireRowChange[]): Promise<PushAnswer> {
+    return this.#json('PUT', route(SharedRoutes.pushChunk, { id: sessionId, index: String(index) }), { rows }) as Promise<PushAnswer>;
+  }
+
+  commitPush(sessionId: string): Promise<PushAnswer> {
+    return this.#json('POST', route(SharedRoutes.pushCommit, { id: sessionId }), undefined, [409]) as Promise<PushAnswer>;
+  }
+
+  async abandonPush(sessionId: string): Promise<void> {
+    await this.#json('DELETE', route(SharedRoutes.pushSession, { id: sessionId }));
+  }
+
+  pull(params: PullParams): Promise<PullAnswer> {
+    const query = new URLSearchParams({ after: params.after.toString() });
+    if (params.afterOrdinal !== undefined) query.set('after_ordinal', String(params.afterOrdinal));
+    if (params.target !== undefined) query.set('target', params.target);
+    if (params.limit !== undefined) query.set('limit', String(params.limit));
+    return this.#json('GET', `${SharedRoutes.pull}?${query}`) as Promise<PullAnswer>;
+  }
+
+  createSnapshot(): Promise<SnapshotAnswer> {
+    return this.#json('POST', SharedRoutes.snapshots) as Promise<SnapshotAnswer>;
+  }
+
+  snapshotChunk(snapshotId: string, index: number): Promise<SnapshotChunk> {
+    return this.#json('GET', route(SharedRoutes.snapshotChunk, { id: snapshotId, index: String(index) })) as Promise<SnapshotChunk>;
+  }
+
+  async dropSnapshot(snapshotId: string): Promise<void> {
+    await this.#json('DELETE', route(SharedRoutes.snapshot, { id: snapshotId }));
+  }
+
+  /**
+   * Follows the server's event stream and calls `onBundle` with each announced
+   * head. Resolves when the stream ends or `signal` aborts; a failure to connect
+   * is a TransportError.
+   */
+  async events(onBundle: (headSeq: string) => void, signal: AbortSignal): Promise<void> {
+    const url = endpoint(this.#o.serverUrl, SharedRoutes.events);
+    let response: Response;
+    try {
+      response = await this.#fetch(url, { headers: await this.#headers(false), signal });
+    } catch (error) {
+      if (signal.aborted) return;
+      throw new TransportError(`GET ${url} failed: ${errorText(error)}`, { retryable: true, cause: error });
+    }
+    if (!response.ok || !response.body) throw await failure('GET', url, response);
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for await (const bytes of response.body) {
+        buffered += decoder.decode(bytes as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buffered.indexOf('\n\n')) >= 0) {
+          const event = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = event.split('\n').find((line) => line.startsWith('data: '));
+          const head = data ? (parseJson(data.slice(6)) as { head_seq?: unknown } | undefined)?.head_seq : undefined;
+          if (typeof head === 'string') onBundle(head);
+        }
+      }
+    } catch (error) {
+      if (!signal.aborted) throw new TransportError(`event stream ${url} broke: ${errorText(error)}`, { retryable: true, cause: error });
+    }
+  }
+
+  async #headers(json: boolean): Promise<Record<string, string>> {
+    const token = typeof this.#o.token === 'string' ? this.#o.token : await this.#o.token();
+    const headers: Record<string, string> = { [Headers.authorization]: `Bearer ${token}`, [SOURCE_HEADER]: this.#o.source };
+    if (json) headers[Headers.contentType] = 'application/json';
+    return headers;
+  }
+
+  async #json(method: string, path: string, body?: unknown, answers: readonly number[] = []): Promise<unknown> {
+    const url = endpoint(this.#o.serverUrl, path);
+    let response: Response;
+    try {
+      response = await this.#fetch(url, {
+        method,
+        headers: await this.#headers(body !== undefined),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (error) {
+      throw new TransportError(`${method} ${url} failed: ${errorText(error)}`, { retryable: true, cause: error });
+    }
+    if (!response.ok && !answers.includes(response.status)) throw await failure(method, url, response);
+    if (response.status === 204) return undefined;
+    const text = await response.text();
+    const parsed = parseJson(text);
+    if (parsed === undefined) throw new TransportError(`${method} ${url} answered ${response.status} without JSON`, { retryable: true, status: response.status });
+    return parsed;
+  }
+}
+
+async function failure(method: string, url: string, response: Response): Promise<TransportError> {
+  const text = await response.text().catch(() => '');
+  const parsed = parseJson(text) as { error?: unknown; message?: unknown } | undefined;
+  const code = typeof parsed?.error === 'string' ? parsed.error : undefined;
+  const message = typeof parsed?.message === 'string' ? parsed.message : text.slice(0, 200) || response.statusText;
+  return new TransportError(`${method} ${url}: server answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, {
+    retryable: isRetryableStatus(response.status),
+    status: response.status,
+    ...(code === undefined ? {} : { code }),
+    ...retryAfter(response),
+  });
+}
+
+function route(template: string, params: Record<string, string>): string {
+  return template.replace(/:([a-z]+)/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
+}

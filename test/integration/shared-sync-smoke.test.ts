@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { CloudServer } from '../../src/cloud/server.js';
+import { openSharedDevice, startSharedServer } from '../support/shared-fixtures.js';
+import { describeEachStore } from '../support/stores.js';
+import { tempDir } from '../support/temp.js';
+
+describeEachStore('shared sync smoke', (ctx) => {
+  let server: CloudServer;
+  let dir: ReturnType<typeof tempDir>;
+  before(async () => {
+    dir = tempDir('syncline-shared-');
+    server = await startSharedServer(ctx.store);
+  });
+  after(async () => {
+    await server.stop();
+    dir.remove();
+  });
+
+  test('a row written on one device reaches another', async () => {
+    const phone = await openSharedDevice(server, dir.path, 'alice', 'phone');
+    const laptop = await openSharedDevice(server, dir.path, 'alice', 'laptop');
+    phone.db.prepare(`INSERT INTO folders (id, name, parent_id) VALUES ('f1', 'Inbox', NULL)`).run();
+    phone.db.prepare(`INSERT INTO notes (id, folder_id, title, stars, score, attachment) VALUES ('0190a0a0-0000-7000-8000-000000000001', 'f1', 'hello', 3, 1.5, X'00FF')`).run();
+    const first = await phone.sync();
+    assert.equal(first.push.rows, 2);
+    const second = await laptop.sync();
+    assert.equal(second.pull.bundles + (second.hydrated?.rows ?? 0) > 0, true);
+    assert.deepEqual(laptop.db.prepare('SELECT id, name FROM folders').raw().all(), [['f1', 'Inbox']]);
+    const note = laptop.db.prepare('SELECT title, stars, score, hex(attachment) FROM notes').raw().get();
+    assert.deepEqual(note, ['hello', 3n, 1.5, '00FF']);
+    laptop.db.prepare(`UPDATE notes SET title = 'edited'`).run();
+    await laptop.sync();
+    await phone.sync();
+    assert.deepEqual(phone.db.prepare('SELECT title FROM notes').raw().get(), ['edited']);
+    assert.equal(phone.pending(), 0);
+    assert.equal(laptop.pending(), 0);
+    await phone.close();
+    await laptop.close();
+  });
+});
