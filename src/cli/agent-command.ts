@@ -3,6 +3,7 @@ import { PublisherDefaults } from '../protocol/constants.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
+import { runSharedAgent } from './shared-agent.js';
 import { untilShutdown } from './shutdown.js';
 
 export const agentOptions = {
@@ -14,16 +15,21 @@ export const agentOptions = {
   maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
   maxBatchBytes: { flag: 'max-batch-bytes', env: 'SYNCLINE_MAX_BATCH_BYTES', kind: 'integer', default: PublisherDefaults.maxBatchBytes, description: 'encoded bytes per batch at most' },
   ...agentTransportOptions,
+  shared: { flag: 'shared', kind: 'boolean', default: false, description: "two-way sync of the server's shared tables (push, pull, conflicts) instead of edge replication; needs --server and --jwt" },
+  jwt: { flag: 'jwt', env: 'SYNCLINE_JWT', kind: 'string', secret: true, description: 'with --shared: the JWT naming the user (sub) and, unless --source, the device (sid claim)' },
+  source: { flag: 'source', env: 'SYNCLINE_SOURCE', kind: 'string', description: "with --shared: this device's source id (default: one generated and kept in the file)" },
+  pollMs: { flag: 'poll-ms', env: 'SYNCLINE_POLL_MS', kind: 'integer', default: 30_000, description: 'with --shared: sync at least this often, besides the server\'s wake-ups and local writes' },
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
 
 export async function runAgent(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
-    process.stdout.write(`${helpText('syncline agent --db FILE (--server URL | --transport mqtt --mqtt-url URL --device-id ID) --token TOKEN [--once]', 'Captures every change of a SQLite file with triggers and ships it to the cloud.', agentOptions)}\n`);
+    process.stdout.write(`${helpText('syncline agent --db FILE (--server URL | --transport mqtt --mqtt-url URL --device-id ID) --token TOKEN [--once]\n       syncline agent --db FILE --server URL --shared --jwt JWT [--source ID] [--once]', 'Captures every change of a SQLite file with triggers and ships it to the cloud.', agentOptions)}\n`);
     return 0;
   }
   const { options } = parseCommand(agentOptions, argv);
   const logger = createLogger();
+  if (options.shared) return runSharedAgent(options, logger);
   const transport = agentTransport(options, logger);
   const shutdown = untilShutdown();
   const agent = new Agent({

@@ -7,6 +7,7 @@ import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { flowConfig, mqttBanner, mqttConfig, serverMqttOptions } from './server-mqtt-options.js';
+import { loadSharedConfig, sharedConfigOptions } from './shared-config-file.js';
 import { untilShutdown } from './shutdown.js';
 
 export const serverOptions = {
@@ -33,6 +34,7 @@ export const serverOptions = {
   bodyLimit: { flag: 'body-limit', env: 'SYNCLINE_BODY_LIMIT', kind: 'integer', default: SERVER_BODY_LIMIT_BYTES, description: 'largest accepted request body in bytes, after decompression' },
   replayChunkRows: { flag: 'replay-chunk-rows', env: 'SYNCLINE_REPLAY_CHUNK_ROWS', kind: 'integer', default: REPLAY_CHUNK_ROWS, description: 'staged rows replayed per transaction after an approval (progress commits with each chunk)' },
   ...serverMqttOptions,
+  ...sharedConfigOptions,
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
 
@@ -53,6 +55,7 @@ export async function runServer(argv: string[]): Promise<number> {
     process.stdout.write(`No SYNCLINE_ADMIN_TOKEN set; this run's admin token is:\n  ${adminToken}\nSet SYNCLINE_ADMIN_TOKEN to keep one across restarts.\n`);
   }
   const mqtt = mqttConfig(options, options.host);
+  const shared = loadSharedConfig(options);
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.data, logger });
   const shutdown = untilShutdown();
   const server = await CloudServer.start({
@@ -67,6 +70,7 @@ export async function runServer(argv: string[]): Promise<number> {
     logger,
     ...(mqtt ? { mqtt } : {}),
     flow: flowConfig(options),
+    ...(shared ? { shared } : {}),
   }).catch(async (error: unknown) => {
     await store.close();
     throw error;
@@ -75,6 +79,7 @@ export async function runServer(argv: string[]): Promise<number> {
     `syncline server listening on ${server.url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${server.policy.schema}, additive: ${server.policy.additive})\n`,
   );
   process.stdout.write(`${mqttBanner(mqtt, server.mqtt?.url, server.mqtt?.tlsUrl)}\n`);
+  if (shared) process.stdout.write(`two-way sync: ${shared.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`).join(', ')}\n`);
   const signal = await shutdown.done;
   logger.info({ signal }, 'shutting down');
   await server.stop();

@@ -14,6 +14,7 @@ import {
   triggersIntact,
   type StoredTable,
 } from './capture-table.js';
+import { sharedTableNames } from './shared/shared-state.js';
 import { isUserTableName, listUserTables, readTableShape } from './table-shape.js';
 
 /**
@@ -102,7 +103,8 @@ export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): Ca
     immediate(db, () => stray.forEach((name) => dropTrigger(db, name)));
     log.info({ triggers: stray }, 'dropped capture triggers left on a renamed table');
   }
-  const wanted = new Set(options.tables ? options.tables.filter(isUserTableName) : listUserTables(db));
+  const shared = sharedTableNames(db);
+  const wanted = new Set((options.tables ? options.tables.filter(isUserTableName) : listUserTables(db)).filter((name) => !shared.has(name)));
   const tables = new Set([...readStoredTables(db).keys(), ...wanted]);
   for (const table of [...tables].sort()) {
     try {

@@ -44,3 +44,10 @@ export function beginSuppressed(db: DeviceDb): void {
 export function endSuppressed(db: DeviceDb): void {
   db.prepare(`DELETE FROM ${SharedTables.applying}`).run();
 }
+
+/** Tables two-way sync captures in this file; edge capture leaves them to it. */
+export function sharedTableNames(db: DeviceDb): Set<string> {
+  const present = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(SharedTables.captured);
+  if (!present) return new Set();
+  return new Set((db.prepare(`SELECT name FROM ${SharedTables.captured}`).all() as { name: string }[]).map((r) => r.name));
+}

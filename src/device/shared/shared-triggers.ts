@@ -16,8 +16,15 @@ import { SharedTables } from './shared-schema.js';
 export type SharedTriggerKind = 'ins' | 'upd' | 'del';
 const KINDS: readonly SharedTriggerKind[] = ['ins', 'upd', 'del'];
 
+const SHARED_TRIGGER_PREFIX = `${RESERVED_PREFIX}sync:`;
+
 export function sharedTriggerName(table: string, kind: SharedTriggerKind): string {
-  return `${RESERVED_PREFIX}sync:${table}:${kind}`;
+  return `${SHARED_TRIGGER_PREFIX}${table}:${kind}`;
+}
+
+/** Two-way sync's triggers, which edge capture must leave alone. */
+export function isSharedTriggerName(name: string): boolean {
+  return name.startsWith(SHARED_TRIGGER_PREFIX);
 }
 
 const NOT_APPLYING = `NOT EXISTS (SELECT 1 FROM ${SharedTables.applying})`;

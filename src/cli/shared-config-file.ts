@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { parseSharedConfig, type SharedSyncConfig } from '../cloud/shared/declarations.js';
+import { SynclineError } from '../protocol/errors.js';
+import type { OptionTable } from './options.js';
+
+export const sharedConfigOptions = {
+  sharedConfig: {
+    flag: 'shared-config',
+    env: 'SYNCLINE_SHARED_CONFIG',
+    kind: 'string',
+    description: 'JSON file declaring the shared tables of two-way sync (off when unset); the server refuses to start on a declaration it cannot honour',
+  },
+  jwtSecret: { flag: 'jwt-secret', env: 'SYNCLINE_JWT_SECRET', kind: 'string', description: 'HS256 secret of device JWTs (overrides auth.hs256_secret in the shared config)', secret: true },
+  jwksUrl: { flag: 'jwks-url', env: 'SYNCLINE_JWKS_URL', kind: 'string', description: 'JWKS URL for RS256/ES256 device JWTs (overrides auth.jwks_url in the shared config)' },
+} satisfies OptionTable;
+
+/** Reads and validates the shared-table declarations, with credential settings from flags or the environment taking precedence. */
+export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string }): SharedSyncConfig | undefined {
+  if (!options.sharedConfig) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(options.sharedConfig, 'utf8');
+  } catch (error) {
+    throw new SynclineError('invalid_config', `cannot read the shared config ${options.sharedConfig}: ${(error as Error).message}`, { field: 'shared-config' });
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new SynclineError('invalid_config', `the shared config ${options.sharedConfig} is not JSON: ${(error as Error).message}`, { field: 'shared-config' });
+  }
+  if (typeof document === 'object' && document !== null && !Array.isArray(document)) {
+    const auth = { ...((document as { auth?: object }).auth ?? {}) } as Record<string, unknown>;
+    if (options.jwtSecret) auth.hs256_secret = options.jwtSecret;
+    if (options.jwksUrl) auth.jwks_url = options.jwksUrl;
+    document = { ...document, auth };
+  }
+  return parseSharedConfig(document);
+}
