@@ -8,6 +8,7 @@ import { benchDrain } from './drain.js';
 import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
 import { BenchReport, progress } from './report.js';
+import { benchSharedSync } from './shared-sync.js';
 
 /**
  * `npm run bench`: every figure is a ratio against a raw baseline measured in the
@@ -19,6 +20,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   replay: benchReplay,
   'change-stream': benchChangeStream,
   mqtt: benchMqtt,
+  'shared-sync': benchSharedSync,
 };
 
 const wanted = process.argv.slice(2);

@@ -5,11 +5,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent } from '../device/agent.js';
 import { CloudServer } from '../cloud/server.js';
+import type { SharedSyncConfig } from '../cloud/shared/declarations.js';
 import { openStore } from '../cloud/store/open-store.js';
 import { Routes } from '../protocol/constants.js';
 import { isSynclineError } from '../protocol/errors.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { AdminClient } from './admin-client.js';
+import { demoSecret, demoSharedConfig, demoToken, DEMO_USER, startSharedDemo } from './dev-shared-demo.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { formatTable } from './output.js';
@@ -37,10 +39,17 @@ async function waitForFile(path: string, timeoutMs: number): Promise<void> {
   }
 }
 
-async function startServer(options: { httpPort: number; mqttPort: number | undefined; store: Awaited<ReturnType<typeof openStore>>; adminToken: string; logger: ReturnType<typeof createLogger> }): Promise<CloudServer> {
+async function startServer(options: {
+  httpPort: number;
+  mqttPort: number | undefined;
+  store: Awaited<ReturnType<typeof openStore>>;
+  adminToken: string;
+  logger: ReturnType<typeof createLogger>;
+  shared: SharedSyncConfig;
+}): Promise<CloudServer> {
   const mqtt = mqttConfig({ mqttPort: options.mqttPort }, '127.0.0.1');
   const start = (httpPort: number) =>
-    CloudServer.start({ store: options.store, httpPort, host: '127.0.0.1', adminToken: options.adminToken, schemaPolicy: 'auto', logger: options.logger, ...(mqtt ? { mqtt } : {}) });
+    CloudServer.start({ store: options.store, httpPort, host: '127.0.0.1', adminToken: options.adminToken, schemaPolicy: 'auto', logger: options.logger, shared: options.shared, ...(mqtt ? { mqtt } : {}) });
   try {
     return await start(options.httpPort);
   } catch (error) {
@@ -65,7 +74,8 @@ export async function runDev(argv: string[]): Promise<number> {
 
   process.stdout.write(`starting PGlite in ${join(dataDir, 'pglite')} ...\n`);
   const store = await openStore({ dataDir: join(dataDir, 'pglite'), logger });
-  const server = await startServer({ httpPort: options.httpPort, mqttPort: options.mqttPort, store, adminToken, logger });
+  const secret = demoSecret();
+  const server = await startServer({ httpPort: options.httpPort, mqttPort: options.mqttPort, store, adminToken, logger, shared: demoSharedConfig(secret) });
   const admin = new AdminClient(server.url, adminToken);
   const device = await admin.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: `demo-${Date.now()}` });
 
@@ -80,6 +90,7 @@ export async function runDev(argv: string[]): Promise<number> {
   const agentDone = agent.run(shutdown.signal).catch((error: unknown) => {
     process.stderr.write(`agent stopped: ${isSynclineError(error) ? error.message : String(error)}\n`);
   });
+  const shared = await startSharedDemo({ serverUrl: server.url, secret, dataDir, intervalMs: options.intervalMs, logger: logger.child({ component: 'shared-demo' }) });
 
   process.stdout.write(
     [
@@ -89,12 +100,15 @@ export async function runDev(argv: string[]): Promise<number> {
       `  mqtt         ${mqttBanner(mqttConfig({ mqttPort: options.mqttPort }, '127.0.0.1'), server.mqtt?.url, server.mqtt?.tlsUrl)}`,
       `  demo app     writes ${dbPath} every ${options.intervalMs} ms (settings, sensor_readings)`,
       `  device       ${device.device_id}`,
+      `  two-way      phone.db and laptop.db in ${dataDir} share a todos table (user ${DEMO_USER}); each edits it, both stay equal`,
       `  admin token  ${adminToken}`,
       '',
       'See the mirrored rows:',
       `  SYNCLINE_ADMIN_TOKEN=${adminToken} npx syncline admin lineages --server ${server.url}`,
       `  SYNCLINE_ADMIN_TOKEN=${adminToken} npx syncline admin mirror-rows <lineage-id> --server ${server.url}`,
       `  curl -H "authorization: Bearer ${adminToken}" ${server.url}${Routes.lineages}`,
+      'Run a third two-way device against the shared todos (any SQLite file):',
+      `  npx syncline agent --shared --db ./tablet.db --server ${server.url} --source tablet --jwt ${await demoToken(secret, 'tablet')}`,
       '',
       'Ctrl-C stops everything.',
       '',
@@ -104,12 +118,13 @@ export async function runDev(argv: string[]): Promise<number> {
   const report = setInterval(() => {
     admin
       .request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages)
-      .then(({ lineages }) => process.stdout.write(`\n${formatTable(lineages, ['source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table'])}\n`))
+      .then(({ lineages }) => process.stdout.write(`\n${formatTable(lineages, ['source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table'])}\n${shared.status()}\n`))
       .catch(() => {});
   }, 10_000);
 
   await shutdown.done;
   clearInterval(report);
+  await shared.stop();
   app.kill('SIGTERM');
   await agentDone;
   await server.stop();

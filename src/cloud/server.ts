@@ -10,7 +10,7 @@ import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
 import { buildApp } from './http/build-app.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
-import { startSharedSync } from './shared/shared-service.js';
+import { sharedWakeAuth, startSharedSync } from './shared/shared-service.js';
 import type { SharedSyncConfig } from './shared/declarations.js';
 import { migrate } from './store/migrations.js';
 import type { Store } from './store/store.js';
@@ -123,7 +123,11 @@ export class CloudServer {
     }
     if (options.mqtt) {
       try {
-        mqtt = await MqttService.start({ store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt });
+        mqtt = await MqttService.start({ store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
+        const service = mqtt;
+        shared?.events.subscribeAll((scope, head) => {
+          service.publishWake(scope, head).catch((error: unknown) => options.logger.warn({ err: error, scope }, 'could not publish a wake-up'));
+        });
       } catch (error) {
         await app.close().catch(() => {});
         throw error;

@@ -167,9 +167,8 @@ export interface PullAnswer {
 
 export interface SnapshotAnswer {
   snapshot_id: string;
+  /** The snapshot is the state right after this bundle. */
   snapshot_seq: string;
-  chunk_count: number;
-  row_count: number;
 }
 
 export interface SnapshotChunk {
@@ -180,3 +179,6 @@ export interface SnapshotChunk {
   versions: string[];
   hlcs: string[];
 }
+
+/** A chunk, or the marker past the last one. */
+export type SnapshotChunkAnswer = SnapshotChunk | { end: true; chunk_count: number; row_count: number };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { SynclineError } from './errors.js';
 
 /**
@@ -79,3 +80,16 @@ export function sharedFilter(group: string, filter: string): string {
   if (!isTopicSegment(group)) throw new SynclineError('invalid_config', `share group ${JSON.stringify(group.slice(0, 64))} cannot be an MQTT topic level`, { field: 'share_group' });
   return `$share/${group}/${filter}`;
 }
+
+/**
+ * Two-way sync's wake-up topic of one scope: the cloud publishes each new head
+ * there (retained), and a device signed in with its sync JWT may subscribe to its
+ * own scope's topic only. The scope is hashed because a user id may hold
+ * characters a topic level cannot.
+ */
+export function sharedWakeTopic(scope: string): string {
+  return `${TOPIC_PREFIX}/shared/${createHash('sha256').update(scope).digest('hex').slice(0, 32)}/bundles`;
+}
+
+/** The MQTT username with which a device signs in using its sync JWT (as the password) instead of a device token. */
+export const SHARED_WAKE_USERNAME = 'jwt';

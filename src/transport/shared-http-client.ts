@@ -7,11 +7,13 @@ import {
   type PushBegin,
   type SharedConfigAnswer,
   type SnapshotAnswer,
-  type SnapshotChunk,
+  type SnapshotChunkAnswer,
   type WireRowChange,
 } from '../protocol/shared-sync.js';
 import { endpoint, errorText, parseJson, retryAfter } from './http-util.js';
 import { isRetryableStatus, TransportError } from './transport.js';
+
+const SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000;
 
 export interface SharedHttpClientOptions {
   serverUrl: string;
@@ -75,12 +77,14 @@ export class SharedHttpClient {
     return this.#json('GET', `${SharedRoutes.pull}?${query}`) as Promise<PullAnswer>;
   }
 
-  createSnapshot(): Promise<SnapshotAnswer> {
-    return this.#json('POST', SharedRoutes.snapshots) as Promise<SnapshotAnswer>;
+  /** `limit`: rows per chunk (the server's default when absent). */
+  createSnapshot(limit?: number): Promise<SnapshotAnswer> {
+    return this.#json('POST', limit === undefined ? SharedRoutes.snapshots : `${SharedRoutes.snapshots}?limit=${limit}`) as Promise<SnapshotAnswer>;
   }
 
-  snapshotChunk(snapshotId: string, index: number): Promise<SnapshotChunk> {
-    return this.#json('GET', route(SharedRoutes.snapshotChunk, { id: snapshotId, index: String(index) })) as Promise<SnapshotChunk>;
+  /** Waits while the server reads a large scope; a chunk can take a while to be ready. */
+  snapshotChunk(snapshotId: string, index: number): Promise<SnapshotChunkAnswer> {
+    return this.#json('GET', route(SharedRoutes.snapshotChunk, { id: snapshotId, index: String(index) }), undefined, [], SNAPSHOT_TIMEOUT_MS) as Promise<SnapshotChunkAnswer>;
   }
 
   async dropSnapshot(snapshotId: string): Promise<void> {
@@ -128,7 +132,7 @@ export class SharedHttpClient {
     return headers;
   }
 
-  async #json(method: string, path: string, body?: unknown, answers: readonly number[] = []): Promise<unknown> {
+  async #json(method: string, path: string, body?: unknown, answers: readonly number[] = [], timeoutMs = this.#timeoutMs): Promise<unknown> {
     const url = endpoint(this.#o.serverUrl, path);
     let response: Response;
     try {
@@ -136,7 +140,7 @@ export class SharedHttpClient {
         method,
         headers: await this.#headers(body !== undefined),
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       throw new TransportError(`${method} ${url} failed: ${errorText(error)}`, { retryable: true, cause: error });

@@ -24,6 +24,7 @@ test('syncline dev mirrors the demo app and stops cleanly on SIGINT', async () =
       const byTable = new Map(found.map((l) => [l.source_table, l]));
       return (byTable.get('settings')?.rows_applied ?? 0) >= 2 && (byTable.get('sensor_readings')?.rows_applied ?? 0) >= 6;
     }, 60_000);
+    await eventually('the two-way demo devices to share their todos', () => /phone\s+todos [1-9]/.test(stdout) && /laptop\s+todos [1-9]/.test(stdout), 60_000);
     child.kill('SIGINT');
     const [code] = (await exited) as [number | null];
     assert.equal(code, 0, stdout);

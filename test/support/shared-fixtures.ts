@@ -116,7 +116,8 @@ export async function openSharedDevice(server: CloudServer, dir: string, user: s
 
 /** The server's rows of a shared table for one scope, in key order, as plain JS values (text for bigint/bytea). */
 export async function serverRows(store: Store, table: string, scope: string, columns: string[]): Promise<unknown[][]> {
-  const list = columns.map((c) => (c === 'attachment' || c === 'k' || c === 'v' ? `encode("${c}", 'hex')` : `"${c}"::text`)).join(', ');
+  // Aliased by position: two encode(...) columns would otherwise share one name and collapse into one value.
+  const list = columns.map((c, i) => `${c === 'attachment' || c === 'k' || c === 'v' ? `encode("${c}", 'hex')` : `"${c}"::text`} AS c${i}`).join(', ');
   const { rows } = await store.query<Record<string, unknown>>(`SELECT ${list} FROM syncline_shared."${table}" WHERE _syncline_scope = $1 ORDER BY _syncline_key`, [scope]);
   return rows.map((r) => Object.values(r));
 }

@@ -20,7 +20,7 @@ import type { SharedSyncConfig } from '../shared/declarations.js';
 import { pullBundles } from '../shared/pull.js';
 import { abandonPush, beginPush, commitPush, uploadChunk, type Pusher } from '../shared/push-sessions.js';
 import type { ScopeEvents } from '../shared/scope-events.js';
-import { createSnapshot, dropSnapshot, snapshotChunk } from '../shared/snapshots.js';
+import type { SnapshotBuilder } from '../shared/snapshots.js';
 import type { Store } from '../store/store.js';
 import { adminAuth, actorOf } from './admin-auth.js';
 import { decodeBody } from './body.js';
@@ -30,6 +30,7 @@ export interface SharedRoutesOptions {
   config: SharedSyncConfig;
   verifier: JwtVerifier;
   events: ScopeEvents;
+  snapshots: SnapshotBuilder;
   adminToken: string;
   bodyLimit: number;
   logger: Logger;
@@ -116,15 +117,18 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
     });
   });
 
-  app.post(SharedRoutes.snapshots, { onRequest: authenticate }, async (request) => createSnapshot(store, config, who(request), { logger: options.logger }));
+  app.post<{ Querystring: Record<string, string | undefined> }>(SharedRoutes.snapshots, { onRequest: authenticate }, async (request) => {
+    const limit = request.query.limit;
+    return options.snapshots.create(who(request), limit === undefined ? {} : { chunkRows: intParam(limit, 'limit', 1, 50_000) });
+  });
 
   app.get<{ Params: { id: string; index: string } }>(SharedRoutes.snapshotChunk, { onRequest: authenticate }, async (request, reply) => {
-    const body = await snapshotChunk(store, who(request), request.params.id, intParam(request.params.index, 'index', 0, 2_147_483_647));
+    const body = await options.snapshots.chunk(who(request), request.params.id, intParam(request.params.index, 'index', 0, 2_147_483_647));
     return reply.type('application/json').send(body);
   });
 
   app.delete<{ Params: { id: string } }>(SharedRoutes.snapshot, { onRequest: authenticate }, async (request, reply) => {
-    await dropSnapshot(store, who(request), request.params.id);
+    options.snapshots.drop(who(request), request.params.id);
     return reply.status(204).send();
   });
 

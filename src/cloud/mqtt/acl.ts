@@ -1,4 +1,4 @@
-import { deviceRoot, deviceTopic, DOWNLINK_CHANNELS, parseDeviceTopic, UPLINK_CHANNELS, type TopicChannel } from '../../protocol/topics.js';
+import { deviceRoot, deviceTopic, DOWNLINK_CHANNELS, parseDeviceTopic, sharedWakeTopic, UPLINK_CHANNELS, type TopicChannel } from '../../protocol/topics.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 
 /**
@@ -39,4 +39,9 @@ export function authorizeDeviceSubscribe(session: DeviceIdentity, filter: string
 export function deviceTopics(session: Pick<DeviceIdentity, 'device_id' | 'project_id'>): { write: string[]; read: string[] } {
   const root = deviceRoot(session.project_id, session.device_id);
   return { write: UPLINK_CHANNELS.map((c) => deviceTopic(root, c)), read: DOWNLINK_CHANNELS.map((c) => deviceTopic(root, c)) };
+}
+
+/** A session signed in with a sync JWT may follow its own scope's wake-up topic and nothing else. */
+export function authorizeWakeSubscribe(scope: string, filter: string): AclVerdict {
+  return filter === sharedWakeTopic(scope) ? ALLOWED : { allowed: false, reason: `a wake-up session follows only its own scope's topic, not ${JSON.stringify(filter.slice(0, 200))}` };
 }

@@ -14,8 +14,8 @@ export interface BrokerLink {
    * settles (backpressure towards the broker).
    */
   subscribe(filters: readonly string[], handler: (topic: string, payload: Buffer) => Promise<void> | void): Promise<void>;
-  /** Publishes at QoS1; resolves when the broker took it. */
-  publish(topic: string, payload: Buffer): Promise<void>;
+  /** Publishes at QoS1; resolves when the broker took it. A retained message is also handed to later subscribers. */
+  publish(topic: string, payload: Buffer, options?: { retain?: boolean }): Promise<void>;
   /** Stops deliveries; publishing still works (answers to messages already taken). */
   unsubscribeAll(): Promise<void>;
   close(): Promise<void>;
@@ -48,9 +48,9 @@ export class AedesLink implements BrokerLink {
     }
   }
 
-  publish(topic: string, payload: Buffer): Promise<void> {
+  publish(topic: string, payload: Buffer, options: { retain?: boolean } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#broker.publish({ cmd: 'publish', topic, payload, qos: SYNC_QOS, retain: false, dup: false }, (error) => (error ? reject(error) : resolve()));
+      this.#broker.publish({ cmd: 'publish', topic, payload, qos: SYNC_QOS, retain: options.retain ?? false, dup: false }, (error) => (error ? reject(error) : resolve()));
     });
   }
 

@@ -82,8 +82,8 @@ export class ClientLink implements BrokerLink {
     if (refused.length > 0) throw new SynclineError('broker_unavailable', `the MQTT broker refused the subscriptions ${refused.join(', ')} (check its ACL for the server's account)`, { refused });
   }
 
-  async publish(topic: string, payload: Buffer): Promise<void> {
-    await this.#client.publishAsync(topic, payload, { qos: SYNC_QOS });
+  async publish(topic: string, payload: Buffer, options: { retain?: boolean } = {}): Promise<void> {
+    await this.#client.publishAsync(topic, payload, { qos: SYNC_QOS, retain: options.retain ?? false });
   }
 
   async unsubscribeAll(): Promise<void> {

@@ -3,10 +3,11 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { DefaultPorts } from '../../protocol/constants.js';
+import { SHARED_WAKE_USERNAME } from '../../protocol/topics.js';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { Queryable } from '../store/store.js';
-import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscribe } from './acl.js';
 import { authenticateBrokerClient } from './device-directory.js';
 import type { MqttStats } from './mqtt-stats.js';
 
@@ -29,6 +30,17 @@ export interface EmbeddedBrokerOptions {
   /** A port (0: any free one), or 'default': 1883, falling back to 18830 when 1883 is taken. */
   port: number | 'default';
   tls?: BrokerTlsOptions;
+  /** Two-way sync's wake-ups: devices may sign in with their sync JWT to follow their scope's topic. */
+  sharedWake?: SharedWakeAuth;
+}
+
+/** Verifies a sync JWT and names the scope it may follow. */
+export type SharedWakeAuth = (jwt: string, source: string) => Promise<string>;
+
+/** A connection signed in with a sync JWT: it may only follow its scope's wake-up topic. */
+interface WakeSession {
+  scope: string;
+  source: string;
 }
 
 /** CONNACK return codes of MQTT 3.1.1. */
@@ -96,14 +108,16 @@ export class EmbeddedBroker {
 function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
   const { db, logger: log, stats } = options;
   const sessions = new WeakMap<Client, DeviceIdentity>();
+  const wakeSessions = new WeakMap<Client, WakeSession>();
   aedes.authenticate = (client, username, password, done) => {
     const conn = client.conn;
     const certificateDeviceId = conn instanceof TLSSocket && conn.authorized ? subjectCommonName(conn) : undefined;
-    authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then(
-      (identity) => {
-        sessions.set(client, identity);
-        done(null, true);
-      },
+    const signIn: Promise<void> =
+      username === SHARED_WAKE_USERNAME && options.sharedWake
+        ? options.sharedWake(password?.toString('utf8') ?? '', client.id).then((scope) => void wakeSessions.set(client, { scope, source: client.id }))
+        : authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then((identity) => void sessions.set(client, identity));
+    signIn.then(
+      () => done(null, true),
       (error: unknown) => {
         stats.authFailures += 1;
         const code = isSynclineError(error) && error.code === 'forbidden' ? IDENTIFIER_REJECTED : isSynclineError(error) && error.code === 'unauthorized' ? BAD_USERNAME_OR_PASSWORD : NOT_AUTHORIZED;
@@ -114,7 +128,9 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
   };
   aedes.authorizePublish = (client, packet, done) => {
     const identity = client ? sessions.get(client) : undefined;
-    const verdict = identity ? authorizeDevicePublish(identity, packet.topic) : { allowed: false as const, reason: 'no authenticated device' };
+    const verdict = identity
+      ? authorizeDevicePublish(identity, packet.topic)
+      : { allowed: false as const, reason: client && wakeSessions.has(client) ? 'a wake-up session only listens' : 'no authenticated device' };
     if (verdict.allowed) return done(null);
     stats.deniedPublishes += 1;
     log.warn({ device_id: identity?.device_id, topic: packet.topic.slice(0, 200), reason: verdict.reason }, 'MQTT publish denied; disconnecting the client');
@@ -122,7 +138,12 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
   };
   aedes.authorizeSubscribe = (client, subscription, done) => {
     const identity = sessions.get(client);
-    const verdict = identity ? authorizeDeviceSubscribe(identity, subscription.topic) : { allowed: false as const, reason: 'no authenticated device' };
+    const wake = wakeSessions.get(client);
+    const verdict = identity
+      ? authorizeDeviceSubscribe(identity, subscription.topic)
+      : wake
+        ? authorizeWakeSubscribe(wake.scope, subscription.topic)
+        : { allowed: false as const, reason: 'no authenticated device' };
     if (verdict.allowed) return done(null, subscription);
     stats.deniedSubscribes += 1;
     log.warn({ device_id: identity?.device_id, topic: subscription.topic.slice(0, 200), reason: verdict.reason }, 'MQTT subscription denied');

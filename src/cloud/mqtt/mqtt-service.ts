@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter } from '../../protocol/topics.js';
+import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter, sharedWakeTopic } from '../../protocol/topics.js';
 import type { FlowController } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { Store } from '../store/store.js';
 import { AedesLink, type BrokerLink } from './broker-link.js';
 import { ClientLink, redact, type ClientLinkOptions } from './client-link.js';
 import { DeviceDirectory } from './device-directory.js';
-import { EmbeddedBroker, type BrokerTlsOptions } from './embedded-broker.js';
+import { EmbeddedBroker, type BrokerTlsOptions, type SharedWakeAuth } from './embedded-broker.js';
 import { MqttFrontDoor } from './mqtt-front-door.js';
 import { newMqttStats, type MqttStats } from './mqtt-stats.js';
 
@@ -34,6 +34,8 @@ export interface MqttServiceDeps {
   bodyLimit: number;
   flow: FlowController;
   options: CloudMqttOptions;
+  /** Two-way sync: lets devices sign in with their sync JWT to follow their scope's wake-ups. */
+  sharedWake?: SharedWakeAuth;
 }
 
 /**
@@ -72,7 +74,15 @@ export class MqttService {
     if (options.url) {
       link = await ClientLink.connect({ url: options.url, logger: log, ...(options.clientTls ? { tls: options.clientTls } : {}) });
     } else {
-      broker = await EmbeddedBroker.start({ db: store, logger: log, stats, host: options.host ?? '127.0.0.1', port: options.port ?? 'default', ...(options.tls ? { tls: options.tls } : {}) });
+      broker = await EmbeddedBroker.start({
+        db: store,
+        logger: log,
+        stats,
+        host: options.host ?? '127.0.0.1',
+        port: options.port ?? 'default',
+        ...(options.tls ? { tls: options.tls } : {}),
+        ...(deps.sharedWake ? { sharedWake: deps.sharedWake } : {}),
+      });
       link = new AedesLink(broker.aedes);
     }
     const frontDoor = new MqttFrontDoor({
@@ -98,6 +108,11 @@ export class MqttService {
     const url = broker ? broker.url : redact(options.url!).replace(/\/\/[^@/]*@/, '//');
     log.info({ mode: broker ? 'embedded' : 'external', url, tls_url: broker?.tlsUrl }, 'MQTT front door ready');
     return new MqttService({ mode: broker ? 'embedded' : 'external', url, tlsUrl: broker?.tlsUrl, stats, link, frontDoor, broker, flow: deps.flow });
+  }
+
+  /** Announces a scope's new head on its wake-up topic, retained so a device that connects later learns it too. */
+  async publishWake(scope: string, headSeq: string): Promise<void> {
+    await this.#link.publish(sharedWakeTopic(scope), Buffer.from(JSON.stringify({ head_seq: headSeq })), { retain: true });
   }
 
   /** Stops taking messages, answers those already taken, then closes the broker or the link. */

@@ -47,12 +47,20 @@ export function parseSharedConfig(document: unknown): SharedSyncConfig {
   if (!file.success) throw new SynclineError('invalid_config', `shared config: ${z.prettifyError(file.error)}`);
   const problems: string[] = [];
   const tables: SharedTable[] = [];
+  // Names of declarations the schema refused: their own problem is reported, so references to them are not.
+  const refused = new Set<string>();
   file.data.tables.forEach((raw, index) => {
     const parsed = sharedTableSchema.safeParse(raw);
-    if (parsed.success) tables.push(parsed.data);
-    else problems.push(`tables[${index}]: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+    if (parsed.success) {
+      tables.push(parsed.data);
+      return;
+    }
+    const name = typeof raw === 'object' && raw !== null ? (raw as { name?: unknown }).name : undefined;
+    if (typeof name === 'string') refused.add(name);
+    const label = typeof name === 'string' ? `table ${JSON.stringify(name)} (tables[${index}])` : `tables[${index}]`;
+    problems.push(`${label}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
   });
-  if (problems.length === 0) problems.push(...tableProblems(tables));
+  problems.push(...tableProblems(tables, refused));
   if (problems.length > 0) {
     throw new SynclineError('invalid_config', `the shared table declarations cannot be honoured:\n  - ${problems.join('\n  - ')}`, { problems });
   }
@@ -60,7 +68,7 @@ export function parseSharedConfig(document: unknown): SharedSyncConfig {
   return { auth: file.data.auth, retention: file.data.retention, tables: parentFirst(synced) };
 }
 
-function tableProblems(tables: readonly SharedTable[]): string[] {
+function tableProblems(tables: readonly SharedTable[], refused: ReadonlySet<string>): string[] {
   const problems: string[] = [];
   const byName = new Map<string, SharedTable>();
   for (const table of tables) {
@@ -81,7 +89,7 @@ function tableProblems(tables: readonly SharedTable[]): string[] {
   }
   for (const table of tables) {
     const say = (message: string) => problems.push(`table ${JSON.stringify(table.name)}: ${message}`);
-    for (const ref of table.references) referenceProblems(table, ref, byName.get(ref.table), say);
+    for (const ref of table.references) if (byName.has(ref.table) || !refused.has(ref.table)) referenceProblems(table, ref, byName.get(ref.table), say);
   }
   const scopes = new Set(tables.filter((t) => t.direction !== 'none').map((t) => t.scope));
   if (scopes.size > 1) {

@@ -6,6 +6,13 @@
  */
 export class ScopeEvents {
   readonly #listeners = new Map<string, Set<(headSeq: string) => void>>();
+  readonly #everyScope = new Set<(scope: string, headSeq: string) => void>();
+
+  /** Listens to every scope (the MQTT wake-up publisher). */
+  subscribeAll(listener: (scope: string, headSeq: string) => void): () => void {
+    this.#everyScope.add(listener);
+    return () => this.#everyScope.delete(listener);
+  }
 
   subscribe(scope: string, listener: (headSeq: string) => void): () => void {
     let set = this.#listeners.get(scope);
@@ -19,6 +26,7 @@ export class ScopeEvents {
 
   committed(scope: string, headSeq: string): void {
     for (const listener of this.#listeners.get(scope) ?? []) listener(headSeq);
+    for (const listener of this.#everyScope) listener(scope, headSeq);
   }
 
   get listenerCount(): number {

@@ -1,15 +1,18 @@
 import type { Logger } from 'pino';
+import type { SharedWakeAuth } from '../mqtt/embedded-broker.js';
 import type { Store } from '../store/store.js';
 import { JwtVerifier } from './credentials.js';
 import type { SharedSyncConfig } from './declarations.js';
 import { provisionSharedTables } from './provision.js';
 import { ScopeEvents } from './scope-events.js';
+import { SnapshotBuilder } from './snapshots.js';
 
 /** What the two-way sync routes need, made once per server. */
 export interface SharedSync {
   config: SharedSyncConfig;
   verifier: JwtVerifier;
   events: ScopeEvents;
+  snapshots: SnapshotBuilder;
 }
 
 /** Checks the credentials setup, then makes PostgreSQL hold the declared tables; either refuses with every problem named. */
@@ -25,5 +28,11 @@ export async function startSharedSync(store: Store, config: SharedSyncConfig, lo
   });
   await provisionSharedTables(store, config, logger.child({ component: 'shared-sync' }));
   logger.info({ tables: config.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`) }, 'two-way sync ready');
-  return { config, verifier, events: new ScopeEvents() };
+  return { config, verifier, events: new ScopeEvents(), snapshots: new SnapshotBuilder(store, config, { logger: logger.child({ component: 'shared-snapshots' }) }) };
+}
+
+/** How the embedded MQTT broker checks a device that signs in with its sync JWT: the scope it may follow. */
+export function sharedWakeAuth(shared: SharedSync): SharedWakeAuth {
+  const kind = shared.config.tables[0]?.scope ?? 'user';
+  return async (jwt, source) => JwtVerifier.scopeOf(await shared.verifier.verify(`Bearer ${jwt}`, source), kind);
 }

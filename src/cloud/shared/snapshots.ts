@@ -1,87 +1,153 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SynclineError } from '../../protocol/errors.js';
-import { SharedDefaults, type SnapshotAnswer, type SnapshotChunk } from '../../protocol/shared-sync.js';
+import { SharedDefaults, type SharedColumnType, type SharedTable, type SnapshotAnswer, type SnapshotChunkAnswer } from '../../protocol/shared-sync.js';
 import { encodeValue } from '../../protocol/values.js';
 import { quoteIdent } from '../identifiers.js';
 import type { Queryable, Store } from '../store/store.js';
 import { pulls, type SharedSyncConfig } from './declarations.js';
 import type { Pusher } from './push-sessions.js';
-import { MetaColumns as M, readSharedAsText, sharedFromText, sharedTableRef } from './shared-columns.js';
+import { MetaColumns as M, sharedTableRef } from './shared-columns.js';
 
 const q = quoteIdent;
 
-/**
- * A frozen, chunked copy of a scope's shared tables for hydration. Every chunk is
- * read and written in one REPEATABLE READ transaction, together with the scope's
- * head, so the snapshot is exactly the state after bundle `snapshot_seq` whatever
- * commits meanwhile; chunks are then served as stored, any number of times, until
- * the device drops the snapshot or it expires.
- */
-export async function createSnapshot(store: Store, config: SharedSyncConfig, who: Pusher, options: { chunkRows?: number; logger?: Logger } = {}): Promise<SnapshotAnswer> {
-  const chunkRows = options.chunkRows ?? SharedDefaults.chunkRows * 4;
-  await store.query(`DELETE FROM sync_snapshots WHERE created_at < now() - make_interval(secs => $1)`, [SharedDefaults.sessionTtlMs / 1000]);
-  const id = randomUUID();
-  return store.transaction(async (tx) => {
-    await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-    const { rows } = await tx.query<{ head_seq: string }>('SELECT head_seq::text AS head_seq FROM sync_scopes WHERE scope = $1', [who.scope]);
-    const seq = rows[0]?.head_seq ?? '0';
-    await tx.query('INSERT INTO sync_snapshots (id, scope, source, snapshot_seq, chunk_count, row_count) VALUES ($1, $2, $3, $4::bigint, 0, 0)', [id, who.scope, who.source, seq]);
-    let chunkCount = 0;
-    let rowCount = 0;
-    for (const table of config.tables.filter((t) => pulls(t.direction))) {
-      for await (const chunk of tableChunks(tx, who.scope, table, chunkRows)) {
-        await tx.query('INSERT INTO sync_snapshot_chunks (snapshot_id, chunk_index, body) VALUES ($1, $2, $3)', [id, chunkCount, JSON.stringify(chunk)]);
-        chunkCount += 1;
-        rowCount += chunk.rows.length;
-        options.logger?.debug({ scope: who.scope, table: table.name, chunks: chunkCount, rows: rowCount }, 'snapshot progress');
-      }
-    }
-    await tx.query('UPDATE sync_snapshots SET chunk_count = $2, row_count = $3 WHERE id = $1', [id, chunkCount, rowCount]);
-    return { snapshot_id: id, snapshot_seq: seq, chunk_count: chunkCount, row_count: rowCount };
-  });
+interface Snapshot {
+  scope: string;
+  seq: string;
+  chunks: string[];
+  rows: number;
+  bytes: number;
+  finished: boolean;
+  error: unknown;
+  createdAt: number;
+  waiters: (() => void)[];
+  /** Rows per chunk: what the device asked for, else the server's limit. */
+  chunkRows: number;
 }
 
-async function* tableChunks(tx: Queryable, scope: string, table: SharedSyncConfig['tables'][number], chunkRows: number): AsyncGenerator<SnapshotChunk> {
-  const reads = table.columns.map((c, i) => `${readSharedAsText(q(c.name), c.type)} AS c${i}`).join(', ');
-  let after = '';
-  for (;;) {
-    const { rows } = await tx.query<Record<string, string | null>>(
-      `SELECT ${q(M.key)} AS k, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${reads}
-         FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} > $2 ORDER BY ${q(M.key)} LIMIT $3`,
-      [scope, after, chunkRows],
-    );
-    if (rows.length === 0) return;
-    yield {
-      table: table.name,
-      columns: table.columns.map((c) => c.name),
-      rows: rows.map((r) => table.columns.map((c, i) => encodeValue(sharedFromText(r[`c${i}`] ?? null, c.type)))),
-      versions: rows.map((r) => r.v!),
-      hlcs: rows.map((r) => r.h!),
-    };
-    if (rows.length < chunkRows) return;
-    after = rows.at(-1)!.k!;
+export interface SnapshotLimits {
+  /** Rows per chunk. */
+  chunkRows: number;
+  /** Encoded bytes all open snapshots may hold; a new snapshot beyond it is refused as unavailable (retry later). */
+  maxBytes: number;
+  ttlMs: number;
+}
+
+const DEFAULT_LIMITS: SnapshotLimits = { chunkRows: SharedDefaults.chunkRows * 4, maxBytes: 2 * 1024 ** 3, ttlMs: SharedDefaults.sessionTtlMs };
+
+/**
+ * Frozen, chunked snapshots of a scope's shared tables for hydration.
+ *
+ * One REPEATABLE READ transaction reads the scope's head and every row, so the
+ * snapshot is exactly the state after bundle `snapshot_seq`, whatever commits
+ * meanwhile. Chunks are encoded as the transaction reads them and handed out as
+ * soon as each is ready, so the device writes chunk i while the server reads
+ * chunk i+1. They are kept in this process's memory (bounded by maxBytes) until
+ * the device drops the snapshot or it expires: a device must fetch them from the
+ * server that built them, and restarts its hydration if that server goes away.
+ */
+export class SnapshotBuilder {
+  readonly #store: Store;
+  readonly #config: SharedSyncConfig;
+  readonly #limits: SnapshotLimits;
+  readonly #log: Logger | undefined;
+  readonly #snapshots = new Map<string, Snapshot>();
+
+  constructor(store: Store, config: SharedSyncConfig, options: { limits?: Partial<SnapshotLimits>; logger?: Logger } = {}) {
+    this.#store = store;
+    this.#config = config;
+    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#log = options.logger;
+  }
+
+  get heldBytes(): number {
+    let bytes = 0;
+    for (const snapshot of this.#snapshots.values()) bytes += snapshot.bytes;
+    return bytes;
+  }
+
+  /** Starts a snapshot and answers once its sequence number is fixed; the chunks follow. */
+  async create(who: Pusher, options: { chunkRows?: number } = {}): Promise<SnapshotAnswer> {
+    this.#expire();
+    if (this.heldBytes >= this.#limits.maxBytes) throw new SynclineError('unavailable', 'too many snapshots are being served; retry shortly', { held_bytes: this.heldBytes });
+    const id = randomUUID();
+    const snapshot: Snapshot = { scope: who.scope, seq: '0', chunks: [], rows: 0, bytes: 0, finished: false, error: undefined, createdAt: Date.now(), waiters: [], chunkRows: options.chunkRows ?? this.#limits.chunkRows };
+    let fixed!: (seq: string) => void;
+    const seqFixed = new Promise<string>((resolve) => (fixed = resolve));
+    const build = this.#store.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const { rows } = await tx.query<{ head_seq: string }>('SELECT head_seq::text AS head_seq FROM sync_scopes WHERE scope = $1', [who.scope]);
+      snapshot.seq = rows[0]?.head_seq ?? '0';
+      this.#snapshots.set(id, snapshot);
+      fixed(snapshot.seq);
+      for (const table of this.#config.tables.filter((t) => pulls(t.direction))) await this.#readTable(tx, snapshot, table);
+    });
+    build
+      .catch((error: unknown) => {
+        snapshot.error = error;
+        this.#log?.error({ err: error, scope: who.scope, snapshot_id: id }, 'snapshot failed');
+      })
+      .finally(() => {
+        snapshot.finished = true;
+        this.#notify(snapshot);
+        this.#log?.info({ scope: who.scope, snapshot_id: id, rows: snapshot.rows, chunks: snapshot.chunks.length }, 'snapshot built');
+      });
+    const seq = await Promise.race([seqFixed, build.then(() => snapshot.seq)]);
+    if (snapshot.error) throw snapshot.error;
+    return { snapshot_id: id, snapshot_seq: seq };
+  }
+
+  /** Chunk `index` once it is built, or the end marker after the last one. */
+  async chunk(who: Pusher, id: string, index: number): Promise<string> {
+    const snapshot = this.#snapshots.get(id);
+    if (!snapshot || snapshot.scope !== who.scope) throw new SynclineError('not_found', 'no such snapshot (it expired, was dropped, or was built by another server)', { snapshot_id: id.slice(0, 64) });
+    while (index >= snapshot.chunks.length && !snapshot.finished) await new Promise<void>((resolve) => snapshot.waiters.push(resolve));
+    if (snapshot.error) throw new SynclineError('unavailable', 'the snapshot could not be built; start another', { snapshot_id: id });
+    if (index < snapshot.chunks.length) return snapshot.chunks[index]!;
+    const end: SnapshotChunkAnswer = { end: true, chunk_count: snapshot.chunks.length, row_count: snapshot.rows };
+    return JSON.stringify(end);
+  }
+
+  drop(who: Pusher, id: string): void {
+    const snapshot = this.#snapshots.get(id);
+    if (snapshot && snapshot.scope === who.scope) this.#snapshots.delete(id);
+  }
+
+  #notify(snapshot: Snapshot): void {
+    for (const resolve of snapshot.waiters.splice(0)) resolve();
+  }
+
+  #expire(): void {
+    const cutoff = Date.now() - this.#limits.ttlMs;
+    for (const [id, snapshot] of this.#snapshots) if (snapshot.finished && snapshot.createdAt < cutoff) this.#snapshots.delete(id);
+  }
+
+  async #readTable(tx: Queryable, snapshot: Snapshot, table: SharedTable): Promise<void> {
+    const encoders = table.columns.map((c) => ENCODERS[c.type]);
+    const head = JSON.stringify({ table: table.name, columns: table.columns.map((c) => c.name) }).slice(0, -1);
+    const select = `SELECT ${q(M.key)} AS k, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${table.columns.map((c, i) => `${q(c.name)} AS c${i}`).join(', ')}
+      FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} > $2 ORDER BY ${q(M.key)} LIMIT $3`;
+    const chunkRows = snapshot.chunkRows;
+    for (let after = ''; ; ) {
+      const { rows } = await tx.query<Record<string, unknown>>(select, [snapshot.scope, after, chunkRows]);
+      if (rows.length === 0) return;
+      const values = rows.map((r) => encoders.map((encode, i) => encode(r[`c${i}`])));
+      const body = `${head},"rows":${JSON.stringify(values)},"versions":${JSON.stringify(rows.map((r) => r.v))},"hlcs":${JSON.stringify(rows.map((r) => r.h))}}`;
+      snapshot.chunks.push(body);
+      snapshot.rows += rows.length;
+      snapshot.bytes += body.length;
+      this.#notify(snapshot);
+      if (rows.length < chunkRows) return;
+      after = rows.at(-1)!.k as string;
+    }
   }
 }
 
-/** The stored JSON of one chunk, for the scope that made the snapshot only. */
-export async function snapshotChunk(store: Store, who: Pusher, snapshotId: string, index: number): Promise<string> {
-  const { rows } = await store.query<{ body: string }>(
-    `SELECT c.body FROM sync_snapshot_chunks c JOIN sync_snapshots s ON s.id = c.snapshot_id
-      WHERE s.id = $1 AND s.scope = $2 AND c.chunk_index = $3`,
-    [checkedId(snapshotId), who.scope, index],
-  );
-  if (!rows[0]) throw new SynclineError('not_found', 'no such snapshot chunk (the snapshot expired or was dropped)', { snapshot_id: snapshotId, field: 'index' });
-  return rows[0].body;
-}
-
-export async function dropSnapshot(store: Store, who: Pusher, snapshotId: string): Promise<void> {
-  await store.query('DELETE FROM sync_snapshots WHERE id = $1 AND scope = $2', [checkedId(snapshotId), who.scope]);
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function checkedId(id: string): string {
-  if (!UUID.test(id)) throw new SynclineError('not_found', 'no such snapshot', { snapshot_id: id.slice(0, 64) });
-  return id;
-}
+/** Store values (see store.ts: int8 as text, float8 as number, bytea as bytes, uuid as text) to wire values. */
+const ENCODERS: Record<SharedColumnType, (value: unknown) => unknown> = {
+  INTEGER: (v) => (v === null ? null : encodeValue(BigInt(v as string))),
+  REAL: (v) => (v === null ? null : encodeValue(v as number)),
+  TEXT: (v) => v,
+  UUID: (v) => v,
+  BLOB: (v) => (v === null ? null : encodeValue(v as Uint8Array)),
+};

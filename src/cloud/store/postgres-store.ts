@@ -15,15 +15,13 @@ export class PostgresStore implements Store {
   }
 
   static async open(databaseUrl: string, options: { logger?: Logger; maxConnections?: number } = {}): Promise<PostgresStore> {
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 10 });
+    // Shortest exact float output regardless of the server's configured default, so
+    // doubles read back as text round-trip bit for bit; set at connection start-up
+    // rather than by a query racing the pool's first one.
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: options.maxConnections ?? 10, options: '-c extra_float_digits=3' });
     // An idle client that loses its server must not crash the process; the next
     // query on the pool simply gets a fresh connection.
     pool.on('error', (error) => options.logger?.warn({ err: error }, 'idle PostgreSQL connection failed'));
-    // Shortest exact float output regardless of the server's configured default,
-    // so doubles read back as text round-trip bit for bit.
-    pool.on('connect', (client) => {
-      client.query('SET extra_float_digits = 3').catch((error: unknown) => options.logger?.warn({ err: error }, 'cannot set extra_float_digits'));
-    });
     const client = await pool.connect().catch(async (error: unknown) => {
       await pool.end().catch(() => {});
       throw error;

@@ -29,6 +29,8 @@ export class LocalTable {
   readonly #upsert: Database.Statement;
   readonly #insert: Database.Statement;
   readonly #delete: Database.Statement;
+  /** Only a table with BLOB columns needs its values converted before binding. */
+  readonly #hasBlobs: boolean;
 
   constructor(db: DeviceDb, declaration: SharedTable) {
     this.declaration = declaration;
@@ -42,6 +44,7 @@ export class LocalTable {
     const onConflict = nonKey.length > 0 ? `DO UPDATE SET ${nonKey.map((c) => `${c} = excluded.${c}`).join(', ')}` : 'DO NOTHING';
     this.#upsert = db.prepare(`INSERT INTO ${t} (${cols.join(', ')}) VALUES ${values} ON CONFLICT (${declaration.key.map(quoteIdent).join(', ')}) ${onConflict}`);
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE ${byKey}`);
+    this.#hasBlobs = declaration.columns.some((c) => c.type === 'BLOB');
   }
 
   get name(): string {
@@ -60,7 +63,7 @@ export class LocalTable {
 
   /** A plain insert, for hydration into a table cleared of the keys it receives. */
   insert(row: readonly SqlValue[]): void {
-    this.#insert.run(...row.map(bindable));
+    this.#insert.run(this.#hasBlobs ? row.map(bindable) : row);
   }
 
   remove(key: readonly SqlValue[]): void {

@@ -110,19 +110,26 @@ export class SharedEngine {
         if (existing) return existing;
         const dirty = this.db.prepare(`SELECT key, base_row, wall_ms FROM ${T.dirty} WHERE tbl = ? ORDER BY key`);
         const insert = this.db.prepare(`INSERT INTO ${T.outbox} (ordinal, tbl, key, op, row, base_row, hlc) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-        let ordinal = 0;
+        const frozen: { table: string; entry: DirtyEntry & { key: string }; row: SqlValue[] | null; hlc: string }[] = [];
         for (const declaration of this.#order) {
           const table = this.tables.get(declaration.name)!;
           for (const entry of dirty.all(declaration.name) as (DirtyEntry & { key: string })[]) {
             const row = table.read(parseLiteralList(entry.key));
             // Created and deleted again before it was ever pushed: nothing to tell the cloud.
             if (row === null && entry.base_row === null) continue;
-            const hlc = this.#clock.stamp(Number(entry.wall_ms));
-            insert.run(ordinal++, declaration.name, entry.key, row ? 'upsert' : 'delete', row ? JSON.stringify(row.map(encodeValue)) : null, entry.base_row, hlc);
+            frozen.push({ table: declaration.name, entry, row, hlc: '' });
           }
         }
+        // Stamped in the order the writes were made, not the parent-first order they travel in: a stamp only moves
+        // forward, so stamping an earlier write after a later one would make it the later one for last_writer_wins.
+        for (const change of [...frozen].sort((a, b) => (a.entry.wall_ms < b.entry.wall_ms ? -1 : a.entry.wall_ms > b.entry.wall_ms ? 1 : 0))) {
+          change.hlc = this.#clock.stamp(Number(change.entry.wall_ms));
+        }
+        frozen.forEach(({ table, entry, row, hlc }, ordinal) =>
+          insert.run(ordinal, table, entry.key, row ? 'upsert' : 'delete', row ? JSON.stringify(row.map(encodeValue)) : null, entry.base_row, hlc),
+        );
         this.db.prepare(`DELETE FROM ${T.dirty}`).run();
-        if (ordinal === 0) return undefined;
+        if (frozen.length === 0) return undefined;
         writeSharedState(this.db, K.outboxId, uuidv7());
         writeSharedState(this.db, K.outboxBase, this.watermark.toString());
         this.#saveClock();
@@ -164,10 +171,22 @@ export class SharedEngine {
     return change;
   }
 
-  /** The cloud committed the outbox: it is done. The bundle comes back in a pull and is skipped there as our own. */
-  committed(): void {
+  /**
+   * The cloud committed the outbox (as bundle `bundleSeq`; absent when settling emptied it): it is done. The bundle
+   * comes back in a pull and is skipped there as our own. Rows settled against a remote change are remembered until
+   * then, since that change comes back first and must not overwrite them.
+   */
+  committed(bundleSeq?: bigint): void {
     this.db
       .transaction(() => {
+        if (bundleSeq !== undefined && bundleSeq > this.watermark) {
+          this.db
+            .prepare(
+              `INSERT INTO ${T.superseded} (tbl, key, bundle_seq) SELECT tbl, key, ? FROM ${T.outbox} WHERE base_version IS NOT NULL
+               ON CONFLICT (tbl, key) DO UPDATE SET bundle_seq = excluded.bundle_seq`,
+            )
+            .run(bundleSeq);
+        }
         this.db.prepare(`DELETE FROM ${T.outbox}`).run();
         deleteSharedState(this.db, K.outboxId);
         deleteSharedState(this.db, K.outboxBase);
@@ -241,14 +260,17 @@ export class SharedEngine {
   /** Applies one whole pulled bundle in one transaction and moves the watermark past it. */
   applyBundle(bundle: WireBundle): ChangeSet {
     const changes: ChangeSet = { keys: new Map(), full: false };
+    const seq = BigInt(bundle.bundle_seq);
     withCaptureSuppressed(this.db, () => {
       if (bundle.source !== this.source) {
+        const superseded = this.db.prepare(`SELECT bundle_seq FROM ${T.superseded} WHERE tbl = ? AND key = ?`).pluck();
         for (const change of bundle.rows) {
           const table = this.#table(change.table);
           const key = change.key.map((v) => decodeValue(v));
           const keyText = renderLiteralList(key);
           const remote: RemoteSide = { row: decodeRow(change.row), hlc: change.hlc, version: change.version };
           this.#clock.observe(change.hlc);
+          if (((superseded.get(table.name, keyText) as bigint | undefined) ?? 0n) > seq) continue;
           const dirty = this.#dirty(table.name, keyText);
           if (dirty) this.#rebase(table, key, keyText, dirty, remote);
           else table.put(key, remote.row);
@@ -257,6 +279,7 @@ export class SharedEngine {
         }
         this.#saveClock();
       }
+      this.db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(seq);
       writeSharedState(this.db, K.watermark, bundle.bundle_seq);
     });
     return changes;
@@ -264,7 +287,9 @@ export class SharedEngine {
 
   /** Moves the watermark over bundles that carried nothing for this device. */
   advanceTo(seq: bigint): void {
-    if (seq > this.watermark) writeSharedState(this.db, K.watermark, seq.toString());
+    if (seq <= this.watermark) return;
+    this.db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(seq);
+    writeSharedState(this.db, K.watermark, seq.toString());
   }
 
   /**
@@ -404,7 +429,10 @@ export class Hydration {
         const dirty = pending.get(keyText);
         if (dirty) {
           this.#seen.add(`${table.name}\u0000${keyText}`);
-          if (BigInt(chunk.versions[i]!) > this.#before) this.rebase(table, key, keyText, dirty, { row, hlc, version: chunk.versions[i]! });
+          // A row this device wrote last (its push committed, the pull that would have brought it back did not)
+          // is what the pending change was made on, not a remote change; pulls skip the device's own bundles alike.
+          const own = parseHlc(hlc)?.source === this.#engine.source;
+          if (BigInt(chunk.versions[i]!) > this.#before && !own) this.rebase(table, key, keyText, dirty, { row, hlc, version: chunk.versions[i]! });
           continue;
         }
       }
@@ -431,6 +459,7 @@ export class Hydration {
       }
       if (this.#latestHlc) this.observe(this.#latestHlc);
       this.saveClock();
+      db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(snapshotSeq);
       writeSharedState(db, K.watermark, snapshotSeq.toString());
       writeSharedState(db, K.hydrated, '1');
       endSuppressed(db);

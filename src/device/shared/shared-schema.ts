@@ -10,6 +10,7 @@ export const SharedTables = {
   applying: '_syncline_applying',
   outbox: '_syncline_outbox',
   conflicts: '_syncline_conflicts',
+  superseded: '_syncline_superseded',
 } as const;
 
 export const SharedStateKeys = {
@@ -67,6 +68,15 @@ CREATE TABLE IF NOT EXISTS _syncline_outbox (
   base_version TEXT,
   hlc TEXT NOT NULL
 );
+
+-- Rows this device pushed after settling a conflict, with the bundle that committed them, until pulls reach
+-- that bundle: the remote changes they were settled against come back first, in earlier bundles, and are skipped.
+CREATE TABLE IF NOT EXISTS _syncline_superseded (
+  tbl TEXT NOT NULL,
+  key TEXT NOT NULL,
+  bundle_seq INTEGER NOT NULL,
+  PRIMARY KEY (tbl, key)
+) WITHOUT ROWID;
 
 -- Every conflict and how it was resolved; nothing a device wrote is dropped without a row here.
 CREATE TABLE IF NOT EXISTS _syncline_conflicts (

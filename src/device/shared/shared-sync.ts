@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
 import pino, { type Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../../protocol/errors.js';
 import { SharedDefaults, type PushAnswer, type SharedConfigAnswer, type SharedTable, type WireBundle } from '../../protocol/shared-sync.js';
+import { SHARED_WAKE_USERNAME, sharedWakeTopic } from '../../protocol/topics.js';
 import type { SqlValue } from '../../protocol/values.js';
+import { parseJson } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../backoff.js';
@@ -27,9 +30,11 @@ export interface SharedSyncOptions {
   /** An app rule for conflicts; cases it returns undefined for go to the table's policy. */
   resolver?: ConflictResolver;
   logger?: Logger;
-  /** Rows per upload chunk and per pull page. */
+  /** Rows per upload chunk, per pull page and per snapshot chunk. */
   chunkRows?: number;
   fetch?: typeof globalThis.fetch;
+  /** Wake-ups over MQTT (the server's embedded broker, signed in with the JWT) instead of the HTTP event stream. */
+  mqttUrl?: string;
 }
 
 /** What remote changes did to the local tables; `full` after a hydration replaced them. */
@@ -206,7 +211,8 @@ export class SharedSync {
         }
       }
     };
-    const done = Promise.all([run(), this.#watchServer(stop.signal, wake), this.#watchFile(stop.signal, wake, options.watchMs ?? 200)]).then(() => undefined);
+    const watchServer = this.#options.mqttUrl ? this.#watchMqtt(this.#options.mqttUrl, stop.signal, wake) : this.#watchServer(stop.signal, wake);
+    const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, wake, options.watchMs ?? 200)]).then(() => undefined);
     this.#loop = { stop, done, wake };
   }
 
@@ -286,7 +292,7 @@ export class SharedSync {
         continue;
       }
       if (answer.status === 'committed') {
-        engine.committed();
+        engine.committed(BigInt(answer.bundle_seq));
         this.#log.debug({ bundle_seq: answer.bundle_seq, rows: outbox.entries.length, duplicate: answer.duplicate }, 'push committed');
         return { rows: report.rows + outbox.entries.length, bundleSeq: answer.bundle_seq, conflicts: report.conflicts };
       }
@@ -349,21 +355,26 @@ export class SharedSync {
 
   /** Replaces the pulled tables with a snapshot, keeping (and rebasing) pending changes; chunk i+1 downloads while chunk i is written. */
   async #hydrate(engine: SharedEngine): Promise<PullReport> {
-    if (engine.outbox()) engine.requeueOutbox();
-    const snapshot = await this.#client.createSnapshot();
-    this.#log.info({ snapshot_seq: snapshot.snapshot_seq, rows: snapshot.row_count, chunks: snapshot.chunk_count }, 'hydrating');
-    const fetchChunk = (i: number) => (i < snapshot.chunk_count ? this.#client.snapshotChunk(snapshot.snapshot_id, i) : undefined);
+    // An outbox may already be committed (the answer was lost in a crash). Requeued, its rows would go out again
+    // under a new bundle id and meet themselves as conflicts; pushed as it is, the server recognises it.
+    if (engine.outbox()) await this.#push(engine);
+    const snapshot = await this.#client.createSnapshot(this.#options.chunkRows);
+    this.#log.info({ snapshot_seq: snapshot.snapshot_seq }, 'hydrating');
+    const fetchChunk = (i: number) => {
+      const answer = this.#client.snapshotChunk(snapshot.snapshot_id, i);
+      // A prefetched chunk that fails after we stopped waiting must not become an unhandled rejection.
+      answer.catch(() => undefined);
+      return answer;
+    };
     let next = fetchChunk(0);
-    // A prefetched chunk that fails after we stopped waiting must not become an unhandled rejection.
-    next?.catch(() => undefined);
     const run = engine.startHydration();
     try {
-      for (let i = 0; next; i++) {
+      for (let i = 0; ; i++) {
         const chunk = await next;
+        if ('end' in chunk) break;
         next = fetchChunk(i + 1);
-        next?.catch(() => undefined);
         run.add(chunk);
-        if ((i + 1) % 25 === 0) this.#log.info({ chunks: i + 1, of: snapshot.chunk_count, rows: run.rows }, 'hydration progress');
+        if ((i + 1) % 25 === 0) this.#log.info({ chunks: i + 1, rows: run.rows }, 'hydration progress');
       }
       run.finish(BigInt(snapshot.snapshot_seq));
     } catch (error) {
@@ -391,6 +402,28 @@ export class SharedSync {
     }
   }
 
+  /** Follows the scope's retained wake-up topic; mqtt.js reconnects on its own, and polling covers the gaps. */
+  async #watchMqtt(url: string, signal: AbortSignal, wake: () => void): Promise<void> {
+    const scope = readSharedState(this.db, K.scope) ?? (await this.#serial(() => this.#ready()), readSharedState(this.db, K.scope));
+    if (scope === undefined || signal.aborted) return;
+    const token = this.#options.token;
+    const client = mqtt.connect(url, {
+      clientId: this.#source,
+      username: SHARED_WAKE_USERNAME,
+      password: typeof token === 'string' ? token : await token(),
+      reconnectPeriod: 2000,
+      clean: true,
+    });
+    client.on('connect', () => void client.subscribeAsync(sharedWakeTopic(scope), { qos: 1 }).catch((error: unknown) => this.#log.warn({ err: error }, 'wake-up subscription refused')));
+    client.on('message', (_topic, payload) => {
+      const head = (parseJson(payload.toString('utf8')) as { head_seq?: unknown } | undefined)?.head_seq;
+      if (typeof head === 'string' && /^[0-9]+$/.test(head) && BigInt(head) > this.watermark) wake();
+    });
+    client.on('error', (error) => this.#log.debug({ err: error }, 'MQTT wake-ups unavailable; polling until they are back'));
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await client.endAsync(true);
+  }
+
   /** Another connection's commit changes PRAGMA data_version; our own writes do not, and need no push. */
   async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
     let seen = this.db.pragma('data_version', { simple: true });
@@ -410,3 +443,4 @@ function createDb(path: string): DeviceDb {
   db.close();
   return openDeviceDb(path);
 }
+

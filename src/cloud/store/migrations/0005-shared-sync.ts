@@ -75,21 +75,5 @@ CREATE TABLE sync_push_chunks (
   PRIMARY KEY (session_id, chunk_index)
 );
 
--- Frozen snapshots for hydration: every chunk is written in one consistent read, then served as stored.
-CREATE TABLE sync_snapshots (
-  id uuid PRIMARY KEY,
-  scope text NOT NULL,
-  source text NOT NULL,
-  snapshot_seq bigint NOT NULL,
-  chunk_count integer NOT NULL,
-  row_count bigint NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE sync_snapshot_chunks (
-  snapshot_id uuid NOT NULL REFERENCES sync_snapshots (id) ON DELETE CASCADE,
-  chunk_index integer NOT NULL,
-  body text NOT NULL,
-  PRIMARY KEY (snapshot_id, chunk_index)
-);
 `,
 };

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import mqtt from 'mqtt';
+import pino from 'pino';
+import { CloudServer } from '../../src/cloud/server.js';
+import { SHARED_WAKE_USERNAME, sharedWakeTopic } from '../../src/protocol/topics.js';
+import { eventually } from '../support/replication-check.js';
+import { ADMIN_TOKEN, openSharedDevice, sharedTestConfig, userToken } from '../support/shared-fixtures.js';
+import { describeEachStore } from '../support/stores.js';
+import { tempDir } from '../support/temp.js';
+
+/**
+ * Wake-ups: a device running in the background learns of a new bundle from the
+ * server's event stream, or from its scope's MQTT topic, long before its next
+ * poll. Polling is set to ten minutes, so only a wake-up can explain the sync.
+ */
+describeEachStore('shared sync wake-ups', (ctx) => {
+  let server: CloudServer;
+  let dir: ReturnType<typeof tempDir>;
+  before(async () => {
+    dir = tempDir('syncline-shared-wake-');
+    server = await CloudServer.start({ store: ctx.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'auto', logger: pino({ level: 'silent' }), mqtt: { port: 0 }, shared: sharedTestConfig() });
+  });
+  after(async () => {
+    await server.stop();
+    dir.remove();
+  });
+
+  const folders = (db: { prepare(sql: string): { raw(): { all(): unknown[] } } }) => db.prepare('SELECT id, name FROM folders ORDER BY id').raw().all();
+
+  for (const via of ['sse', 'mqtt'] as const) {
+    test(`a background device pulls as soon as another pushes (wake-up over ${via})`, async () => {
+      const user = `wake-${via}`;
+      const listener = await openSharedDevice(server, dir.path, user, 'listener', via === 'mqtt' ? { mqttUrl: server.mqtt!.url } : {});
+      const writer = await openSharedDevice(server, dir.path, user, 'writer');
+      await listener.sync();
+      listener.start({ pollMs: 600_000 });
+      writer.db.prepare("INSERT INTO folders (id, name) VALUES ('w1', 'woken')").run();
+      await writer.sync();
+      await eventually('the listener has the row', () => folders(listener.db).length === 1, 15_000);
+      assert.deepEqual(folders(listener.db), [['w1', 'woken']]);
+      await listener.close();
+      await writer.close();
+    });
+  }
+
+  test("a wake-up session follows only its own scope's topic and may publish nothing", async () => {
+    const token = await userToken('wake-acl');
+    const client = await mqtt.connectAsync(server.mqtt!.url, { clientId: 'acl-device', username: SHARED_WAKE_USERNAME, password: token, reconnectPeriod: 0 });
+    try {
+      const [own] = await client.subscribeAsync(sharedWakeTopic('wake-acl'), { qos: 1 });
+      assert.equal(own!.qos, 1);
+      await assert.rejects(client.subscribeAsync(sharedWakeTopic('someone-else'), { qos: 1 }), /Subscribe error/, "another scope's topic is refused");
+      await assert.rejects(client.subscribeAsync('syncline/shared/#', { qos: 1 }), /Subscribe error/, 'a wildcard is refused');
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      client.publish(sharedWakeTopic('wake-acl'), '{"head_seq":"999"}', { qos: 1 });
+      await closed;
+    } finally {
+      await client.endAsync(true);
+    }
+    await assert.rejects(mqtt.connectAsync(server.mqtt!.url, { clientId: 'bad', username: SHARED_WAKE_USERNAME, password: `${token}x`, reconnectPeriod: 0 }));
+  });
+});
