@@ -15,6 +15,10 @@ export interface HlcParts {
 
 const HLC_TEXT = /^(\d{15})-(\d{6})-(.+)$/;
 const MAX_COUNTER = 999_999;
+/** How far ahead of the local clock an observed stamp may be. */
+export const MAX_DRIFT_MS = 24 * 60 * 60 * 1000;
+/** The text form, for validating stamps that arrive over the wire. */
+export const HLC_PATTERN = /^\d{15}-\d{6}-[A-Za-z0-9._:-]{1,200}$/;
 
 export function formatHlc(parts: HlcParts): string {
   return `${String(parts.ms).padStart(15, '0')}-${String(parts.counter).padStart(6, '0')}-${parts.source}`;
@@ -66,10 +70,14 @@ export class HybridClock {
     return formatHlc({ ms: this.#ms, counter: this.#counter, source: this.source });
   }
 
-  /** Takes in a stamp seen from another writer, so later local stamps order after it. */
-  observe(stamp: string): void {
+  /**
+   * Takes in a stamp seen from another writer, so later local stamps order after it.
+   * A stamp further ahead of this machine's clock than MAX_DRIFT_MS is ignored: one
+   * writer with a wild clock must not drag every later stamp of every device along.
+   */
+  observe(stamp: string, nowMs = Date.now()): void {
     const parts = parseHlc(stamp);
-    if (!parts) return;
+    if (!parts || parts.ms > nowMs + MAX_DRIFT_MS) return;
     if (parts.ms > this.#ms || (parts.ms === this.#ms && parts.counter > this.#counter)) {
       this.#ms = parts.ms;
       this.#counter = parts.counter;

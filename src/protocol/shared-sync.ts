@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HLC_PATTERN } from './hlc.js';
 import type { WireValue } from './values.js';
 
 /**
@@ -110,7 +111,7 @@ export const wireRowChangeSchema = z.strictObject({
   op: z.enum(['upsert', 'delete']),
   key: z.array(z.unknown()).min(1),
   row: z.array(z.unknown()).optional(),
-  hlc: z.string().min(1).max(120),
+  hlc: z.string().regex(HLC_PATTERN, 'an HLC stamp: 15-digit ms, 6-digit counter, source id'),
   base_version: z.string().regex(/^[0-9]{1,19}$/).optional(),
 });
 /** A row change as received: shaped, with values still to be decoded. */

@@ -18,8 +18,8 @@ import { tempDir } from '../support/temp.js';
  * Convergence of two-way sync, as a fast-check model-based test over the real
  * parts: one cloud server, K devices of one user (each a SharedSync on its own
  * file) doing random writes on a small key space, syncs, push-only, pull-only,
- * hydrations and restarts, with operators' server-side writes in between, in
- * random order. Afterwards, once everyone synced to quiescence:
+ * hydrations, restarts and all devices syncing at once, with operators'
+ * server-side writes in between, in random order. Afterwards, once everyone synced to quiescence:
  *
  * (a) every device holds exactly the rows PostgreSQL holds, table by table;
  * (b) no local write is lost silently: each device's last write per key is in the
@@ -244,6 +244,22 @@ class DeviceCommand implements fc.AsyncCommand<Model, Real> {
   }
 }
 
+/** Every device syncs at once: their pushes and pulls race at the server. */
+class ConcurrentSyncCommand implements fc.AsyncCommand<Model, Real> {
+  check(): boolean {
+    return true;
+  }
+
+  async run(model: Model, real: Real): Promise<void> {
+    model.step++;
+    await Promise.all(real.devices.map((device) => device.sync()));
+  }
+
+  toString(): string {
+    return 'all.sync() concurrently';
+  }
+}
+
 /** An operator's server-side write through the admin route: it overrides whatever the row holds. */
 class ServerWriteCommand implements fc.AsyncCommand<Model, Real> {
   constructor(
@@ -299,8 +315,9 @@ const rareArb = fc.oneof(
   fc
     .record({ table: fc.constantFrom(...TABLE_NAMES), keyIndex: fc.nat(2), kind: fc.constantFrom<'upsert' | 'delete'>('upsert', 'upsert', 'delete'), n: fc.integer({ min: 0, max: 3 }) })
     .map((w) => new ServerWriteCommand(w.table, w.keyIndex, w.kind, w.n)),
+  fc.constant(new ConcurrentSyncCommand()),
 );
-/** fc.commands picks among the arbitraries evenly: writes are half the commands; hydrations, restarts and server-side writes one in ten. */
+/** fc.commands picks among the arbitraries evenly: writes are half the commands; hydrations, restarts, server-side writes and concurrent syncs one in ten. */
 const commandArbs = [writeArb, writeArb, writeArb, writeArb, writeArb, exchangeArb, exchangeArb, exchangeArb, exchangeArb, rareArb];
 
 // ---- final checks ----

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { HybridClock, compareHlc, formatHlc, parseHlc, type HlcParts } from '../../src/protocol/hlc.js';
+import { HybridClock, MAX_DRIFT_MS, compareHlc, formatHlc, parseHlc, type HlcParts } from '../../src/protocol/hlc.js';
 
 /** Source ids as the credentials allow them. */
 const sourceArb = fc.stringMatching(/^[A-Za-z0-9._:-]{1,12}$/);
@@ -114,7 +114,8 @@ describe('HybridClock', () => {
         const clock = new HybridClock(source);
         clock.stamp(wallStart);
         const observed = formatHlc(seen);
-        clock.observe(observed);
+        // Observed as of a local clock far enough ahead that no drift limit applies here.
+        clock.observe(observed, seen.ms);
         let wall = wallStart;
         for (const step of steps) {
           wall = Math.max(0, wall + step);
@@ -123,6 +124,14 @@ describe('HybridClock', () => {
         }
       }),
     );
+  });
+
+  test('a stamp further ahead of the local clock than the drift limit is ignored', () => {
+    const clock = new HybridClock('a', { ms: 10_000, counter: 0 });
+    clock.observe(formatHlc({ ms: 10_000 + MAX_DRIFT_MS + 1, counter: 0, source: 'wild' }), 10_000);
+    assert.deepEqual(clock.state, { ms: 10_000, counter: 0 });
+    clock.observe(formatHlc({ ms: 10_000 + MAX_DRIFT_MS, counter: 3, source: 'fast' }), 10_000);
+    assert.deepEqual(clock.state, { ms: 10_000 + MAX_DRIFT_MS, counter: 3 });
   });
 
   test('observing an older stamp, or garbage, changes nothing', () => {

@@ -124,28 +124,34 @@ export class SnapshotBuilder {
 
   async #readTable(tx: Queryable, snapshot: Snapshot, table: SharedTable): Promise<void> {
     const encoders = table.columns.map((c) => ENCODERS[c.type]);
+    const fields = table.columns.map((_, i) => `c${i}`);
     const head = JSON.stringify({ table: table.name, columns: table.columns.map((c) => c.name) }).slice(0, -1);
     const select = `SELECT ${q(M.key)} AS k, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${table.columns.map((c, i) => `${q(c.name)} AS c${i}`).join(', ')}
       FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} > $2 ORDER BY ${q(M.key)} LIMIT $3`;
     const chunkRows = snapshot.chunkRows;
-    for (let after = ''; ; ) {
-      const { rows } = await tx.query<Record<string, unknown>>(select, [snapshot.scope, after, chunkRows]);
-      if (rows.length === 0) return;
-      const values = rows.map((r) => encoders.map((encode, i) => encode(r[`c${i}`])));
-      const body = `${head},"rows":${JSON.stringify(values)},"versions":${JSON.stringify(rows.map((r) => r.v))},"hlcs":${JSON.stringify(rows.map((r) => r.h))}}`;
-      snapshot.chunks.push(body);
-      snapshot.rows += rows.length;
-      snapshot.bytes += body.length;
-      this.#notify(snapshot);
-      if (rows.length < chunkRows) return;
-      after = rows.at(-1)!.k as string;
+    const page = (after: string) => tx.query<Record<string, unknown>>(select, [snapshot.scope, after, chunkRows]);
+    // The next page is asked for before this one is encoded, so PostgreSQL reads while this process encodes.
+    for (let next = page(''); ; ) {
+      const { rows } = await next;
+      const more = rows.length === chunkRows;
+      if (more) next = page(rows.at(-1)!.k as string);
+      if (rows.length > 0) {
+        const values = rows.map((r) => fields.map((field, i) => encoders[i]!(r[field])));
+        const body = `${head},"rows":${JSON.stringify(values)},"versions":${JSON.stringify(rows.map((r) => r.v))},"hlcs":${JSON.stringify(rows.map((r) => r.h))}}`;
+        snapshot.chunks.push(body);
+        snapshot.rows += rows.length;
+        snapshot.bytes += body.length;
+        this.#notify(snapshot);
+      }
+      if (!more) return;
     }
   }
 }
 
 /** Store values (see store.ts: int8 as text, float8 as number, bytea as bytes, uuid as text) to wire values. */
 const ENCODERS: Record<SharedColumnType, (value: unknown) => unknown> = {
-  INTEGER: (v) => (v === null ? null : encodeValue(BigInt(v as string))),
+  // Up to 15 digits a decimal integer is exact as a double, so the common case skips BigInt.
+  INTEGER: (v) => (v === null ? null : (v as string).length <= 15 ? Number(v) : encodeValue(BigInt(v as string))),
   REAL: (v) => (v === null ? null : encodeValue(v as number)),
   TEXT: (v) => v,
   UUID: (v) => v,

@@ -10,6 +10,7 @@ import { logConflict } from './conflict-log.js';
 import { LocalTable } from './local-table.js';
 import { resolveConflict, type ChangeSide, type ConflictResolver } from './resolve-conflict.js';
 import { SharedStateKeys as K, SharedTables as T } from './shared-schema.js';
+import { dropSharedTriggerStatements, sharedTriggerStatements } from './shared-triggers.js';
 import { beginSuppressed, deleteSharedState, endSuppressed, readSharedState, withCaptureSuppressed, writeSharedState } from './shared-state.js';
 
 /** A frozen change waiting in the outbox. */
@@ -373,6 +374,7 @@ export class Hydration {
   readonly #dirty = new Map<string, Map<string, DirtyEntry>>();
   readonly #seen = new Set<string>();
   readonly #before: bigint;
+  #pulled: readonly SharedTable[] = [];
   #rows = 0;
   #latestHlc = '';
 
@@ -394,8 +396,12 @@ export class Hydration {
         if (!this.#dirty.has(entry.tbl)) this.#dirty.set(entry.tbl, new Map());
         this.#dirty.get(entry.tbl)!.set(entry.key, entry);
       }
-      for (const table of order.filter((t) => t.direction === 'down' || t.direction === 'both')) {
+      this.#pulled = order.filter((t) => t.direction === 'down' || t.direction === 'both');
+      for (const table of this.#pulled) {
         const name = quoteIdent(table.name);
+        // Capture is suppressed anyway; without the triggers each inserted row also skips the trigger's check,
+        // which is most of an insert's cost. They are back before the transaction commits (or, rolled back, never left).
+        for (const sql of dropSharedTriggerStatements(table.name)) db.exec(sql);
         if (this.#dirty.has(table.name)) {
           db.prepare(`DELETE FROM ${name} WHERE NOT EXISTS (SELECT 1 FROM ${T.dirty} d WHERE d.tbl = ? AND d.key = ${quotedList(`${name}.`, table.key)})`).run(table.name);
         } else {
@@ -462,6 +468,7 @@ export class Hydration {
       db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(snapshotSeq);
       writeSharedState(db, K.watermark, snapshotSeq.toString());
       writeSharedState(db, K.hydrated, '1');
+      for (const table of this.#pulled) for (const sql of sharedTriggerStatements(table)) db.exec(sql);
       endSuppressed(db);
       db.exec('COMMIT');
     } catch (error) {
