@@ -179,6 +179,8 @@ export interface SnapshotChunk {
   /** Per row: version and hlc, aligned with rows. */
   versions: string[];
   hlcs: string[];
+  /** Indexes of the rows the requesting device wrote last (it may have pending changes made on top of them). */
+  own: number[];
 }
 
 /** A chunk, or the marker past the last one. */

@@ -80,7 +80,7 @@ export class SnapshotBuilder {
       snapshot.seq = rows[0]?.head_seq ?? '0';
       this.#snapshots.set(id, snapshot);
       fixed(snapshot.seq);
-      for (const table of this.#config.tables.filter((t) => pulls(t.direction))) await this.#readTable(tx, snapshot, table);
+      for (const table of this.#config.tables.filter((t) => pulls(t.direction))) await this.#readTable(tx, snapshot, table, who.source);
     });
     build
       .catch((error: unknown) => {
@@ -122,14 +122,14 @@ export class SnapshotBuilder {
     for (const [id, snapshot] of this.#snapshots) if (snapshot.finished && snapshot.createdAt < cutoff) this.#snapshots.delete(id);
   }
 
-  async #readTable(tx: Queryable, snapshot: Snapshot, table: SharedTable): Promise<void> {
+  async #readTable(tx: Queryable, snapshot: Snapshot, table: SharedTable, requester: string): Promise<void> {
     const encoders = table.columns.map((c) => ENCODERS[c.type]);
     const fields = table.columns.map((_, i) => `c${i}`);
     const head = JSON.stringify({ table: table.name, columns: table.columns.map((c) => c.name) }).slice(0, -1);
-    const select = `SELECT ${q(M.key)} AS k, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${table.columns.map((c, i) => `${q(c.name)} AS c${i}`).join(', ')}
+    const select = `SELECT ${q(M.key)} AS k, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${q(M.source)} = $4 AS own, ${table.columns.map((c, i) => `${q(c.name)} AS c${i}`).join(', ')}
       FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} > $2 ORDER BY ${q(M.key)} LIMIT $3`;
     const chunkRows = snapshot.chunkRows;
-    const page = (after: string) => tx.query<Record<string, unknown>>(select, [snapshot.scope, after, chunkRows]);
+    const page = (after: string) => tx.query<Record<string, unknown>>(select, [snapshot.scope, after, chunkRows, requester]);
     // The next page is asked for before this one is encoded, so PostgreSQL reads while this process encodes.
     for (let next = page(''); ; ) {
       const { rows } = await next;
@@ -137,7 +137,8 @@ export class SnapshotBuilder {
       if (more) next = page(rows.at(-1)!.k as string);
       if (rows.length > 0) {
         const values = rows.map((r) => fields.map((field, i) => encoders[i]!(r[field])));
-        const body = `${head},"rows":${JSON.stringify(values)},"versions":${JSON.stringify(rows.map((r) => r.v))},"hlcs":${JSON.stringify(rows.map((r) => r.h))}}`;
+        const own = rows.flatMap((r, i) => (r.own === true ? [i] : []));
+        const body = `${head},"rows":${JSON.stringify(values)},"versions":${JSON.stringify(rows.map((r) => r.v))},"hlcs":${JSON.stringify(rows.map((r) => r.h))},"own":${JSON.stringify(own)}}`;
         snapshot.chunks.push(body);
         snapshot.rows += rows.length;
         snapshot.bytes += body.length;

@@ -423,6 +423,7 @@ export class Hydration {
     if (!table) throw new SynclineError('unknown_table', `the snapshot has rows of ${chunk.table}, which is not shared on this device`, { table: chunk.table });
     const keyAt = table.declaration.key.map((k) => table.declaration.columns.findIndex((c) => c.name === k));
     const pending = this.#dirty.get(table.name);
+    const own = new Set(chunk.own);
     for (let i = 0; i < chunk.rows.length; i++) {
       const wire = chunk.rows[i]!;
       const row = new Array<SqlValue>(wire.length);
@@ -437,8 +438,7 @@ export class Hydration {
           this.#seen.add(`${table.name}\u0000${keyText}`);
           // A row this device wrote last (its push committed, the pull that would have brought it back did not)
           // is what the pending change was made on, not a remote change; pulls skip the device's own bundles alike.
-          const own = parseHlc(hlc)?.source === this.#engine.source;
-          if (BigInt(chunk.versions[i]!) > this.#before && !own) this.rebase(table, key, keyText, dirty, { row, hlc, version: chunk.versions[i]! });
+          if (BigInt(chunk.versions[i]!) > this.#before && !own.has(i)) this.rebase(table, key, keyText, dirty, { row, hlc, version: chunk.versions[i]! });
           continue;
         }
       }
