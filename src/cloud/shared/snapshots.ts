@@ -7,7 +7,7 @@ import { quoteIdent } from '../identifiers.js';
 import type { Queryable, Store } from '../store/store.js';
 import { pulls, type SharedSyncConfig } from './declarations.js';
 import type { Pusher } from './push-sessions.js';
-import { MetaColumns as M, sharedTableRef } from './shared-columns.js';
+import { MetaColumns as M, castSharedFromText, sharedTableRef } from './shared-columns.js';
 
 const q = quoteIdent;
 
@@ -122,19 +122,30 @@ export class SnapshotBuilder {
     for (const [id, snapshot] of this.#snapshots) if (snapshot.finished && snapshot.createdAt < cutoff) this.#snapshots.delete(id);
   }
 
+  /**
+   * Reads a table in primary-key order, a page at a time (keyset on the key, which
+   * the primary key's index serves): the device then inserts in its own key order.
+   */
   async #readTable(tx: Queryable, snapshot: Snapshot, table: SharedTable, requester: string): Promise<void> {
     const encoders = table.columns.map((c) => ENCODERS[c.type]);
     const fields = table.columns.map((_, i) => `c${i}`);
+    const keyColumns = table.key.map((name) => table.columns.find((c) => c.name === name)!);
+    const keyFields = table.key.map((name) => fields[table.columns.findIndex((c) => c.name === name)]!);
     const head = JSON.stringify({ table: table.name, columns: table.columns.map((c) => c.name) }).slice(0, -1);
-    const select = `SELECT ${q(M.key)} AS k, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${q(M.source)} = $4 AS own, ${table.columns.map((c, i) => `${q(c.name)} AS c${i}`).join(', ')}
-      FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} > $2 ORDER BY ${q(M.key)} LIMIT $3`;
+    const order = keyColumns.map((c) => q(c.name)).join(', ');
+    const after = `(${order}) > (${keyColumns.map((c, i) => castSharedFromText(`$${i + 4}`, c.type)).join(', ')})`;
+    const select = (from: boolean) => `SELECT ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${q(M.source)} = $3 AS own, ${table.columns.map((c, i) => `${q(c.name)} AS c${i}`).join(', ')}
+      FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1${from ? ` AND ${after}` : ''} ORDER BY ${order} LIMIT $2`;
+    const first = select(false);
+    const rest = select(true);
     const chunkRows = snapshot.chunkRows;
-    const page = (after: string) => tx.query<Record<string, unknown>>(select, [snapshot.scope, after, chunkRows, requester]);
+    const page = (last?: Record<string, unknown>) =>
+      tx.query<Record<string, unknown>>(last ? rest : first, [snapshot.scope, chunkRows, requester, ...(last ? keyFields.map((f, i) => keyParam(last[f], keyColumns[i]!.type)) : [])]);
     // The next page is asked for before this one is encoded, so PostgreSQL reads while this process encodes.
-    for (let next = page(''); ; ) {
+    for (let next = page(); ; ) {
       const { rows } = await next;
       const more = rows.length === chunkRows;
-      if (more) next = page(rows.at(-1)!.k as string);
+      if (more) next = page(rows.at(-1));
       if (rows.length > 0) {
         const values = rows.map((r) => fields.map((field, i) => encoders[i]!(r[field])));
         const own = rows.flatMap((r, i) => (r.own === true ? [i] : []));
@@ -147,6 +158,11 @@ export class SnapshotBuilder {
       if (!more) return;
     }
   }
+}
+
+/** A key value as read from the store, as the text castSharedFromText turns back into it. */
+function keyParam(value: unknown, type: SharedColumnType): string {
+  return type === 'BLOB' ? Buffer.from(value as Uint8Array).toString('hex') : String(value);
 }
 
 /** Store values (see store.ts: int8 as text, float8 as number, bytea as bytes, uuid as text) to wire values. */
