@@ -35,8 +35,9 @@ export function wireRow(seq: number, op: JournalOp, pk: readonly SqlValue[], row
   return out;
 }
 
-export function rowBytes(row: WireRow): number {
-  return Buffer.byteLength(JSON.stringify(row)) + 1;
+/** A row's share of the body: its JSON text (`JSON.stringify(row)`) plus the separating comma. */
+export function rowBytes(rowJson: string): number {
+  return Buffer.byteLength(rowJson) + 1;
 }
 
 /**
@@ -85,6 +86,16 @@ export function buildRowBatch(head: BatchHead, rows: WireRow[]): WireRowBatch {
 export function envelopeBytes(head: BatchHead): number {
   const probe: WireRowBatch = { ...buildRowBatch(head, [{ seq: Number.MAX_SAFE_INTEGER, op: 'insert', pk: [] }]), rows: [] };
   return Buffer.byteLength(JSON.stringify(probe));
+}
+
+/**
+ * The batch's JSON, exactly `JSON.stringify(batch)`, spliced from the JSON texts
+ * of its rows: they were rendered to size the rows, and rendering them again
+ * would be most of the cost. Relies on `rows` being the last key (buildRowBatch).
+ */
+export function rowBatchJson(batch: WireRowBatch, rowJsons: readonly string[]): string {
+  const envelope = JSON.stringify({ ...batch, rows: [] });
+  return `${envelope.slice(0, -']}'.length)}${rowJsons.join(',')}]}`;
 }
 
 /** Halves a batch the server found too large; each half gets its own id because its content differs. */

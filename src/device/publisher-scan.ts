@@ -1,12 +1,14 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { BatchLimits } from './batching.js';
 import type { JournalReader, RawJournalEntry } from './journal-reader.js';
 
 /**
- * One pass over the journal for the publisher: a single scan in seq order from
- * the lowest position any idle table still needs, grouping entries per table in
- * memory (the journal has no per-table index, on purpose: it would make every
- * captured write dearer). Values stay undecoded here; only entries that are
- * actually sent get parsed.
+ * The publisher's reads of the journal. scanJournal is one pass in seq order
+ * from the lowest position any idle table still needs, grouping entries per
+ * table in memory (the journal has no per-table index, on purpose: it would make
+ * every captured write dearer); scanTable reads on for one table whose batch is
+ * in flight. Values stay undecoded here; only entries that are actually sent get
+ * parsed.
  */
 
 export interface Lane {
@@ -67,7 +69,7 @@ export function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, lim
         continue;
       }
       list.push(entry);
-      const bytes = (estimate.get(lane) ?? 0) + entry.pk.length + (entry.row?.length ?? 0) + ENTRY_OVERHEAD;
+      const bytes = (estimate.get(lane) ?? 0) + estimatedBytes(entry);
       estimate.set(lane, bytes);
       if (list.length >= limits.maxRows || bytes >= limits.maxBytes) result.full.add(lane);
     }
@@ -83,4 +85,43 @@ export function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, lim
     if (!result.collected.has(lane) && lane.floor >= from) lane.floor = Math.max(lane.floor, position);
   }
   return result;
+}
+
+export interface TableScan {
+  /** The table's entries, one schema, seq order. */
+  entries: RawJournalEntry[];
+  /** The entries make a complete batch: they reached a limit, or the table's next entry has another schema. */
+  full: boolean;
+}
+
+/**
+ * The entries of `table` after `afterSeq`, for the batch that follows one in
+ * flight. Reads chunk by chunk with a turn of the event loop before each, so the
+ * batch in flight and the agent loop are not held up, and reads at most
+ * `budgetRows` journal entries (other tables' included).
+ */
+export async function scanTable(reader: JournalReader, table: string, afterSeq: number, limits: BatchLimits, budgetRows: number, signal: AbortSignal): Promise<TableScan> {
+  const entries: RawJournalEntry[] = [];
+  let bytes = 0;
+  let position = afterSeq;
+  for (let read = 0; read < budgetRows; ) {
+    await nextTurn();
+    if (signal.aborted) break;
+    const chunk = reader.readRaw(position, CHUNK);
+    read += chunk.length;
+    for (const entry of chunk) {
+      if (entry.table !== table) continue;
+      if (entries.length > 0 && entries[0]!.schemaId !== entry.schemaId) return { entries, full: true };
+      entries.push(entry);
+      bytes += estimatedBytes(entry);
+      if (entries.length >= limits.maxRows || bytes >= limits.maxBytes) return { entries, full: true };
+    }
+    if (chunk.length < CHUNK) break;
+    position = chunk[chunk.length - 1]!.seq;
+  }
+  return { entries, full: false };
+}
+
+function estimatedBytes(entry: RawJournalEntry): number {
+  return entry.pk.length + (entry.row?.length ?? 0) + ENTRY_OVERHEAD;
 }

@@ -3,13 +3,13 @@ import { uuidv7 } from 'uuidv7';
 import type { BatchAck, WireRow, WireRowBatch } from '../protocol/batch.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { SynclineError, isSynclineError } from '../protocol/errors.js';
-import { isTransportError, type Transport } from '../transport/transport.js';
+import { isTransportError, type EncodedRowBatch, type Transport } from '../transport/transport.js';
 import { backoffDelay, sleep } from './backoff.js';
-import { buildRowBatch, envelopeBytes, nextBatchSize, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
+import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from './cursors.js';
 import type { DeviceDb } from './device-db.js';
 import { JournalReader, type RawJournalEntry } from './journal-reader.js';
-import { scanJournal, type Lane } from './publisher-scan.js';
+import { scanJournal, scanTable, type Lane } from './publisher-scan.js';
 import { recordAck, recordRejection } from './publisher-commit.js';
 import type { PublisherOptions, PublisherStats } from './publisher-options.js';
 import { classifySendError } from './send-outcome.js';
@@ -45,6 +45,22 @@ export interface PumpResult {
   more: boolean;
 }
 
+/** A batch on its way; encoded once, so a retry sends the same bytes. */
+interface Outgoing {
+  batch: WireRowBatch;
+  /** `JSON.stringify(batch)` when the build rendered it already (split halves have none). */
+  json?: string;
+  encoded?: EncodedRowBatch;
+}
+
+/** A table's next batch, read, built and encoded while the batch before it is in flight. */
+interface Prepared extends Outgoing {
+  /** More of the table's entries follow it (it stopped at a limit or a schema change). */
+  full: boolean;
+  /** The byte limit it was cut to (a split may lower the limit meanwhile). */
+  maxBytes: number;
+}
+
 /** Epoch rotations in a row without an ack in between before we stop: the cloud and the device disagree in a way rotating cannot fix. */
 const MAX_ROTATIONS_WITHOUT_ACK = 3;
 const SCAN_BUDGET_FACTOR = 8;
@@ -54,7 +70,9 @@ const MIN_BATCH_BYTES = 1024;
  * Ships the journal to the cloud: one in-flight batch per table at most (so a
  * table's order is never broken), several tables at once, every failure handled
  * without dropping a row (see send-outcome.ts). `pump()` does one scan and
- * starts deliveries; the agent decides when to call it.
+ * starts deliveries; the agent decides when to call it. A delivery prepares the
+ * table's next batch while the current one is in flight and sends it as soon as
+ * the current one is acked, so reading and encoding overlap the round trip.
  */
 export class Publisher {
   readonly #db: DeviceDb;
@@ -72,6 +90,8 @@ export class Publisher {
   #rotation: string | undefined;
   #rotationsWithoutAck = 0;
   #activity = false;
+  /** Due tables the last pump left waiting for a delivery slot; as many deliveries end instead of sending their own next batch. */
+  #slotsWanted = 0;
   #wake: (() => void) | undefined;
   readonly stats: PublisherStats = { batchesAcked: 0, rowsAcked: 0, batchesQuarantined: 0, retries: 0, epochRotations: 0, lastError: undefined };
 
@@ -112,6 +132,7 @@ export class Publisher {
     let pending = 0;
     const waiting = [...scan.collected].sort((a, b) => a[1][0]!.seq - b[1][0]!.seq);
     let started = 0;
+    let slotsWanted = 0;
     for (const [lane, entries] of waiting) {
       // A table first seen in this scan was not checked in #syncLanes yet.
       if (this.#deps.isPaused?.(lane.table)) {
@@ -131,11 +152,13 @@ export class Publisher {
       // Due but every delivery slot is taken: the next settled delivery wakes the agent to pump again.
       if (this.inFlight >= this.#opts.maxInFlight) {
         pending += 1;
+        slotsWanted += 1;
         continue;
       }
-      this.#startDelivery(lane, entries, scan.full.has(lane));
+      this.#startDelivery(lane, entries, scan.full.has(lane), force);
       started += 1;
     }
+    this.#slotsWanted = slotsWanted;
     if (scan.complete) {
       for (const lane of this.#lanes.values()) if (!lane.busy && !scan.collected.has(lane)) lane.pendingSince = undefined;
     }
@@ -217,10 +240,10 @@ export class Publisher {
     this.#notify();
   }
 
-  #startDelivery(lane: Lane, entries: RawJournalEntry[], more: boolean): void {
-    let batch: WireRowBatch;
+  #startDelivery(lane: Lane, entries: RawJournalEntry[], more: boolean, force: boolean): void {
+    let first: Outgoing;
     try {
-      batch = this.#buildBatch(lane, entries);
+      first = this.#buildBatch(lane, entries);
     } catch (error) {
       if (isSynclineError(error) && error.code === 'journal_corrupt') {
         this.#quarantineEntry(lane, entries[0]!, error);
@@ -229,10 +252,13 @@ export class Publisher {
       throw error;
     }
     lane.busy = true;
+    const full = more || first.batch.rows.length < entries.length;
     // Entries left behind this batch have waited as long as it did; they go out as soon as it is acked.
-    if (!more && batch.rows.length === entries.length) lane.pendingSince = undefined;
-    const delivery = this.#deliver(lane, batch).finally(() => {
+    if (!full) lane.pendingSince = undefined;
+    const delivery = this.#deliver(lane, first, full, force).finally(() => {
       lane.busy = false;
+      // The freed slot serves one of the tables waiting for one.
+      this.#slotsWanted = Math.max(0, this.#slotsWanted - 1);
       this.#deliveries.delete(delivery);
       this.#notify();
     });
@@ -240,12 +266,13 @@ export class Publisher {
   }
 
   /** Decodes entries until the batch is full; rows past the cut are left for the next batch. */
-  #buildBatch(lane: Lane, entries: RawJournalEntry[]): WireRowBatch {
+  #buildBatch(lane: Lane, entries: RawJournalEntry[]): Outgoing & { json: string } {
     const schema = this.#reader.schema(entries[0]!.schemaId);
     const head: BatchHead = { batchId: uuidv7(), epoch: this.#deps.epoch(), table: lane.table, key: schema.key, schemaHash: schema.hash, columns: schema.columns };
     const envelope = envelopeBytes(head);
     const limits = { maxRows: this.#opts.maxBatchRows, maxBytes: this.#maxBatchBytes };
     const rows: WireRow[] = [];
+    const rowJsons: string[] = [];
     const sized: SizedRow[] = [];
     let bytes = envelope;
     for (const entry of entries) {
@@ -259,28 +286,94 @@ export class Publisher {
         throw error instanceof SynclineError ? error.withContext({ seq: entry.seq }) : error;
       }
       const row = wireRow(entry.seq, entry.op, decoded.pk, decoded.row);
-      const size = rowBytes(row);
+      const json = JSON.stringify(row);
+      const size = rowBytes(json);
       rows.push(row);
+      rowJsons.push(json);
       sized.push({ schemaId: entry.schemaId, bytes: size });
       bytes += size;
     }
-    return buildRowBatch(head, rows.slice(0, nextBatchSize(sized, limits, envelope)));
+    const count = nextBatchSize(sized, limits, envelope);
+    const batch = buildRowBatch(head, rows.slice(0, count));
+    return { batch, json: rowBatchJson(batch, rowJsons.slice(0, count)) };
   }
 
-  async #deliver(lane: Lane, first: WireRowBatch): Promise<void> {
+  /**
+   * Sends `first`, then the table's following batches for as long as they would
+   * be due anyway: while one batch is in flight the next is prepared from its
+   * last_seq on, and it goes out only once the one before it has passed (acked
+   * or quarantined), so the table's order and its single in-flight batch hold.
+   */
+  async #deliver(lane: Lane, first: Outgoing, firstFull: boolean, force: boolean): Promise<void> {
+    let current = first;
+    let full = firstFull;
+    for (;;) {
+      // After a batch that took every entry seen, only a forced drain sends what turns up next at once.
+      const ahead = full || force ? this.#prepareNext(lane, current.batch.last_seq) : Promise.resolve(undefined);
+      // The lookahead reads the journal: it must be over before stop() lets the agent close the database.
+      const passed = await this.#send(lane, current).finally(() => ahead);
+      const next = await ahead;
+      if (!passed || !next || !this.#follows(lane, next, force)) return;
+      // It holds every entry the lookahead saw; later ones start their own flush interval when a scan finds them.
+      if (!next.full) lane.pendingSince = undefined;
+      current = next;
+      full = next.full;
+    }
+  }
+
+  /** Never rejects: a lookahead that fails is dropped, and the next scan does the work again and handles what went wrong. */
+  async #prepareNext(lane: Lane, afterSeq: number): Promise<Prepared | undefined> {
+    const maxBytes = this.#maxBatchBytes;
+    const signal = this.#abort.signal;
+    try {
+      const scan = await scanTable(this.#reader, lane.table, afterSeq, { maxRows: this.#opts.maxBatchRows, maxBytes }, this.#opts.maxBatchRows * SCAN_BUDGET_FACTOR, signal);
+      if (scan.entries.length === 0 || signal.aborted) return undefined;
+      const built = this.#buildBatch(lane, scan.entries);
+      const encoded = await this.#transport.encodeRowBatch(built.batch, built.json);
+      return { ...built, encoded, full: scan.full || built.batch.rows.length < scan.entries.length, maxBytes };
+    } catch (error) {
+      this.#log.debug({ table: lane.table, err: error }, 'could not prepare the next batch ahead; the next scan will');
+      return undefined;
+    }
+  }
+
+  /**
+   * Whether `next` goes out now, as the next pump would have sent it. When not,
+   * it is dropped and the lane freed: pump then decides with the whole picture
+   * (pauses, the flush interval, other tables waiting for a slot).
+   */
+  #follows(lane: Lane, next: Prepared, force: boolean): boolean {
+    if (this.#abort.signal.aborted || this.#fatal || this.#rotation !== undefined || this.#deps.isPaused?.(lane.table)) return false;
+    // A split lowered the byte limit since it was cut.
+    if (next.maxBytes !== this.#maxBatchBytes) return false;
+    // Take turns: this slot goes to a table that waits for one.
+    if (this.#slotsWanted > 0) return false;
+    const waited = lane.pendingSince !== undefined && this.#now() - lane.pendingSince >= this.#opts.flushIntervalMs;
+    return force || next.full || waited;
+  }
+
+  /**
+   * Sends until `first` has passed, whole or in parts. False when the delivery
+   * must end instead: aborted, fatal, a rotation, or controls came back on an ack
+   * (they may pause this table, so they are applied before it sends again).
+   */
+  async #send(lane: Lane, first: Outgoing): Promise<boolean> {
     const queue = [first];
+    let controls = false;
     let attempt = 0;
     const signal = this.#abort.signal;
     while (queue.length > 0 && !signal.aborted && !this.#fatal && this.#rotation === undefined) {
-      const batch = queue[0]!;
+      const outgoing = queue[0]!;
+      const batch = outgoing.batch;
       try {
-        const ack = await this.#transport.sendRowBatch(batch, signal);
-        this.#commitAck(lane, batch, ack);
+        outgoing.encoded ??= await this.#transport.encodeRowBatch(batch, outgoing.json);
+        const ack = await this.#transport.sendRowBatch(outgoing.encoded, signal);
+        controls = this.#commitAck(lane, batch, ack) || controls;
         queue.shift();
         attempt = 0;
         continue;
       } catch (error) {
-        if (signal.aborted) return;
+        if (signal.aborted) return false;
         const outcome = classifySendError(error, batch.rows.length);
         const message = error instanceof Error ? error.message : String(error);
         this.stats.lastError = message;
@@ -291,17 +384,17 @@ export class Publisher {
             const code = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'transport_failed';
             const hint = status === 401 || status === 403 ? ' (check the device token)' : '';
             this.#fail(new SynclineError(code, `the server refused the device: ${message}${hint}`, context, { cause: error }));
-            return;
+            return false;
           }
           case 'rotate':
             this.#log.warn({ ...context, err: error }, 'the cloud follows a newer journal epoch; starting a new one');
             this.#rotation = message;
-            return;
+            return false;
           case 'split':
           case 'bisect':
             if (outcome === 'split') this.#maxBatchBytes = Math.max(MIN_BATCH_BYTES, Math.min(this.#maxBatchBytes, Buffer.byteLength(JSON.stringify(batch)) >> 1));
             this.#log.warn({ ...context, reason: message }, outcome === 'split' ? 'batch too large; splitting it' : 'row rejected; halving the batch to isolate it');
-            queue.splice(0, 1, ...splitRowBatch(batch, uuidv7));
+            queue.splice(0, 1, ...splitRowBatch(batch, uuidv7).map((half) => ({ batch: half })));
             continue;
           case 'quarantine':
             this.#quarantine(lane, batch, isTransportError(error) ? (error.code ?? `http_${error.status}`) : 'rejected', message);
@@ -312,7 +405,7 @@ export class Publisher {
             this.stats.retries += 1;
             if (attempt >= this.#opts.maxAttempts) {
               this.#fail(new SynclineError('transport_failed', `gave up on batch after ${attempt} attempts: ${message}`, { ...context, attempts: attempt }, { cause: error }));
-              return;
+              return false;
             }
             const wait = Math.max(backoffDelay(attempt, this.#opts.retryBaseMs, this.#opts.retryMaxMs, this.#deps.random), Math.min(isTransportError(error) ? (error.retryAfterMs ?? 0) : 0, this.#opts.retryMaxMs));
             this.#log.warn({ ...context, attempt, retry_in_ms: wait, reason: message }, 'send failed; retrying the same batch');
@@ -321,9 +414,11 @@ export class Publisher {
         }
       }
     }
+    return queue.length === 0 && !controls;
   }
 
-  #commitAck(lane: Lane, batch: WireRowBatch, ack: BatchAck): void {
+  /** True when controls came back on the ack. */
+  #commitAck(lane: Lane, batch: WireRowBatch, ack: BatchAck): boolean {
     if (ack.batch_id !== batch.batch_id) throw new SynclineError('transport_failed', `ack names batch ${ack.batch_id}, expected ${batch.batch_id}`, { table: lane.table });
     recordAck(this.#db, lane.table, batch.last_seq, batch.journal_epoch);
     this.#passed(lane, batch.last_seq);
@@ -332,7 +427,9 @@ export class Publisher {
     this.stats.rowsAcked += batch.rows.length;
     this.#log.debug({ table: lane.table, batch_id: batch.batch_id, last_seq: batch.last_seq, status: ack.status, lineage_id: ack.lineage_id }, 'batch acked');
     this.#deps.onProgress?.();
-    if (ack.controls && ack.controls.length > 0) this.#deps.onControls?.(ack.controls);
+    if (!ack.controls || ack.controls.length === 0) return false;
+    this.#deps.onControls?.(ack.controls);
+    return true;
   }
 
   #quarantine(lane: Lane, batch: WireRowBatch, code: string, message: string): void {

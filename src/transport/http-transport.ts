@@ -1,12 +1,9 @@
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
 import { parseControlMessage, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
-import { isRetryableStatus, TransportError, type Transport } from './transport.js';
-
-const gzip = promisify(gzipCallback);
+import { encodeRowBatch } from './row-batch-encoding.js';
+import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
 
 export interface HttpTransportOptions {
   /** Base URL of the Syncline server, e.g. `https://sync.example.com`. */
@@ -44,20 +41,17 @@ export class HttpTransport implements Transport {
     this.#compressAbove = options.compressAboveBytes ?? PublisherDefaults.compressAboveBytes;
   }
 
-  async sendRowBatch(batch: WireRowBatch, signal?: AbortSignal): Promise<BatchAck> {
-    const json = Buffer.from(JSON.stringify(batch));
+  encodeRowBatch(batch: WireRowBatch, json = JSON.stringify(batch)): Promise<EncodedRowBatch> {
+    return encodeRowBatch(batch, json, this.#compressAbove);
+  }
+
+  async sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+    const { batch, body } = encoded;
     const headers: Record<string, string> = {
       [Headers.authorization]: `Bearer ${this.#token}`,
       [Headers.contentType]: 'application/json',
     };
-    let body: Buffer = json;
-    if (json.length > this.#compressAbove) {
-      const compressed = await gzip(json);
-      if (compressed.length < json.length) {
-        body = compressed;
-        headers[Headers.contentEncoding] = 'gzip';
-      }
-    }
+    if (encoded.gzipped) headers[Headers.contentEncoding] = 'gzip';
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     let response: Response;
     try {

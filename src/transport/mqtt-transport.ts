@@ -1,5 +1,3 @@
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pino, { type Logger } from 'pino';
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
@@ -7,9 +5,8 @@ import { PublisherDefaults, SERVER_BODY_LIMIT_BYTES } from '../protocol/constant
 import { parseDownlink, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { deviceRoot, deviceTopic, SYNC_QOS } from '../protocol/topics.js';
 import { AckWaiters } from './mqtt-ack-waiters.js';
-import { isRetryableStatus, TransportError, type Transport } from './transport.js';
-
-const gzip = promisify(gzipCallback);
+import { encodeRowBatch } from './row-batch-encoding.js';
+import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
 
 export interface MqttTransportOptions {
   /** mqtt://host:port or mqtts://host:port. */
@@ -80,13 +77,19 @@ export class MqttTransport implements Transport {
     return this.#waiters.inFlight;
   }
 
-  async sendRowBatch(batch: WireRowBatch, signal?: AbortSignal): Promise<BatchAck> {
-    const payload = await this.#encode(batch);
+  encodeRowBatch(batch: WireRowBatch, json = JSON.stringify(batch)): Promise<EncodedRowBatch> {
+    return encodeRowBatch(batch, json, this.#opts.compressAboveBytes ?? PublisherDefaults.compressAboveBytes);
+  }
+
+  async sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+    const { batch, body } = encoded;
+    const limit = this.#opts.maxPayloadBytes ?? SERVER_BODY_LIMIT_BYTES;
+    if (encoded.jsonBytes > limit) throw new TransportError(`batch is ${encoded.jsonBytes} bytes, more than the ${limit} the cloud accepts`, { retryable: false, status: 413, code: 'payload_too_large' });
     const release = await this.#waiters.acquire(signal);
     try {
       const client = await this.#connected(signal);
       const answer = this.#waiters.wait(batch.batch_id, this.#opts.ackTimeoutMs ?? MQTT_ACK_TIMEOUT_MS, signal);
-      client.publish(deviceTopic(this.#root, 'rowBatch'), payload, { qos: SYNC_QOS }, (error) => {
+      client.publish(deviceTopic(this.#root, 'rowBatch'), body, { qos: SYNC_QOS }, (error) => {
         if (error) this.#waiters.reject(batch.batch_id, new TransportError(`publish failed: ${error.message}`, { retryable: true, cause: error }));
       });
       return await answer;
@@ -113,18 +116,6 @@ export class MqttTransport implements Transport {
     clearTimeout(this.#reconnectTimer);
     this.#waiters.rejectAll(new TransportError('transport closed', { retryable: true }));
     await this.#client?.endAsync(true).catch(() => {});
-  }
-
-  async #encode(batch: WireRowBatch): Promise<Buffer> {
-    const json = Buffer.from(JSON.stringify(batch));
-    let payload = json;
-    if (json.length > (this.#opts.compressAboveBytes ?? PublisherDefaults.compressAboveBytes)) {
-      const compressed = await gzip(json);
-      if (compressed.length < json.length) payload = compressed;
-    }
-    const limit = this.#opts.maxPayloadBytes ?? SERVER_BODY_LIMIT_BYTES;
-    if (json.length > limit) throw new TransportError(`batch is ${json.length} bytes, more than the ${limit} the cloud accepts`, { retryable: false, status: 413, code: 'payload_too_large' });
-    return payload;
   }
 
   /** Resolves once connected and subscribed to the control topic (so no answer can arrive before we listen). */

@@ -1,13 +1,27 @@
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
 import type { ControlAck, ControlMessage } from '../protocol/control.js';
 
+/** A row batch in its wire form; sending the same one again is a retry (same batch_id, same bytes). */
+export interface EncodedRowBatch {
+  readonly batch: WireRowBatch;
+  /** The batch's JSON, or its gzip when `gzipped`. */
+  readonly body: Buffer;
+  readonly gzipped: boolean;
+  /** Size of the JSON before compression: the cloud's body limit applies to it. */
+  readonly jsonBytes: number;
+}
+
 /**
- * How the publisher reaches the cloud. Adapters (HTTP now, MQTT later) carry a
- * batch and bring back the cloud's ack; every failure is a TransportError that
- * says whether sending the same batch again can help.
+ * How the publisher reaches the cloud. Adapters (HTTP, MQTT) carry a batch and
+ * bring back the cloud's ack; every failure is a TransportError that says
+ * whether sending the same batch again can help. Encoding is a step of its own
+ * so the publisher can prepare a table's next batch while the current one is in
+ * flight.
  */
 export interface Transport {
-  sendRowBatch(batch: WireRowBatch, signal?: AbortSignal): Promise<BatchAck>;
+  /** No I/O. `json` is `JSON.stringify(batch)` when the caller has it already. */
+  encodeRowBatch(batch: WireRowBatch, json?: string): Promise<EncodedRowBatch>;
+  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck>;
   // Flow control (optional, so a bare transport still ships batches): the cloud's pause and
   // resume controls come back on acks (HTTP), by fetching (HTTP) or pushed (MQTT).
   /** Confirms a control; the cloud sends a control again until it is acked. */

@@ -12,9 +12,10 @@ import { ensureCapture } from '../../src/device/capture.js';
 import { readCursors } from '../../src/device/cursors.js';
 import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
 import { readEpoch } from '../../src/device/journal-state.js';
-import { parseRowBatch, type WireRowBatch } from '../../src/protocol/batch.js';
+import { parseRowBatch, type BatchAck, type WireRowBatch } from '../../src/protocol/batch.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
+import { TransportError, type EncodedRowBatch, type Transport } from '../../src/transport/transport.js';
 import { finished, spawnScript } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
 
@@ -90,6 +91,65 @@ class Endpoint {
       this.#answers.set(received, answer.status);
       res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body ?? {}));
     });
+  }
+}
+
+/**
+ * A transport that logs what the publisher asks of it, in order, to check how
+ * encoding, sending and acks interleave. It answers after `delayMs`, or when
+ * `awaitNext` after the table's next batch was encoded (at most a second later),
+ * so a slow machine cannot make the lookahead look late. The first attempt of
+ * every batch whose first seq is in `failFirst` fails (retryable).
+ */
+class RecordingTransport implements Transport {
+  readonly log: { event: 'encode' | 'send' | 'ack'; batch: WireRowBatch }[] = [];
+  readonly bodies = new Map<string, Buffer[]>();
+  readonly #inFlight = new Set<string>();
+  readonly #delayMs: number;
+  readonly #failFirst: Set<number>;
+  readonly #awaitNext: boolean;
+
+  constructor(delayMs: number, options: { failFirst?: readonly number[]; awaitNext?: boolean } = {}) {
+    this.#delayMs = delayMs;
+    this.#failFirst = new Set(options.failFirst);
+    this.#awaitNext = options.awaitNext ?? false;
+  }
+
+  async encodeRowBatch(batch: WireRowBatch, json = JSON.stringify(batch)): Promise<EncodedRowBatch> {
+    this.log.push({ event: 'encode', batch });
+    return { batch, body: Buffer.from(json), gzipped: false, jsonBytes: Buffer.byteLength(json) };
+  }
+
+  async #nextEncoded(after: WireRowBatch): Promise<void> {
+    const giveUp = Date.now() + 1000;
+    const seen = () => this.log.some((e) => e.event === 'encode' && e.batch.source_table === after.source_table && e.batch.first_seq > after.last_seq);
+    while (!seen() && Date.now() < giveUp) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  async sendRowBatch(encoded: EncodedRowBatch): Promise<BatchAck> {
+    const { batch } = encoded;
+    assert.ok(!this.#inFlight.has(batch.source_table), `${batch.source_table}: a second batch in flight`);
+    this.#inFlight.add(batch.source_table);
+    this.log.push({ event: 'send', batch });
+    const bodies = this.bodies.get(batch.batch_id) ?? [];
+    this.bodies.set(batch.batch_id, [...bodies, encoded.body]);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, this.#delayMs));
+      if (this.#awaitNext) await this.#nextEncoded(batch);
+      if (bodies.length === 0 && this.#failFirst.has(batch.first_seq)) throw new TransportError('scripted outage', { retryable: true });
+      this.log.push({ event: 'ack', batch });
+      return { batch_id: batch.batch_id, status: 'accepted', lineage_id: 'l', last_seq: batch.last_seq, rows_applied: batch.rows.length, rows_skipped: 0 };
+    } finally {
+      this.#inFlight.delete(batch.source_table);
+    }
+  }
+
+  acked(): WireRowBatch[] {
+    return this.log.filter((e) => e.event === 'ack').map((e) => e.batch);
+  }
+
+  indexOf(event: 'encode' | 'ack', batch: WireRowBatch): number {
+    return this.log.findIndex((e) => e.event === event && e.batch.batch_id === batch.batch_id);
   }
 }
 
@@ -275,6 +335,37 @@ describe('publisher over HTTP', () => {
       assert.equal(a.status().quarantined, 1);
     } finally {
       await endpoint.close();
+    }
+  });
+
+  test('a table\'s next batch is prepared while one is in flight, and sent only after the ack, retries included', async () => {
+    const { path, journal } = await prepared(30);
+    const firstSeqs = journal.filter((_, i) => i % 7 === 0).map((e) => e.seq);
+    const transport = new RecordingTransport(5, { failFirst: firstSeqs, awaitNext: true });
+    await agent(path, 'http://unused', { transport, publisher: { maxBatchRows: 4, maxInFlight: 8 } }).run();
+    const acked = transport.acked();
+    const perTable = assertOrderedAndValid(acked);
+    for (const table of new Set(journal.map((e) => e.tbl))) {
+      assert.deepEqual(perTable.get(table), journal.filter((e) => e.tbl === table).map((e) => e.seq), table);
+      const batches = acked.filter((b) => b.source_table === table);
+      for (let i = 1; i < batches.length; i++) {
+        assert.ok(transport.indexOf('encode', batches[i]!) < transport.indexOf('ack', batches[i - 1]!), `${table}: batch ${i} was ready before the one before it was acked`);
+      }
+    }
+    const retried = [...transport.bodies.values()].filter((bodies) => bodies.length > 1);
+    assert.ok(retried.length > 0, 'some batches were retried');
+    for (const bodies of retried) assert.ok(bodies.every((b) => b.equals(bodies[0]!)), 'a retry resends the identical bytes');
+  });
+
+  test('a table with a backlog takes turns with the tables waiting for a delivery slot', async () => {
+    const { path } = await prepared(3);
+    await app(path, 'bulk', 200, 5000);
+    const transport = new RecordingTransport(2);
+    await agent(path, 'http://unused', { transport, publisher: { maxBatchRows: 4, maxInFlight: 1 } }).run();
+    const acked = transport.acked();
+    const lastItems = acked.findLastIndex((b) => b.source_table === 'items');
+    for (const table of new Set(acked.map((b) => b.source_table))) {
+      assert.ok(acked.findIndex((b) => b.source_table === table) < lastItems, `${table} was not held up by the items backlog`);
     }
   });
 

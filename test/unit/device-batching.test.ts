@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { uuidv7 } from 'uuidv7';
-import { buildRowBatch, envelopeBytes, nextBatchSize, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from '../../src/device/batching.js';
+import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from '../../src/device/batching.js';
 import { parseRowBatch } from '../../src/protocol/batch.js';
 import { keyOf, schemaFingerprint } from '../../src/protocol/schema.js';
 import { sqlValue } from '../support/arbitraries.js';
@@ -60,7 +60,7 @@ describe('batching', () => {
         const rows = entries.map(([op, v], i) => wireRow(i + 1, op, [BigInt(i + 1)], [BigInt(i + 1), v]));
         const batch = buildRowBatch(h, rows);
         const bytes = Buffer.byteLength(JSON.stringify(batch));
-        assert.ok(bytes <= envelopeBytes(h) + rows.reduce((a, r) => a + rowBytes(r), 0));
+        assert.ok(bytes <= envelopeBytes(h) + rows.reduce((a, r) => a + rowBytes(JSON.stringify(r)), 0));
         const parsed = (() => {
           try {
             return parseRowBatch(JSON.parse(JSON.stringify(batch)));
@@ -74,6 +74,16 @@ describe('batching', () => {
           assert.equal(parsed.rows.length, rows.length);
           parsed.rows.forEach((r, i) => assert.equal(r.op === 'delete', entries[i]![0] === 'D'));
         }
+      }),
+    );
+  });
+
+  test('the body spliced from the rows\' JSON is exactly the batch\'s JSON (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom('I', 'U', 'D', 'S' as const), sqlValue), { minLength: 1, maxLength: 30 }), (entries) => {
+        const rows = entries.map(([op, v], i) => wireRow(i + 1, op, [BigInt(i + 1)], [BigInt(i + 1), v]));
+        const batch = buildRowBatch(head(), rows);
+        assert.equal(rowBatchJson(batch, rows.map((r) => JSON.stringify(r))), JSON.stringify(batch));
       }),
     );
   });

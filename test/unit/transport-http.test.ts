@@ -26,6 +26,11 @@ function batchOf(rows: number, text = 'x'): WireRowBatch {
 
 const ackFor = (batch: WireRowBatch) => new Response(JSON.stringify({ batch_id: batch.batch_id, status: 'accepted', lineage_id: 'l', last_seq: batch.last_seq, rows_applied: 1, rows_skipped: 0 }), { status: 200 });
 
+/** Encodes and sends, as the publisher does. */
+async function send(transport: HttpTransport, batch: WireRowBatch) {
+  return transport.sendRowBatch(await transport.encodeRowBatch(batch));
+}
+
 async function failure(promise: Promise<unknown>): Promise<TransportError> {
   try {
     await promise;
@@ -41,7 +46,7 @@ describe('HttpTransport', () => {
     const calls: Call[] = [];
     const batch = batchOf(1);
     const transport = new HttpTransport({ serverUrl: 'https://sync.example.com/edge/', token: 'secret', fetch: fetchAnswering(() => ackFor(batch), calls) });
-    const ack = await transport.sendRowBatch(batch);
+    const ack = await send(transport, batch);
     assert.equal(ack.batch_id, batch.batch_id);
     assert.equal(calls[0]!.url, 'https://sync.example.com/edge/v1/sync/rows/batch');
     const headers = calls[0]!.init.headers as Record<string, string>;
@@ -55,7 +60,7 @@ describe('HttpTransport', () => {
     const calls: Call[] = [];
     const batch = batchOf(200, 'compressible text '.repeat(4));
     const transport = new HttpTransport({ serverUrl: 'http://127.0.0.1:1', token: 't', fetch: fetchAnswering(() => ackFor(batch), calls) });
-    await transport.sendRowBatch(batch);
+    await send(transport, batch);
     const headers = calls[0]!.init.headers as Record<string, string>;
     assert.equal(headers['content-encoding'], 'gzip');
     assert.deepEqual(JSON.parse(gunzipSync(calls[0]!.init.body as Uint8Array).toString()), batch);
@@ -73,7 +78,7 @@ describe('HttpTransport', () => {
     ];
     for (const [status, code, retryable] of cases) {
       const transport = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => new Response(JSON.stringify({ error: code, message: `m ${code}`, context: {} }), { status })) });
-      const error = await failure(transport.sendRowBatch(batchOf(1)));
+      const error = await failure(send(transport, batchOf(1)));
       assert.equal(error.status, status);
       assert.equal(error.code, code);
       assert.equal(error.retryable, retryable, `${status} retryable`);
@@ -83,7 +88,7 @@ describe('HttpTransport', () => {
 
   test('Retry-After is honoured; a non-JSON error body still gives a message', async () => {
     const transport = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => new Response('<html>busy</html>', { status: 503, headers: { 'retry-after': '7' } })) });
-    const error = await failure(transport.sendRowBatch(batchOf(1)));
+    const error = await failure(send(transport, batchOf(1)));
     assert.equal(error.retryAfterMs, 7000);
     assert.equal(error.code, undefined);
     assert.match(error.message, /busy/);
@@ -91,7 +96,7 @@ describe('HttpTransport', () => {
 
   test('network failures, timeouts and a 2xx without our ack are retryable', async () => {
     const refused = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => Promise.reject(new TypeError('fetch failed', { cause: new Error('ECONNREFUSED') }))) });
-    const e1 = await failure(refused.sendRowBatch(batchOf(1)));
+    const e1 = await failure(send(refused, batchOf(1)));
     assert.ok(e1.retryable);
     assert.match(e1.message, /ECONNREFUSED/);
 
@@ -109,12 +114,12 @@ describe('HttpTransport', () => {
           });
         })) as unknown as typeof fetch,
     });
-    const e2 = await failure(slow.sendRowBatch(batchOf(1)));
+    const e2 = await failure(send(slow, batchOf(1)));
     assert.ok(e2.retryable);
     assert.match(e2.message, /no answer within 10 ms/);
 
     const portal = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => new Response('<html>login</html>', { status: 200 })) });
-    assert.ok((await failure(portal.sendRowBatch(batchOf(1)))).retryable);
+    assert.ok((await failure(send(portal, batchOf(1)))).retryable);
   });
 
   test('a bad server URL is a configuration error', () => {
