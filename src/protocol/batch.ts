@@ -20,12 +20,8 @@ const columnSchema = z.strictObject({
 
 const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
-const wireRowSchema = z.strictObject({
-  seq: seqSchema,
-  op: z.enum(['insert', 'update', 'delete', 'snapshot']),
-  pk: z.array(z.unknown()).min(1),
-  row: z.array(z.unknown()).optional(),
-});
+const ROW_OPS = new Set(['insert', 'update', 'delete', 'snapshot']);
+const ROW_FIELDS = new Set(['seq', 'op', 'pk', 'row']);
 
 /**
  * The envelope of a row batch: one source table, one schema, rows in device commit
@@ -42,7 +38,8 @@ export const rowBatchSchema = z.object({
   schema: z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/), columns: z.array(columnSchema).min(1).max(2000) }),
   first_seq: seqSchema,
   last_seq: seqSchema,
-  rows: z.array(wireRowSchema).min(1),
+  // Rows are checked by decodeRows by hand: they are the bulk of every batch, and a schema library costs more per row than the decode itself.
+  rows: z.array(z.unknown()).min(1),
 });
 
 /** A batch as it travels (values in wire form). */
@@ -138,30 +135,30 @@ export function parseRowBatch(input: unknown, limits: { maxRows?: number } = {})
   } else if (b.key.columns.length !== 1 || b.key.columns[0] !== 'rowid' || b.schema.columns.some((c) => c.pk > 0)) {
     throw new SynclineError('invalid_batch', 'a rowid key is ["rowid"] on a table without a primary key', { ...context, field: 'key' });
   }
-  const first = b.rows[0]!;
-  const last = b.rows[b.rows.length - 1]!;
-  if (first.seq !== b.first_seq || last.seq !== b.last_seq) {
-    throw new SynclineError('row_count_mismatch', 'first_seq/last_seq do not match the first and last rows', { ...context, field: 'first_seq' });
-  }
   const width = b.schema.columns.length;
   const keyWidth = b.key.columns.length;
+  let rows: DecodedRow[];
   try {
-    return { ...b, rows: decodeRows(b.rows, width, keyWidth) };
+    rows = decodeRows(b.rows, width, keyWidth);
   } catch (error) {
     throw error instanceof SynclineError ? error.withContext(context) : error;
   }
+  if (rows[0]!.seq !== b.first_seq || rows[rows.length - 1]!.seq !== b.last_seq) {
+    throw new SynclineError('row_count_mismatch', 'first_seq/last_seq do not match the first and last rows', { ...context, field: 'first_seq' });
+  }
+  return { ...b, rows };
 }
 
-function decodeRows(wireRows: readonly z.infer<typeof wireRowSchema>[], width: number, keyWidth: number): DecodedRow[] {
+function decodeRows(wireRows: readonly unknown[], width: number, keyWidth: number): DecodedRow[] {
   const rows: DecodedRow[] = new Array(wireRows.length);
   let previous = 0;
   for (let i = 0; i < wireRows.length; i++) {
-    const r = wireRows[i]!;
+    const r = receivedRow(wireRows[i], i);
     const at = `rows.${i}`;
     if (r.seq <= previous) throw new SynclineError('row_count_mismatch', 'rows must be in strictly increasing seq order', { field: `${at}.seq` });
     previous = r.seq;
     if (r.pk.length !== keyWidth) throw new SynclineError('row_shape_mismatch', `pk has ${r.pk.length} values, key has ${keyWidth}`, { field: `${at}.pk` });
-    const pk = r.pk.map((v, j) => decodeValue(v, `${at}.pk.${j}`));
+    const pk = decodeValues(r.pk, `${at}.pk`);
     if (pk.some((v) => v === null)) throw new SynclineError('row_shape_mismatch', 'primary key values cannot be NULL', { field: `${at}.pk` });
     if (r.op === 'delete') {
       if (r.row !== undefined) throw new SynclineError('row_shape_mismatch', 'a delete carries no row', { field: `${at}.row` });
@@ -171,7 +168,47 @@ function decodeRows(wireRows: readonly z.infer<typeof wireRowSchema>[], width: n
     if (!r.row || r.row.length !== width) {
       throw new SynclineError('row_shape_mismatch', `row must have ${width} values`, { field: `${at}.row` });
     }
-    rows[i] = { seq: r.seq, op: r.op, pk, row: r.row.map((v, j) => decodeValue(v, `${at}.row.${j}`)) };
+    rows[i] = { seq: r.seq, op: r.op, pk, row: decodeValues(r.row, `${at}.row`) };
   }
   return rows;
+}
+
+interface ReceivedRow {
+  seq: number;
+  op: DecodedRow['op'];
+  pk: unknown[];
+  row?: unknown[];
+}
+
+/** The shape check the schema library would make, written out: {seq, op, pk, row?} and nothing else. */
+function receivedRow(value: unknown, index: number): ReceivedRow {
+  const bad = (field: string, message: string) => new SynclineError('invalid_batch', `rows.${index}.${field}: ${message}`, { field: `rows.${index}.${field}` });
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SynclineError('invalid_batch', `rows.${index}: a row is an object`, { field: `rows.${index}` });
+  const r = value as Record<string, unknown>;
+  for (const key in r) if (!ROW_FIELDS.has(key)) throw bad(key, 'unknown field');
+  if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) throw bad('seq', 'a whole number from 1 to 2^53-1');
+  if (typeof r.op !== 'string' || !ROW_OPS.has(r.op)) throw bad('op', 'one of insert, update, delete, snapshot');
+  if (!Array.isArray(r.pk) || r.pk.length === 0) throw bad('pk', 'a non-empty array');
+  if (r.row !== undefined && !Array.isArray(r.row)) throw bad('row', 'an array');
+  return r as unknown as ReceivedRow;
+}
+
+/** Decodes a value list; the field path is only spelled out for the value that fails. */
+function decodeValues(wire: readonly unknown[], field: string): SqlValue[] {
+  const values = new Array<SqlValue>(wire.length);
+  for (let j = 0; j < wire.length; j++) {
+    const v = wire[j];
+    // Strings and null are their own decoding, and the commonest values.
+    values[j] = typeof v === 'string' || v === null ? v : decodeOrExplain(v, field, j);
+  }
+  return values;
+}
+
+function decodeOrExplain(value: unknown, field: string, index: number): SqlValue {
+  try {
+    return decodeValue(value);
+  } catch (error) {
+    if (!(error instanceof SynclineError)) throw error;
+    throw new SynclineError(error.code, error.message, { ...error.context, field: `${field}.${index}` });
+  }
 }
