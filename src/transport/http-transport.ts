@@ -1,7 +1,7 @@
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
 import { parseControlMessage, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
-import { SynclineError } from '../protocol/errors.js';
+import { endpoint, errorText, parseJson, retryAfter } from './http-util.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
 import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
 
@@ -104,34 +104,6 @@ export class HttpTransport implements Transport {
   }
 }
 
-/** `${server}${route}`, keeping any path prefix of the server URL (a reverse proxy may mount us under one). */
-function endpoint(serverUrl: string, route: string): string {
-  let base: URL;
-  try {
-    base = new URL(serverUrl);
-  } catch {
-    throw new SynclineError('invalid_config', `server URL is not a URL: ${serverUrl}`, { field: 'server' });
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-    throw new SynclineError('invalid_config', `server URL must be http or https: ${serverUrl}`, { field: 'server' });
-  }
-  return `${base.origin}${base.pathname.replace(/\/+$/, '')}${route}`;
-}
-
-function errorText(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-  return `${error.message}${cause}`;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A 2xx whose body is not our ack (a captive portal, a proxy) proves nothing was stored: retry. */
 function parseAck(text: string, batchId: string, status: number): BatchAck {
   const ack = parseJson(text) as Partial<BatchAck> | undefined;
@@ -146,11 +118,3 @@ function parseAck(text: string, batchId: string, status: number): BatchAck {
   return ack as BatchAck;
 }
 
-function retryAfter(response: Response): { retryAfterMs?: number } {
-  const header = response.headers.get('retry-after');
-  if (!header) return {};
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return { retryAfterMs: seconds * 1000 };
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? {} : { retryAfterMs: Math.max(0, at - Date.now()) };
-}
