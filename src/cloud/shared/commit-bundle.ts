@@ -67,7 +67,7 @@ export async function commitBundle(store: Store, config: SharedSyncConfig, reque
   });
 }
 
-export async function lockScope(tx: Queryable, scope: string): Promise<{ head: bigint; floor: bigint }> {
+async function lockScope(tx: Queryable, scope: string): Promise<{ head: bigint; floor: bigint }> {
   await tx.query('INSERT INTO sync_scopes (scope) VALUES ($1) ON CONFLICT (scope) DO NOTHING', [scope]);
   const { rows } = await tx.query<{ head_seq: string; floor_seq: string }>('SELECT head_seq::text AS head_seq, floor_seq::text AS floor_seq FROM sync_scopes WHERE scope = $1 FOR UPDATE', [scope]);
   return { head: BigInt(rows[0]!.head_seq), floor: BigInt(rows[0]!.floor_seq) };

@@ -24,7 +24,7 @@ const retentionSchema = z.strictObject({
   scopes: z.record(z.string(), z.number().int().min(1)).default({}),
 });
 
-export const sharedConfigFileSchema = z.strictObject({
+const sharedConfigFileSchema = z.strictObject({
   auth: authSchema.default({}),
   retention: retentionSchema.default({ bundles: SharedDefaults.retentionBundles, scopes: {} }),
   tables: z.array(z.unknown()).min(1),

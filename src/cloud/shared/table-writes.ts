@@ -48,7 +48,7 @@ export async function serverRowStates(tx: Queryable, scope: string, table: Share
 }
 
 /** Writes upserts of one table at version `seq`; a tombstone of an earlier delete of the key is cleared. */
-export async function upsertRows(tx: Queryable, scope: string, table: SharedTable, changes: readonly DecodedChange[], seq: bigint, source: string): Promise<void> {
+async function upsertRows(tx: Queryable, scope: string, table: SharedTable, changes: readonly DecodedChange[], seq: bigint, source: string): Promise<void> {
   const cols = table.columns;
   const width = cols.length;
   const params = (i: number) => `$${i + 5}::text[]`;
@@ -65,7 +65,7 @@ export async function upsertRows(tx: Queryable, scope: string, table: SharedTabl
 }
 
 /** Deletes rows of one table and leaves tombstones at version `seq`. */
-export async function deleteRows(tx: Queryable, scope: string, table: SharedTable, changes: readonly DecodedChange[], seq: bigint, source: string): Promise<void> {
+async function deleteRows(tx: Queryable, scope: string, table: SharedTable, changes: readonly DecodedChange[], seq: bigint, source: string): Promise<void> {
   for (const part of slices(changes)) {
     const keys = part.map((c) => c.keyText);
     await tx.query(`DELETE FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} = ANY($2::text[])`, [scope, keys]);
