@@ -47,9 +47,13 @@ export function decodeBundle(rows: readonly ReceivedRowChange[], tables: readonl
     const key = wire.key.map((v, i) => decodeValue(v, `${field}.key[${i}]`));
     const change: DecodedChange = { table, op: wire.op, key, keyText: keyText(key), columnTexts: null, wireRow: null, hlc: wire.hlc, baseVersion: wire.base_version === undefined ? null : BigInt(wire.base_version) };
     try {
-      if (wire.op === 'upsert') Object.assign(change, decodeRow(wire, table, key, field, context));
-      else if (wire.row !== undefined) throw new SynclineError('invalid_batch', 'a delete carries no row', { ...context, field, table: table.name });
-      table.key.forEach((name, i) => sharedToText(key[i]!, table.columns.find((c) => c.name === name)!));
+      if (wire.op === 'upsert') {
+        Object.assign(change, decodeRow(wire, table, key, field, context));
+      } else {
+        if (wire.row !== undefined) throw new SynclineError('invalid_batch', 'a delete carries no row', { ...context, field, table: table.name });
+        // An upsert's key is checked with its row; a delete's key alone.
+        table.key.forEach((name, i) => sharedToText(key[i]!, table.columns.find((c) => c.name === name)!));
+      }
     } catch (error) {
       if (!(error instanceof SynclineError) || error.code !== 'invalid_value_encoding' || !('column' in error.context)) throw error;
       invalid.push({ table: table.name, key: key.map(encodeValue), kind: 'invalid', server_version: '0', message: error.message });

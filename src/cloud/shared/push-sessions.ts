@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SynclineError } from '../../protocol/errors.js';
 import { SharedDefaults, type PushAnswer, type PushBegin, type ReceivedRowChange } from '../../protocol/shared-sync.js';
+import { isUuid } from '../auth/devices.js';
 import type { Store } from '../store/store.js';
 import { commitBundle } from './commit-bundle.js';
 import type { SharedSyncConfig } from './declarations.js';
@@ -95,11 +96,9 @@ async function committedBundle(store: Store, who: Pusher, sourceBundleId: string
   return rows[0] ? { status: 'committed', bundle_seq: rows[0].bundle_seq, duplicate: true } : undefined;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A session of this scope and source; another device's session is as invisible as a missing one. */
 async function sessionBy(store: Store, who: Pusher, by: 'id' | 'source_bundle_id', value: string): Promise<SessionRow> {
-  if (by === 'id' && !UUID.test(value)) throw new SynclineError('not_found', 'no such push session', { session_id: value.slice(0, 64) });
+  if (by === 'id' && !isUuid(value)) throw new SynclineError('not_found', 'no such push session', { session_id: value.slice(0, 64) });
   const { rows } = await store.query<SessionRow>(
     `SELECT id, source_bundle_id, base_seq::text AS base_seq, row_count FROM sync_push_sessions WHERE ${by} = $1 AND scope = $2 AND source = $3`,
     [value, who.scope, who.source],

@@ -404,7 +404,9 @@ export class SharedSync {
 
   /** Follows the scope's retained wake-up topic; mqtt.js reconnects on its own, and polling covers the gaps. */
   async #watchMqtt(url: string, signal: AbortSignal, wake: () => void): Promise<void> {
-    const scope = readSharedState(this.db, K.scope) ?? (await this.#serial(() => this.#ready()), readSharedState(this.db, K.scope));
+    // A device that has not reached the server yet learns its scope at first contact; offline, polling carries on alone.
+    if (readSharedState(this.db, K.scope) === undefined) await this.#serial(() => this.#ready()).catch(() => undefined);
+    const scope = readSharedState(this.db, K.scope);
     if (scope === undefined || signal.aborted) return;
     const token = this.#options.token;
     const client = mqtt.connect(url, {
