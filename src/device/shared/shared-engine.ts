@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../../protocol/errors.js';
 import { HybridClock, formatHlc, parseHlc } from '../../protocol/hlc.js';
@@ -64,6 +65,10 @@ export class SharedEngine {
   readonly #order: readonly SharedTable[];
   readonly #clock: HybridClock;
   readonly #resolver: ConflictResolver | undefined;
+  /** Looked up per pulled row, so prepared once. */
+  readonly #dirtyAt: Database.Statement;
+  readonly #dirtyGone: Database.Statement;
+  readonly #dirtyRebased: Database.Statement;
 
   constructor(db: DeviceDb, declarations: readonly SharedTable[], source: string, resolver?: ConflictResolver) {
     this.db = db;
@@ -71,6 +76,9 @@ export class SharedEngine {
     this.#order = declarations;
     this.tables = new Map(declarations.map((t) => [t.name, new LocalTable(db, t)]));
     this.#resolver = resolver;
+    this.#dirtyAt = db.prepare(`SELECT base_row, wall_ms FROM ${T.dirty} WHERE tbl = ? AND key = ?`);
+    this.#dirtyGone = db.prepare(`DELETE FROM ${T.dirty} WHERE tbl = ? AND key = ?`);
+    this.#dirtyRebased = db.prepare(`UPDATE ${T.dirty} SET base_row = ? WHERE tbl = ? AND key = ?`);
     const clock = readSharedState(db, K.clock);
     this.#clock = new HybridClock(source, clock ? (JSON.parse(clock) as { ms: number; counter: number }) : undefined);
   }
@@ -214,7 +222,7 @@ export class SharedEngine {
   }
 
   #dirty(table: string, keyText: string): DirtyEntry | undefined {
-    return this.db.prepare(`SELECT base_row, wall_ms FROM ${T.dirty} WHERE tbl = ? AND key = ?`).get(table, keyText) as DirtyEntry | undefined;
+    return this.#dirtyAt.get(table, keyText) as DirtyEntry | undefined;
   }
 
   #settle(table: LocalTable, key: SqlValue[], base: string | null, local: ChangeSide, remote: RemoteSide) {
@@ -251,11 +259,11 @@ export class SharedEngine {
     const { winner, result } = this.#settle(table, key, dirty.base_row, local, remote);
     if (winner === 'remote') {
       table.put(key, remote.row);
-      this.db.prepare(`DELETE FROM ${T.dirty} WHERE tbl = ? AND key = ?`).run(table.name, keyText);
+      this.#dirtyGone.run(table.name, keyText);
       return;
     }
     if (winner === 'merged') table.put(key, result);
-    this.db.prepare(`UPDATE ${T.dirty} SET base_row = ? WHERE tbl = ? AND key = ?`).run(renderRow(remote.row), table.name, keyText);
+    this.#dirtyRebased.run(renderRow(remote.row), table.name, keyText);
   }
 
   /** Applies one whole pulled bundle in one transaction and moves the watermark past it. */
@@ -280,15 +288,18 @@ export class SharedEngine {
         }
         this.#saveClock();
       }
-      this.db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(seq);
-      writeSharedState(this.db, K.watermark, bundle.bundle_seq);
+      this.moveWatermark(seq);
     });
     return changes;
   }
 
   /** Moves the watermark over bundles that carried nothing for this device. */
   advanceTo(seq: bigint): void {
-    if (seq <= this.watermark) return;
+    if (seq > this.watermark) this.moveWatermark(seq);
+  }
+
+  /** Every bundle up to `seq` is now applied: rows remembered as settled ahead of one of them need no more guarding. */
+  moveWatermark(seq: bigint): void {
     this.db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(seq);
     writeSharedState(this.db, K.watermark, seq.toString());
   }
@@ -465,8 +476,7 @@ export class Hydration {
       }
       if (this.#latestHlc) this.observe(this.#latestHlc);
       this.saveClock();
-      db.prepare(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`).run(snapshotSeq);
-      writeSharedState(db, K.watermark, snapshotSeq.toString());
+      this.#engine.moveWatermark(snapshotSeq);
       writeSharedState(db, K.hydrated, '1');
       for (const table of this.#pulled) for (const sql of sharedTriggerStatements(table)) db.exec(sql);
       endSuppressed(db);
