@@ -1,7 +1,7 @@
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
 import { parseControlMessage, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
-import { endpoint, errorText, parseJson, retryAfter } from './http-util.js';
+import { answerError, endpoint, errorText, parseJson } from './http-util.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
 import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
 
@@ -14,11 +14,6 @@ export interface HttpTransportOptions {
   requestTimeoutMs?: number;
   /** Bodies above this size are gzipped when that makes them smaller. */
   compressAboveBytes?: number;
-}
-
-interface ErrorBody {
-  error?: unknown;
-  message?: unknown;
 }
 
 /** POSTs row batches to `${server}/v1/sync/rows/batch` and turns every outcome into an ack or a TransportError. */
@@ -67,15 +62,7 @@ export class HttpTransport implements Transport {
     }
     const text = await response.text().catch(() => '');
     if (response.ok) return parseAck(text, batch.batch_id, response.status);
-    const parsed = parseJson(text) as ErrorBody | undefined;
-    const code = typeof parsed?.error === 'string' ? parsed.error : undefined;
-    const message = typeof parsed?.message === 'string' ? parsed.message : text.slice(0, 200) || response.statusText;
-    throw new TransportError(`server answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, {
-      retryable: isRetryableStatus(response.status),
-      status: response.status,
-      ...(code === undefined ? {} : { code }),
-      ...retryAfter(response),
-    });
+    throw answerError(response, text);
   }
 
   async fetchControls(signal?: AbortSignal): Promise<ControlMessage[]> {

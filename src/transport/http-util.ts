@@ -1,4 +1,5 @@
 import { SynclineError } from '../protocol/errors.js';
+import { isRetryableStatus, TransportError } from './transport.js';
 
 /** `${server}${route}`, keeping any path prefix of the server URL (a reverse proxy may mount us under one). */
 export function endpoint(serverUrl: string, route: string): string {
@@ -28,11 +29,27 @@ export function parseJson(text: string): unknown {
   }
 }
 
-export function retryAfter(response: Response): { retryAfterMs?: number } {
+function retryAfter(response: Response): { retryAfterMs?: number } {
   const header = response.headers.get('retry-after');
   if (!header) return {};
   const seconds = Number(header);
   if (Number.isFinite(seconds) && seconds >= 0) return { retryAfterMs: seconds * 1000 };
   const at = Date.parse(header);
   return Number.isNaN(at) ? {} : { retryAfterMs: Math.max(0, at - Date.now()) };
+}
+
+/**
+ * A non-2xx answer as a TransportError: the server's error code and message when
+ * the body is ours, whether a retry can help, and how long the server asked to wait.
+ */
+export function answerError(response: Response, text: string, prefix = ''): TransportError {
+  const parsed = parseJson(text) as { error?: unknown; message?: unknown } | undefined;
+  const code = typeof parsed?.error === 'string' ? parsed.error : undefined;
+  const message = typeof parsed?.message === 'string' ? parsed.message : text.slice(0, 200) || response.statusText;
+  return new TransportError(`${prefix}server answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, {
+    retryable: isRetryableStatus(response.status),
+    status: response.status,
+    ...(code === undefined ? {} : { code }),
+    ...retryAfter(response),
+  });
 }

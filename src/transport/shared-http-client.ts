@@ -10,8 +10,8 @@ import {
   type SnapshotChunkAnswer,
   type WireRowChange,
 } from '../protocol/shared-sync.js';
-import { endpoint, errorText, parseJson, retryAfter } from './http-util.js';
-import { isRetryableStatus, TransportError } from './transport.js';
+import { answerError, endpoint, errorText, parseJson } from './http-util.js';
+import { TransportError } from './transport.js';
 
 const SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -155,16 +155,7 @@ export class SharedHttpClient {
 }
 
 async function failure(method: string, url: string, response: Response): Promise<TransportError> {
-  const text = await response.text().catch(() => '');
-  const parsed = parseJson(text) as { error?: unknown; message?: unknown } | undefined;
-  const code = typeof parsed?.error === 'string' ? parsed.error : undefined;
-  const message = typeof parsed?.message === 'string' ? parsed.message : text.slice(0, 200) || response.statusText;
-  return new TransportError(`${method} ${url}: server answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, {
-    retryable: isRetryableStatus(response.status),
-    status: response.status,
-    ...(code === undefined ? {} : { code }),
-    ...retryAfter(response),
-  });
+  return answerError(response, await response.text().catch(() => ''), `${method} ${url}: `);
 }
 
 function route(template: string, params: Record<string, string>): string {
