@@ -419,6 +419,34 @@ describeEachStore('shared sync scope isolation', (ctx) => {
     await bobUnchanged();
   });
 
+  test('malformed pushes get a clear 400 naming what is wrong, and nothing is stored', async () => {
+    const bundlesBefore = await rowCountAll();
+    const aliceBefore = await bundleCount(alice);
+    const good = folderRow('alice-raw', 'ok', 'fine');
+    const cases: { label: string; raw?: string; rows?: unknown[]; error: string; message?: RegExp }[] = [
+      { label: 'not JSON', raw: '{"format_version": 1, "rows": [', error: 'malformed_payload' },
+      { label: 'a bad value tag', rows: [good, { ...good, key: ['v'], row: ['v', { $evil: 'x' }, null] }], error: 'invalid_value_encoding', message: /unknown value tag/ },
+      { label: 'NaN as a REAL', rows: [{ table: 'notes', op: 'upsert', key: ['0190a0a0-0000-7000-8000-00000000aaaa'], row: ['0190a0a0-0000-7000-8000-00000000aaaa', null, 't', 1, { $real: 'NaN' }, null], hlc: hlc('alice-raw') }], error: 'invalid_number_encoding' },
+      { label: 'a row of the wrong width', rows: [{ ...good, row: ['ok', 'fine'] }], error: 'row_shape_mismatch', message: /3 columns/ },
+      { label: 'a key of the wrong width', rows: [{ ...good, key: ['ok', 'extra'] }], error: 'row_shape_mismatch', message: /1 key columns/ },
+      { label: 'a row whose key differs from its key', rows: [{ ...good, key: ['other'] }], error: 'invalid_batch', message: /differs from its key/ },
+      { label: 'a delete carrying a row', rows: [{ ...good, op: 'delete' }], error: 'invalid_batch', message: /delete carries no row/ },
+      { label: 'an upsert without its row', rows: [{ table: 'folders', op: 'upsert', key: ['ok'], hlc: hlc('alice-raw') }], error: 'invalid_batch', message: /carries its row/ },
+      { label: 'an unreadable HLC stamp', rows: [{ ...good, hlc: '999999999999999999-x' }], error: 'invalid_batch', message: /HLC/ },
+      { label: 'a push to a table that only syncs down', rows: [{ table: 'catalog', op: 'upsert', key: ['sku'], row: ['sku', 1.5], hlc: hlc('alice-raw') }], error: 'forbidden', message: /syncs down/ },
+    ];
+    for (const c of cases) {
+      const answer = c.raw !== undefined ? await call('POST', '/v1/shared/push', { raw: c.raw }) : await call('POST', '/v1/shared/push', { body: pushBody(c.rows!) });
+      assert.equal(answer.body.error, c.error, `${c.label}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      assert.ok(answer.status === 400 || answer.status === 403, `${c.label}: ${answer.status}`);
+      if (c.message) assert.match(String(answer.body.message), c.message, c.label);
+    }
+    assert.equal(await rowCountAll(), bundlesBefore);
+    assert.equal(await bundleCount(alice), aliceBefore);
+    assert.ok(!(await serverRows(ctx.store, 'folders', alice, FOLDER_COLUMNS)).some((r) => r[0] === 'ok'), 'the good row of a refused bundle is not stored either');
+    await bobUnchanged();
+  });
+
   test('an oversized body is 413 and stores nothing', async () => {
     const before = await bundleCount(alice);
     const big = 'x'.repeat(9 * 1024 * 1024);
