@@ -447,6 +447,25 @@ describeEachStore('shared sync scope isolation', (ctx) => {
     await bobUnchanged();
   });
 
+  test('bad pull and snapshot parameters are refused with the field named', async () => {
+    for (const [path, field] of [
+      ['/v1/shared/pull?after=abc', 'after'],
+      ['/v1/shared/pull?after=-1', 'after'],
+      ['/v1/shared/pull?after=0&limit=0', 'limit'],
+      ['/v1/shared/pull?after=0&limit=99999999', 'limit'],
+      ['/v1/shared/pull?after=0&after_ordinal=x', 'after_ordinal'],
+      ['/v1/shared/pull?after=0&target=1e3', 'target'],
+    ] as const) {
+      const answer = await call('GET', path);
+      assert.equal(answer.status, 400, `${path}: ${JSON.stringify(answer.body)}`);
+      assert.equal(answer.body.error, 'invalid_request', path);
+      assert.equal((answer.body.context as { field?: string }).field, field, path);
+    }
+    const chunk = await call('GET', `/v1/shared/snapshots/${randomUUID()}/chunks/abc`);
+    assert.equal(chunk.status, 400);
+    assert.equal((chunk.body.context as { field?: string }).field, 'index');
+  });
+
   test('an oversized body is 413 and stores nothing', async () => {
     const before = await bundleCount(alice);
     const big = 'x'.repeat(9 * 1024 * 1024);
