@@ -25,9 +25,10 @@ export interface AgentStatus {
 export function readBacklog(db: DeviceDb, epoch: string): AgentStatus['tables'] {
   const pending = db
     .prepare(
-      `SELECT j.tbl AS tbl, count(*) AS n FROM ${JournalTables.journal} j
-       LEFT JOIN ${JournalTables.cursors} c ON c.tbl = j.tbl AND c.journal_epoch = ?
-       WHERE j.seq > coalesce(c.acked_seq, 0) GROUP BY j.tbl`,
+      `SELECT s.tbl AS tbl, count(*) AS n FROM ${JournalTables.journal} j
+       JOIN ${JournalTables.schemas} s ON s.id = j.schema_id
+       LEFT JOIN ${JournalTables.cursors} c ON c.tbl = s.tbl AND c.journal_epoch = ?
+       WHERE j.seq > coalesce(c.acked_seq, 0) GROUP BY s.tbl`,
     )
     .all(epoch) as { tbl: string; n: bigint }[];
   const cursors = db.prepare(`SELECT tbl, acked_seq FROM ${JournalTables.cursors} WHERE journal_epoch = ?`).all(epoch) as { tbl: string; acked_seq: bigint }[];

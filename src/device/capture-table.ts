@@ -5,10 +5,12 @@ import { isSharedTriggerName } from './shared/shared-triggers.js';
 import { ensureCursor } from './cursors.js';
 import type { DeviceDb } from './device-db.js';
 import { JournalTables } from './journal-schema.js';
-import { maxJournalSeq } from './journal-state.js';
-import { parseLiteralList } from './sql-literal.js';
+import { JournalReader } from './journal-reader.js';
+import { slotLayout, slotsNeeded } from './journal-slots.js';
+import { ensureJournalSlots, maxJournalSeq } from './journal-state.js';
+import { encodeValue, type SqlValue } from '../protocol/values.js';
 import { quoteIdent } from './sql-text.js';
-import { keyColumnsOf, type TableShape } from './table-shape.js';
+import { keyColumnsOf, readTableShape, type TableShape } from './table-shape.js';
 import { createTriggerStatements, dropTriggerStatements, isOwnTriggerOf, rowAtKeyStatement, snapshotStatement, TRIGGER_KINDS, triggerName, type CaptureSpec } from './trigger-sql.js';
 
 /**
@@ -100,10 +102,11 @@ function captureSpec(shape: TableShape, schema: SchemaRecord, beforeImages: bool
   if (!keyColumns) {
     throw new SynclineError('capture_failed', `table has no primary key and its columns hide every rowid alias (rowid, _rowid_, oid)`, { table: shape.name });
   }
-  return { table: shape.name, columns: schema.columns.map((c) => c.name), keyColumns, schemaId: schema.id, beforeImages };
+  return { table: shape.name, columns: schema.columns.map((c) => c.name), key: shape.key, keyColumns, schemaId: schema.id, beforeImages };
 }
 
 function writeTriggers(db: DeviceDb, spec: CaptureSpec): void {
+  ensureJournalSlots(db, slotsNeeded(slotLayout(spec.columns, spec.key), spec.beforeImages), spec.table);
   for (const sql of dropTriggerStatements(spec.table)) db.exec(sql);
   for (const sql of createTriggerStatements(spec)) db.exec(sql);
 }
@@ -149,18 +152,28 @@ export function regenerateTable(db: DeviceDb, shape: TableShape, stored: StoredT
   recordTable(db, shape, schema.id, beforeImages);
   if (schema.id === stored.schemaId) return 0;
   if (addedDefaultedColumns(stored.columns, schema.columns)) return db.prepare(snapshotStatement(spec)).run().changes;
-  const keys = db
-    .prepare(`SELECT DISTINCT pk FROM ${JournalTables.journal} WHERE seq > ? AND tbl = ? AND schema_id <> ?`)
-    .pluck()
-    .all(BigInt(ackedSeq), shape.name, schema.id) as string[];
+  const keys = new Map<string, SqlValue[]>();
+  for (const entry of new JournalReader(db).readOtherSchemas(shape.name, ackedSeq, schema.id)) keys.set(JSON.stringify(entry.pk.map(encodeValue)), entry.pk);
   const refresh = db.prepare(rowAtKeyStatement(spec));
   let appended = 0;
-  for (const text of keys) {
-    const pk = parseLiteralList(text);
+  for (const pk of keys.values()) {
     // A key of another width cannot be looked up; such a key change means the table was rebuilt, which reinstalls instead.
     if (pk.length === spec.keyColumns.length) appended += refresh.run(...pk).changes;
   }
   return appended;
+}
+
+/**
+ * Writes the table's triggers again for the schema already recorded, without a
+ * snapshot: for when the journal changed under unchanged tables (a layout upgrade).
+ * Returns false when the table no longer matches its record; capture then installs
+ * it afresh.
+ */
+export function rewriteTriggers(db: DeviceDb, stored: StoredTable): boolean {
+  const shape = readTableShape(db, stored.name);
+  if (!shape || shape.hash !== stored.hash) return false;
+  writeTriggers(db, captureSpec(shape, { id: stored.schemaId, columns: stored.columns }, stored.beforeImages));
+  return true;
 }
 
 /** The table is gone: its triggers and bookkeeping go, its journal entries stay until published. */

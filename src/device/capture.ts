@@ -2,6 +2,7 @@ import pino, { type Logger } from 'pino';
 import { readCursors } from './cursors.js';
 import { immediate, type DeviceDb } from './device-db.js';
 import { ensureJournal, startNewEpoch } from './journal-state.js';
+import { upgradeJournalLayout } from './journal-upgrade.js';
 import {
   decideAction,
   dropTrigger,
@@ -95,6 +96,7 @@ function reconcileTable(db: DeviceDb, table: string, options: CaptureOptions, ep
 /** One pass over the file; call again until it reports no change (the app may change the schema meanwhile). */
 export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): CaptureReport {
   const log = options.logger ?? pino({ level: 'silent' });
+  upgradeJournalLayout(db, log);
   const journal = ensureJournal(db);
   if (journal.recreated) log.warn({ journal_epoch: journal.epoch }, 'journal was recreated or truncated; started a new epoch and snapshotting every table again');
   const report = emptyReport(journal.epoch, journal.recreated);

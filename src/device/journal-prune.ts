@@ -17,5 +17,7 @@ export function pruneAcked(db: DeviceDb, table: string, ackedSeq: number, now = 
   const newest = maxJournalSeq(db);
   const held = lowestHonouredCheckpoint(db, newest, now);
   const bound = Math.min(ackedSeq, newest - 1, held ?? ackedSeq);
-  return db.prepare(`DELETE FROM ${JournalTables.journal} WHERE seq <= ? AND tbl = ?`).run(BigInt(bound), table).changes;
+  return db
+    .prepare(`DELETE FROM ${JournalTables.journal} WHERE seq <= ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ?)`)
+    .run(BigInt(bound), table).changes;
 }

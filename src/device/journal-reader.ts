@@ -3,26 +3,28 @@ import type { ColumnInfo, TableKey } from '../protocol/schema.js';
 import type { SqlValue } from '../protocol/values.js';
 import type { Statement } from 'better-sqlite3';
 import type { DeviceDb } from './device-db.js';
-import { JournalTables, type JournalOp } from './journal-schema.js';
-import { parseLiteralList } from './sql-literal.js';
+import { BEFORE_IMAGE_MARK, JournalOps, JournalTables, type JournalOp } from './journal-schema.js';
+import { slotLayout, slotsNeeded, type SlotLayout } from './journal-slots.js';
 
-/** A schema a journal entry refers to (`_syncline_schemas`). */
+/** A schema a journal entry refers to (`_syncline_schemas`), with the slot layout of its entries. */
 export interface CapturedSchema {
   id: number;
   table: string;
   hash: string;
   columns: ColumnInfo[];
   key: TableKey;
+  layout: SlotLayout;
 }
 
-/** A journal entry as stored: values still in quote() form, decoded only when needed. */
+/** A journal entry as stored: its value slots as read, sorted into key and rows only when needed. */
 export interface RawJournalEntry {
   seq: number;
   table: string;
   op: JournalOp;
-  pk: string;
-  row: string | null;
-  oldRow: string | null;
+  /** The entry holds the old row too (op U+ or D+). */
+  beforeImage: boolean;
+  /** Slot values (journal-slots.ts), as wide as the journal. */
+  values: SqlValue[];
   schemaId: number;
 }
 
@@ -39,11 +41,20 @@ export interface JournalEntry {
   columns: readonly ColumnInfo[];
 }
 
-type RawTuple = [bigint, string, string, string, string | null, string | null, bigint];
+type RawTuple = [bigint, bigint, string, ...SqlValue[]];
+
+const OPS = new Set<string>(Object.values(JournalOps));
+
+/** better-sqlite3 returns BLOBs as Buffers; SqlValue promises a plain Uint8Array (a view, no copy). */
+function plainBytes(value: SqlValue): SqlValue {
+  return value instanceof Uint8Array && !(value.constructor === Uint8Array) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
+}
 
 /**
  * Reads the journal in seq order. Schemas are immutable once written (a schema
  * change gets a new record), so they are cached by id for the reader's lifetime.
+ * The read statement selects every slot column; SQLite re-prepares it when
+ * capture widens the journal, so the width always matches.
  */
 export class JournalReader {
   readonly #db: DeviceDb;
@@ -59,18 +70,10 @@ export class JournalReader {
   /** Up to `limit` entries with seq > afterSeq, oldest first. */
   readRaw(afterSeq: number, limit: number): RawJournalEntry[] {
     this.#readStmt ??= this.#db
-      .prepare<[bigint, number], RawTuple>(`SELECT seq, tbl, op, pk, row, old_row, schema_id FROM ${JournalTables.journal} WHERE seq > ? ORDER BY seq LIMIT ?`)
-      .raw(true);
-    const rows = this.#readStmt.all(BigInt(afterSeq), limit) as unknown as RawTuple[];
-    return rows.map(([seq, table, op, pk, row, oldRow, schemaId]) => ({
-      seq: Number(seq),
-      table,
-      op: op as JournalOp,
-      pk,
-      row,
-      oldRow,
-      schemaId: Number(schemaId),
-    }));
+      .prepare<[bigint, number], RawTuple>(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? ORDER BY seq LIMIT ?`)
+      .raw(true)
+      .safeIntegers(true);
+    return this.#rawEntries(this.#readStmt.all(BigInt(afterSeq), limit) as unknown as RawTuple[]);
   }
 
   /** Like readRaw, decoded. */
@@ -78,13 +81,39 @@ export class JournalReader {
     return this.readRaw(afterSeq, limit).map((raw) => this.decode(raw));
   }
 
+  /** The table's entries after `afterSeq` written under any schema but `schemaId`, decoded, oldest first. */
+  readOtherSchemas(table: string, afterSeq: number, schemaId: number): JournalEntry[] {
+    const tuples = this.#db
+      .prepare(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ? AND id <> ?) ORDER BY seq`)
+      .raw(true)
+      .safeIntegers(true)
+      .all(BigInt(afterSeq), table, BigInt(schemaId)) as unknown as RawTuple[];
+    return this.#rawEntries(tuples).map((raw) => this.decode(raw));
+  }
+
+  #rawEntries(tuples: RawTuple[]): RawJournalEntry[] {
+    return tuples.map(([seq, schemaId, op, ...values]) => {
+      const id = Number(schemaId);
+      const beforeImage = op.endsWith(BEFORE_IMAGE_MARK);
+      const base = beforeImage ? op.slice(0, -BEFORE_IMAGE_MARK.length) : op;
+      if (!OPS.has(base)) throw new SynclineError('journal_corrupt', `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`, { seq: Number(seq) });
+      return { seq: Number(seq), table: this.schema(id).table, op: base as JournalOp, beforeImage, values: values.map(plainBytes), schemaId: id };
+    });
+  }
+
   decode(raw: RawJournalEntry): JournalEntry {
     const schema = this.schema(raw.schemaId);
-    const entry: JournalEntry = { seq: raw.seq, table: raw.table, op: raw.op, pk: decodeList(raw.pk, raw, 'pk'), schema, columns: schema.columns };
-    if (raw.row !== null) entry.row = decodeList(raw.row, raw, 'row');
-    if (raw.oldRow !== null) entry.oldRow = decodeList(raw.oldRow, raw, 'old_row');
-    if (entry.row && entry.row.length !== schema.columns.length) {
-      throw new SynclineError('journal_corrupt', `journal entry ${raw.seq} has ${entry.row.length} values for ${schema.columns.length} columns`, { table: raw.table, seq: raw.seq });
+    const { layout } = schema;
+    if (raw.values.length < slotsNeeded(layout, raw.beforeImage)) {
+      throw new SynclineError('journal_corrupt', `journal entry ${raw.seq} has ${raw.values.length} value slots, its schema needs ${slotsNeeded(layout, raw.beforeImage)}`, { table: raw.table, seq: raw.seq });
+    }
+    const slice = (start: number) => raw.values.slice(start, start + layout.rowSlots);
+    const entry: JournalEntry = { seq: raw.seq, table: raw.table, op: raw.op, pk: layout.keySlots.map((slot) => raw.values[slot]!), schema, columns: schema.columns };
+    if (raw.op === JournalOps.delete) {
+      if (raw.beforeImage) entry.oldRow = slice(0);
+    } else {
+      entry.row = slice(0);
+      if (raw.beforeImage) entry.oldRow = slice(layout.beforeImageStart);
     }
     return entry;
   }
@@ -96,7 +125,9 @@ export class JournalReader {
       | { id: bigint; tbl: string; hash: string; columns: string; key: string }
       | undefined;
     if (!row) throw new SynclineError('journal_corrupt', `journal refers to unknown schema ${id}`, { schema_id: id });
-    const schema: CapturedSchema = { id, table: row.tbl, hash: row.hash, columns: JSON.parse(row.columns) as ColumnInfo[], key: JSON.parse(row.key) as TableKey };
+    const columns = JSON.parse(row.columns) as ColumnInfo[];
+    const key = JSON.parse(row.key) as TableKey;
+    const schema: CapturedSchema = { id, table: row.tbl, hash: row.hash, columns, key, layout: slotLayout(columns.map((c) => c.name), key) };
     this.#schemas.set(id, schema);
     return schema;
   }
@@ -105,13 +136,5 @@ export class JournalReader {
     this.#maxStmt ??= this.#db.prepare<[], bigint | null>(`SELECT max(seq) FROM ${JournalTables.journal}`).pluck(true);
     const row = this.#maxStmt.get() ?? null;
     return row === null ? 0 : Number(row);
-  }
-}
-
-function decodeList(text: string, raw: RawJournalEntry, field: string): SqlValue[] {
-  try {
-    return parseLiteralList(text);
-  } catch (error) {
-    throw error instanceof SynclineError ? error.withContext({ table: raw.table, seq: raw.seq, field }) : error;
   }
 }

@@ -6,7 +6,7 @@
  * Bump JOURNAL_LAYOUT_VERSION when a table here changes shape; the agent refuses a
  * file with a newer layout than it knows.
  */
-export const JOURNAL_LAYOUT_VERSION = 1;
+export const JOURNAL_LAYOUT_VERSION = 2;
 
 export const JournalTables = {
   journal: '_syncline_journal',
@@ -23,6 +23,9 @@ export const JournalTables = {
 export const JournalOps = { insert: 'I', update: 'U', delete: 'D', snapshot: 'S' } as const;
 export type JournalOp = (typeof JournalOps)[keyof typeof JournalOps];
 
+/** Appended to 'U' and 'D' when the entry also holds the old row (the table opted into before-images). */
+export const BEFORE_IMAGE_MARK = '+';
+
 /** Keys in `_syncline_state`. */
 export const StateKeys = {
   layoutVersion: 'layout_version',
@@ -33,17 +36,13 @@ export const JOURNAL_DDL = `
 -- One row per captured change. seq is the rowid: SQLite admits one writer at a time and a
 -- transaction holds the write lock from its first write to its commit, so rowid order is
 -- commit order. Pruning always keeps the newest entry so max(rowid)+1 never goes back.
+-- The values follow in untyped slot columns v0, v1, ... (journal-slots.ts), added as wider
+-- tables are captured; schema_id names the table, its schema and so the slot layout.
 CREATE TABLE IF NOT EXISTS _syncline_journal (
   seq INTEGER PRIMARY KEY,
-  tbl TEXT NOT NULL,
-  op TEXT NOT NULL,
-  -- key values, each rendered by SQLite's quote() and joined with ','
-  pk TEXT NOT NULL,
-  -- every captured column in _syncline_schemas.columns order, rendered the same way; NULL for deletes
-  row TEXT,
-  -- before-image for updates and deletes, only where the table opted in (before_images = 1)
-  old_row TEXT,
-  schema_id INTEGER NOT NULL
+  schema_id INTEGER NOT NULL,
+  -- I, U, D or S; U+ and D+ also hold the old row
+  op TEXT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS _syncline_state (

@@ -2,6 +2,7 @@ import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../protocol/errors.js';
 import { immediate, type DeviceDb } from './device-db.js';
 import { JOURNAL_DDL, JOURNAL_LAYOUT_VERSION, JournalTables, StateKeys } from './journal-schema.js';
+import { MAX_SLOTS, SLOT_PREFIX, slotName } from './journal-slots.js';
 
 /**
  * Syncline's tables in the file and the journal epoch. The epoch names one
@@ -89,4 +90,14 @@ export function journalBehindCursors(db: DeviceDb): boolean {
 export function maxJournalSeq(db: DeviceDb): number {
   const row = db.prepare(`SELECT max(seq) AS seq FROM ${JournalTables.journal}`).get() as { seq: bigint | null };
   return row.seq === null ? 0 : Number(row.seq);
+}
+
+/** Widens the journal to at least `count` value slots (ALTER TABLE ADD COLUMN only touches the schema, not the rows). */
+export function ensureJournalSlots(db: DeviceDb, count: number, table: string): void {
+  if (count > MAX_SLOTS) {
+    throw new SynclineError('capture_failed', `table needs ${count} journal value slots, more than the ${MAX_SLOTS} a SQLite table can have (turn off before-images for it)`, { table });
+  }
+  const columns = db.prepare(`SELECT name FROM pragma_table_info('${JournalTables.journal}')`).pluck().all() as string[];
+  const have = columns.filter((name) => name.startsWith(SLOT_PREFIX)).length;
+  for (let i = have; i < count; i++) db.exec(`ALTER TABLE ${JournalTables.journal} ADD COLUMN ${slotName(i)}`);
 }

@@ -123,5 +123,10 @@ export async function scanTable(reader: JournalReader, table: string, afterSeq: 
 }
 
 function estimatedBytes(entry: RawJournalEntry): number {
-  return entry.pk.length + (entry.row?.length ?? 0) + ENTRY_OVERHEAD;
+  let bytes = ENTRY_OVERHEAD;
+  for (const value of entry.values) {
+    if (value === null) continue;
+    bytes += typeof value === 'string' ? value.length : typeof value === 'object' ? value.byteLength * 2 : 8;
+  }
+  return bytes;
 }

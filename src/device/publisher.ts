@@ -3,6 +3,7 @@ import { uuidv7 } from 'uuidv7';
 import type { BatchAck, WireRow, WireRowBatch } from '../protocol/batch.js';
 import type { ControlMessage } from '../protocol/control.js';
 import { SynclineError, isSynclineError } from '../protocol/errors.js';
+import { encodeValue } from '../protocol/values.js';
 import { isTransportError, type EncodedRowBatch, type Transport } from '../transport/transport.js';
 import { backoffDelay, sleep } from './backoff.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
@@ -443,7 +444,7 @@ export class Publisher {
 
   /** An entry that cannot be decoded cannot be sent either; it is set aside like a rejected batch so the table moves on. */
   #quarantineEntry(lane: Lane, entry: RawJournalEntry, error: SynclineError): void {
-    const record = { table: lane.table, batchId: uuidv7(), firstSeq: entry.seq, lastSeq: entry.seq, code: error.code, message: error.message, payload: JSON.stringify(entry) };
+    const record = { table: lane.table, batchId: uuidv7(), firstSeq: entry.seq, lastSeq: entry.seq, code: error.code, message: error.message, payload: JSON.stringify({ ...entry, values: entry.values.map(encodeValue) }) };
     recordRejection(this.#db, record, this.#deps.epoch());
     this.#passed(lane, entry.seq);
     this.stats.batchesQuarantined += 1;

@@ -1,6 +1,8 @@
 import { RESERVED_PREFIX } from '../protocol/constants.js';
-import { JournalOps, JournalTables } from './journal-schema.js';
-import { quoteIdent, quotedList, quoteText } from './sql-text.js';
+import type { TableKey } from '../protocol/schema.js';
+import { BEFORE_IMAGE_MARK, JournalOps, JournalTables } from './journal-schema.js';
+import { slotLayout, slotName, type SlotLayout } from './journal-slots.js';
+import { quoteIdent } from './sql-text.js';
 
 /**
  * The SQL that captures one table: three AFTER triggers that append to the
@@ -8,15 +10,12 @@ import { quoteIdent, quotedList, quoteText } from './sql-text.js';
  * schema change. Pure string building, so it is tested without a database.
  *
  * The triggers run inside the app's own transactions, in whatever SQLite build the
- * app links, so they use only quote(), ||, IS NOT and INSERT ... SELECT, which every
- * SQLite since long before 3.25 has. They do no lookups (the schema id is a
- * literal), because capture cost is paid on every write the app makes.
+ * app links, so they use nothing newer than INSERT ... SELECT and IS NOT. They do no
+ * lookups and render nothing: the schema id is a literal and the values are copied
+ * into the journal's untyped slots as they are (journal-slots.ts), because capture
+ * cost is paid on every write the app makes.
  *
- * Known limits of quote() that we accept rather than work around in the trigger:
- * - TEXT is rendered up to its first NUL character (quote() treats it as C text).
- * - -0.0 is rendered as 0.0 (SQLite's own REAL to text conversion drops the sign;
- *   a REAL-affinity column already stores -0.0 as 0).
- * And one limit of triggers: when `INSERT OR REPLACE` removes a *different* row that
+ * One limit of triggers: when `INSERT OR REPLACE` removes a *different* row that
  * clashes on a UNIQUE constraint, SQLite fires no delete trigger for it unless the
  * app's connection enables recursive_triggers, so that removal is not journaled.
  */
@@ -25,6 +24,7 @@ export interface CaptureSpec {
   table: string;
   /** Captured columns in the order of the schema record; the journal's row follows it. */
   columns: readonly string[];
+  key: TableKey;
   /** Key columns in key order, or the rowid alias (`rowid`, `_rowid_` or `oid`) for a rowid key. */
   keyColumns: readonly string[];
   schemaId: number;
@@ -46,29 +46,80 @@ export function isOwnTriggerOf(name: string, table: string): boolean {
 
 const J = JournalTables.journal;
 
-const INTO = `INSERT INTO ${J} (tbl, op, pk, row, old_row, schema_id)`;
+/** One journal entry as SQL: the slot expressions in slot order, NULLs at the end left out. */
+interface Entry {
+  op: string;
+  slots: string[];
+}
 
-/** The value list of one journal entry; every part is an SQL expression. */
-function entryValues(spec: CaptureSpec, op: string, pk: string, row: string, oldRow: string): string {
-  return `${quoteText(spec.table)}, '${op}', ${pk}, ${row}, ${oldRow}, ${spec.schemaId}`;
+function trimmed(slots: readonly string[]): string[] {
+  let end = slots.length;
+  while (end > 0 && slots[end - 1] === 'NULL') end--;
+  return slots.slice(0, end);
+}
+
+function into(spec: CaptureSpec, entry: Entry): { columns: string; values: string } {
+  const slots = trimmed(entry.slots);
+  return {
+    columns: ['schema_id', 'op', ...slots.map((_, i) => slotName(i))].join(', '),
+    values: [String(spec.schemaId), `'${entry.op}'`, ...slots].join(', '),
+  };
+}
+
+function insertValues(spec: CaptureSpec, entry: Entry): string {
+  const { columns, values } = into(spec, entry);
+  return `INSERT INTO ${J} (${columns}) VALUES (${values})`;
+}
+
+function insertSelect(spec: CaptureSpec, entry: Entry, rest: string): string {
+  const { columns, values } = into(spec, entry);
+  return `INSERT INTO ${J} (${columns}) SELECT ${values} ${rest}`;
+}
+
+function ref(source: string, column: string): string {
+  return `${source}.${quoteIdent(column)}`;
+}
+
+/** The row slots (and the rowid slot) filled from one row source. */
+function rowSlots(spec: CaptureSpec, layout: SlotLayout, source: string): string[] {
+  const slots = spec.columns.map((c) => ref(source, c));
+  if (layout.rowidSlot !== undefined) slots.push(ref(source, spec.keyColumns[0]!));
+  return slots;
+}
+
+/** A delete: the key alone, or the whole old row where before-images are on. */
+function deleteEntry(spec: CaptureSpec, layout: SlotLayout, source: string): Entry {
+  if (spec.beforeImages) return { op: JournalOps.delete + BEFORE_IMAGE_MARK, slots: rowSlots(spec, layout, source) };
+  const slots: string[] = new Array<string>(layout.beforeImageStart).fill('NULL');
+  layout.keySlots.forEach((slot, i) => (slots[slot] = ref(source, spec.keyColumns[i]!)));
+  return { op: JournalOps.delete, slots };
+}
+
+function updateEntry(spec: CaptureSpec, layout: SlotLayout): Entry {
+  const slots = rowSlots(spec, layout, 'NEW');
+  if (!spec.beforeImages) return { op: JournalOps.update, slots };
+  return { op: JournalOps.update + BEFORE_IMAGE_MARK, slots: [...slots, ...spec.columns.map((c) => ref('OLD', c))] };
+}
+
+/**
+ * A key change is a delete of the old key followed by an upsert of the new one.
+ * Keys are compared by their quote() renderings: exact by storage class and blind
+ * to the column's collation, so 'a' -> 'A' under NOCASE is still a key change.
+ */
+function keyMoved(spec: CaptureSpec): string {
+  return spec.keyColumns.map((c) => `quote(${ref('OLD', c)}) IS NOT quote(${ref('NEW', c)})`).join(' OR ');
 }
 
 export function createTriggerStatements(spec: CaptureSpec): string[] {
+  const layout = slotLayout(spec.columns, spec.key);
   const table = quoteIdent(spec.table);
-  const newPk = quotedList('NEW.', spec.keyColumns);
-  const oldPk = quotedList('OLD.', spec.keyColumns);
-  const newRow = quotedList('NEW.', spec.columns);
-  const oldRow = spec.beforeImages ? quotedList('OLD.', spec.columns) : 'NULL';
-  const insert = `${INTO} VALUES (${entryValues(spec, JournalOps.insert, newPk, newRow, 'NULL')})`;
-  // A key change is a delete of the old key followed by an upsert of the new one.
-  // The keys are compared as their quote() renderings: exact by storage class and
-  // blind to the column's collation, so 'a' -> 'A' under NOCASE is still a key change.
-  const keyMoved = `${INTO} SELECT ${entryValues(spec, JournalOps.delete, oldPk, 'NULL', oldRow)} WHERE (${oldPk}) IS NOT (${newPk})`;
-  const update = `${INTO} VALUES (${entryValues(spec, JournalOps.update, newPk, newRow, oldRow)})`;
-  const del = `${INTO} VALUES (${entryValues(spec, JournalOps.delete, oldPk, 'NULL', oldRow)})`;
+  const insert = insertValues(spec, { op: JournalOps.insert, slots: rowSlots(spec, layout, 'NEW') });
+  const moved = insertSelect(spec, deleteEntry(spec, layout, 'OLD'), `WHERE ${keyMoved(spec)}`);
+  const update = insertValues(spec, updateEntry(spec, layout));
+  const del = insertValues(spec, deleteEntry(spec, layout, 'OLD'));
   return [
     `CREATE TRIGGER ${quoteIdent(triggerName(spec.table, 'ins'))} AFTER INSERT ON ${table} FOR EACH ROW BEGIN ${insert}; END`,
-    `CREATE TRIGGER ${quoteIdent(triggerName(spec.table, 'upd'))} AFTER UPDATE ON ${table} FOR EACH ROW BEGIN ${keyMoved}; ${update}; END`,
+    `CREATE TRIGGER ${quoteIdent(triggerName(spec.table, 'upd'))} AFTER UPDATE ON ${table} FOR EACH ROW BEGIN ${moved}; ${update}; END`,
     `CREATE TRIGGER ${quoteIdent(triggerName(spec.table, 'del'))} AFTER DELETE ON ${table} FOR EACH ROW BEGIN ${del}; END`,
   ];
 }
@@ -79,8 +130,8 @@ export function dropTriggerStatements(table: string): string[] {
 
 /** Appends every current row of the table as a snapshot ('S') entry. */
 export function snapshotStatement(spec: CaptureSpec): string {
-  const values = entryValues(spec, JournalOps.snapshot, quotedList('s.', spec.keyColumns), quotedList('s.', spec.columns), 'NULL');
-  return `${INTO} SELECT ${values} FROM ${quoteIdent(spec.table)} AS s`;
+  const layout = slotLayout(spec.columns, spec.key);
+  return insertSelect(spec, { op: JournalOps.snapshot, slots: rowSlots(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s`);
 }
 
 /**
@@ -88,7 +139,7 @@ export function snapshotStatement(spec: CaptureSpec): string {
  * parameters in key order; appends nothing when the key no longer exists.
  */
 export function rowAtKeyStatement(spec: CaptureSpec): string {
-  const where = spec.keyColumns.map((c) => `s.${quoteIdent(c)} = ?`).join(' AND ');
-  const values = entryValues(spec, JournalOps.update, quotedList('s.', spec.keyColumns), quotedList('s.', spec.columns), 'NULL');
-  return `${INTO} SELECT ${values} FROM ${quoteIdent(spec.table)} AS s WHERE ${where}`;
+  const layout = slotLayout(spec.columns, spec.key);
+  const where = spec.keyColumns.map((c) => `${ref('s', c)} = ?`).join(' AND ');
+  return insertSelect(spec, { op: JournalOps.update, slots: rowSlots(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s WHERE ${where}`);
 }

@@ -103,7 +103,7 @@ describe('change stream: durable checkpoints', () => {
     const again = changes({ db: path, tables: ['items'], checkpoint: 'laggard', snapshot: true });
     const snapshotSeq = again.snapshotSeq!;
     await app(path, 'update', 3, 1);
-    const lastItem = withDb(path, (db) => Number((db.prepare("SELECT max(seq) FROM _syncline_journal WHERE tbl = 'items'").pluck().get() as bigint)));
+    const lastItem = withDb(path, (db) => Number((db.prepare("SELECT max(seq) FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id WHERE tbl = 'items'").pluck().get() as bigint)));
     const events = await collect(again, (seen) => seen.at(-1)?.seq === lastItem);
     assert.deepEqual(replay(events, snapshotSeq).get('items'), tableState(path, 'items'));
     assert.ok(withDb(path, (db) => readCheckpoint(db, 'laggard')!.seq) >= lastItem);

@@ -16,7 +16,7 @@ const UNICODE_TABLE = 'ünïcødé "tåble", 1';
 function journalMax(path: string, table?: string): number {
   const db = new Database(path, { readonly: true });
   try {
-    const row = db.prepare(`SELECT max(seq) AS seq FROM _syncline_journal ${table ? 'WHERE tbl = ?' : ''}`).get(...(table ? [table] : [])) as { seq: number | null };
+    const row = db.prepare(`SELECT max(seq) AS seq FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id ${table ? 'WHERE tbl = ?' : ''}`).get(...(table ? [table] : [])) as { seq: number | null };
     return row.seq ?? 0;
   } finally {
     db.close();

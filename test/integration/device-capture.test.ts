@@ -9,7 +9,8 @@ import { advanceCursor, readCursors } from '../../src/device/cursors.js';
 import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
 import { JournalReader } from '../../src/device/journal-reader.js';
 import { readEpoch } from '../../src/device/journal-state.js';
-import { quoteIdent, quotedList } from '../../src/device/sql-text.js';
+import { quoteIdent } from '../../src/device/sql-text.js';
+import { encodeValue, type SqlValue } from '../../src/protocol/values.js';
 import { keyColumnsOf, readTableShape } from '../../src/device/table-shape.js';
 import { finished, spawnScript } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
@@ -31,19 +32,26 @@ interface RawRow {
   row: string | null;
 }
 
+/** Values as comparable text: the wire encoding is exact per storage class. */
+function render(values: readonly SqlValue[]): string {
+  return JSON.stringify(values.map(encodeValue));
+}
+
 function journal(db: DeviceDb, table?: string): RawRow[] {
-  const rows = db.prepare('SELECT seq, tbl, op, pk, row FROM _syncline_journal ORDER BY seq').all() as RawRow[];
+  const rows = new JournalReader(db)
+    .read(0, 10_000_000)
+    .map((e) => ({ seq: BigInt(e.seq), tbl: e.table, op: e.op, pk: render(e.pk), row: e.row ? render(e.row) : null }));
   return table === undefined ? rows : rows.filter((r) => r.tbl === table);
 }
 
-/** The table's rows rendered like the journal renders them: key text -> row text (stored schema column order). */
+/** The table's rows rendered like journal() renders entries: key text -> row text (stored schema column order). */
 function tableState(db: DeviceDb, table: string): Map<string, string> {
   const shape = readTableShape(db, table)!;
   const stored = readStoredTables(db).get(table)!;
-  const pk = quotedList('s.', keyColumnsOf(shape)!);
-  const row = quotedList('s.', stored.columns.map((c) => c.name));
-  const rows = db.prepare(`SELECT ${pk} AS pk, ${row} AS row FROM ${quoteIdent(table)} AS s`).all() as { pk: string; row: string }[];
-  return new Map(rows.map((r) => [r.pk, r.row]));
+  const key = keyColumnsOf(shape)!;
+  const columns = [...key, ...stored.columns.map((c) => c.name)].map((c) => `s.${quoteIdent(c)}`).join(', ');
+  const rows = db.prepare(`SELECT ${columns} FROM ${quoteIdent(table)} AS s`).raw(true).all() as SqlValue[][];
+  return new Map(rows.map((r) => [render(r.slice(0, key.length)), render(r.slice(key.length))]));
 }
 
 /**
@@ -147,20 +155,20 @@ describe('device capture on a file another process writes', () => {
       await app(path, 'add-nullable-column');
       const stale = journal(db, 'items').at(-1)!;
       assert.equal(stale.op, 'I');
-      assert.ok(!stale.row!.includes("'fresh'"), 'the old trigger does not know the new column');
+      assert.ok(!stale.row!.includes('"fresh"'), 'the old trigger does not know the new column');
       const report = watch.refresh();
       assert.deepEqual(report?.regenerated, ['items']);
       const refreshed = journal(db, 'items').filter((e) => Number(e.seq) > Number(stale.seq));
       assert.deepEqual(refreshed.map((e) => e.op), ['U', 'U']);
       assert.deepEqual(
         refreshed.map((e) => e.pk),
-        ['1', '900002'],
+        ['[1]', '[900002]'],
         'only keys with unacked entries are refreshed',
       );
-      assert.match(refreshed[1]!.row!, /'fresh'$/);
+      assert.match(refreshed[1]!.row!, /"fresh"\]$/);
       assert.equal(watch.refresh(), undefined, 'nothing to do until the schema changes again');
       await app(path, 'insert', 1, 50);
-      assert.match(journal(db, 'items').at(-1)!.row!, /NULL$/);
+      assert.match(journal(db, 'items').at(-1)!.row!, /null\]$/);
     } finally {
       db.close();
     }
@@ -179,8 +187,8 @@ describe('device capture on a file another process writes', () => {
       assert.deepEqual(watch.refresh()?.regenerated, ['items']);
       const resnapshot = journal(db, 'items').filter((e) => Number(e.seq) > Number(before.seq));
       assert.deepEqual(resnapshot.map((e) => e.op), ['S', 'S', 'S', 'S', 'S']);
-      assert.deepEqual(resnapshot.map((e) => e.pk).sort(), ['1', '2', '3', '4', '900001']);
-      for (const entry of resnapshot) assert.match(entry.row!, entry.pk === '900001' ? /'fresh'$/ : /'none'$/);
+      assert.deepEqual(resnapshot.map((e) => e.pk).sort(), ['[1]', '[2]', '[3]', '[4]', '[900001]']);
+      for (const entry of resnapshot) assert.match(entry.row!, entry.pk === '[900001]' ? /"fresh"\]$/ : /"none"\]$/);
     } finally {
       db.close();
     }
@@ -199,7 +207,7 @@ describe('device capture on a file another process writes', () => {
     try {
       const items = journal(db, 'items');
       assert.deepEqual(items.map((e) => e.op), ['I', 'I', 'I', 'I', 'I', 'D']);
-      assert.ok(!journal(db).some((e) => (e.tbl === 'items' && e.pk === '-1') || (e.row ?? '').includes('rolled back')));
+      assert.ok(!journal(db).some((e) => (e.tbl === 'items' && e.pk === '[-1]') || (e.row ?? '').includes('rolled back')));
     } finally {
       db.close();
     }

@@ -9,7 +9,7 @@ import { JournalReader } from '../../src/device/journal-reader.js';
 import { tempDir } from '../support/temp.js';
 
 function seqs(db: DeviceDb): [number, string][] {
-  return (db.prepare('SELECT seq, tbl FROM _syncline_journal ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => [Number(r.seq), r.tbl]);
+  return (db.prepare('SELECT seq, tbl FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => [Number(r.seq), r.tbl]);
 }
 
 describe('journal pruning', () => {

@@ -167,7 +167,7 @@ function agent(dbPath: string, url: string, extra: Partial<AgentOptions> = {}): 
 }
 
 function journalRows(db: DeviceDb): { seq: number; tbl: string }[] {
-  return (db.prepare('SELECT seq, tbl FROM _syncline_journal ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => ({ seq: Number(r.seq), tbl: r.tbl }));
+  return (db.prepare('SELECT seq, tbl FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => ({ seq: Number(r.seq), tbl: r.tbl }));
 }
 
 /** Every acked batch is valid for the protocol parser, and per table the acked seqs are strictly increasing. */

@@ -49,7 +49,7 @@ async function preparedDevice(path: string, steps: number): Promise<Map<string, 
   await app(path, 'update', Math.ceil(steps / 3), 1);
   const check = openDeviceDb(path);
   try {
-    return new Map((check.prepare('SELECT tbl, count(*) AS n FROM _syncline_journal GROUP BY tbl').all() as { tbl: string; n: bigint }[]).map((r) => [r.tbl, Number(r.n)]));
+    return new Map((check.prepare('SELECT tbl, count(*) AS n FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id GROUP BY tbl').all() as { tbl: string; n: bigint }[]).map((r) => [r.tbl, Number(r.n)]));
   } finally {
     check.close();
   }

@@ -49,7 +49,7 @@ describeEachStore('MQTT restarts mid-stream', (ctx) => {
     await app(path, 'update', 80, 1);
     await app(path, 'delete', 10, 1);
     const check = openDeviceDb(path);
-    const captured = new Map((check.prepare('SELECT tbl, count(*) AS n FROM _syncline_journal GROUP BY tbl').all() as { tbl: string; n: bigint }[]).map((r) => [r.tbl, Number(r.n)]));
+    const captured = new Map((check.prepare('SELECT tbl, count(*) AS n FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id GROUP BY tbl').all() as { tbl: string; n: bigint }[]).map((r) => [r.tbl, Number(r.n)]));
     check.close();
 
     let server = await start(0);

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { changeOpOf, EventBuilder, originOf, rowValues } from '../../src/device/change-stream-event.js';
 import type { CapturedSchema, JournalEntry, RawJournalEntry } from '../../src/device/journal-reader.js';
+import { slotLayout } from '../../src/device/journal-slots.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { columns } from '../support/batches.js';
 
@@ -11,6 +12,7 @@ const schema: CapturedSchema = {
   hash: 'h',
   columns: columns([['id', 'INTEGER', 1], ['name', 'TEXT'], ['data', 'BLOB']]),
   key: { kind: 'primary_key', columns: ['id'] },
+  layout: slotLayout(['id', 'name', 'data'], { kind: 'primary_key', columns: ['id'] }),
 };
 
 function entry(op: JournalEntry['op'], extra: Partial<JournalEntry>): JournalEntry {
@@ -44,7 +46,7 @@ describe('change events', () => {
 
   test('everything the capture triggers journal is local', () => {
     for (const op of ['I', 'U', 'D', 'S'] as const) {
-      const raw: RawJournalEntry = { seq: 1, table: 't', op, pk: '1', row: null, oldRow: null, schemaId: 1 };
+      const raw: RawJournalEntry = { seq: 1, table: 't', op, beforeImage: false, values: [1n], schemaId: 1 };
       assert.equal(originOf(raw), 'local');
     }
   });

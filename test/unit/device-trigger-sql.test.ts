@@ -2,8 +2,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
+import { isSynclineError } from '../../src/protocol/errors.js';
+import { JournalReader } from '../../src/device/journal-reader.js';
 import { JOURNAL_DDL } from '../../src/device/journal-schema.js';
-import { parseLiteralList } from '../../src/device/sql-literal.js';
+import { slotLayout, slotsNeeded } from '../../src/device/journal-slots.js';
+import { ensureJournalSlots } from '../../src/device/journal-state.js';
 import { concatBalanced, quoteIdent, quoteText } from '../../src/device/sql-text.js';
 import { createTriggerStatements, dropTriggerStatements, isOwnTriggerOf, rowAtKeyStatement, snapshotStatement, triggerName, type CaptureSpec } from '../../src/device/trigger-sql.js';
 
@@ -16,14 +19,23 @@ function memoryDb(): Database.Database {
   return db;
 }
 
+/** The triggers plus what capture records beside them: journal width and the schema record the reader decodes by. */
 function install(db: Database.Database, spec: CaptureSpec): void {
+  ensureJournalSlots(db, slotsNeeded(slotLayout(spec.columns, spec.key), spec.beforeImages), spec.table);
+  const columns = spec.columns.map((name) => ({ name, declared_type: '', affinity: 'BLOB', pk: 0, notnull: false, has_default: false }));
+  db.prepare('INSERT OR IGNORE INTO _syncline_schemas (id, tbl, hash, columns, key, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(spec.schemaId, spec.table, 'h', JSON.stringify(columns), JSON.stringify(spec.key), '');
   for (const sql of createTriggerStatements(spec)) db.exec(sql);
 }
 
 function journal(db: Database.Database): { op: string; tbl: string; pk: unknown[]; row: unknown[] | null; old: unknown[] | null }[] {
-  const rows = db.prepare('SELECT op, tbl, pk, row, old_row FROM _syncline_journal ORDER BY seq').all() as { op: string; tbl: string; pk: string; row: string | null; old_row: string | null }[];
-  return rows.map((r) => ({ op: r.op, tbl: r.tbl, pk: parseLiteralList(r.pk), row: r.row === null ? null : parseLiteralList(r.row), old: r.old_row === null ? null : parseLiteralList(r.old_row) }));
+  return new JournalReader(db).read(0, 1_000_000).map((e) => ({ op: e.op, tbl: e.table, pk: e.pk, row: e.row ?? null, old: e.oldRow ?? null }));
 }
+
+function pkKey(columns: string[]): CaptureSpec['key'] {
+  return { kind: 'primary_key', columns };
+}
+
+const ROWID_KEY: CaptureSpec['key'] = { kind: 'rowid', columns: ['rowid'] };
 
 // SQLite identifiers cannot hold NUL; everything else is fair game.
 const identifier = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 }).filter((s) => !s.includes('\0'));
@@ -39,7 +51,7 @@ describe('trigger SQL', () => {
   test('a table named like an injection is captured without running anything', () => {
     const db = memoryDb();
     db.exec(`CREATE TABLE y (id INTEGER PRIMARY KEY); CREATE TABLE ${quoteIdent(HOSTILE)} ("a""b" INTEGER PRIMARY KEY, "--c" TEXT, "'; DROP TABLE y; --" BLOB)`);
-    const spec: CaptureSpec = { table: HOSTILE, columns: ['a"b', '--c', "'; DROP TABLE y; --"], keyColumns: ['a"b'], schemaId: 7, beforeImages: true };
+    const spec: CaptureSpec = { table: HOSTILE, columns: ['a"b', '--c', "'; DROP TABLE y; --"], key: pkKey(['a"b']), keyColumns: ['a"b'], schemaId: 7, beforeImages: true };
     install(db, spec);
     db.prepare(`INSERT INTO ${quoteIdent(HOSTILE)} VALUES (1, 'v', x'01')`).run();
     db.prepare(`UPDATE ${quoteIdent(HOSTILE)} SET "a""b" = 2`).run();
@@ -64,7 +76,7 @@ describe('trigger SQL', () => {
         fc.pre(!table.toLowerCase().startsWith('sqlite_'));
         const db = memoryDb();
         db.exec(`CREATE TABLE ${quoteIdent(table)} (${columns.map((c, i) => `${quoteIdent(c)}${i === 0 ? ' PRIMARY KEY' : ''}`).join(', ')}) WITHOUT ROWID`);
-        const spec: CaptureSpec = { table, columns, keyColumns: [columns[0]!], schemaId: 1, beforeImages: false };
+        const spec: CaptureSpec = { table, columns, key: pkKey([columns[0]!]), keyColumns: [columns[0]!], schemaId: 1, beforeImages: false };
         install(db, spec);
         const values = columns.map((c, i) => (i === 0 ? `key,'${c}` : i % 2 === 0 ? BigInt(i) : `v'${c}`));
         db.prepare(`INSERT INTO ${quoteIdent(table)} VALUES (${columns.map(() => '?').join(', ')})`).run(...values);
@@ -83,7 +95,7 @@ describe('trigger SQL', () => {
   test('composite keys: a key change journals a delete of the old key, then the new row', () => {
     const db = memoryDb();
     db.exec('CREATE TABLE t (a TEXT COLLATE NOCASE, b INTEGER, v, PRIMARY KEY (a, b))');
-    install(db, { table: 't', columns: ['a', 'b', 'v'], keyColumns: ['a', 'b'], schemaId: 1, beforeImages: false });
+    install(db, { table: 't', columns: ['a', 'b', 'v'], key: pkKey(['a', 'b']), keyColumns: ['a', 'b'], schemaId: 1, beforeImages: false });
     db.exec("INSERT INTO t VALUES ('k', 1, 'x'); UPDATE t SET v = 'y'; UPDATE t SET a = 'K'; UPDATE t SET b = 2");
     assert.deepEqual(journal(db).map((e) => [e.op, e.pk, e.row]), [
       ['I', ['k', 1n], ['k', 1n, 'x']],
@@ -98,7 +110,7 @@ describe('trigger SQL', () => {
   test('rowid tables use the rowid as key; the row re-read statement binds the key', () => {
     const db = memoryDb();
     db.exec('CREATE TABLE t (v TEXT)');
-    const spec: CaptureSpec = { table: 't', columns: ['v'], keyColumns: ['rowid'], schemaId: 3, beforeImages: false };
+    const spec: CaptureSpec = { table: 't', columns: ['v'], key: ROWID_KEY, keyColumns: ['rowid'], schemaId: 3, beforeImages: false };
     install(db, spec);
     db.exec("INSERT INTO t (rowid, v) VALUES (42, 'x')");
     db.prepare(rowAtKeyStatement(spec)).run(42n);
@@ -109,15 +121,34 @@ describe('trigger SQL', () => {
     ]);
   });
 
-  test('a table with hundreds of columns stays under the expression depth limit', () => {
+  test('a table with 1,500 columns is captured value for value; with before-images it is refused by name', () => {
     const db = memoryDb();
     const columns = Array.from({ length: 1500 }, (_, i) => `c${i}`);
     db.exec(`CREATE TABLE wide (${columns.join(', ')})`);
-    install(db, { table: 'wide', columns, keyColumns: ['rowid'], schemaId: 1, beforeImages: true });
-    db.exec('INSERT INTO wide (c0, c1499) VALUES (1, 2)');
-    const [entry] = journal(db);
-    assert.equal(entry!.row!.length, 1500);
-    assert.equal(entry!.row![1499], 2n);
+    const spec: CaptureSpec = { table: 'wide', columns, key: ROWID_KEY, keyColumns: ['rowid'], schemaId: 1, beforeImages: false };
+    install(db, spec);
+    db.exec('INSERT INTO wide (c0, c1499) VALUES (1, 2); UPDATE wide SET c1 = 3; DELETE FROM wide');
+    const [insert, update, del] = journal(db);
+    assert.equal(insert!.row!.length, 1500);
+    assert.deepEqual([insert!.row![0], insert!.row![1499], insert!.pk], [1n, 2n, [1n]]);
+    assert.deepEqual([update!.row![1], del!.pk, del!.row], [3n, [1n], null]);
+    assert.throws(
+      () => install(db, { ...spec, beforeImages: true }),
+      (e) => isSynclineError(e) && e.code === 'capture_failed' && e.context.table === 'wide' && /before-images/.test(e.message),
+    );
+  });
+
+  test('values are journaled as stored: 64-bit integers, -0.0, TEXT with NUL, empty and binary BLOBs', () => {
+    const db = memoryDb();
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v)');
+    install(db, { table: 't', columns: ['id', 'v'], key: pkKey(['id']), keyColumns: ['id'], schemaId: 1, beforeImages: false });
+    const values = [9223372036854775807n, -9223372036854775808n, -0, 0.1, 'a\0b', new Uint8Array(0), new Uint8Array([0, 255]), null, 2.0];
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    for (const value of values) insert.run(value);
+    const rows = journal(db).map((e) => e.row![1]);
+    assert.deepEqual(rows, values);
+    assert.ok(Object.is(rows[2], -0));
+    assert.equal(typeof rows[8], 'number', 'a REAL stays a REAL, even when integral');
   });
 
   test('trigger names map back to their table only', () => {

@@ -50,7 +50,7 @@ describe('device control state', () => {
     dir.remove();
   });
 
-  const journal = () => Number(db.prepare("SELECT count(*) FROM _syncline_journal WHERE tbl = 'items'").pluck().get());
+  const journal = () => Number(db.prepare("SELECT count(*) FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id WHERE tbl = 'items'").pluck().get());
   const cursor = () => readCursors(db, epoch).get('items') ?? 0;
 
   test('a pause is kept in the file; a redelivery changes nothing; an older control is stale', () => {

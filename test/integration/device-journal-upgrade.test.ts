@@ -1,0 +1,109 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ensureCapture } from '../../src/device/capture.js';
+import { readStoredTables } from '../../src/device/capture-table.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
+import { JournalReader } from '../../src/device/journal-reader.js';
+import { JOURNAL_LAYOUT_VERSION } from '../../src/device/journal-schema.js';
+import { readEpoch, readState } from '../../src/device/journal-state.js';
+import { tempDir } from '../support/temp.js';
+
+/**
+ * A file captured by journal layout 1 (key and rows as quote() text) is turned
+ * into the current layout in place. The layout-1 journal and triggers below are
+ * what that version wrote; the schema records and tables are the same in both.
+ */
+const V1_JOURNAL = `CREATE TABLE _syncline_journal (
+  seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL, pk TEXT NOT NULL, row TEXT, old_row TEXT, schema_id INTEGER NOT NULL)`;
+
+function v1Triggers(items: number, notes: number): string {
+  const into = 'INSERT INTO _syncline_journal (tbl, op, pk, row, old_row, schema_id)';
+  const itemRow = (p: string) => `quote(${p}.id)||','||quote(${p}.name)||','||quote(${p}.qty)||','||quote(${p}.data)`;
+  return `
+    CREATE TRIGGER _syncline_items_ins AFTER INSERT ON items BEGIN ${into} VALUES ('items', 'I', quote(NEW.id), ${itemRow('NEW')}, NULL, ${items}); END;
+    CREATE TRIGGER _syncline_items_upd AFTER UPDATE ON items BEGIN
+      ${into} SELECT 'items', 'D', quote(OLD.id), NULL, NULL, ${items} WHERE quote(OLD.id) IS NOT quote(NEW.id);
+      ${into} VALUES ('items', 'U', quote(NEW.id), ${itemRow('NEW')}, NULL, ${items}); END;
+    CREATE TRIGGER _syncline_items_del AFTER DELETE ON items BEGIN ${into} VALUES ('items', 'D', quote(OLD.id), NULL, NULL, ${items}); END;
+    CREATE TRIGGER _syncline_notes_ins AFTER INSERT ON notes BEGIN ${into} VALUES ('notes', 'I', quote(NEW.rowid), quote(NEW.body), NULL, ${notes}); END;
+    CREATE TRIGGER _syncline_notes_upd AFTER UPDATE ON notes BEGIN
+      ${into} VALUES ('notes', 'U', quote(NEW.rowid), quote(NEW.body), quote(OLD.body), ${notes}); END;
+    CREATE TRIGGER _syncline_notes_del AFTER DELETE ON notes BEGIN ${into} VALUES ('notes', 'D', quote(OLD.rowid), NULL, quote(OLD.body), ${notes}); END;`;
+}
+
+function entries(db: DeviceDb): unknown[] {
+  return new JournalReader(db).read(0, 1000).map((e) => [e.seq, e.table, e.op, e.pk, e.row ?? null, e.oldRow ?? null]);
+}
+
+describe('journal layout upgrade', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+
+  test('a layout-1 journal is converted in place: same seqs, same values, same epoch, no new snapshot', () => {
+    const path = join(dir.path, 'v1.db');
+    const app = new Database(path);
+    app.pragma('journal_mode = WAL');
+    app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB); CREATE TABLE notes (body TEXT)');
+    app.close();
+
+    // Set up capture as this version does, then put back what layout 1 had instead.
+    let db = openDeviceDb(path);
+    ensureCapture(db, { beforeImages: ['notes'] });
+    const epoch = readEpoch(db);
+    const stored = readStoredTables(db);
+    db.exec(`DROP TABLE _syncline_journal; ${V1_JOURNAL}; DROP TRIGGER _syncline_items_ins; DROP TRIGGER _syncline_items_upd; DROP TRIGGER _syncline_items_del;
+      DROP TRIGGER _syncline_notes_ins; DROP TRIGGER _syncline_notes_upd; DROP TRIGGER _syncline_notes_del;
+      UPDATE _syncline_state SET value = '1' WHERE key = 'layout_version';`);
+    db.exec(v1Triggers(stored.get('items')!.schemaId, stored.get('notes')!.schemaId));
+    db.close();
+
+    const writer = new Database(path);
+    writer.defaultSafeIntegers(true);
+    writer.exec(`
+      INSERT INTO items VALUES (1, 'one', 9223372036854775807, x'00ff'), (2, 'it''s', -9223372036854775808, NULL), (3, 'three', 3, x'');
+      UPDATE items SET name = 'two' WHERE id = 2;
+      DELETE FROM items WHERE id = 3;
+      UPDATE items SET id = 10 WHERE id = 1;
+      INSERT INTO notes (rowid, body) VALUES (5, 'first');
+      UPDATE notes SET body = 'second';
+      DELETE FROM notes;`);
+    writer.close();
+
+    db = openDeviceDb(path);
+    try {
+      const report = ensureCapture(db);
+      assert.deepEqual([report.installed, report.journalRecreated], [[], false], 'no table is captured afresh');
+      assert.equal(readEpoch(db), epoch);
+      assert.equal(readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
+      assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name = '_syncline_journal_v1'").pluck().get(), 0n);
+      const blob = new Uint8Array([0, 255]);
+      assert.deepEqual(entries(db), [
+        [1, 'items', 'I', [1n], [1n, 'one', 9223372036854775807n, blob], null],
+        [2, 'items', 'I', [2n], [2n, "it's", -9223372036854775808n, null], null],
+        [3, 'items', 'I', [3n], [3n, 'three', 3n, new Uint8Array(0)], null],
+        [4, 'items', 'U', [2n], [2n, 'two', -9223372036854775808n, null], null],
+        [5, 'items', 'D', [3n], null, null],
+        [6, 'items', 'D', [1n], null, null],
+        [7, 'items', 'U', [10n], [10n, 'one', 9223372036854775807n, blob], null],
+        [8, 'notes', 'I', [5n], ['first'], null],
+        [9, 'notes', 'U', [5n], ['second'], ['first']],
+        [10, 'notes', 'D', [5n], null, ['second']],
+      ]);
+
+      // The rewritten triggers capture in the new layout, after the converted seqs.
+      const later = new Database(path);
+      later.exec("INSERT INTO items VALUES (11, 'eleven', 11, NULL); INSERT INTO notes (rowid, body) VALUES (6, 'third'); DELETE FROM notes");
+      later.close();
+      assert.deepEqual((entries(db) as unknown[][]).slice(10), [
+        [11, 'items', 'I', [11n], [11n, 'eleven', 11n, null], null],
+        [12, 'notes', 'I', [6n], ['third'], null],
+        [13, 'notes', 'D', [6n], null, ['third']],
+      ]);
+      assert.deepEqual(ensureCapture(db).installed, [], 'a second start changes nothing');
+    } finally {
+      db.close();
+    }
+  });
+});
