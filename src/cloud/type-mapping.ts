@@ -143,6 +143,20 @@ export function castFromText(expr: string, type: PgType): string {
   return type === 'bytea' ? `decode(${expr}, 'hex')` : `(${expr})::${type}`;
 }
 
+/**
+ * Column texts sent as one array parameter: typed where PostgreSQL's input function
+ * for the type reads the text (the same function a cast from text calls, run once
+ * while parsing the array), text[] for bytea, whose text is hex.
+ */
+export function textArrayParam(placeholder: string, type: PgType): string {
+  return type === 'bytea' ? `${placeholder}::text[]` : `${placeholder}::${type}[]`;
+}
+
+/** An element of a textArrayParam array as a value of `type`. */
+export function fromTextArrayElement(expr: string, type: PgType): string {
+  return type === 'bytea' ? `decode(${expr}, 'hex')` : expr;
+}
+
 /** SQL reading a column of `type` as the text fromColumnText expects. */
 export function readAsText(expr: string, type: PgType): string {
   return type === 'bytea' ? `encode(${expr}, 'hex')` : type === 'text' ? expr : `(${expr})::text`;

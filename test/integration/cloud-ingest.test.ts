@@ -155,6 +155,30 @@ describeEachStore('ingestRowBatch', (ctx) => {
     assert.deepEqual(rows.map((row) => [row._syncline_seq, row._syncline_op]), [[4, 'update'], [10, 'insert']]);
   });
 
+  test('inserts and snapshot rows meeting keys the mirror holds (INSERT OR REPLACE, a new snapshot) overwrite them', async () => {
+    const device = await newDevice(ctx.store);
+    const epoch = uuidv7();
+    const r = (id: bigint, text: string): SqlValue[] => [id, id, 0.25, text, null, new Uint8Array([Number(id)]), null];
+    const seed = await ingestRowBatch(ctx.store, device, rowBatch(KINDS, [upsert(1, r(1n, 'one')), upsert(2, r(2n, 'two')), upsert(3, r(3n, 'three'))], { epoch }), 10);
+    const ack = await ingestRowBatch(
+      ctx.store,
+      device,
+      rowBatch(KINDS, [upsert(4, r(4n, 'four')), upsert(5, r(2n, 'two replaced')), upsert(6, r(1n, 'one snapshotted'), 'snapshot')], { epoch }),
+      10,
+    );
+    assert.deepEqual([ack.status, ack.rows_applied], ['accepted', 3]);
+    const rows = await allMirrorRows(ctx.store, seed.lineage_id);
+    assert.deepEqual(decodedColumns(rows, ['id', 't', 'b']), [
+      [1n, 'one snapshotted', new Uint8Array([1])],
+      [2n, 'two replaced', new Uint8Array([2])],
+      [3n, 'three', new Uint8Array([3])],
+      [4n, 'four', new Uint8Array([4])],
+    ]);
+    assert.deepEqual(rows.map((row) => row._syncline_seq), [6, 5, 3, 4]);
+    const ledger = await ctx.store.query<{ n: string }>('SELECT count(*)::text AS n FROM edge_export_segments WHERE lineage_id = $1', [seed.lineage_id]);
+    assert.equal(ledger.rows[0]!.n, '2');
+  });
+
   test('composite keys and rowid keys', async () => {
     const device = await newDevice(ctx.store);
     const epoch = uuidv7();
