@@ -92,13 +92,20 @@ export class JournalReader {
   }
 
   #rawEntries(tuples: RawTuple[]): RawJournalEntry[] {
-    return tuples.map(([seq, schemaId, op, ...values]) => {
-      const id = Number(schemaId);
+    const entries = new Array<RawJournalEntry>(tuples.length);
+    for (let t = 0; t < tuples.length; t++) {
+      const tuple = tuples[t]!;
+      const seq = Number(tuple[0]);
+      const schemaId = Number(tuple[1]);
+      const op = tuple[2];
       const beforeImage = op.endsWith(BEFORE_IMAGE_MARK);
       const base = beforeImage ? op.slice(0, -BEFORE_IMAGE_MARK.length) : op;
-      if (!OPS.has(base)) throw new SynclineError('journal_corrupt', `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`, { seq: Number(seq) });
-      return { seq: Number(seq), table: this.schema(id).table, op: base as JournalOp, beforeImage, values: values.map(plainBytes), schemaId: id };
-    });
+      if (!OPS.has(base)) throw new SynclineError('journal_corrupt', `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`, { seq });
+      const values = tuple.slice(3) as SqlValue[];
+      for (let i = 0; i < values.length; i++) values[i] = plainBytes(values[i]!);
+      entries[t] = { seq, table: this.schema(schemaId).table, op: base as JournalOp, beforeImage, values, schemaId };
+    }
+    return entries;
   }
 
   decode(raw: RawJournalEntry): JournalEntry {
@@ -107,13 +114,15 @@ export class JournalReader {
     if (raw.values.length < slotsNeeded(layout, raw.beforeImage)) {
       throw new SynclineError('journal_corrupt', `journal entry ${raw.seq} has ${raw.values.length} value slots, its schema needs ${slotsNeeded(layout, raw.beforeImage)}`, { table: raw.table, seq: raw.seq });
     }
-    const slice = (start: number) => raw.values.slice(start, start + layout.rowSlots);
-    const entry: JournalEntry = { seq: raw.seq, table: raw.table, op: raw.op, pk: layout.keySlots.map((slot) => raw.values[slot]!), schema, columns: schema.columns };
+    const { values } = raw;
+    const pk = new Array<SqlValue>(layout.keySlots.length);
+    for (let i = 0; i < pk.length; i++) pk[i] = values[layout.keySlots[i]!]!;
+    const entry: JournalEntry = { seq: raw.seq, table: raw.table, op: raw.op, pk, schema, columns: schema.columns };
     if (raw.op === JournalOps.delete) {
-      if (raw.beforeImage) entry.oldRow = slice(0);
+      if (raw.beforeImage) entry.oldRow = values.slice(0, layout.rowSlots);
     } else {
-      entry.row = slice(0);
-      if (raw.beforeImage) entry.oldRow = slice(layout.beforeImageStart);
+      entry.row = values.slice(0, layout.rowSlots);
+      if (raw.beforeImage) entry.oldRow = values.slice(layout.beforeImageStart, layout.beforeImageStart + layout.rowSlots);
     }
     return entry;
   }
