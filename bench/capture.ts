@@ -23,7 +23,7 @@ const PATTERNS = [
   { name: 'one row per commit, synchronous=FULL', rows: 2_000, perTransaction: 1, synchronous: 'FULL' },
 ] as const;
 
-const ROUNDS = 5;
+const ROUNDS = 7;
 
 type Mode = 'plain' | 'captured' | 'floor';
 
