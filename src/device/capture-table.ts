@@ -1,6 +1,7 @@
 import type { ColumnInfo, TableKey } from '../protocol/schema.js';
 import { SynclineError } from '../protocol/errors.js';
 import { RESERVED_PREFIX } from '../protocol/constants.js';
+import { encodeValue, type SqlValue } from '../protocol/values.js';
 import { isSharedTriggerName } from './shared/shared-triggers.js';
 import { ensureCursor } from './cursors.js';
 import type { DeviceDb } from './device-db.js';
@@ -8,7 +9,6 @@ import { JournalTables } from './journal-schema.js';
 import { JournalReader } from './journal-reader.js';
 import { slotLayout, slotsNeeded } from './journal-slots.js';
 import { ensureJournalSlots, maxJournalSeq } from './journal-state.js';
-import { encodeValue, type SqlValue } from '../protocol/values.js';
 import { quoteIdent } from './sql-text.js';
 import { keyColumnsOf, readTableShape, type TableShape } from './table-shape.js';
 import { createTriggerStatements, dropTriggerStatements, isOwnTriggerOf, rowAtKeyStatement, snapshotStatement, TRIGGER_KINDS, triggerName, type CaptureSpec } from './trigger-sql.js';

@@ -8,7 +8,7 @@ import type { DeviceDb } from './device-db.js';
 /** One table of the allowlist, optionally opting into before-images. */
 export interface TableSelection {
   name: string;
-  /** Journal the old row of updates and deletes, so events carry `before`. Costs every update/delete of the table one more quote() per column. */
+  /** Journal the old row of updates and deletes, so events carry `before`. Costs every update/delete of the table one more copied value per column. */
   beforeImages?: boolean;
 }
 

@@ -2,13 +2,14 @@ import { SynclineError } from '../protocol/errors.js';
 import type { SqlValue } from '../protocol/values.js';
 
 /**
- * Decodes the comma-joined SQL literals that the capture triggers write with
- * SQLite's quote(): `NULL`, `123`, `-1.5e-07`, `9.0e+999` (infinity), `'it''s'`,
- * `X'00FF'`. quote() tags every value with its storage class, so the decoded
- * value keeps it: INTEGER -> bigint, REAL -> number, TEXT -> string, BLOB -> Uint8Array.
+ * Decodes comma-joined SQL literals as SQLite's quote() writes them: `NULL`, `123`,
+ * `-1.5e-07`, `9.0e+999` (infinity), `'it''s'`, `X'00FF'`. quote() tags every value
+ * with its storage class, so the decoded value keeps it: INTEGER -> bigint,
+ * REAL -> number, TEXT -> string, BLOB -> Uint8Array. Two-way sync keeps keys and
+ * base rows in this form, and layout-1 journals held every value in it.
  *
- * This runs once per captured value on the publish path, so it is a hand-written
- * scanner over char codes; text is copied with slice() between quote pairs.
+ * It runs once per value on those paths, so it is a hand-written scanner over char
+ * codes; text is copied with slice() between quote pairs.
  */
 
 const COMMA = 44;

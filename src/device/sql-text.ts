@@ -27,7 +27,7 @@ export function concatBalanced(parts: readonly string[]): string {
   return `(${concatBalanced(left)})||','||(${concatBalanced(right)})`;
 }
 
-/** `quote(p."a")||','||quote(p."b")...`: the value list the journal stores, for one row source. */
+/** `quote(p."a")||','||quote(p."b")...`: a key or row as one exact, comparable text (two-way sync's dirty keys and base rows). */
 export function quotedList(prefix: string, columns: readonly string[]): string {
   return concatBalanced(columns.map((c) => `quote(${prefix}${quoteIdent(c)})`));
 }
