@@ -56,12 +56,18 @@ function convertEntries(db: DeviceDb): number {
     return statement;
   };
   let converted = 0;
+  // The journal was just created without slots; it is widened as entries need it.
+  let width = 0;
   for (let after = 0n; ; ) {
     const entries = read.all(after) as V1Entry[];
     for (const entry of entries) {
       const schema = reader.schema(Number(entry.schema_id));
       const { op, slots } = slotsOf(entry, schema.layout);
-      ensureJournalSlots(db, Math.max(slots.length, slotsNeeded(schema.layout, false)), schema.table);
+      const needed = Math.max(slots.length, slotsNeeded(schema.layout, false));
+      if (needed > width) {
+        ensureJournalSlots(db, needed, schema.table);
+        width = needed;
+      }
       insert(slots.length).run(entry.seq, entry.schema_id, op, ...slots);
     }
     converted += entries.length;
