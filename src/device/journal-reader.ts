@@ -26,6 +26,8 @@ export interface RawJournalEntry {
   /** Slot values (journal-slots.ts), as wide as the journal. */
   values: SqlValue[];
   schemaId: number;
+  /** Why the entry cannot be decoded; decode() throws it, so the entry alone is set aside. */
+  corrupt?: string;
 }
 
 /** A journal entry with its values decoded; `row` and `oldRow` follow `columns`. */
@@ -100,15 +102,16 @@ export class JournalReader {
       const op = tuple[2];
       const beforeImage = op.endsWith(BEFORE_IMAGE_MARK);
       const base = beforeImage ? op.slice(0, -BEFORE_IMAGE_MARK.length) : op;
-      if (!OPS.has(base)) throw new SynclineError('journal_corrupt', `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`, { seq });
       const values = tuple.slice(3) as SqlValue[];
       for (let i = 0; i < values.length; i++) values[i] = plainBytes(values[i]!);
       entries[t] = { seq, table: this.schema(schemaId).table, op: base as JournalOp, beforeImage, values, schemaId };
+      if (!OPS.has(base)) entries[t]!.corrupt = `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`;
     }
     return entries;
   }
 
   decode(raw: RawJournalEntry): JournalEntry {
+    if (raw.corrupt) throw new SynclineError('journal_corrupt', raw.corrupt, { table: raw.table, seq: raw.seq });
     const schema = this.schema(raw.schemaId);
     const { layout } = schema;
     if (raw.values.length < slotsNeeded(layout, raw.beforeImage)) {

@@ -319,6 +319,34 @@ describe('publisher over HTTP', () => {
     }
   });
 
+  test('a journal entry that cannot be decoded is quarantined with the reason; the rest of its table is sent', async () => {
+    const { path, journal } = await prepared(12);
+    const items = journal.filter((e) => e.tbl === 'items').map((e) => e.seq);
+    const bad = items[5]!;
+    const db = openDeviceDb(path);
+    db.prepare("UPDATE _syncline_journal SET op = 'X' WHERE seq = ?").run(bad);
+    db.close();
+    const endpoint = new Endpoint();
+    const url = await endpoint.listen();
+    try {
+      const a = agent(path, url, { publisher: { maxBatchRows: 4 } });
+      await a.run();
+      assert.equal(a.status().quarantined, 1);
+      const check = openDeviceDb(path);
+      try {
+        const quarantined = check.prepare('SELECT tbl, error_code, message, first_seq, last_seq FROM _syncline_quarantine').all() as { tbl: string; error_code: string; message: string; first_seq: bigint; last_seq: bigint }[];
+        assert.deepEqual(quarantined.map((q) => [q.tbl, q.error_code, Number(q.first_seq), Number(q.last_seq)]), [['items', 'journal_corrupt', bad, bad]]);
+        assert.match(quarantined[0]!.message, /unknown op "X"/);
+      } finally {
+        check.close();
+      }
+      const sent = assertOrderedAndValid(endpoint.acked()).get('items');
+      assert.deepEqual(sent, items.filter((seq) => seq !== bad), 'every other items entry went out, in order');
+    } finally {
+      await endpoint.close();
+    }
+  });
+
   test('413 splits the batch until it fits; a single row that is too big is quarantined', async () => {
     const { path, journal } = await prepared(30);
     const huge = journal.find((e) => e.tbl === 'log_lines')!.seq;
