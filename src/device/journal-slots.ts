@@ -47,3 +47,19 @@ export function slotLayout(columns: readonly string[], key: TableKey): SlotLayou
 export function slotsNeeded(layout: SlotLayout, beforeImages: boolean): number {
   return layout.beforeImageStart + (beforeImages ? layout.rowSlots : 0);
 }
+
+/**
+ * The slots of a row: its values in column order, then the rowid for tables keyed
+ * by it. Generic over the element so trigger SQL (expressions) and conversions
+ * (values) fill slots by the same rule.
+ */
+export function rowSlots<T>(layout: SlotLayout, row: readonly T[], rowid: T): T[] {
+  return layout.rowidSlot === undefined ? [...row] : [...row, rowid];
+}
+
+/** The slots of a delete without a before-image: each key value at its slot, `empty` everywhere else. */
+export function keySlots<T>(layout: SlotLayout, key: readonly T[], empty: T): T[] {
+  const slots = new Array<T>(layout.beforeImageStart).fill(empty);
+  layout.keySlots.forEach((slot, i) => (slots[slot] = key[i]!));
+  return slots;
+}

@@ -97,7 +97,11 @@ export function ensureJournalSlots(db: DeviceDb, count: number, table: string): 
   if (count > MAX_SLOTS) {
     throw new SynclineError('capture_failed', `table needs ${count} journal value slots, more than the ${MAX_SLOTS} a SQLite table can have (turn off before-images for it)`, { table });
   }
-  const columns = db.prepare(`SELECT name FROM pragma_table_info('${JournalTables.journal}')`).pluck().all() as string[];
-  const have = columns.filter((name) => name.startsWith(SLOT_PREFIX)).length;
+  const have = journalColumns(db).filter((name) => name.startsWith(SLOT_PREFIX)).length;
   for (let i = have; i < count; i++) db.exec(`ALTER TABLE ${JournalTables.journal} ADD COLUMN ${slotName(i)}`);
+}
+
+/** The journal table's column names, in table order. */
+export function journalColumns(db: DeviceDb): string[] {
+  return db.prepare(`SELECT name FROM pragma_table_info('${JournalTables.journal}')`).pluck().all() as string[];
 }

@@ -5,8 +5,8 @@ import { dropTrigger, readOwnTriggers, readStoredTables, rewriteTriggers } from 
 import { immediate, type DeviceDb } from './device-db.js';
 import { JournalReader } from './journal-reader.js';
 import { BEFORE_IMAGE_MARK, JOURNAL_DDL, JOURNAL_LAYOUT_VERSION, JournalOps, JournalTables, StateKeys } from './journal-schema.js';
-import { slotName, slotsNeeded, type SlotLayout } from './journal-slots.js';
-import { ensureJournalSlots, writeState } from './journal-state.js';
+import { keySlots, rowSlots, slotName, slotsNeeded, type SlotLayout } from './journal-slots.js';
+import { ensureJournalSlots, journalColumns, writeState } from './journal-state.js';
 import { parseLiteralList } from './sql-literal.js';
 
 /**
@@ -23,22 +23,18 @@ const CHUNK = 2000;
 type V1Entry = { seq: bigint; op: string; pk: string; row: string | null; old_row: string | null; schema_id: bigint };
 
 function hasLayout1Journal(db: DeviceDb): boolean {
-  const columns = db.prepare(`SELECT name FROM pragma_table_info('${JournalTables.journal}')`).pluck().all() as string[];
-  return columns.includes('pk');
+  return journalColumns(db).includes('pk');
 }
 
 /** The slots of a layout-1 entry, by the rules of journal-slots.ts. */
 function slotsOf(entry: V1Entry, layout: SlotLayout): { op: string; slots: SqlValue[] } {
   const pk = parseLiteralList(entry.pk);
-  const withRowid = (row: SqlValue[]) => (layout.rowidSlot === undefined ? row : [...row, pk[0]!]);
   const oldRow = entry.old_row === null ? undefined : parseLiteralList(entry.old_row);
   if (entry.op === JournalOps.delete) {
-    if (oldRow) return { op: JournalOps.delete + BEFORE_IMAGE_MARK, slots: withRowid(oldRow) };
-    const slots: SqlValue[] = new Array<SqlValue>(layout.beforeImageStart).fill(null);
-    layout.keySlots.forEach((slot, i) => (slots[slot] = pk[i]!));
-    return { op: entry.op, slots };
+    if (oldRow) return { op: JournalOps.delete + BEFORE_IMAGE_MARK, slots: rowSlots(layout, oldRow, pk[0]!) };
+    return { op: entry.op, slots: keySlots(layout, pk, null) };
   }
-  const row = withRowid(parseLiteralList(entry.row ?? ''));
+  const row = rowSlots(layout, parseLiteralList(entry.row ?? ''), pk[0]!);
   return oldRow ? { op: entry.op + BEFORE_IMAGE_MARK, slots: [...row, ...oldRow] } : { op: entry.op, slots: row };
 }
 

@@ -1,7 +1,7 @@
 import { RESERVED_PREFIX } from '../protocol/constants.js';
 import type { TableKey } from '../protocol/schema.js';
 import { BEFORE_IMAGE_MARK, JournalOps, JournalTables } from './journal-schema.js';
-import { slotLayout, slotName, type SlotLayout } from './journal-slots.js';
+import { keySlots, rowSlots, slotLayout, slotName, type SlotLayout } from './journal-slots.js';
 import { quoteIdent } from './sql-text.js';
 
 /**
@@ -81,22 +81,22 @@ function ref(source: string, column: string): string {
 }
 
 /** The row slots (and the rowid slot) filled from one row source. */
-function rowSlots(spec: CaptureSpec, layout: SlotLayout, source: string): string[] {
-  const slots = spec.columns.map((c) => ref(source, c));
-  if (layout.rowidSlot !== undefined) slots.push(ref(source, spec.keyColumns[0]!));
-  return slots;
+function rowFrom(spec: CaptureSpec, layout: SlotLayout, source: string): string[] {
+  return rowSlots(
+    layout,
+    spec.columns.map((c) => ref(source, c)),
+    ref(source, spec.keyColumns[0]!),
+  );
 }
 
 /** A delete: the key alone, or the whole old row where before-images are on. */
 function deleteEntry(spec: CaptureSpec, layout: SlotLayout, source: string): Entry {
-  if (spec.beforeImages) return { op: JournalOps.delete + BEFORE_IMAGE_MARK, slots: rowSlots(spec, layout, source) };
-  const slots: string[] = new Array<string>(layout.beforeImageStart).fill('NULL');
-  layout.keySlots.forEach((slot, i) => (slots[slot] = ref(source, spec.keyColumns[i]!)));
-  return { op: JournalOps.delete, slots };
+  if (spec.beforeImages) return { op: JournalOps.delete + BEFORE_IMAGE_MARK, slots: rowFrom(spec, layout, source) };
+  return { op: JournalOps.delete, slots: keySlots(layout, spec.keyColumns.map((c) => ref(source, c)), 'NULL') };
 }
 
 function updateEntry(spec: CaptureSpec, layout: SlotLayout): Entry {
-  const slots = rowSlots(spec, layout, 'NEW');
+  const slots = rowFrom(spec, layout, 'NEW');
   if (!spec.beforeImages) return { op: JournalOps.update, slots };
   return { op: JournalOps.update + BEFORE_IMAGE_MARK, slots: [...slots, ...spec.columns.map((c) => ref('OLD', c))] };
 }
@@ -113,7 +113,7 @@ function keyMoved(spec: CaptureSpec): string {
 export function createTriggerStatements(spec: CaptureSpec): string[] {
   const layout = slotLayout(spec.columns, spec.key);
   const table = quoteIdent(spec.table);
-  const insert = insertValues(spec, { op: JournalOps.insert, slots: rowSlots(spec, layout, 'NEW') });
+  const insert = insertValues(spec, { op: JournalOps.insert, slots: rowFrom(spec, layout, 'NEW') });
   const moved = insertSelect(spec, deleteEntry(spec, layout, 'OLD'), `WHERE ${keyMoved(spec)}`);
   const update = insertValues(spec, updateEntry(spec, layout));
   const del = insertValues(spec, deleteEntry(spec, layout, 'OLD'));
@@ -131,7 +131,7 @@ export function dropTriggerStatements(table: string): string[] {
 /** Appends every current row of the table as a snapshot ('S') entry. */
 export function snapshotStatement(spec: CaptureSpec): string {
   const layout = slotLayout(spec.columns, spec.key);
-  return insertSelect(spec, { op: JournalOps.snapshot, slots: rowSlots(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s`);
+  return insertSelect(spec, { op: JournalOps.snapshot, slots: rowFrom(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s`);
 }
 
 /**
@@ -141,5 +141,5 @@ export function snapshotStatement(spec: CaptureSpec): string {
 export function rowAtKeyStatement(spec: CaptureSpec): string {
   const layout = slotLayout(spec.columns, spec.key);
   const where = spec.keyColumns.map((c) => `${ref('s', c)} = ?`).join(' AND ');
-  return insertSelect(spec, { op: JournalOps.update, slots: rowSlots(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s WHERE ${where}`);
+  return insertSelect(spec, { op: JournalOps.update, slots: rowFrom(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s WHERE ${where}`);
 }
