@@ -32,8 +32,16 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
+/**
+ * Scratch databases are named after the process that made them, so a sweep can tell the ones
+ * left behind by a killed or cancelled run (their process is gone) from ones still in use by
+ * another test run on the same machine.
+ */
+const SCRATCH_PREFIX = 'syncline_test_';
+const SCRATCH_NAME = /^syncline_test_p(\d+)_[0-9a-f]+$/;
+
 export async function createScratchDatabase(): Promise<ScratchDatabase> {
-  const name = `syncline_test_${randomBytes(6).toString('hex')}`;
+  const name = `${SCRATCH_PREFIX}p${process.pid}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   try {
@@ -55,4 +63,39 @@ export async function createScratchDatabase(): Promise<ScratchDatabase> {
       }
     },
   };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Drops the scratch databases whose creating process no longer runs (a test file killed on
+ * timeout or by Ctrl-C never reaches its `after` hook). Returns the names dropped; does nothing
+ * when PostgreSQL is not reachable. Names of the older format (no pid) are left alone: nothing
+ * tells whether a run still uses them.
+ */
+export async function sweepStaleScratchDatabases(): Promise<string[]> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await admin.connect();
+  } catch {
+    return [];
+  }
+  try {
+    const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [SCRATCH_PREFIX]);
+    const stale = rows.map((r) => r.datname).filter((name) => {
+      const pid = SCRATCH_NAME.exec(name)?.[1];
+      return pid !== undefined && Number(pid) !== process.pid && !processAlive(Number(pid));
+    });
+    for (const name of stale) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    return stale;
+  } finally {
+    await admin.end().catch(() => {});
+  }
 }
