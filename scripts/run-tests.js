@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 const REPORTER = fileURLToPath(new URL('./test-summary-reporter.js', import.meta.url));
 const SWEEP = fileURLToPath(new URL('./sweep-scratch-databases.ts', import.meta.url));
 // Per-test limit. Every test must normally finish in a third of it; the summary flags those that do not.
-const TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_TIMEOUT_MS ?? 120_000);
+const TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_TIMEOUT_MS ?? 180_000);
 
 function collect(dir) {
   return readdirSync(dir).flatMap((name) => {
