@@ -33,6 +33,7 @@ export const serverOptions = {
   adminToken: { flag: 'admin-token', env: 'SYNCLINE_ADMIN_TOKEN', kind: 'string', description: 'bearer token of the admin API (generated and printed when unset)', secret: true },
   bodyLimit: { flag: 'body-limit', env: 'SYNCLINE_BODY_LIMIT', kind: 'integer', default: SERVER_BODY_LIMIT_BYTES, description: 'largest accepted request body in bytes, after decompression' },
   replayChunkRows: { flag: 'replay-chunk-rows', env: 'SYNCLINE_REPLAY_CHUNK_ROWS', kind: 'integer', default: REPLAY_CHUNK_ROWS, description: 'staged rows replayed per transaction after an approval (progress commits with each chunk)' },
+  metricsPort: { flag: 'metrics-port', env: 'SYNCLINE_METRICS_PORT', kind: 'integer', description: 'also serve Prometheus /metrics on this port of --host, without a token (off when unset; /metrics on the HTTP port always needs an admin token)' },
   ...serverMqttOptions,
   ...sharedConfigOptions,
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
@@ -71,6 +72,7 @@ export async function runServer(argv: string[]): Promise<number> {
     ...(mqtt ? { mqtt } : {}),
     flow: flowConfig(options),
     ...(shared ? { shared } : {}),
+    ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
   }).catch(async (error: unknown) => {
     await store.close();
     throw error;
@@ -78,6 +80,7 @@ export async function runServer(argv: string[]): Promise<number> {
   process.stdout.write(
     `syncline server listening on ${server.url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${server.policy.schema}, additive: ${server.policy.additive})\n`,
   );
+  if (server.metricsUrl) process.stdout.write(`metrics (no token): ${server.metricsUrl}\n`);
   process.stdout.write(`${mqttBanner(mqtt, server.mqtt?.url, server.mqtt?.tlsUrl)}\n`);
   if (shared) process.stdout.write(`two-way sync: ${shared.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`).join(', ')}\n`);
   const signal = await shutdown.done;

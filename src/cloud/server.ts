@@ -9,6 +9,8 @@ import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type Sche
 import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
 import { buildApp } from './http/build-app.js';
+import { countStoreErrors } from './metrics/counted-store.js';
+import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
 import { sharedWakeAuth, startSharedSync } from './shared/shared-service.js';
 import type { SharedSyncConfig } from './shared/declarations.js';
@@ -37,6 +39,8 @@ export interface CloudServerOptions {
   flow?: Partial<FlowLimits> & { intervalMs?: number; resendMs?: number };
   /** Two-way sync of shared tables; off when absent. The tables are provisioned (or checked) before the server listens. */
   shared?: SharedSyncConfig;
+  /** Serves /metrics without a token on this port of `host` as well (0 picks a free one); off when absent. */
+  metricsPort?: number;
 }
 
 const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -52,6 +56,7 @@ export class CloudServer {
   readonly #stopWorker: AbortController;
   readonly #worker: Promise<void>;
   readonly #flowRun: Promise<void>;
+  #metricsServer: { url: string; close(): Promise<void> } | undefined;
 
   private constructor(
     app: FastifyInstance,
@@ -71,7 +76,8 @@ export class CloudServer {
     this.mqtt = flow.mqtt;
   }
 
-  static async start(options: CloudServerOptions): Promise<CloudServer> {
+  static async start(given: CloudServerOptions): Promise<CloudServer> {
+    const options = { ...given, store: countStoreErrors(given.store) };
     if (options.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
       throw new SynclineError('invalid_config', `the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
     }
@@ -101,7 +107,13 @@ export class CloudServer {
     });
     const shared = options.shared ? await startSharedSync(options.store, options.shared, options.logger) : undefined;
     let mqtt: MqttService | undefined;
+    const metrics = serverRegistry({
+      store: options.store,
+      mqtt: () => mqtt && { ...mqtt.load, stats: mqtt.stats },
+      ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
+    });
     const app = await buildApp({
+      metrics,
       ...(shared ? { shared } : {}),
       store: options.store,
       adminToken: options.adminToken,
@@ -133,18 +145,31 @@ export class CloudServer {
         throw error;
       }
     }
+    const metricsServer = options.metricsPort === undefined ? undefined : await startMetricsServer(metrics, options.metricsPort, host).catch(async (error: unknown) => {
+      await mqtt?.stop().catch(() => {});
+      await app.close().catch(() => {});
+      throw error;
+    });
     const address = app.server.address() as AddressInfo;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const stopWorker = new AbortController();
     const running = worker.run(stopWorker.signal);
     const flowRunning = flow.run(stopWorker.signal);
     options.logger.info({ schema_policy: policy.schema, additive_policy: policy.additive }, 'schema governance ready');
-    return new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, running: flowRunning, mqtt });
+    const server = new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, running: flowRunning, mqtt });
+    server.#metricsServer = metricsServer;
+    return server;
   }
 
   /** Stops MQTT and HTTP intake (answering what is in flight), then lets the replay step in progress commit and stops the workers. */
+  /** The token-free /metrics URL of `metricsPort`, when one was given. */
+  get metricsUrl(): string | undefined {
+    return this.#metricsServer?.url;
+  }
+
   async stop(): Promise<void> {
     try {
+      await this.#metricsServer?.close();
       await this.mqtt?.stop();
       await this.#app.close();
     } finally {

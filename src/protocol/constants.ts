@@ -43,6 +43,8 @@ export const Routes = {
   mqttBrokerConfig: '/v1/admin/mqtt/broker-config',
   /** Admin: counters of the MQTT front door (denied publishes, refused connections, batches). */
   mqttStats: '/v1/admin/mqtt/stats',
+  // Operating: Prometheus metrics, the OpenAPI document, the web console.
+  metrics: '/metrics',
 } as const;
 
 export const Headers = {

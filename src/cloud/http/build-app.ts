@@ -1,9 +1,11 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { Routes } from '../../protocol/constants.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
 import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
+import { metricsRoutes, observeRequests } from '../metrics/metrics-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import type { SharedSync } from '../shared/shared-service.js';
 import type { Store } from '../store/store.js';
@@ -26,6 +28,8 @@ export interface AppOptions {
   flow?: Omit<FlowRoutesOptions, 'store' | 'adminToken' | 'bodyLimit'> & { onIngested?: () => void };
   /** Two-way sync routes, when the server declares shared tables. */
   shared?: SharedSync;
+  /** Served at GET /metrics (admin token, viewer and up) when given. */
+  metrics?: Registry;
 }
 
 /** The cloud's HTTP front door: device sync, health, and the admin API. */
@@ -38,6 +42,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandling(app, logger);
+  app.addHook('onResponse', observeRequests);
   // Every body this API takes is JSON; anything else is refused before a handler sees it.
   app.removeContentTypeParser('text/plain');
 
@@ -71,5 +76,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   await app.register(deviceControlRoutes, flow);
   await app.register(flowAdminRoutes, flow);
+  if (options.metrics) await app.register(metricsRoutes, { store: options.store, adminToken: options.adminToken, registry: options.metrics });
   return app;
 }

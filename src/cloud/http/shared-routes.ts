@@ -14,6 +14,7 @@ import {
   type PushAnswer,
   type SharedConfigAnswer,
 } from '../../protocol/shared-sync.js';
+import { countPull, countPush, countSnapshot } from '../metrics/instruments.js';
 import { commitBundle, type CommitOutcome } from '../shared/commit-bundle.js';
 import { JwtVerifier } from '../shared/credentials.js';
 import type { SharedSyncConfig } from '../shared/declarations.js';
@@ -78,6 +79,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   const answered = (reply: FastifyReply, scope: string, answer: CommitOutcome | PushAnswer) => {
     if (answer.status === 'committed' && !answer.duplicate) options.events.committed(scope, answer.bundle_seq);
     if (answer.status === 'conflict') reply.status(409);
+    countPush(answer);
     return answer;
   };
 
@@ -108,17 +110,20 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   app.get<{ Querystring: Record<string, string | undefined> }>(SharedRoutes.pull, { onRequest: authenticate }, async (request) => {
     const query = request.query;
     const target = query.target === undefined ? undefined : seqParam(query.target, 'target');
-    return pullBundles(store, config, {
+    const answer = await pullBundles(store, config, {
       scope: who(request).scope,
       after: seqParam(query.after, 'after', 0n),
       ...(query.after_ordinal === undefined ? {} : { afterOrdinal: intParam(query.after_ordinal, 'after_ordinal', 0, 2_147_483_647) }),
       ...(target === undefined ? {} : { target }),
       limit: intParam(query.limit, 'limit', 1, 50_000, SharedDefaults.chunkRows),
     });
+    countPull(answer);
+    return answer;
   });
 
   app.post<{ Querystring: Record<string, string | undefined> }>(SharedRoutes.snapshots, { onRequest: authenticate }, async (request) => {
     const limit = request.query.limit;
+    countSnapshot();
     return options.snapshots.create(who(request), limit === undefined ? {} : { chunkRows: intParam(limit, 'limit', 1, 50_000) });
   });
 

@@ -8,6 +8,7 @@ import { bearerToken } from '../auth/tokens.js';
 import { withPendingControls } from '../flow-control/controls.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
+import { ingestTimer, rowsOf } from '../metrics/instruments.js';
 import type { Store } from '../store/store.js';
 import { decodeBody, decodedBodyBytes } from './body.js';
 
@@ -36,13 +37,16 @@ export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOption
     preParsing: decodeBody(options.bodyLimit),
     handler: async (request) => {
       const device = identities.get(request)!;
+      const timer = ingestTimer('http');
       try {
         const batch = parseRowBatch(request.body);
         const ack = await ingestRowBatch(options.store, device, batch, decodedBodyBytes(request), { logger: options.logger, policy: options.policy });
+        timer.acked(ack.status, batch.rows.length, decodedBodyBytes(request));
         // Flow control: an HTTP device learns of pause and resume from its acks.
         options.onIngested?.();
         return await withPendingControls(options.store, device.device_id, ack);
       } catch (error) {
+        timer.refused(error, rowsOf(request.body), decodedBodyBytes(request));
         throw isSynclineError(error) ? error.withContext({ device_id: device.device_id }) : error;
       }
     },

@@ -8,6 +8,7 @@ import { recordControlAck, type OutgoingControl } from '../flow-control/controls
 import type { ControlSink } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
+import { ingestTimer, rowsOf } from '../metrics/instruments.js';
 import type { Store } from '../store/store.js';
 import type { BrokerLink } from './broker-link.js';
 import type { DeviceDirectory } from './device-directory.js';
@@ -57,6 +58,11 @@ export class MqttFrontDoor implements ControlSink {
     await this.#o.link.subscribe(filters, (topic, payload) => this.#receive(topic, payload));
   }
 
+  /** Messages taken and not yet answered (metrics). */
+  get inFlight(): number {
+    return this.#queue.size;
+  }
+
   /** Waits for the messages already taken to be answered. */
   async drain(): Promise<void> {
     await this.#queue.idle();
@@ -89,16 +95,21 @@ export class MqttFrontDoor implements ControlSink {
     stats.batchesReceived += 1;
     const root = deviceRoot(device.project_id, device.device_id);
     let batchId: string | null = null;
+    const timer = ingestTimer('mqtt');
+    const size = { rows: 0, bytes: payload.length };
     try {
       const { json, bytes } = await decodePayload(payload, this.#o.bodyLimit);
+      Object.assign(size, { rows: rowsOf(json), bytes });
       batchId = batchIdOf(json);
       const batch = parseRowBatch(json);
       const ack = await ingestRowBatch(store, device, batch, bytes, { logger: this.#log, policy });
+      timer.acked(ack.status, size.rows, size.bytes);
       stats.batchesAcked += 1;
       this.#o.onIngested?.();
       this.#reply(root, { type: 'batch_ack', ack });
     } catch (error) {
       stats.batchesRefused += 1;
+      timer.refused(error, size.rows, size.bytes);
       const refusal = isSynclineError(error) ? error.withContext({ device_id: device.device_id }) : new SynclineError('internal', 'internal server error');
       if (refusal.status >= 500) this.#log.error({ err: error, device_id: device.device_id, batch_id: batchId }, 'MQTT batch failed');
       else this.#log.info({ code: refusal.code, device_id: device.device_id, batch_id: batchId, context: refusal.context }, 'MQTT batch refused');

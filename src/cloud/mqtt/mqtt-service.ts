@@ -110,6 +110,11 @@ export class MqttService {
     return new MqttService({ mode: broker ? 'embedded' : 'external', url, tlsUrl: broker?.tlsUrl, stats, link, frontDoor, broker, flow: deps.flow });
   }
 
+  /** Clients connected to the embedded broker (0 with an external one) and messages not yet answered, for metrics. */
+  get load(): { connections: number; inFlight: number } {
+    return { connections: this.#broker?.aedes.connectedClients ?? 0, inFlight: this.#frontDoor.inFlight };
+  }
+
   /** Announces a scope's new head on its wake-up topic, retained so a device that connects later learns it too. */
   async publishWake(scope: string, headSeq: string): Promise<void> {
     await this.#link.publish(sharedWakeTopic(scope), Buffer.from(JSON.stringify({ head_seq: headSeq })), { retain: true });

@@ -65,6 +65,11 @@ export class SnapshotBuilder {
     return bytes;
   }
 
+  /** Snapshots held in memory, for metrics. */
+  get openCount(): number {
+    return this.#snapshots.size;
+  }
+
   /** Starts a snapshot and answers once its sequence number is fixed; the chunks follow. */
   async create(who: Pusher, options: { chunkRows?: number } = {}): Promise<SnapshotAnswer> {
     this.#expire();

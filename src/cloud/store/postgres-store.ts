@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { Queryable, QueryResult, Store } from './store.js';
+import type { PoolStats, Queryable, QueryResult, Store } from './store.js';
 
 /**
  * PostgreSQL through a node-pg pool (DATABASE_URL). node-pg already returns int8
@@ -65,6 +65,10 @@ export class PostgresStore implements Store {
     } finally {
       client.release(broken);
     }
+  }
+
+  poolStats(): PoolStats {
+    return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount };
   }
 
   async close(): Promise<void> {

@@ -30,6 +30,15 @@ export interface Store extends Queryable {
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /** Connection pool figures, for stores that pool connections (PostgreSQL). */
+  poolStats?(): PoolStats;
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  /** Requests waiting for a free connection. */
+  waiting: number;
 }
 
 /** The SQLSTATE of a database error, when the error came from the database. */

@@ -1,0 +1,101 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isSynclineError } from '../../protocol/errors.js';
+
+/**
+ * Counters and histograms of this process (Prometheus counts per process: two
+ * servers in one process, as in tests, add up). Labels are small closed sets —
+ * transport, outcome, route template, SQLSTATE class — never a device, lineage or
+ * scope id, so the series count stays bounded however large the fleet grows.
+ * Gauges read from the store at scrape time live in store-gauges.ts.
+ */
+export const processRegistry = new Registry();
+collectDefaultMetrics({ register: processRegistry });
+
+export type IngestTransport = 'http' | 'mqtt';
+/** accepted: materialized or staged; duplicate: a redelivery answered from the ledger; refused: a client error; failed: a server fault. */
+export type IngestOutcome = 'accepted' | 'duplicate' | 'refused' | 'failed';
+
+const registers = [processRegistry];
+const ingestLabels = ['transport', 'outcome'] as const;
+const ingestBatches = new Counter({ name: 'syncline_ingest_batches_total', help: 'Row batches answered, by transport and outcome', labelNames: ingestLabels, registers });
+const ingestRows = new Counter({ name: 'syncline_ingest_rows_total', help: 'Journal rows in answered row batches, by transport and outcome', labelNames: ingestLabels, registers });
+const ingestBytes = new Counter({ name: 'syncline_ingest_bytes_total', help: 'Decoded bytes of answered row batches (received bytes when undecodable), by transport and outcome', labelNames: ingestLabels, registers });
+const ackSeconds = new Histogram({
+  name: 'syncline_ingest_ack_seconds',
+  help: 'Time from receiving a row batch to its answer (durably materialized or staged, or refused)',
+  labelNames: ingestLabels,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers,
+});
+
+export interface IngestTimer {
+  /** The batch was answered with an ack. */
+  acked(status: 'accepted' | 'duplicate', rows: number, bytes: number): void;
+  /** The batch was refused or failed; rows and bytes as far as they are known. */
+  refused(error: unknown, rows: number, bytes: number): void;
+}
+
+/** Starts timing one row batch; call one of the two outcomes once it is answered. */
+export function ingestTimer(transport: IngestTransport): IngestTimer {
+  const end = ackSeconds.startTimer({ transport });
+  const record = (outcome: IngestOutcome, rows: number, bytes: number) => {
+    const labels = { transport, outcome };
+    ingestBatches.inc(labels);
+    ingestRows.inc(labels, rows);
+    ingestBytes.inc(labels, bytes);
+    end({ outcome });
+  };
+  return {
+    acked: (status, rows, bytes) => record(status, rows, bytes),
+    refused: (error, rows, bytes) => record(isSynclineError(error) && error.status < 500 ? 'refused' : 'failed', rows, bytes),
+  };
+}
+
+/** Rows of a batch body as far as it is readable, for counting refused batches too. */
+export function rowsOf(body: unknown): number {
+  const rows = typeof body === 'object' && body !== null ? (body as { rows?: unknown }).rows : undefined;
+  return Array.isArray(rows) ? rows.length : 0;
+}
+
+const httpSeconds = new Histogram({
+  name: 'syncline_http_request_seconds',
+  help: 'HTTP requests by method, route template and status class',
+  labelNames: ['method', 'route', 'status'] as const,
+  buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  registers,
+});
+
+/** One answered HTTP request; `route` is the template (`/v1/lineages/:id`), or `unmatched`. */
+export function observeHttp(method: string, route: string | undefined, status: number, seconds: number): void {
+  httpSeconds.observe({ method, route: route ?? 'unmatched', status: `${Math.floor(status / 100)}xx` }, seconds);
+}
+
+export type PushOutcome = 'committed' | 'duplicate' | 'conflict';
+const pushes = new Counter({ name: 'syncline_twoway_pushes_total', help: 'Two-way push bundles answered, by outcome', labelNames: ['outcome'] as const, registers });
+const conflicts = new Counter({ name: 'syncline_twoway_conflicts_total', help: 'Conflicting rows reported to pushing devices', registers });
+const pulls = new Counter({ name: 'syncline_twoway_pulls_total', help: 'Two-way pull requests answered', registers });
+const pulledBundles = new Counter({ name: 'syncline_twoway_pulled_bundles_total', help: 'Bundles handed out by pulls', registers });
+const snapshots = new Counter({ name: 'syncline_twoway_snapshots_total', help: 'Hydration snapshots started', registers });
+
+/** One answered push (an `open` chunked session is counted when it commits). */
+export function countPush(answer: { status: 'open' } | { status: 'committed'; duplicate: boolean } | { status: 'conflict'; conflicts: readonly unknown[] }): void {
+  if (answer.status === 'conflict') {
+    pushes.inc({ outcome: 'conflict' });
+    conflicts.inc(answer.conflicts.length);
+  } else if (answer.status === 'committed') pushes.inc({ outcome: answer.duplicate ? 'duplicate' : 'committed' });
+}
+
+export function countPull(answer: { bundles: readonly unknown[] }): void {
+  pulls.inc();
+  pulledBundles.inc(answer.bundles.length);
+}
+
+export function countSnapshot(): void {
+  snapshots.inc();
+}
+
+const storeErrors = new Counter({ name: 'syncline_store_errors_total', help: 'Failed store queries and transactions, by SQLSTATE class (`none` when the error carried no SQLSTATE, e.g. a lost connection)', labelNames: ['class'] as const, registers });
+
+export function countStoreError(sqlState: string | undefined): void {
+  storeErrors.inc({ class: sqlState ? sqlState.slice(0, 2) : 'none' });
+}
