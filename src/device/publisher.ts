@@ -5,7 +5,7 @@ import type { ControlMessage } from '../protocol/control.js';
 import { SynclineError, isSynclineError } from '../protocol/errors.js';
 import { encodeValue } from '../protocol/values.js';
 import { isTransportError, type EncodedRowBatch, type Transport } from '../transport/transport.js';
-import { backoffDelay, sleep } from './backoff.js';
+import { backoffDelay, sleep } from '../protocol/backoff.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from './cursors.js';
 import type { DeviceDb } from './device-db.js';

@@ -43,7 +43,7 @@ export const ErrorCodes = {
   idempotency_key_reused: 422,
   /** A server-side fault; retry later. */
   internal: 500,
-  /** The server is starting or shutting down. */
+  /** The server is starting or shutting down, or cannot reach its database right now; retry later. */
   unavailable: 503,
   /** Device-side: the SQLite file cannot be captured (no such file, not a database, locked). */
   capture_failed: 500,

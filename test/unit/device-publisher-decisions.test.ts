@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { backoffDelay } from '../../src/device/backoff.js';
+import { backoffDelay } from '../../src/protocol/backoff.js';
 import { restoredFromBackup } from '../../src/device/epoch-sidecar.js';
 import { classifySendError } from '../../src/device/send-outcome.js';
 import { TransportError } from '../../src/transport/transport.js';

@@ -2,12 +2,12 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Routes } from '../../protocol/constants.js';
-import { SynclineError } from '../../protocol/errors.js';
 import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
 import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
 import { metricsRoutes, observeRequests } from '../metrics/metrics-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import type { SharedSync } from '../shared/shared-service.js';
+import { HealthBoard } from '../health.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
 import { installErrorHandling } from './errors.js';
@@ -30,6 +30,8 @@ export interface AppOptions {
   shared?: SharedSync;
   /** Served at GET /metrics (admin token, viewer and up) when given. */
   metrics?: Registry;
+  /** What `/healthz` reports; the server shares it with the MQTT link. */
+  health?: HealthBoard;
 }
 
 /** The cloud's HTTP front door: device sync, health, and the admin API. */
@@ -46,15 +48,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Every body this API takes is JSON; anything else is refused before a handler sees it.
   app.removeContentTypeParser('text/plain');
 
+  const health = options.health ?? new HealthBoard(logger.child({ component: 'health' }));
+  // 503 only when the database is unreachable (this server can do nothing useful); a broker
+  // outage leaves HTTP working, so it is reported as degraded with 200.
   app.get(Routes.health, async (_request, reply) => {
-    try {
-      await options.store.query('SELECT 1');
-    } catch (error) {
-      logger.warn({ err: error }, 'health check: store unreachable');
-      const unavailable = new SynclineError('unavailable', 'store unreachable');
-      return reply.status(unavailable.status).send(unavailable.toJSON());
-    }
-    return { status: 'ok' };
+    await health.checkDatabase(options.store);
+    return reply.status(health.has('database') ? 503 : 200).send(health.report());
   });
   await app.register(syncRoutes, {
     store: options.store,

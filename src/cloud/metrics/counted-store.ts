@@ -25,6 +25,7 @@ export function countStoreErrors(store: Store): Store {
     query: outer.query,
     exec: outer.exec,
     transaction: (fn) => store.transaction((tx) => fn(countedQueryable(tx))),
+    ping: () => store.ping(),
     close: () => store.close(),
     ...(store.poolStats ? { poolStats: () => store.poolStats!() } : {}),
   };

@@ -51,6 +51,11 @@ export class PgliteStore implements Store {
     });
   }
 
+  /** PGlite is in process: it fails only when closed or its WASM instance aborted, which this reports. */
+  async ping(): Promise<void> {
+    await this.#db.query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     if (!this.#db.closed) await this.#db.close();
   }

@@ -29,6 +29,8 @@ export interface Store extends Queryable {
    * throws (the error is rethrown unchanged).
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** One `SELECT 1`, without retries and bounded in time; rejects with the reason when the database cannot answer (health checks). */
+  ping(): Promise<void>;
   close(): Promise<void>;
   /** Connection pool figures, for stores that pool connections (PostgreSQL). */
   poolStats?(): PoolStats;

@@ -10,7 +10,7 @@ import type { SqlValue } from '../../protocol/values.js';
 import { parseJson } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
-import { backoffDelay, sleep } from '../backoff.js';
+import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, openDeviceDb, type DeviceDb } from '../device-db.js';
 import { readConflicts, type ConflictRecord } from './conflict-log.js';
 import type { ConflictResolver } from './resolve-conflict.js';

@@ -1,7 +1,8 @@
 /**
  * Exponential backoff with full jitter: a random wait between 0 and
  * min(max, base * 2^attempt). Many devices coming back after an outage then
- * spread out instead of retrying in lockstep.
+ * spread out instead of retrying in lockstep. Lives in protocol because device
+ * and cloud share it (the cloud retries a lost database connection with it).
  */
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
