@@ -15,7 +15,8 @@ export const DEMO_USER = 'demo-user';
 
 export function demoSharedConfig(secret: string): SharedSyncConfig {
   return parseSharedConfig({
-    auth: { hs256_secret: secret },
+    // The demo prints tokens for a month of tinkering; production keeps the one-day default.
+    auth: { hs256_secret: secret, max_lifetime_sec: 31 * 86_400 },
     tables: [
       {
         name: 'todos',

@@ -12,10 +12,23 @@ export const sharedConfigOptions = {
   },
   jwtSecret: { flag: 'jwt-secret', env: 'SYNCLINE_JWT_SECRET', kind: 'string', description: 'HS256 secret of device JWTs (overrides auth.hs256_secret in the shared config)', secret: true },
   jwksUrl: { flag: 'jwks-url', env: 'SYNCLINE_JWKS_URL', kind: 'string', description: 'JWKS URL for RS256/ES256 device JWTs (overrides auth.jwks_url in the shared config)' },
+  jwtMaxLifetime: {
+    flag: 'jwt-max-lifetime',
+    env: 'SYNCLINE_JWT_MAX_LIFETIME',
+    kind: 'string',
+    description: 'longest lifetime (exp - iat) of a device JWT in seconds, default 86400; longer-lived tokens get 401 (overrides auth.max_lifetime_sec)',
+  },
+  jwtAllowNoExp: {
+    flag: 'jwt-allow-no-exp',
+    env: 'SYNCLINE_JWT_ALLOW_NO_EXP',
+    kind: 'boolean',
+    default: false,
+    description: 'accept device JWTs without an exp claim (refused by default: a leaked one never expires)',
+  },
 } satisfies OptionTable;
 
 /** Reads and validates the shared-table declarations, with credential settings from flags or the environment taking precedence. */
-export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string }): SharedSyncConfig | undefined {
+export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean }): SharedSyncConfig | undefined {
   if (!options.sharedConfig) return undefined;
   let text: string;
   try {
@@ -33,7 +46,14 @@ export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: str
     const auth = { ...((document as { auth?: object }).auth ?? {}) } as Record<string, unknown>;
     if (options.jwtSecret) auth.hs256_secret = options.jwtSecret;
     if (options.jwksUrl) auth.jwks_url = options.jwksUrl;
+    if (options.jwtMaxLifetime) auth.max_lifetime_sec = wholeSeconds(options.jwtMaxLifetime);
+    if (options.jwtAllowNoExp) auth.allow_no_exp = true;
     document = { ...document, auth };
   }
   return parseSharedConfig(document);
+}
+
+function wholeSeconds(text: string): number {
+  if (!/^[1-9]\d*$/.test(text)) throw new SynclineError('invalid_config', `--jwt-max-lifetime must be a positive whole number of seconds, got "${text}"`, { field: 'jwt-max-lifetime' });
+  return Number(text);
 }

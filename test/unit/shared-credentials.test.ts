@@ -125,6 +125,32 @@ describe('JWT credentials: HS256', () => {
     assert.deepEqual(await custom.verify(`Bearer ${token}`, undefined), { user: 'u', tenant: 'o-1', source: 'd-9' });
   });
 
+  test('a token without exp is refused by default and accepted only when allowed', async () => {
+    const secret = new TextEncoder().encode(SECRET);
+    const noExp = await new SignJWT({ sub: 'u', sid: 'd1' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(secret);
+    const error = await refused(verifier.verify(`Bearer ${noExp}`, undefined), 'unauthorized', noExp, /no "exp" claim/);
+    assert.deepEqual([error.context.field, error.context.reason], ['exp', 'exp_missing']);
+    const lenient = new JwtVerifier({ hs256Secret: SECRET, allowNoExp: true });
+    assert.equal((await lenient.verify(`Bearer ${noExp}`, undefined)).user, 'u');
+  });
+
+  test('a token living longer than the maximum lifetime is refused, counted from iat or from now', async () => {
+    const dayAndHour = await hs256Token(SECRET, { sub: 'u', sid: 'd1' }, { expiresInSec: 86_400 + 3600 });
+    const error = await refused(verifier.verify(`Bearer ${dayAndHour}`, undefined), 'unauthorized', dayAndHour, /longer than the maximum of 86400 s/);
+    assert.equal(error.context.reason, 'lifetime_too_long');
+    const day = await hs256Token(SECRET, { sub: 'u', sid: 'd1' }, { expiresInSec: 86_400 });
+    assert.equal((await verifier.verify(`Bearer ${day}`, undefined)).user, 'u');
+    const hourly = new JwtVerifier({ hs256Secret: SECRET, maxLifetimeSec: 3600 });
+    await refused(hourly.verify(`Bearer ${day}`, undefined), 'unauthorized', day, /maximum of 3600 s/);
+    // An iat set in the future cannot shorten the measured lifetime; neither can a missing one.
+    const now = Math.floor(Date.now() / 1000);
+    const secret = new TextEncoder().encode(SECRET);
+    const futureIat = await new SignJWT({ sub: 'u', sid: 'd1' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now + 86_000).setExpirationTime(now + 86_400 + 3600).sign(secret);
+    await refused(verifier.verify(`Bearer ${futureIat}`, undefined), 'unauthorized', futureIat, /longer than the maximum/);
+    const noIat = await new SignJWT({ sub: 'u', sid: 'd1' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(now + 2 * 86_400).sign(secret);
+    await refused(verifier.verify(`Bearer ${noIat}`, undefined), 'unauthorized', noIat, /longer than the maximum/);
+  });
+
   test('scopeOf gives the user or the tenant, and forbids tenant tables without a tenant claim', async () => {
     const withTenant = await verifier.verify(`Bearer ${await hs256Token(SECRET, { sub: 'u', tenant_id: 'acme', sid: 'd1' })}`, undefined);
     assert.equal(JwtVerifier.scopeOf(withTenant, 'user'), 'u');
@@ -256,6 +282,8 @@ describe('validateJwtAuthConfig', () => {
     invalid({ jwksUrl: 'file:///etc/jwks.json' }, /http\(s\)/);
     invalid({ jwksUrl: 'idp.example/jwks' }, /http\(s\)/);
     invalid({ hs256Secret: 'x'.repeat(32), clockToleranceSec: -1 }, /clock tolerance/);
+    invalid({ hs256Secret: 'x'.repeat(32), maxLifetimeSec: 0 }, /maximum JWT lifetime/);
+    invalid({ hs256Secret: 'x'.repeat(32), maxLifetimeSec: 1.5 }, /maximum JWT lifetime/);
     assert.throws(() => new JwtVerifier({ hs256Secret: 'short' }), (e: unknown) => e instanceof SynclineError && e.code === 'invalid_config');
   });
 

@@ -16,7 +16,14 @@ export interface JwtAuthConfig {
   sourceClaim?: string;
   /** Allowed clock skew in seconds (default 30). */
   clockToleranceSec?: number;
+  /** Longest a token may live, `exp` minus `iat` (or minus now when `iat` is absent or in the future); default a day. */
+  maxLifetimeSec?: number;
+  /** Accept tokens without `exp` (off by default: such a token, once leaked, is valid forever). */
+  allowNoExp?: boolean;
 }
+
+/** A leaked token is a key for as long as it lives: a day bounds that unless the operator says otherwise. */
+export const DEFAULT_JWT_MAX_LIFETIME_SEC = 86_400;
 
 export interface SharedPrincipal {
   /** `sub` of the token: the user. */
@@ -49,6 +56,10 @@ export function validateJwtAuthConfig(config: JwtAuthConfig): void {
   }
   if (clockToleranceSec !== undefined && !(Number.isFinite(clockToleranceSec) && clockToleranceSec >= 0)) {
     throw new SynclineError('invalid_config', 'the clock tolerance must be a non-negative number of seconds', { field: 'clockToleranceSec' });
+  }
+  const { maxLifetimeSec } = config;
+  if (maxLifetimeSec !== undefined && !(Number.isSafeInteger(maxLifetimeSec) && maxLifetimeSec > 0)) {
+    throw new SynclineError('invalid_config', 'the maximum JWT lifetime must be a positive whole number of seconds', { field: 'maxLifetimeSec' });
   }
 }
 
@@ -105,9 +116,25 @@ export class JwtVerifier {
         ...(issuer === undefined ? {} : { issuer }),
         ...(audience === undefined ? {} : { audience }),
       });
+      this.#checkLifetime(payload);
       return payload;
     } catch (error) {
+      if (error instanceof SynclineError) throw error;
       throw refusal(error, !useSecret);
+    }
+  }
+
+  #checkLifetime(payload: JWTPayload): void {
+    const { allowNoExp, maxLifetimeSec = DEFAULT_JWT_MAX_LIFETIME_SEC, clockToleranceSec = 30 } = this.#config;
+    if (payload.exp === undefined) {
+      if (allowNoExp) return;
+      throw unauthorized('the bearer token has no "exp" claim; tokens must expire', { field: 'exp', reason: 'exp_missing' });
+    }
+    // A future iat would shorten the measured lifetime, so the lifetime counts from now at the latest.
+    const now = Math.floor(Date.now() / 1000);
+    const lifetime = payload.exp - Math.min(payload.iat ?? now, now);
+    if (lifetime > maxLifetimeSec + clockToleranceSec) {
+      throw unauthorized(`the bearer token lives ${lifetime} s, longer than the maximum of ${maxLifetimeSec} s`, { field: 'exp', reason: 'lifetime_too_long' });
     }
   }
 

@@ -17,6 +17,8 @@ const authSchema = z.strictObject({
   audience: z.string().optional(),
   tenant_claim: z.string().min(1).optional(),
   source_claim: z.string().min(1).optional(),
+  max_lifetime_sec: z.number().int().positive().optional(),
+  allow_no_exp: z.boolean().optional(),
 });
 
 const retentionSchema = z.strictObject({

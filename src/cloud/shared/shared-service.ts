@@ -25,6 +25,8 @@ export async function startSharedSync(store: Store, config: SharedSyncConfig, lo
     ...(auth.audience !== undefined ? { audience: auth.audience } : {}),
     ...(auth.tenant_claim !== undefined ? { tenantClaim: auth.tenant_claim } : {}),
     ...(auth.source_claim !== undefined ? { sourceClaim: auth.source_claim } : {}),
+    ...(auth.max_lifetime_sec !== undefined ? { maxLifetimeSec: auth.max_lifetime_sec } : {}),
+    ...(auth.allow_no_exp !== undefined ? { allowNoExp: auth.allow_no_exp } : {}),
   });
   await provisionSharedTables(store, config, logger.child({ component: 'shared-sync' }));
   logger.info({ tables: config.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`) }, 'two-way sync ready');
