@@ -45,6 +45,8 @@ export const ErrorCodes = {
   internal: 500,
   /** The server is starting or shutting down, or cannot reach its database right now; retry later. */
   unavailable: 503,
+  /** The HTTP server holds as many client connections as it is configured for; retry shortly. */
+  too_many_connections: 503,
   /** Device-side: the SQLite file cannot be captured (no such file, not a database, locked). */
   capture_failed: 500,
   /** Device-side: the cloud could not be reached within the retry budget. */
