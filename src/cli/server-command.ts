@@ -6,6 +6,7 @@ import { openStore } from '../cloud/store/open-store.js';
 import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
+import { httpLimitsConfig, serverHttpOptions } from './server-http-options.js';
 import { flowConfig, mqttBanner, mqttConfig, serverMqttOptions } from './server-mqtt-options.js';
 import { loadSharedConfig, sharedConfigOptions } from './shared-config-file.js';
 import { untilShutdown } from './shutdown.js';
@@ -34,6 +35,7 @@ export const serverOptions = {
   bodyLimit: { flag: 'body-limit', env: 'SYNCLINE_BODY_LIMIT', kind: 'integer', default: SERVER_BODY_LIMIT_BYTES, description: 'largest accepted request body in bytes, after decompression' },
   replayChunkRows: { flag: 'replay-chunk-rows', env: 'SYNCLINE_REPLAY_CHUNK_ROWS', kind: 'integer', default: REPLAY_CHUNK_ROWS, description: 'staged rows replayed per transaction after an approval (progress commits with each chunk)' },
   metricsPort: { flag: 'metrics-port', env: 'SYNCLINE_METRICS_PORT', kind: 'integer', description: 'also serve Prometheus /metrics on this port of --host, without a token (off when unset; /metrics on the HTTP port always needs an admin token)' },
+  ...serverHttpOptions,
   ...serverMqttOptions,
   ...sharedConfigOptions,
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
@@ -67,6 +69,7 @@ export async function runServer(argv: string[]): Promise<number> {
     schemaPolicy: options.schemaPolicy as SchemaPolicy,
     ...(options.additivePolicy ? { additivePolicy: options.additivePolicy as AdditivePolicy } : {}),
     bodyLimit: options.bodyLimit,
+    http: httpLimitsConfig(options),
     replay: { chunkRows: options.replayChunkRows },
     logger,
     ...(mqtt ? { mqtt } : {}),

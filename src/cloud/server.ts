@@ -9,6 +9,7 @@ import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type Sche
 import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
 import { buildApp } from './http/build-app.js';
+import { httpLimits, type HttpLimits } from './http/connection-limits.js';
 import { countStoreErrors } from './metrics/counted-store.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
@@ -31,6 +32,8 @@ export interface CloudServerOptions {
   logger: Logger;
   /** Largest request body after decompression; default SERVER_BODY_LIMIT_BYTES. */
   bodyLimit?: number;
+  /** Request/headers/idle timeouts and the connection cap of the HTTP front door; defaults DEFAULT_HTTP_LIMITS. */
+  http?: Partial<HttpLimits>;
   /** Staged-row replay after approvals: rows per transaction and how often to look for work from other processes. */
   replay?: { chunkRows?: number; pollMs?: number };
   /** The MQTT front door (embedded broker, or an external one with `url`); off when absent. */
@@ -84,6 +87,7 @@ export class CloudServer {
     const policy = governancePolicy(options.schemaPolicy, options.additivePolicy);
     const bodyLimit = options.bodyLimit ?? SERVER_BODY_LIMIT_BYTES;
     if (!Number.isInteger(bodyLimit) || bodyLimit < 1024) throw new SynclineError('invalid_config', 'the body limit must be an integer of at least 1024 bytes');
+    const connectionLimits = httpLimits(options.http);
     const chunkRows = options.replay?.chunkRows;
     if (chunkRows !== undefined && (!Number.isInteger(chunkRows) || chunkRows < 1)) throw new SynclineError('invalid_config', 'replay chunkRows must be a positive integer');
     // Idempotent: a store opened without migrations is brought up to date here.
@@ -118,6 +122,7 @@ export class CloudServer {
       store: options.store,
       adminToken: options.adminToken,
       bodyLimit,
+      httpLimits: connectionLimits,
       logger: options.logger,
       policy,
       onReplayRequested: () => {

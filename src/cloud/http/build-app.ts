@@ -10,6 +10,7 @@ import type { SharedSync } from '../shared/shared-service.js';
 import { HealthBoard } from '../health.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
+import { DEFAULT_HTTP_LIMITS, fastifyTimeouts, guardConnections, type HttpLimits } from './connection-limits.js';
 import { installErrorHandling } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
 import { sharedRoutes } from './shared-routes.js';
@@ -19,6 +20,8 @@ export interface AppOptions {
   store: Store;
   adminToken: string;
   bodyLimit: number;
+  /** Timeouts and the connection cap; DEFAULT_HTTP_LIMITS when not given. */
+  httpLimits?: HttpLimits;
   logger: Logger;
   /** The schema policy ingest applies; the production default (review) when not given. */
   policy?: GovernancePolicy;
@@ -38,12 +41,15 @@ export interface AppOptions {
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const logger = options.logger.child({ component: 'http' });
   // Per-request logs would dominate at ingest rates; refusals and faults are logged by the error handler.
+  const limits = options.httpLimits ?? DEFAULT_HTTP_LIMITS;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
+    ...fastifyTimeouts(limits),
   });
   installErrorHandling(app, logger);
+  guardConnections(app, limits, logger);
   app.addHook('onResponse', observeRequests);
   // Every body this API takes is JSON; anything else is refused before a handler sees it.
   app.removeContentTypeParser('text/plain');
