@@ -1,7 +1,7 @@
 import { Routes } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { at, changeKey, need, type Command } from './admin-reviews.js';
-import { formatTable, printResult } from './output.js';
+import { formatTable, listJson, printResult } from './output.js';
 
 type Json = Record<string, unknown>;
 
@@ -12,7 +12,7 @@ export const accessCommands: Record<string, Command> = {
     const query = new URLSearchParams({ limit: String(options.limit) });
     for (const [key, value] of [['lineage_id', options.lineage], ['review_id', options.review], ['action', options.action], ['actor', options.actor], ['before', options.before]] as const) if (value) query.set(key, value);
     const page = await client.request<{ entries: Json[]; next: string | null }>('GET', `${Routes.audit}?${query}`);
-    printResult(page, options.json, () => `${formatTable(page.entries, ['id', 'at', 'actor', 'action', 'lineage_id', 'review_id', 'detail'])}${page.next ? `\nolder: --before ${page.next}` : ''}`);
+    printResult(listJson(page.entries, page.next), options.json, () => `${formatTable(page.entries, ['id', 'at', 'actor', 'action', 'lineage_id', 'review_id', 'detail'])}${page.next ? `\nolder: --before ${page.next}` : ''}`);
   },
   async 'token create'(client, options) {
     const created = await client.request<Json>('POST', Routes.adminTokens, { role: need(options.role, '--role'), name: need(options.name, '--name') });
@@ -20,7 +20,7 @@ export const accessCommands: Record<string, Command> = {
   },
   async 'token list'(client, options) {
     const { tokens } = await client.request<{ tokens: Json[] }>('GET', Routes.adminTokens);
-    printResult(tokens, options.json, () => formatTable(tokens, ['id', 'name', 'role', 'created_by', 'created_at', 'revoked_at']));
+    printResult(listJson(tokens), options.json, () => formatTable(tokens, ['id', 'name', 'role', 'created_by', 'created_at', 'revoked_at']));
   },
   async 'token revoke'(client, options, [id]) {
     const revoked = await client.request<Json>('POST', at(Routes.adminTokenRevoke, need(id, 'TOKEN_ID')));
@@ -28,7 +28,7 @@ export const accessCommands: Record<string, Command> = {
   },
   async 'project list'(client, options) {
     const { projects } = await client.request<{ projects: Json[] }>('GET', Routes.projects);
-    printResult(projects, options.json, () => formatTable(projects, ['id', 'org_id', 'name', 'coalescing', 'created_at']));
+    printResult(listJson(projects), options.json, () => formatTable(projects, ['id', 'org_id', 'name', 'coalescing', 'created_at']));
   },
   async 'project set-coalescing'(client, options, [id, mode]) {
     const body = { coalescing: need(mode, 'none|project') };

@@ -45,13 +45,19 @@ export class AdminClient {
     try {
       response = await fetch(`${this.#base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
     } catch (error) {
-      throw new SynclineError('transport_failed', `cannot reach ${this.#base}: ${(error as Error).message}`);
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new SynclineError('transport_failed', `cannot reach the server at ${this.#base}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
     }
     const text = await response.text();
-    const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+    let parsed: unknown;
+    try {
+      parsed = text ? (JSON.parse(text) as unknown) : undefined;
+    } catch {
+      throw new SynclineError('transport_failed', `${this.#base} answered ${response.status} with something other than JSON; is it a syncline server?`, { status: response.status });
+    }
     if (!response.ok) {
       const e = (parsed ?? {}) as { error?: ErrorCode; message?: string; context?: Record<string, unknown> };
-      throw new SynclineError(e.error ?? 'internal', `${method} ${path}: ${response.status} ${e.message ?? response.statusText}`, e.context ?? {});
+      throw new SynclineError(e.error ?? 'internal', e.message ?? `${method} ${path} answered ${response.status} ${response.statusText}`, { ...(e.context ?? {}), status: response.status });
     }
     return parsed as T;
   }

@@ -3,7 +3,7 @@ import { SynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
 import { runAdminGovernance } from './admin-reviews.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
-import { formatTable, printResult } from './output.js';
+import { formatRecord, formatTable, listJson, printResult } from './output.js';
 
 export const adminOptions = {
   server: { flag: 'server', env: 'SYNCLINE_SERVER', kind: 'string', default: 'http://127.0.0.1:8080', description: 'base URL of the syncline server' },
@@ -30,6 +30,32 @@ subcommands:
   project ...                   projects and their coalescing setting
   mqtt-config ...               Mosquitto password and ACL files for an external broker (syncline admin mqtt-config --help)`;
 
+/** `syncline admin <group> --help`: the usage and options of that group alone. */
+const SUBCOMMAND_HELP: Record<string, { usage: string; summary: string; options: (keyof typeof adminOptions)[] }> = {
+  device: {
+    usage: 'syncline admin device create --name NAME [--json]\n       syncline admin device list [--json]\n       syncline admin device revoke DEVICE_ID [--json]',
+    summary: 'Devices: create prints the new device\'s token once (--json: {"device_id","token"}); list shows every device; revoke stops its token from working.',
+    options: ['name', 'json', 'server', 'adminToken'],
+  },
+  lineages: {
+    usage: 'syncline admin lineages [--json]',
+    summary: 'Lists the lineages: one per (device, source table), with status, last seq, rows applied and mirror table (--json: {"items","next"}).',
+    options: ['json', 'server', 'adminToken'],
+  },
+  lineage: { usage: 'syncline admin lineage LINEAGE_ID [--json]', summary: 'Shows one lineage: status, epoch, last seq, counters, bound schema.', options: ['json', 'server', 'adminToken'] },
+  'mirror-rows': {
+    usage: 'syncline admin mirror-rows LINEAGE_ID [--limit 50] [--after CURSOR] [--json]',
+    summary: 'Pages through the mirror rows of one lineage in key order (--json: {"items","next"}; pass next as --after).',
+    options: ['limit', 'after', 'json', 'server', 'adminToken'],
+  },
+};
+
+function subcommandHelp(group: string): string | undefined {
+  const help = SUBCOMMAND_HELP[group];
+  if (!help) return undefined;
+  return helpText(help.usage, help.summary, Object.fromEntries(help.options.map((key) => [key, adminOptions[key]])));
+}
+
 const path = (route: string, id: string) => route.replace(':id', encodeURIComponent(id));
 
 interface DeviceRow { device_id: string; name: string; created_at: string; revoked_at: string | null }
@@ -38,6 +64,11 @@ interface MirrorPage { rows: Record<string, unknown>[]; next: string | null }
 export async function runAdmin(argv: string[]): Promise<number> {
   if (argv[0] === 'reviews' || argv[0] === 'token' || argv[0] === 'audit' || argv[0] === 'project') return runAdminGovernance(argv);
   if (argv[0] === 'mqtt-config') return (await import('./admin-mqtt-config.js')).runAdminMqttConfig(argv.slice(1));
+  const own = argv.includes('--help') && argv[0] ? subcommandHelp(argv[0]) : undefined;
+  if (own) {
+    process.stdout.write(`${own}\n`);
+    return 0;
+  }
   if (argv.length === 0 || argv.includes('--help')) {
     process.stdout.write(`${helpText(USAGE, 'Operator commands against a running server.', adminOptions)}\n`);
     return argv.length === 0 ? 2 : 0;
@@ -46,13 +77,13 @@ export async function runAdmin(argv: string[]): Promise<number> {
   const client = new AdminClient(options.server, options.adminToken);
   const [group, action, id] = positionals;
   const needId = (value: string | undefined, what: string): string => {
-    if (!value) throw new SynclineError('invalid_config', `${what} is required`);
+    if (!value) throw new SynclineError('invalid_config', `${what} is required (run \`syncline admin ${group ?? ''} --help\`)`);
     return value;
   };
 
   switch (`${group} ${action ?? ''}`.trim()) {
     case 'device create': {
-      if (!options.name) throw new SynclineError('invalid_config', '--name is required');
+      if (!options.name) throw new SynclineError('invalid_config', '--name is required: syncline admin device create --name NAME', { field: 'name' });
       const created = await client.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: options.name });
       printResult(created, options.json, () =>
         `device ${created.device_id} created.\ntoken (shown once, keep it secret):\n  ${created.token}`,
@@ -61,7 +92,7 @@ export async function runAdmin(argv: string[]): Promise<number> {
     }
     case 'device list': {
       const { devices } = await client.request<{ devices: DeviceRow[] }>('GET', Routes.devices);
-      printResult(devices, options.json, () => formatTable(devices, ['device_id', 'name', 'created_at', 'revoked_at']));
+      printResult(listJson(devices), options.json, () => formatTable(devices, ['device_id', 'name', 'created_at', 'revoked_at']));
       return 0;
     }
     case 'device revoke': {
@@ -71,7 +102,7 @@ export async function runAdmin(argv: string[]): Promise<number> {
     }
     case 'lineages': {
       const { lineages } = await client.request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages);
-      printResult(lineages, options.json, () =>
+      printResult(listJson(lineages), options.json, () =>
         formatTable(lineages, ['id', 'device_id', 'source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table']),
       );
       return 0;
@@ -81,14 +112,14 @@ export async function runAdmin(argv: string[]): Promise<number> {
   }
   if (group === 'lineage') {
     const lineage = await client.request<Record<string, unknown>>('GET', path(Routes.lineage, needId(action, 'LINEAGE_ID')));
-    printResult(lineage, options.json, () => formatTable(Object.entries(lineage).map(([field, value]) => ({ field, value }))));
+    printResult(lineage, options.json, () => formatRecord(lineage));
     return 0;
   }
   if (group === 'mirror-rows') {
     const query = new URLSearchParams({ limit: String(options.limit), ...(options.after ? { after: options.after } : {}) });
     const page = await client.request<MirrorPage>('GET', `${path(Routes.mirrorRows, needId(action, 'LINEAGE_ID'))}?${query}`);
-    printResult(page, options.json, () => `${formatTable(page.rows)}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
+    printResult(listJson(page.rows, page.next), options.json, () => `${formatTable(page.rows)}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
     return 0;
   }
-  throw new SynclineError('invalid_config', `unknown admin subcommand "${positionals.join(' ')}"\n\n${USAGE}`);
+  throw new SynclineError('invalid_config', `unknown admin subcommand "${positionals.join(' ')}" (run \`syncline admin --help\` for the list)`);
 }

@@ -4,10 +4,10 @@ import { SynclineError } from '../protocol/errors.js';
 import { accessCommands } from './admin-access.js';
 import { AdminClient } from './admin-client.js';
 import { adminOptions } from './admin-command.js';
-import { columnActions } from './approve-actions.js';
+import { checkSafeTypes, columnActions } from './approve-actions.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
-import { formatTable, printResult } from './output.js';
-import { formatReview, type ReviewDetail } from './review-format.js';
+import { formatRecord, formatTable, listJson, printResult } from './output.js';
+import { columnsToDecide, formatReview, type ReviewDetail } from './review-format.js';
 
 /** Built on first use: admin-command imports this module, so its table is read at run time, not load time. */
 const governanceOptions = () =>
@@ -72,7 +72,7 @@ type Json = Record<string, unknown>;
 export const at = (route: string, id: string) => route.replace(':id', encodeURIComponent(id));
 
 export function need(value: string | undefined, what: string): string {
-  if (!value) throw new SynclineError('invalid_config', `${what} is required\n\n${USAGE}`);
+  if (!value) throw new SynclineError('invalid_config', `${what} is required (run \`syncline admin reviews --help\`)`, { field: what });
   return value;
 }
 
@@ -94,7 +94,7 @@ export async function runAdminGovernance(argv: string[]): Promise<number> {
   const client = new AdminClient(options.server, options.adminToken);
   const [group, action, ...args] = positionals;
   const run = group === 'reviews' ? reviewCommands[action ?? ''] : group === 'audit' ? accessCommands.audit : accessCommands[`${group} ${action ?? ''}`];
-  if (!run) throw new SynclineError('invalid_config', `unknown admin subcommand "${positionals.join(' ')}"\n\n${USAGE}`);
+  if (!run) throw new SynclineError('invalid_config', `unknown admin subcommand "${positionals.join(' ')}" (run \`syncline admin ${group === 'reviews' ? 'reviews ' : ''}--help\` for the list)`);
   await run(client, options, group === 'audit' && action !== undefined ? [action, ...args] : args);
   return 0;
 }
@@ -110,7 +110,7 @@ const reviewCommands: Record<string, Command> = {
     const query = new URLSearchParams({ limit: String(options.limit) });
     for (const [key, value] of [['status', options.status], ['lineage_id', options.lineage], ['device_id', options.device], ['after', options.after]] as const) if (value) query.set(key, value);
     const page = await client.request<{ reviews: Json[]; next: string | null }>('GET', `${Routes.schemaReviews}?${query}`);
-    printResult(page, options.json, () =>
+    printResult(listJson(page.reviews, page.next), options.json, () =>
       `${formatTable(page.reviews, ['id', 'status', 'classification', 'source_table', 'device_id', 'action_version', 'claimed_by', 'summary'])}${page.next ? `\nnext page: --after ${page.next}` : ''}`,
     );
   },
@@ -120,18 +120,24 @@ const reviewCommands: Record<string, Command> = {
   },
   async claim(client, options, [id]) {
     const review = await client.request<Json>('POST', at(Routes.schemaReviewClaim, need(id, 'REVIEW_ID')), options.force ? { force: true } : {}, changeKey(options));
-    printResult(review, options.json, () => `review ${String(review.id)} claimed by ${String(review.claimed_by)}; action version ${String(review.action_version)}`);
+    printResult({ review }, options.json, () => `review ${String(review.id)} claimed by ${String(review.claimed_by)}; action version ${String(review.action_version)}`);
   },
   async release(client, options, [id]) {
     const reviewId = need(id, 'REVIEW_ID');
     const review = await client.request<Json>('POST', at(Routes.schemaReviewRelease, reviewId), { action_version: await quotedVersion(client, options, reviewId) }, changeKey(options));
-    printResult(review, options.json, () => `review ${String(review.id)} is queued again`);
+    printResult({ review }, options.json, () => `review ${String(review.id)} is queued again`);
   },
   async approve(client, options, [id]) {
     const reviewId = need(id, 'REVIEW_ID');
-    const incoming = options.allMirror ? (await client.request<ReviewDetail>('GET', at(Routes.schemaReview, reviewId))).schema.columns.map((c) => c.name) : [];
-    const columns = columnActions(options, incoming);
-    if (columns.length === 0) throw new SynclineError('invalid_config', 'name an action for every column, or pass --all-mirror');
+    const review = await client.request<ReviewDetail>('GET', at(Routes.schemaReview, reviewId));
+    // A rerun with the same Idempotency-Key repeats the first answer; without one, a decided review is said to be decided.
+    if (review.status !== 'queued' && review.status !== 'in_review' && options.idempotencyKey === undefined) {
+      throw new SynclineError('conflict', `review ${reviewId} is already ${String(review.status)}${review.decided_by ? ` (by ${String(review.decided_by)})` : ''}; there is nothing to approve`, { review_id: reviewId });
+    }
+    const toDecide = columnsToDecide(review);
+    const columns = columnActions(options, options.allMirror ? toDecide : []);
+    checkSafeTypes(columns, new Map(review.schema.columns.map((c) => [c.name, c.safe_types])));
+    if (columns.length === 0) throw new SynclineError('invalid_config', `name an action for every column to decide (${toDecide.join(', ')}), or pass --all-mirror`);
     const body = { action_version: await quotedVersion(client, options, reviewId), columns };
     const result = await client.request<{ mirror_table: string; replay: Json | null; deferred: string[]; follow_up_review: string | null; also_approved: string[] }>(
       'POST',
@@ -143,7 +149,7 @@ const reviewCommands: Record<string, Command> = {
       [
         `review ${reviewId} approved; mirror ${result.mirror_table}`,
         result.deferred.length > 0
-          ? `deferred ${result.deferred.join(', ')}: the lineage stays paused for review ${String(result.follow_up_review)}`
+          ? `deferred ${result.deferred.join(', ')}: the lineage stays paused (new rows are staged, none is lost) until review ${String(result.follow_up_review)} decides only these columns: syncline admin reviews approve ${String(result.follow_up_review)} --mirror ${result.deferred.join(',')}`
           : result.replay
             ? `replaying ${String(result.replay.rows_total)} staged rows (syncline admin reviews replay ${String(result.replay.lineage_id)})`
             : 'nothing staged; the lineage is active',
@@ -162,7 +168,7 @@ const reviewCommands: Record<string, Command> = {
     if (options.after) query.set('after', options.after);
     if (options.schema) query.set('schema_hash', options.schema);
     const page = await client.request<{ rows: Json[]; next: string | null }>('GET', `${at(Routes.stagedRows, need(id, 'LINEAGE_ID'))}?${query}`);
-    printResult(page, options.json, () => `${formatTable(page.rows, ['id', 'seq', 'op', 'pk', 'values', 'reason', 'detail'])}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
+    printResult(listJson(page.rows, page.next), options.json, () => `${formatTable(page.rows, ['id', 'seq', 'op', 'pk', 'values', 'reason', 'detail'])}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
   },
   async purge(client, options, [id]) {
     const body = options.schema ? { schema_hash: options.schema } : {};
@@ -175,6 +181,6 @@ const reviewCommands: Record<string, Command> = {
   },
   async replay(client, options, [id]) {
     const { replay } = await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, need(id, 'LINEAGE_ID')));
-    printResult(replay, options.json, () => (replay ? formatTable(Object.entries(replay).map(([field, value]) => ({ field, value }))) : 'no replay yet'));
+    printResult(replay, options.json, () => (replay ? formatRecord(replay) : 'no replay yet'));
   },
 };

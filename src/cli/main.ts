@@ -1,4 +1,5 @@
-import { isSynclineError } from '../protocol/errors.js';
+import { readFileSync } from 'node:fs';
+import { commandLabel, errorLine, wantsVerbose } from './cli-error.js';
 
 type Run = (argv: string[]) => Promise<number>;
 
@@ -12,34 +13,41 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Run> }> = 
 };
 
 function usage(): string {
-  const lines = ['usage: syncline <command> [options]', '', 'commands:'];
+  const lines = ['usage: syncline <command> [options]', '       syncline --version', '', 'commands:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${c.summary}`);
-  lines.push('', 'Run `syncline <command> --help` for the options of one command.');
+  lines.push('', 'Run `syncline <command> --help` for the options of one command.', 'Errors are one line; --verbose (or SYNCLINE_LOG_LEVEL=debug) adds the stack.');
   return lines.join('\n');
+}
+
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`syncline ${version()} (node ${process.version})\n`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name ? 0 : 2;
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`syncline: unknown command "${name}"\n\n${usage()}\n`);
+    process.stderr.write(`syncline: unknown command "${name}". Run \`syncline --help\` for the commands.\n`);
     return 2;
   }
   return (await command.load())(rest);
 }
 
+const argv = process.argv.slice(2);
+const verbose = wantsVerbose(argv);
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = await main(argv.filter((arg) => arg !== '--verbose'));
 } catch (error) {
-  if (isSynclineError(error)) {
-    process.stderr.write(`syncline: ${error.message} [${error.code}]\n`);
-    process.exitCode = error.code === 'invalid_config' ? 2 : 1;
-  } else {
-    process.stderr.write(`syncline: ${(error as Error).stack ?? String(error)}\n`);
-    process.exitCode = 1;
-  }
+  process.stderr.write(`${errorLine(error, commandLabel(argv.filter((arg) => arg !== '--verbose')))}\n`);
+  if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  process.exitCode = (error as { code?: string }).code === 'invalid_config' ? 2 : 1;
 }

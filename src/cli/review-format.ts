@@ -6,6 +6,7 @@ type Json = Record<string, unknown>;
 export interface ReviewDetail extends Json {
   schema: { hash: string; columns: (Json & { name: string; binding: { target_column: string; pg_type: string } | null; default_mirror: { target_column: string; pg_type: string }; safe_types: string[] })[] };
   diff: { bound_schema_hash: string | null; added: string[]; dropped: string[]; retyped: { name: string; from: string; to: string }[]; key: { from: { columns: string[] }; to: { columns: string[] } } | null; unclear: string[] };
+  columns_to_decide?: string[];
   staged: { rows: number; by_reason: { reason: string; rows: number }[]; samples: Json[] };
   lineage: Json;
   events: Json[];
@@ -14,11 +15,18 @@ export interface ReviewDetail extends Json {
 const SAMPLES_SHOWN = 5;
 const names = (list: readonly string[]) => (list.length > 0 ? list.join(', ') : '-');
 
+/** The columns an approval must name (a follow-up of deferred columns asks only for those). */
+export function columnsToDecide(review: ReviewDetail): string[] {
+  return review.columns_to_decide ?? review.schema.columns.map((c) => c.name);
+}
+
 /** A review as an operator reads it before deciding: what it is, the columns, what changed, what waits, what happened. */
 export function formatReview(review: ReviewDetail): string {
   const head = ['id', 'status', 'action_version', 'classification', 'origin', 'summary', 'claimed_by', 'decided_by'].map((field) => ({ field, value: review[field] }));
   head.push({ field: 'lineage', value: `${String(review.lineage.source_table)} on device ${String(review.lineage.device_id)} (${String(review.lineage.status)}${review.lineage.pause_cause ? `: ${String(review.lineage.pause_cause)}` : ''})` });
-  const columns = review.schema.columns.map((c) => ({
+  const toDecide = new Set(columnsToDecide(review));
+  const decided = review.schema.columns.filter((c) => !toDecide.has(c.name)).map((c) => c.name);
+  const columns = review.schema.columns.filter((c) => toDecide.has(c.name)).map((c) => ({
     ...c,
     mirror_column: c.binding ? `${c.binding.target_column} ${c.binding.pg_type}` : '',
     mirror_default: `${c.default_mirror.target_column} ${c.default_mirror.pg_type}`,
@@ -38,6 +46,7 @@ export function formatReview(review: ReviewDetail): string {
     formatTable(head),
     '',
     formatTable(columns, ['name', 'declared_type', 'affinity', 'pk', 'notnull', 'state', 'mirror_column', 'mirror_default', 'mirror_as_types']),
+    ...(decided.length > 0 ? [`decided before (kept unless named again): ${decided.join(', ')}`] : []),
     '',
     ...changes,
     '',

@@ -4,6 +4,7 @@ import { REPLAY_CHUNK_ROWS } from '../cloud/governance/replay.js';
 import { CloudServer } from '../cloud/server.js';
 import { openStore } from '../cloud/store/open-store.js';
 import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
+import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { httpLimitsConfig, serverHttpOptions } from './server-http-options.js';
@@ -45,6 +46,25 @@ export function generateAdminToken(): string {
   return `sla_${randomBytes(24).toString('base64url')}`;
 }
 
+/** The database URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable DATABASE_URL)';
+  }
+}
+
+function storeError(error: unknown, options: { databaseUrl: string; data: string }): SynclineError {
+  if (isSynclineError(error)) return error;
+  const why = error instanceof Error ? error.message : String(error);
+  const where = options.databaseUrl ? `PostgreSQL at ${redactUrl(options.databaseUrl)}` : `PGlite in ${options.data}`;
+  const todo = options.databaseUrl ? 'check DATABASE_URL (--database-url): the server must be running and the database must exist' : 'check --data (SYNCLINE_DATA): the directory must be writable and hold a PGlite database';
+  return new SynclineError('invalid_config', `cannot open the store (${where}): ${why}; ${todo}`, { field: options.databaseUrl ? 'database-url' : 'data' }, { cause: error });
+}
+
 export async function runServer(argv: string[]): Promise<number> {
   const { options } = parseCommand(serverOptions, argv);
   if (options.help) {
@@ -52,14 +72,13 @@ export async function runServer(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger();
-  let adminToken = options.adminToken;
-  if (!adminToken) {
-    adminToken = generateAdminToken();
-    process.stdout.write(`No SYNCLINE_ADMIN_TOKEN set; this run's admin token is:\n  ${adminToken}\nSet SYNCLINE_ADMIN_TOKEN to keep one across restarts.\n`);
-  }
+  // Printed only once the server listens: a run that fails to start must not hand out a token that never worked.
+  const adminToken = options.adminToken || generateAdminToken();
   const mqtt = mqttConfig(options, options.host);
   const shared = loadSharedConfig(options);
-  const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.data, logger });
+  const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.data, logger }).catch((error: unknown) => {
+    throw storeError(error, options);
+  });
   const shutdown = untilShutdown();
   const server = await CloudServer.start({
     store,
@@ -80,6 +99,9 @@ export async function runServer(argv: string[]): Promise<number> {
     await store.close();
     throw error;
   });
+  if (!options.adminToken) {
+    process.stdout.write(`No SYNCLINE_ADMIN_TOKEN set; this run's admin token is:\n  ${adminToken}\nSet SYNCLINE_ADMIN_TOKEN to keep one across restarts.\n`);
+  }
   process.stdout.write(
     `syncline server listening on ${server.url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${server.policy.schema}, additive: ${server.policy.additive})\n`,
   );

@@ -383,7 +383,8 @@ export class Publisher {
           case 'fatal': {
             const status = isTransportError(error) ? error.status : undefined;
             const code = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'transport_failed';
-            const hint = status === 401 || status === 403 ? ' (check the device token)' : '';
+            // Said once: the transport's message may carry its own hint already (MQTT's refusals do).
+            const hint = (status === 401 || status === 403) && !/\(check /.test(message) ? ' (check the device token)' : '';
             this.#fail(new SynclineError(code, `the server refused the device: ${message}${hint}`, context, { cause: error }));
             return false;
           }

@@ -42,7 +42,7 @@ describe('syncline admin reviews / audit / token / project (real server process,
     const list = await cli(['reviews', 'list', '--status', 'queued'], operator.token);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^id\s+status\s+classification\s+source_table/m);
-    const { reviews } = await json<{ reviews: { id: string; status: string; source_table: string }[] }>(['reviews', 'list', '--status', 'queued'], operator.token);
+    const { items: reviews } = await json<{ items: { id: string; status: string; source_table: string }[] }>(['reviews', 'list', '--status', 'queued'], operator.token);
     const review = reviews.find((r) => r.source_table === 'items')!;
     assert.ok(review, 'the first schema waits for a review');
 
@@ -63,8 +63,8 @@ describe('syncline admin reviews / audit / token / project (real server process,
     assert.equal(rerun.stdout, approved.stdout);
 
     await eventually('the replay finished', async () => (await json<{ state: string } | null>(['reviews', 'replay', ack.lineage_id], operator.token))?.state === 'done');
-    const page = await json<{ rows: Record<string, unknown>[] }>(['mirror-rows', ack.lineage_id], operator.token);
-    assert.deepEqual(page.rows.map((r) => [r.id, r.name, r.qty, Object.hasOwn(r, 'pin')]), [[1, 'n1', 0, false], [2, 'n2', 1, false], [3, 'n3', 2, false]]);
+    const page = await json<{ items: Record<string, unknown>[] }>(['mirror-rows', ack.lineage_id], operator.token);
+    assert.deepEqual(page.items.map((r) => [r.id, r.name, r.qty, Object.hasOwn(r, 'pin')]), [[1, 'n1', 0, false], [2, 'n2', 1, false], [3, 'n3', 2, false]]);
     const audit = await cli(['audit', '--lineage', ack.lineage_id], operator.token);
     assert.equal(audit.code, 0, audit.stderr);
     for (const action of ['review.open', 'review.claim', 'review.approve', 'replay.start', 'replay.done']) assert.match(audit.stdout, new RegExp(`\\b${action.replace('.', '\\.')}\\b`));
@@ -74,17 +74,17 @@ describe('syncline admin reviews / audit / token / project (real server process,
   test('reject keeps the rows staged; purge discards them', async () => {
     const device = await createDeviceToken(server, 'cli-reject');
     const ack = await send(device.token, 2);
-    const { reviews } = await json<{ reviews: { id: string }[] }>(['reviews', 'list', '--lineage', ack.lineage_id]);
+    const { items: reviews } = await json<{ items: { id: string }[] }>(['reviews', 'list', '--lineage', ack.lineage_id]);
     const rejected = await cli(['reviews', 'reject', reviews[0]!.id, '--reason', 'not ours']);
     assert.equal(rejected.code, 0, rejected.stderr);
     assert.match(rejected.stdout, /rejected; its rows stay staged/);
     const staged = await cli(['reviews', 'staged', ack.lineage_id]);
     assert.match(staged.stdout, /schema_review/);
-    assert.equal((await json<{ rows: unknown[] }>(['reviews', 'staged', ack.lineage_id])).rows.length, 2);
+    assert.equal((await json<{ items: unknown[] }>(['reviews', 'staged', ack.lineage_id])).items.length, 2);
     const purged = await cli(['reviews', 'purge', ack.lineage_id]);
     assert.equal(purged.code, 0, purged.stderr);
     assert.match(purged.stdout, /^2 staged rows purged/);
-    assert.equal((await json<{ rows: unknown[] }>(['reviews', 'staged', ack.lineage_id])).rows.length, 0);
+    assert.equal((await json<{ items: unknown[] }>(['reviews', 'staged', ack.lineage_id])).items.length, 0);
   });
 
   test('a viewer token cannot decide; projects are listed and coalescing set by an admin; bad usage exits 2', async () => {

@@ -30,7 +30,7 @@ describeEachStore('schema governance', (ctx) => {
     let lineage = await lineageRow(ctx.store, ack.lineage_id);
     assert.deepEqual([lineage.status, lineage.pause_cause, lineage.mirror_table], ['paused', 'schema_review', null]);
     const review = await openReview(ctx.store, ack.lineage_id);
-    assert.equal(lineage.status_reason, `schema review ${review.id}: first schema of this table; waiting for a review`);
+    assert.equal(lineage.status_reason, `schema review ${review.id}: first schema of this table`);
     assert.deepEqual([review.status, review.classification, review.origin, review.action_version], ['queued', 'ambiguous', 'ingest', 1]);
     assert.equal((await listReviews(ctx.store, { lineage_id: ack.lineage_id })).reviews.length, 1, 'a second batch of the same schema opens no second review');
     const staged = await readStagedRows(ctx.store, ack.lineage_id);
@@ -128,7 +128,7 @@ describeEachStore('schema governance', (ctx) => {
     assert.notEqual(second.id, first.id);
     const old = await getReview(ctx.store, first.id);
     assert.deepEqual([old.status, old.superseded_by], ['superseded', second.id]);
-    assert.equal((await lineageRow(ctx.store, ack.lineage_id)).status_reason, `schema review ${second.id}: first schema of this table; waiting for a review`);
+    assert.equal((await lineageRow(ctx.store, ack.lineage_id)).status_reason, `schema review ${second.id}: first schema of this table`);
     await assert.rejects(approve(ctx.store, first.id, { default_action: 'mirror' }), coded('conflict'));
 
     await approve(ctx.store, second.id, { default_action: 'mirror' });

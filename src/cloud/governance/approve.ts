@@ -1,6 +1,6 @@
 import { SynclineError } from '../../protocol/errors.js';
 import { lockLineageById, setLineageState, type Lineage } from '../ingest/lineage.js';
-import { loadSchema } from '../ingest/mirror-schema.js';
+import { loadMirrorTarget, loadSchema } from '../ingest/mirror-schema.js';
 import type { Queryable } from '../store/store.js';
 import { applyColumnDecision, type AppliedDecision } from './apply-decision.js';
 import { sameKey } from './classify.js';
@@ -74,6 +74,24 @@ interface Decided {
 }
 
 /** Carries out an approval of a claimed review (by an operator, or by Syncline for a coalesced schema). */
+/**
+ * A follow-up of deferred columns asks only for those: the columns the first
+ * approval decided keep their decision (bound ones stay mirrored as they are,
+ * ignored ones stay ignored) unless the operator names them again.
+ */
+async function withEarlierDecisions(tx: Queryable, lineage: Lineage, columns: readonly { name: string }[], actions: readonly ColumnAction[]): Promise<ColumnAction[]> {
+  if (lineage.mirror_table === null) return [...actions];
+  const target = await loadMirrorTarget(tx, lineage);
+  const named = new Set(actions.map((a) => a.name));
+  const kept: ColumnAction[] = [];
+  for (const { name } of columns) {
+    if (named.has(name)) continue;
+    if (target.bindings.has(name)) kept.push({ name, action: 'mirror' });
+    else if (target.ignored.has(name)) kept.push({ name, action: 'ignore' });
+  }
+  return [...actions, ...kept];
+}
+
 async function decide(tx: Queryable, lineage: Lineage, review: ReviewRecord, actions: readonly ColumnAction[], actor: ActorLabel, via?: unknown): Promise<Decided> {
   const schema = await loadSchema(tx, lineage.id, review.schema_hash);
   if (review.origin === 'replay' && lineage.mirror_table !== null && !sameKey(schema.key, lineage.key)) {
@@ -82,6 +100,7 @@ async function decide(tx: Queryable, lineage: Lineage, review: ReviewRecord, act
       lineage_id: lineage.id,
     });
   }
+  if (review.origin === 'defer') actions = await withEarlierDecisions(tx, lineage, schema.columns, actions);
   const applied = await applyColumnDecision(tx, lineage, schema, actions, { coalescing: await projectCoalescing(tx, lineage.project_id) });
   const { plan, target } = applied;
   const record = {

@@ -57,6 +57,8 @@ const invalid = (message: string, field: string, context: Record<string, unknown
 const quoted = (list: readonly string[]) => list.slice(0, MAX_LISTED).map((n) => JSON.stringify(n)).join(', ') + (list.length > MAX_LISTED ? `, and ${list.length - MAX_LISTED} more` : '');
 
 function checkTarget(name: string, field: string): void {
+  // "name:type" is how the CLI writes a target with a type; a ":" in a name is always that mistake.
+  if (name.includes(':')) throw invalid(`mirror column ${JSON.stringify(name.slice(0, 80))} contains ":"; give the type as pg_type`, field);
   try {
     validateSourceName(name, 'column');
   } catch (error) {

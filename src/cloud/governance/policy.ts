@@ -54,7 +54,7 @@ export function decidePolicy(comparison: SchemaComparison, policy: GovernancePol
     case 'compatible_additive':
       return policy.additive === 'allow' ? { action: 'add_columns', columns: comparison.added } : { action: 'pause', reason: `${comparison.summary} (additive changes need a review)` };
     case 'ambiguous':
-      if (comparison.first) return policy.schema === 'auto' ? { action: 'provision' } : { action: 'pause', reason: 'first schema of this table; waiting for a review' };
+      if (comparison.first) return policy.schema === 'auto' ? { action: 'provision' } : { action: 'pause', reason: 'first schema of this table' };
       return { action: 'pause', reason: comparison.summary };
     case 'breaking':
       return { action: 'pause', reason: comparison.summary };

@@ -36,6 +36,9 @@ export function isReviewStatus(value: string): value is ReviewStatus {
 export function nextStatus(status: ReviewStatus, action: ReviewAction, context: Record<string, unknown> = {}): ReviewStatus {
   const next = TRANSITIONS[status][action];
   if (next === null) {
+    if (!isOpen(status)) {
+      throw new SynclineError('conflict', `the review is already ${status}; a decided review does not change (a new schema opens a new review)`, { ...context, status, action });
+    }
     const hint = status === 'queued' && (action === 'approve' || action === 'reject') ? '; claim it first' : '';
     throw new SynclineError('conflict', `cannot ${action} a review that is ${status}${hint}`, { ...context, status, action });
   }

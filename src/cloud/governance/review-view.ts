@@ -47,6 +47,8 @@ export interface ReviewDetail extends ReviewRecord {
   lineage: Pick<LineageView, 'id' | 'device_id' | 'source_table' | 'status' | 'pause_cause' | 'status_reason' | 'schema_hash' | 'mirror_table'> & { key: TableKey };
   /** The incoming columns, each with its state against the mirror. */
   schema: { hash: string; key: TableKey; columns: ReviewColumn[] };
+  /** The columns an approval must name: all of them, except in a follow-up of deferred columns, which asks only for those. */
+  columns_to_decide: string[];
   diff: SchemaDiff;
   staged: StagedSummary & { samples: StagedRowView[] };
   replay: ReplayIntent | null;
@@ -117,6 +119,7 @@ export async function getReviewDetail(db: Queryable, id: string): Promise<Review
     ...review,
     lineage: { id: lineage.id, device_id: lineage.device_id, source_table: lineage.source_table, status: lineage.status, pause_cause: lineage.pause_cause, status_reason: lineage.status_reason, schema_hash: lineage.schema_hash, mirror_table: lineage.mirror_table, key },
     schema: { hash: review.schema_hash, key: schema.key, columns },
+    columns_to_decide: columns.filter((c) => review.origin !== 'defer' || c.state === 'new').map((c) => c.name),
     diff: {
       bound_schema_hash: lineage.schema_hash,
       added: comparison.added.map((c) => c.name),
