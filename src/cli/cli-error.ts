@@ -25,6 +25,13 @@ const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
   checkpoint_expired: 'Start again with --snapshot (or without --checkpoint/--from)',
 };
 
+/** Next steps for the operating system's refusals, by errno code. */
+const SYSTEM_NEXT_STEP: Record<string, string> = {
+  EADDRINUSE: 'Another process holds that port; pass another --http-port (or --mqtt-port), or stop the other process',
+  EACCES: 'Check the permissions of that file or port',
+  ENOENT: 'Check the path',
+};
+
 export function wantsVerbose(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
   const level = env.SYNCLINE_LOG_LEVEL;
   return argv.includes('--verbose') || level === 'debug' || level === 'trace';
@@ -54,6 +61,7 @@ export function errorLine(error: unknown, what: string): string {
     next = error.status === 401 || error.status === 403 ? NEXT_STEP.unauthorized : error.status === undefined ? NEXT_STEP.transport_failed : undefined;
   } else {
     why = error instanceof Error ? error.message : String(error);
+    next = SYSTEM_NEXT_STEP[(error as { code?: string }).code ?? ''];
   }
   const text = sentence(why);
   // A message that already says what to do (in parentheses or after "; ") is not told twice.

@@ -65,7 +65,8 @@ describe('syncline admin reviews / audit / token / project (real server process,
     await eventually('the replay finished', async () => (await json<{ state: string } | null>(['reviews', 'replay', ack.lineage_id], operator.token))?.state === 'done');
     const page = await json<{ items: Record<string, unknown>[] }>(['mirror-rows', ack.lineage_id], operator.token);
     assert.deepEqual(page.items.map((r) => [r.id, r.name, r.qty, Object.hasOwn(r, 'pin')]), [[1, 'n1', 0, false], [2, 'n2', 1, false], [3, 'n3', 2, false]]);
-    const audit = await cli(['audit', '--lineage', ack.lineage_id], operator.token);
+    // Wide enough for every column whole; narrower terminals cut cells with "…" (cli-output.test.ts).
+    const audit = await runSyncline(['admin', 'audit', '--lineage', ack.lineage_id, '--server', server.url], { SYNCLINE_ADMIN_TOKEN: operator.token, COLUMNS: '400' });
     assert.equal(audit.code, 0, audit.stderr);
     for (const action of ['review.open', 'review.claim', 'review.approve', 'replay.start', 'replay.done']) assert.match(audit.stdout, new RegExp(`\\b${action.replace('.', '\\.')}\\b`));
     assert.match(audit.stdout, /on-call \(token [0-9a-f-]{36}\)\s+review\.approve/);

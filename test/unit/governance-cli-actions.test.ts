@@ -6,11 +6,14 @@ import { SynclineError } from '../../src/protocol/errors.js';
 const refused = (message: RegExp) => (e: unknown) => e instanceof SynclineError && e.code === 'invalid_config' && message.test(e.message);
 
 describe('syncline admin reviews approve: flags to column actions', () => {
-  test('--mirror-as takes a target, a type, or both; the type is a known one after the last colon', () => {
+  test('--mirror-as takes a target, a type, or both, parsed strictly: after a colon comes a mirror type', () => {
     assert.deepEqual(parseMirrorAs('name=label'), { name: 'name', action: 'mirror_as', target: 'label' });
     assert.deepEqual(parseMirrorAs('price=:jsonb'), { name: 'price', action: 'mirror_as', pg_type: 'jsonb' });
     assert.deepEqual(parseMirrorAs('price=cost:double precision'), { name: 'price', action: 'mirror_as', target: 'cost', pg_type: 'double precision' });
-    assert.deepEqual(parseMirrorAs('t=a:b'), { name: 't', action: 'mirror_as', target: 'a:b' }, 'not a type: part of the name');
+    assert.deepEqual(parseMirrorAs('qty=:NUMERIC'), { name: 'qty', action: 'mirror_as', pg_type: 'numeric' }, 'types are case-insensitive');
+    assert.throws(() => parseMirrorAs('t=a:b'), refused(/"b" is not a mirror type; use one of bigint, double precision, text, numeric, bytea, jsonb/));
+    assert.throws(() => parseMirrorAs('at=at:integer'), refused(/"integer" is not a mirror type/));
+    assert.throws(() => parseMirrorAs('t=a:b:text'), refused(/cannot contain ":"/));
     assert.throws(() => parseMirrorAs('name'), refused(/--mirror-as takes/));
     assert.throws(() => parseMirrorAs('name='), refused(/--mirror-as takes/));
   });
