@@ -30,7 +30,7 @@ function crashingStore(store: Store, pattern: RegExp, crashAt: number): Store {
     },
     exec: (sql) => tx.exec(sql),
   });
-  return { kind: store.kind, query: (sql, params) => store.query(sql, params), exec: (sql) => store.exec(sql), transaction: (fn) => store.transaction((tx) => fn(wrap(tx))), ping: () => store.ping(), close: async () => {} };
+  return { kind: store.kind, query: (sql, params) => store.query(sql, params), exec: (sql) => store.exec(sql), transaction: (fn) => store.transaction((tx) => fn(wrap(tx))), ping: () => store.ping(), listen: (channel, handlers) => store.listen(channel, handlers), close: async () => {} };
 }
 
 describeEachStore('schema governance: rejection, purge, failures and retries', (ctx) => {

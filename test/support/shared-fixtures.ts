@@ -101,7 +101,7 @@ export function sharedTestConfig(overrides: { retention?: { bundles: number; sco
 }
 
 export async function startSharedServer(store: Store, config: SharedSyncConfig = sharedTestConfig()): Promise<CloudServer> {
-  return CloudServer.start({ store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'auto', logger: pino({ level: 'silent' }), shared: config });
+  return CloudServer.start({ store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'auto', logger: pino({ level: process.env.H12_LOG ?? 'silent' }), shared: config });
 }
 
 export function userToken(user: string, extra: Record<string, unknown> = {}): Promise<string> {

@@ -76,8 +76,8 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   };
   const who = (request: FastifyRequest) => pushers.get(request)!;
   const device = { onRequest: authenticate, preParsing: decodeBody(options.bodyLimit) };
-  const answered = (reply: FastifyReply, scope: string, answer: CommitOutcome | PushAnswer) => {
-    if (answer.status === 'committed' && !answer.duplicate) options.events.committed(scope, answer.bundle_seq);
+  // Commits wake devices through PostgreSQL NOTIFY (see ScopeEvents), on this process and every other.
+  const answered = (reply: FastifyReply, answer: CommitOutcome | PushAnswer) => {
     if (answer.status === 'conflict') reply.status(409);
     countPush(answer);
     return answer;
@@ -90,7 +90,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
 
   app.post(SharedRoutes.push, device, async (request, reply) => {
     const begin = parse(pushBeginSchema, request.body, 'push');
-    return answered(reply, who(request).scope, await beginPush(store, config, who(request), begin));
+    return answered(reply, await beginPush(store, config, who(request), begin));
   });
 
   app.put<{ Params: { id: string; index: string } }>(SharedRoutes.pushChunk, device, async (request) => {
@@ -99,7 +99,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   });
 
   app.post<{ Params: { id: string } }>(SharedRoutes.pushCommit, { onRequest: authenticate }, async (request, reply) => {
-    return answered(reply, who(request).scope, await commitPush(store, config, who(request), request.params.id));
+    return answered(reply, await commitPush(store, config, who(request), request.params.id));
   });
 
   app.delete<{ Params: { id: string } }>(SharedRoutes.pushSession, { onRequest: authenticate }, async (request, reply) => {
@@ -157,6 +157,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   app.addHook('preClose', async () => {
     for (const stream of streams) stream.raw.end();
   });
+  app.addHook('onClose', async () => options.events.stop());
 
   app.post<{ Params: { scope: string } }>(
     SharedRoutes.adminBundles,
@@ -172,7 +173,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
         baseSeq: null,
         rows: body.rows,
       });
-      return answered(reply, scope, outcome);
+      return answered(reply, outcome);
     },
   );
 }

@@ -26,6 +26,7 @@ export function countStoreErrors(store: Store): Store {
     exec: outer.exec,
     transaction: (fn) => store.transaction((tx) => fn(countedQueryable(tx))),
     ping: () => store.ping(),
+    listen: (channel, handlers) => store.listen(channel, handlers),
     close: () => store.close(),
     ...(store.poolStats ? { poolStats: () => store.poolStats!() } : {}),
   };

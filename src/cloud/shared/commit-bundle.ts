@@ -1,11 +1,13 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { WireConflict, ReceivedRowChange } from '../../protocol/shared-sync.js';
 import { encodeValue } from '../../protocol/values.js';
-import { sqlState, type Queryable, type Store } from '../store/store.js';
+import { sqlState, transactionWithRetry, type Queryable, type Store } from '../store/store.js';
+import { APPLYING_SETTING } from './capture-sql.js';
 import { diagnoseConstraints } from './constraint-diagnosis.js';
 import { decodeBundle, type DecodedChange } from './decode-changes.js';
 import type { SharedSyncConfig } from './declarations.js';
-import { applyChanges, serverRowStates } from './table-writes.js';
+import { BUNDLES_CHANNEL } from './scope-events.js';
+import { applyChanges, lockLiveRows, serverRowStates } from './table-writes.js';
 
 export interface CommitRequest {
   scope: string;
@@ -34,8 +36,11 @@ export type CommitOutcome = { status: 'committed'; bundle_seq: string; duplicate
 export async function commitBundle(store: Store, config: SharedSyncConfig, request: CommitRequest): Promise<CommitOutcome> {
   const context = { scope: request.scope, source: request.source, source_bundle_id: request.sourceBundleId };
   const decoded = decodeBundle(request.rows, config.tables, context, request.baseSeq === null);
-  return store.transaction(async (tx) => {
+  return withRowsFree(() => transactionWithRetry(store, async (tx) => {
+    // Syncline writes these rows itself: the capture triggers must not make a second bundle of them.
+    await tx.query(`SELECT set_config('${APPLYING_SETTING}', 'on', true)`);
     const { head, floor } = await lockScope(tx, request.scope);
+    await lockLiveRows(tx, request.scope, decoded.changes);
     const done = await tx.query<{ bundle_seq: string }>(
       'SELECT bundle_seq::text AS bundle_seq FROM sync_bundles WHERE scope = $1 AND source = $2 AND source_bundle_id = $3',
       [request.scope, request.source, request.sourceBundleId],
@@ -64,7 +69,25 @@ export async function commitBundle(store: Store, config: SharedSyncConfig, reque
     await prune(tx, request.scope, seq, floor, config.retention.scopes[request.scope] ?? config.retention.bundles);
     await closeSession(tx, request.sessionId);
     return { status: 'committed', bundle_seq: seq.toString(), duplicate: false };
-  });
+  }));
+}
+
+/**
+ * Runs a commit again while a backend transaction holds one of its rows (see
+ * lockLiveRows): after a short, growing, jittered pause the backend has usually
+ * committed. Gives up after about ten seconds with an answer the device retries.
+ */
+async function withRowsFree<T>(commit: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await commit();
+    } catch (error) {
+      if (sqlState(error) !== '55P03') throw error;
+      if (Date.now() > deadline) throw new SynclineError('unavailable', 'rows of this bundle stay locked by another transaction; retry shortly', {});
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5 * 2 ** attempt, 200) * (0.5 + Math.random())));
+    }
+  }
 }
 
 async function lockScope(tx: Queryable, scope: string): Promise<{ head: bigint; floor: bigint }> {
@@ -125,6 +148,8 @@ async function recordBundle(tx: Queryable, request: CommitRequest, changes: read
     );
   }
   await tx.query('UPDATE sync_scopes SET head_seq = $2::bigint WHERE scope = $1', [request.scope, seq.toString()]);
+  // Delivered at commit, to every server process listening (this one included): the devices' wake-up.
+  await tx.query('SELECT pg_notify($1, $2)', [BUNDLES_CHANNEL, JSON.stringify({ scope: request.scope, head_seq: seq.toString() })]);
 }
 
 /**

@@ -4,6 +4,7 @@ import { SynclineError } from '../../protocol/errors.js';
 import type { SharedTable } from '../../protocol/shared-sync.js';
 import { quoteIdent } from '../identifiers.js';
 import type { Queryable, Store } from '../store/store.js';
+import { captureSql } from './capture-sql.js';
 import type { SharedSyncConfig } from './declarations.js';
 import { MetaColumns as M, SHARED_SCHEMA, pgTypeOfShared, sharedTableRef } from './shared-columns.js';
 
@@ -45,6 +46,7 @@ export async function provisionSharedTables(store: Store, config: SharedSyncConf
     }
     const byName = new Map(config.tables.map((t) => [t.name, t]));
     for (const table of config.tables) for (const ref of table.references) await ensureForeignKey(tx, table, ref, byName.get(ref.table)!);
+    await installCapture(tx, config);
   });
 }
 
@@ -139,4 +141,16 @@ async function ensureForeignKey(tx: Queryable, table: SharedTable, ref: SharedTa
   await tx.exec(`ALTER TABLE ${sharedTableRef(table.name)} ADD CONSTRAINT ${quoteIdent(name)}
     FOREIGN KEY (${withScope(ref.columns)}) REFERENCES ${sharedTableRef(ref.table)} (${withScope(parent.key)})
     DEFERRABLE INITIALLY DEFERRED`);
+}
+
+/** Capture triggers on every synced table, and the retention they prune by. */
+async function installCapture(tx: Queryable, config: SharedSyncConfig): Promise<void> {
+  const { rows } = await tx.query<{ schema: string }>('SELECT current_schema() AS schema');
+  const meta = rows[0]!.schema;
+  for (const table of config.tables) await tx.exec(captureSql(table, { schema: SHARED_SCHEMA, name: table.name }, meta));
+  await tx.query('DELETE FROM sync_retention');
+  await tx.query('INSERT INTO sync_retention (scope, keep) SELECT * FROM unnest($1::text[], $2::int[])', [
+    ['', ...Object.keys(config.retention.scopes)],
+    [config.retention.bundles, ...Object.values(config.retention.scopes)],
+  ]);
 }

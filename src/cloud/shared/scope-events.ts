@@ -1,12 +1,50 @@
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+
+/** The PostgreSQL channel every commit of a bundle notifies, with `{scope, head_seq}` as payload. */
+export const BUNDLES_CHANNEL = 'syncline_bundles';
+
 /**
- * Tells listeners of a scope that a bundle committed. In-process only: with
- * several servers on one PostgreSQL, a device connected to another server learns
- * of the bundle at its next poll instead (the wake-up is a hint, never a
- * guarantee; pulls always converge without it).
+ * Tells listeners of a scope that a bundle committed, whoever committed it: a
+ * device push or admin bundle on any server process, or a backend transaction
+ * captured by the triggers. Every commit NOTIFYs BUNDLES_CHANNEL inside its
+ * transaction, so PostgreSQL delivers it at commit to every process listening
+ * (PGlite delivers it in-process). A wake-up is a hint: a device that missed one
+ * (a lost LISTEN connection) catches up at its next pull, and after a reconnect
+ * every listener is woken once so none waits for its poll.
  */
 export class ScopeEvents {
   readonly #listeners = new Map<string, Set<(headSeq: string) => void>>();
   readonly #everyScope = new Set<(scope: string, headSeq: string) => void>();
+  #unlisten: (() => Promise<void>) | undefined;
+
+  /** Starts receiving the commits of every process on `store`. */
+  async listen(store: Store, logger?: Logger): Promise<void> {
+    this.#unlisten = await store.listen(BUNDLES_CHANNEL, {
+      onMessage: (payload) => {
+        try {
+          const { scope, head_seq: head } = JSON.parse(payload) as { scope: unknown; head_seq: unknown };
+          if (typeof scope === 'string' && typeof head === 'string') this.committed(scope, head);
+        } catch (error) {
+          logger?.warn({ err: error }, 'unreadable bundle notification');
+        }
+      },
+      onReconnect: () => {
+        this.#catchUp(store).catch((error: unknown) => logger?.warn({ err: error }, 'could not catch up after the LISTEN connection came back'));
+      },
+    });
+  }
+
+  /** Wakes every listened scope with its head: commits notified while the connection was down were missed. */
+  async #catchUp(store: Store): Promise<void> {
+    const { rows } = await store.query<{ scope: string; head_seq: string }>('SELECT scope, head_seq::text AS head_seq FROM sync_scopes WHERE scope = ANY($1::text[])', [[...this.#listeners.keys()]]);
+    for (const row of rows) this.committed(row.scope, row.head_seq);
+  }
+
+  async stop(): Promise<void> {
+    await this.#unlisten?.();
+    this.#unlisten = undefined;
+  }
 
   /** Listens to every scope (the MQTT wake-up publisher). */
   subscribeAll(listener: (scope: string, headSeq: string) => void): () => void {

@@ -100,3 +100,37 @@ export function keyText(key: readonly SqlValue[]): string {
 export function keyColumns(table: SharedTable): SharedColumn[] {
   return table.key.map((name) => table.columns.find((c) => c.name === name)!);
 }
+
+/** SQL turning a column into its wire value (see protocol/values.ts); SQL NULL stays NULL, which json_build_array writes as null. */
+export function wireJsonSql(expr: string, type: SharedColumnType): string {
+  switch (type) {
+    case 'INTEGER':
+      return `CASE WHEN ${expr} BETWEEN -9007199254740991 AND 9007199254740991 THEN to_json(${expr}) WHEN ${expr} IS NOT NULL THEN json_build_object('$int', ${expr}::text) END`;
+    case 'REAL':
+      return `CASE WHEN ${expr} = trunc(${expr}) OR ${expr}::text = '-0' THEN json_build_object('$real', ${expr}::text) ELSE to_json(${expr}) END`;
+    case 'BLOB':
+      return `CASE WHEN ${expr} IS NOT NULL THEN json_build_object('$blob', translate(encode(${expr}, 'base64'), E'\\n', '')) END`;
+    default:
+      return `${expr}::text`;
+  }
+}
+
+/**
+ * SQL giving the same text as keyText() for a row's key columns: the JSON of the
+ * key's wire values without spaces, so a key written by SQL and one written by a
+ * device name the same row.
+ */
+export function keyTextSql(table: SharedTable, alias: string): string {
+  const parts = keyColumns(table).map((c) => {
+    const e = `${alias}.${quoteIdent(c.name)}`;
+    switch (c.type) {
+      case 'INTEGER':
+        return `CASE WHEN ${e} BETWEEN -9007199254740991 AND 9007199254740991 THEN ${e}::text ELSE '{"$int":"' || ${e}::text || '"}' END`;
+      case 'BLOB':
+        return `'{"$blob":"' || translate(encode(${e}, 'base64'), E'\\n', '') || '"}'`;
+      default:
+        return `to_json(${e}::text)::text`;
+    }
+  });
+  return `'[' || ${parts.join(` || ',' || `)} || ']'`;
+}

@@ -30,7 +30,9 @@ export async function startSharedSync(store: Store, config: SharedSyncConfig, lo
   });
   await provisionSharedTables(store, config, logger.child({ component: 'shared-sync' }));
   logger.info({ tables: config.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`) }, 'two-way sync ready');
-  return { config, verifier, events: new ScopeEvents(), snapshots: new SnapshotBuilder(store, config, { logger: logger.child({ component: 'shared-snapshots' }) }) };
+  const events = new ScopeEvents();
+  await events.listen(store, logger.child({ component: 'shared-events' }));
+  return { config, verifier, events, snapshots: new SnapshotBuilder(store, config, { logger: logger.child({ component: 'shared-snapshots' }) }) };
 }
 
 /** How the embedded MQTT broker checks a device that signs in with its sync JWT: the scope it may follow. */

@@ -6,7 +6,7 @@ import { quoteIdent } from '../identifiers.js';
 import type { Queryable, Store } from '../store/store.js';
 import { pulls, type SharedSyncConfig } from './declarations.js';
 import type { Pusher } from './push-sessions.js';
-import { MetaColumns as M, castSharedFromText, sharedTableRef } from './shared-columns.js';
+import { MetaColumns as M, castSharedFromText, sharedTableRef, wireJsonSql } from './shared-columns.js';
 
 const q = quoteIdent;
 
@@ -160,20 +160,6 @@ export class SnapshotBuilder {
       }
       if (!more) return;
     }
-  }
-}
-
-/** SQL turning a column into its wire value (see protocol/values.ts); SQL NULL stays NULL, which json_build_array writes as null. */
-function wireJsonSql(expr: string, type: SharedColumnType): string {
-  switch (type) {
-    case 'INTEGER':
-      return `CASE WHEN ${expr} BETWEEN -9007199254740991 AND 9007199254740991 THEN to_json(${expr}) WHEN ${expr} IS NOT NULL THEN json_build_object('$int', ${expr}::text) END`;
-    case 'REAL':
-      return `CASE WHEN ${expr} = trunc(${expr}) OR ${expr}::text = '-0' THEN json_build_object('$real', ${expr}::text) ELSE to_json(${expr}) END`;
-    case 'BLOB':
-      return `CASE WHEN ${expr} IS NOT NULL THEN json_build_object('$blob', translate(encode(${expr}, 'base64'), E'\\n', '')) END`;
-    default:
-      return `${expr}::text`;
   }
 }
 

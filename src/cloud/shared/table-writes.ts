@@ -47,6 +47,27 @@ export async function serverRowStates(tx: Queryable, scope: string, table: Share
   return states;
 }
 
+/**
+ * Locks the live rows a bundle touches, after the scope row, without waiting
+ * (NOWAIT). A backend transaction locks a row first and the scope second (its
+ * capture trigger runs once the row is locked), so a push that waited for such a
+ * row while holding the scope would deadlock with it; instead the lock attempt
+ * fails with 55P03 and the caller backs off, releasing the scope to the backend.
+ */
+export async function lockLiveRows(tx: Queryable, scope: string, changes: readonly DecodedChange[]): Promise<void> {
+  const byTable = new Map<SharedTable, string[]>();
+  for (const change of changes) {
+    if (!byTable.has(change.table)) byTable.set(change.table, []);
+    byTable.get(change.table)!.push(change.keyText);
+  }
+  for (const table of [...byTable.keys()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const keys = [...new Set(byTable.get(table))].sort();
+    for (const part of slices(keys)) {
+      await tx.query(`SELECT 1 FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} = ANY($2::text[]) ORDER BY ${q(M.key)} FOR UPDATE NOWAIT`, [scope, part]);
+    }
+  }
+}
+
 /** Writes upserts of one table at version `seq`; a tombstone of an earlier delete of the key is cleared. */
 async function upsertRows(tx: Queryable, scope: string, table: SharedTable, changes: readonly DecodedChange[], seq: bigint, source: string): Promise<void> {
   const cols = table.columns;

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
+import type { ListenHandlers } from './pg-listener.js';
 import type { Queryable, QueryResult, Store } from './store.js';
 
 const keepText = (value: string): string => value;
@@ -54,6 +55,13 @@ export class PgliteStore implements Store {
   /** PGlite is in process: it fails only when closed or its WASM instance aborted, which this reports. */
   async ping(): Promise<void> {
     await this.#db.query('SELECT 1');
+  }
+
+  async listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
+    const unlisten = await this.#db.listen(channel, (payload) => handlers.onMessage(payload));
+    return async () => {
+      if (!this.#db.closed) await unlisten();
+    };
   }
 
   async close(): Promise<void> {

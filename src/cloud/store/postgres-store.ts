@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_CONNECTION_RETRY, withConnectionRetry, type ConnectionRetryOptions } from './connection-retry.js';
+import { PgListener, type ListenHandlers } from './pg-listener.js';
 import { sqlState, type PoolStats, type Queryable, type QueryResult, type Store } from './store.js';
 
 export interface PostgresStoreOptions {
@@ -30,9 +31,12 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #retry: ConnectionRetryOptions;
   readonly #logger: Logger | undefined;
+  readonly #url: string;
+  readonly #listeners = new Set<PgListener>();
 
-  private constructor(pool: pg.Pool, options: PostgresStoreOptions) {
+  private constructor(pool: pg.Pool, url: string, options: PostgresStoreOptions) {
     this.#pool = pool;
+    this.#url = url;
     this.#retry = options.retry ?? DEFAULT_CONNECTION_RETRY;
     this.#logger = options.logger;
   }
@@ -67,7 +71,7 @@ export class PostgresStore implements Store {
       throw error;
     });
     client.release();
-    return new PostgresStore(pool, options);
+    return new PostgresStore(pool, databaseUrl, options);
   }
 
   /** pool.query holds its own error listener on the client it borrows. */
@@ -144,7 +148,18 @@ export class PostgresStore implements Store {
     return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount };
   }
 
+  async listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
+    const listener = await PgListener.start(this.#url, channel, handlers, this.#logger);
+    this.#listeners.add(listener);
+    return async () => {
+      this.#listeners.delete(listener);
+      await listener.stop();
+    };
+  }
+
   async close(): Promise<void> {
+    await Promise.all([...this.#listeners].map((l) => l.stop()));
+    this.#listeners.clear();
     await this.#pool.end();
   }
 }

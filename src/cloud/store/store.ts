@@ -1,3 +1,5 @@
+import type { ListenHandlers } from './pg-listener.js';
+
 /**
  * The cloud's view of its database. Ingest, governance and the admin API talk to
  * this interface only; PGlite and PostgreSQL are two adapters that run the same SQL.
@@ -31,6 +33,12 @@ export interface Store extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** One `SELECT 1`, without retries and bounded in time; rejects with the reason when the database cannot answer (health checks). */
   ping(): Promise<void>;
+  /**
+   * Receives the payloads NOTIFY sends on `channel` (from any process on the same
+   * database; in PGlite, from this process). Resolves once listening; the returned
+   * function stops it.
+   */
+  listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
   /** Connection pool figures, for stores that pool connections (PostgreSQL). */
   poolStats?(): PoolStats;
