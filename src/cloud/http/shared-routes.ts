@@ -133,7 +133,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   });
 
   app.delete<{ Params: { id: string } }>(SharedRoutes.snapshot, { onRequest: authenticate }, async (request, reply) => {
-    options.snapshots.drop(who(request), request.params.id);
+    await options.snapshots.drop(who(request), request.params.id);
     return reply.status(204).send();
   });
 
@@ -157,7 +157,10 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   app.addHook('preClose', async () => {
     for (const stream of streams) stream.raw.end();
   });
-  app.addHook('onClose', async () => options.events.stop());
+  app.addHook('onClose', async () => {
+    options.snapshots.stop();
+    await options.events.stop();
+  });
 
   app.post<{ Params: { scope: string } }>(
     SharedRoutes.adminBundles,

@@ -1,68 +1,91 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SynclineError } from '../../protocol/errors.js';
-import { SharedDefaults, type SharedColumnType, type SharedTable, type SnapshotAnswer, type SnapshotChunkAnswer } from '../../protocol/shared-sync.js';
-import { quoteIdent } from '../identifiers.js';
-import type { Queryable, Store } from '../store/store.js';
+import { SharedDefaults, type SnapshotAnswer, type SnapshotChunkAnswer } from '../../protocol/shared-sync.js';
+import { isUuid } from '../auth/devices.js';
+import type { Store } from '../store/store.js';
 import { pulls, type SharedSyncConfig } from './declarations.js';
 import type { Pusher } from './push-sessions.js';
-import { MetaColumns as M, castSharedFromText, sharedTableRef, wireJsonSql } from './shared-columns.js';
-
-const q = quoteIdent;
-
-interface Snapshot {
-  scope: string;
-  seq: string;
-  chunks: string[];
-  rows: number;
-  bytes: number;
-  finished: boolean;
-  error: unknown;
-  createdAt: number;
-  waiters: (() => void)[];
-  /** Rows per chunk: what the device asked for, else the server's limit. */
-  chunkRows: number;
-}
+import { readTableChunks } from './snapshot-chunks.js';
 
 export interface SnapshotLimits {
   /** Rows per chunk. */
   chunkRows: number;
-  /** Encoded bytes all open snapshots may hold; a new snapshot beyond it is refused as unavailable (retry later). */
+  /** Bytes all snapshots in the database may hold; a new snapshot beyond it is refused as unavailable. */
   maxBytes: number;
-  ttlMs: number;
+  /** Bytes one scope's snapshots may hold; a build going past it fails. */
+  maxScopeBytes: number;
+  /** Snapshots of one scope at a time; a new one frees the oldest beyond it. */
+  maxPerScope: number;
+  /** A snapshot nobody read for this long is freed. */
+  idleMs: number;
+  /** A build that stopped making progress for this long counts as failed. */
+  stallMs: number;
+  /** How often a reader looks for a chunk another process is still building. */
+  pollMs: number;
 }
 
-const DEFAULT_LIMITS: SnapshotLimits = { chunkRows: SharedDefaults.chunkRows * 4, maxBytes: 2 * 1024 ** 3, ttlMs: SharedDefaults.sessionTtlMs };
+const DEFAULT_LIMITS: SnapshotLimits = {
+  chunkRows: SharedDefaults.chunkRows * 4,
+  maxBytes: 4 * 1024 ** 3,
+  maxScopeBytes: 1024 ** 3,
+  maxPerScope: 3,
+  idleMs: 2 * 60_000,
+  stallMs: 30_000,
+  pollMs: 20,
+};
+
+/** A build running in this process. */
+interface LocalBuild {
+  scope: string;
+  /** PGlite only: chunks not yet committed (PGlite's one connection cannot read them before), served from here until then. */
+  pending: string[] | undefined;
+  count: number;
+  finished: boolean;
+  error: unknown;
+  dropped: boolean;
+  waiters: (() => void)[];
+}
+
+interface ChunkRow {
+  status: 'building' | 'done' | 'failed';
+  chunk_count: number;
+  row_count: string;
+  dead: boolean;
+  body: string | null;
+}
 
 /**
  * Frozen, chunked snapshots of a scope's shared tables for hydration.
  *
  * One REPEATABLE READ transaction reads the scope's head and every row, so the
- * snapshot is exactly the state after bundle `snapshot_seq`, whatever commits
- * meanwhile. Chunks are encoded as the transaction reads them and handed out as
- * soon as each is ready, so the device writes chunk i while the server reads
- * chunk i+1. They are kept in this process's memory (bounded by maxBytes) until
- * the device drops the snapshot or it expires: a device must fetch them from the
- * server that built them, and restarts its hydration if that server goes away.
+ * snapshot is exactly the state after bundle `snapshot_seq`. Chunks are stored in
+ * PostgreSQL (sync_snapshot_chunks) as they are read, so any server process
+ * serves any chunk while the build goes on, and no heap holds them. Per scope,
+ * at most maxPerScope snapshots and maxScopeBytes exist; one nobody reads for
+ * idleMs is freed, as is one whose builder died (its PostgreSQL backend is gone).
+ * PGlite is one process with one connection: there, chunks of a build in
+ * progress are served from memory until its transaction commits.
  */
 export class SnapshotBuilder {
   readonly #store: Store;
   readonly #config: SharedSyncConfig;
   readonly #limits: SnapshotLimits;
   readonly #log: Logger | undefined;
-  readonly #snapshots = new Map<string, Snapshot>();
+  readonly #local = new Map<string, LocalBuild>();
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(store: Store, config: SharedSyncConfig, options: { limits?: Partial<SnapshotLimits>; logger?: Logger } = {}) {
     this.#store = store;
     this.#config = config;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#log = options.logger;
+    this.#sweeper = setInterval(() => this.#expire().catch((error: unknown) => this.#log?.warn({ err: error }, 'could not free expired snapshots')), this.#limits.idleMs / 4);
+    this.#sweeper.unref();
   }
 
-  get heldBytes(): number {
-    let bytes = 0;
-    for (const snapshot of this.#snapshots.values()) bytes += snapshot.bytes;
-    return bytes;
+  stop(): void {
+    clearInterval(this.#sweeper);
   }
 
   /** Snapshots held in memory, for metrics. */
@@ -72,99 +95,136 @@ export class SnapshotBuilder {
 
   /** Starts a snapshot and answers once its sequence number is fixed; the chunks follow. */
   async create(who: Pusher, options: { chunkRows?: number } = {}): Promise<SnapshotAnswer> {
-    this.#expire();
-    if (this.heldBytes >= this.#limits.maxBytes) throw new SynclineError('unavailable', 'too many snapshots are being served; retry shortly', { held_bytes: this.heldBytes });
+    await this.#expire();
+    const { rows: held } = await this.#store.query<{ bytes: string }>('SELECT coalesce(sum(bytes), 0)::text AS bytes FROM sync_snapshots');
+    if (Number(held[0]!.bytes) >= this.#limits.maxBytes) throw new SynclineError('unavailable', 'too many snapshots are being served; retry shortly', { held_bytes: held[0]!.bytes });
+    const { rows: evicted } = await this.#store.query<{ id: string }>(
+      'DELETE FROM sync_snapshots WHERE id IN (SELECT id FROM sync_snapshots WHERE scope = $1 ORDER BY created_at DESC OFFSET $2) RETURNING id',
+      [who.scope, this.#limits.maxPerScope - 1],
+    );
+    for (const { id } of evicted) this.#markDropped(id);
     const id = randomUUID();
-    const snapshot: Snapshot = { scope: who.scope, seq: '0', chunks: [], rows: 0, bytes: 0, finished: false, error: undefined, createdAt: Date.now(), waiters: [], chunkRows: options.chunkRows ?? this.#limits.chunkRows };
+    const local: LocalBuild = { scope: who.scope, pending: this.#store.kind === 'pglite' ? [] : undefined, count: 0, finished: false, error: undefined, dropped: false, waiters: [] };
+    this.#local.set(id, local);
     let fixed!: (seq: string) => void;
     const seqFixed = new Promise<string>((resolve) => (fixed = resolve));
     const build = this.#store.transaction(async (tx) => {
       await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      const { rows } = await tx.query<{ head_seq: string }>('SELECT head_seq::text AS head_seq FROM sync_scopes WHERE scope = $1', [who.scope]);
-      snapshot.seq = rows[0]?.head_seq ?? '0';
-      this.#snapshots.set(id, snapshot);
-      fixed(snapshot.seq);
-      for (const table of this.#config.tables.filter((t) => pulls(t.direction))) await this.#readTable(tx, snapshot, table, who.source);
+      const { rows } = await tx.query<{ head_seq: string; pid: number }>('SELECT (SELECT head_seq::text FROM sync_scopes WHERE scope = $1) AS head_seq, pg_backend_pid() AS pid', [who.scope]);
+      const seq = rows[0]?.head_seq ?? '0';
+      // Chunks go in through another connection, so other processes see them at once; PGlite has only this one.
+      const write = local.pending ? tx : this.#store;
+      await write.query('INSERT INTO sync_snapshots (id, scope, snapshot_seq, chunk_rows, builder_pid) VALUES ($1, $2, $3::bigint, $4, $5)', [
+        id,
+        who.scope,
+        seq,
+        options.chunkRows ?? this.#limits.chunkRows,
+        local.pending ? null : rows[0]!.pid,
+      ]);
+      fixed(seq);
+      for (const table of this.#config.tables.filter((t) => pulls(t.direction))) {
+        await readTableChunks(tx, who.scope, table, who.source, options.chunkRows ?? this.#limits.chunkRows, async (chunk) => {
+          if (local.dropped) throw new SynclineError('not_found', 'the snapshot was dropped while it was built', { snapshot_id: id });
+          const { rows: after } = await write.query<{ scope_bytes: string }>(
+            `WITH c AS (INSERT INTO sync_snapshot_chunks (snapshot_id, chunk_index, body) VALUES ($1, $2, $3))
+             UPDATE sync_snapshots SET chunk_count = $2 + 1, row_count = row_count + $4, bytes = bytes + $5, beat_at = now() WHERE id = $1
+             RETURNING (SELECT sum(bytes) FROM sync_snapshots WHERE scope = $6)::text AS scope_bytes`,
+            [id, local.count, chunk.body, chunk.rows, chunk.body.length, who.scope],
+          );
+          if (after.length === 0) throw new SynclineError('not_found', 'the snapshot was freed while it was built', { snapshot_id: id });
+          if (Number(after[0]!.scope_bytes) + chunk.body.length > this.#limits.maxScopeBytes) {
+            throw new SynclineError('unavailable', `this scope's snapshots would hold more than ${this.#limits.maxScopeBytes} bytes`, { snapshot_id: id });
+          }
+          local.pending?.push(chunk.body);
+          local.count++;
+          this.#notify(local);
+        });
+      }
+      await write.query(`UPDATE sync_snapshots SET status = 'done', beat_at = now() WHERE id = $1`, [id]);
     });
     build
-      .catch((error: unknown) => {
-        snapshot.error = error;
-        this.#log?.error({ err: error, scope: who.scope, snapshot_id: id }, 'snapshot failed');
+      .catch(async (error: unknown) => {
+        local.error = error;
+        if (!local.dropped) this.#log?.error({ err: error, scope: who.scope, snapshot_id: id }, 'snapshot failed');
+        await this.#store.query(`UPDATE sync_snapshots SET status = 'failed' WHERE id = $1`, [id]).catch(() => {});
       })
       .finally(() => {
-        snapshot.finished = true;
-        this.#notify(snapshot);
-        this.#log?.info({ scope: who.scope, snapshot_id: id, rows: snapshot.rows, chunks: snapshot.chunks.length }, 'snapshot built');
+        local.finished = true;
+        this.#local.delete(id);
+        this.#notify(local);
+        this.#log?.info({ scope: who.scope, snapshot_id: id, chunks: local.count }, 'snapshot built');
       });
-    const seq = await Promise.race([seqFixed, build.then(() => snapshot.seq)]);
-    if (snapshot.error) throw snapshot.error;
+    const seq = await Promise.race([seqFixed, build.then(() => '')]);
+    if (local.error) throw local.error;
     return { snapshot_id: id, snapshot_seq: seq };
   }
 
   /** Chunk `index` once it is built, or the end marker after the last one. */
   async chunk(who: Pusher, id: string, index: number): Promise<string> {
-    const snapshot = this.#snapshots.get(id);
-    if (!snapshot || snapshot.scope !== who.scope) throw new SynclineError('not_found', 'no such snapshot (it expired, was dropped, or was built by another server)', { snapshot_id: id.slice(0, 64) });
-    while (index >= snapshot.chunks.length && !snapshot.finished) await new Promise<void>((resolve) => snapshot.waiters.push(resolve));
-    if (snapshot.error) throw new SynclineError('unavailable', 'the snapshot could not be built; start another', { snapshot_id: id });
-    if (index < snapshot.chunks.length) return snapshot.chunks[index]!;
-    const end: SnapshotChunkAnswer = { end: true, chunk_count: snapshot.chunks.length, row_count: snapshot.rows };
-    return JSON.stringify(end);
-  }
-
-  drop(who: Pusher, id: string): void {
-    const snapshot = this.#snapshots.get(id);
-    if (snapshot && snapshot.scope === who.scope) this.#snapshots.delete(id);
-  }
-
-  #notify(snapshot: Snapshot): void {
-    for (const resolve of snapshot.waiters.splice(0)) resolve();
-  }
-
-  #expire(): void {
-    const cutoff = Date.now() - this.#limits.ttlMs;
-    for (const [id, snapshot] of this.#snapshots) if (snapshot.finished && snapshot.createdAt < cutoff) this.#snapshots.delete(id);
-  }
-
-  /**
-   * Reads a table in primary-key order, a page at a time (keyset on the key, which
-   * the primary key's index serves): the device then inserts in its own key order.
-   */
-  async #readTable(tx: Queryable, snapshot: Snapshot, table: SharedTable, requester: string): Promise<void> {
-    const keyColumns = table.key.map((name) => table.columns.find((c) => c.name === name)!);
-    const head = JSON.stringify({ table: table.name, columns: table.columns.map((c) => c.name) }).slice(0, -1);
-    const order = keyColumns.map((c) => q(c.name)).join(', ');
-    const after = `(${order}) > (${keyColumns.map((c, i) => castSharedFromText(`$${i + 4}`, c.type)).join(', ')})`;
-    // PostgreSQL renders each row as its wire JSON: this process then only joins text, which on a
-    // busy machine leaves the CPU to the device writing the previous chunk.
-    const row = `json_build_array(${table.columns.map((c) => wireJsonSql(q(c.name), c.type)).join(', ')})::text`;
-    const select = (from: boolean) => `SELECT ${row} AS j, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${q(M.source)} = $3 AS own, ${keyColumns.map((c, i) => `${q(c.name)} AS k${i}`).join(', ')}
-      FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1${from ? ` AND ${after}` : ''} ORDER BY ${order} LIMIT $2`;
-    const first = select(false);
-    const rest = select(true);
-    const chunkRows = snapshot.chunkRows;
-    const page = (last?: Record<string, unknown>) =>
-      tx.query<Record<string, unknown>>(last ? rest : first, [snapshot.scope, chunkRows, requester, ...(last ? keyColumns.map((c, i) => keyParam(last[`k${i}`], c.type)) : [])]);
-    // The next page is asked for before this one is joined, so PostgreSQL reads while this process answers.
-    for (let next = page(); ; ) {
-      const { rows } = await next;
-      const more = rows.length === chunkRows;
-      if (more) next = page(rows.at(-1));
-      if (rows.length > 0) {
-        const own = rows.flatMap((r, i) => (r.own === true ? [i] : []));
-        const body = `${head},"rows":[${rows.map((r) => r.j).join(',')}],"versions":${JSON.stringify(rows.map((r) => r.v))},"hlcs":${JSON.stringify(rows.map((r) => r.h))},"own":${JSON.stringify(own)}}`;
-        snapshot.chunks.push(body);
-        snapshot.rows += rows.length;
-        snapshot.bytes += body.length;
-        this.#notify(snapshot);
+    if (!isUuid(id)) throw notFound(id);
+    for (;;) {
+      const local = this.#local.get(id);
+      if (local && local.scope !== who.scope) throw notFound(id);
+      if (local?.pending) {
+        if (index < local.pending.length) return local.pending[index]!;
+        if (local.error) throw failed(id);
+        await this.#wait(local);
+        continue;
       }
-      if (!more) return;
+      const { rows } = await this.#store.query<ChunkRow>(
+        `UPDATE sync_snapshots s SET read_at = now() WHERE s.id = $1 AND s.scope = $2
+         RETURNING s.status, s.chunk_count, s.row_count::text AS row_count,
+           s.status = 'building' AND (s.beat_at < now() - make_interval(secs => $4) OR (s.builder_pid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.builder_pid))) AS dead,
+           (SELECT c.body FROM sync_snapshot_chunks c WHERE c.snapshot_id = s.id AND c.chunk_index = $3) AS body`,
+        [id, who.scope, index, this.#limits.stallMs / 1000],
+      );
+      const row = rows[0];
+      if (!row) throw notFound(id);
+      if (row.body !== null) return row.body;
+      if (row.status === 'failed' || row.dead) throw failed(id);
+      if (row.status === 'done') {
+        const end: SnapshotChunkAnswer = { end: true, chunk_count: row.chunk_count, row_count: Number(row.row_count) };
+        return JSON.stringify(end);
+      }
+      if (local) await this.#wait(local);
+      else await new Promise((resolve) => setTimeout(resolve, this.#limits.pollMs));
     }
   }
+
+  async drop(who: Pusher, id: string): Promise<void> {
+    if (!isUuid(id)) return;
+    if (this.#local.get(id)?.scope === who.scope) this.#markDropped(id);
+    await this.#store.query('DELETE FROM sync_snapshots WHERE id = $1 AND scope = $2', [id, who.scope]);
+  }
+
+  #markDropped(id: string): void {
+    const local = this.#local.get(id);
+    if (local) local.dropped = true;
+  }
+
+  #wait(local: LocalBuild): Promise<void> {
+    if (local.finished) return Promise.resolve();
+    return new Promise<void>((resolve) => local.waiters.push(resolve));
+  }
+
+  #notify(local: LocalBuild): void {
+    for (const resolve of local.waiters.splice(0)) resolve();
+  }
+
+  /** Frees snapshots left unread, whose build died, or that failed. */
+  async #expire(): Promise<void> {
+    await this.#store.query(
+      `DELETE FROM sync_snapshots s WHERE s.status = 'failed' OR s.read_at < now() - make_interval(secs => $1)
+          OR (s.status = 'building' AND (s.beat_at < now() - make_interval(secs => $2) OR (s.builder_pid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.builder_pid))))`,
+      [this.#limits.idleMs / 1000, this.#limits.stallMs / 1000],
+    );
+  }
 }
 
-/** A key value as read from the store, as the text castSharedFromText turns back into it. */
-function keyParam(value: unknown, type: SharedColumnType): string {
-  return type === 'BLOB' ? Buffer.from(value as Uint8Array).toString('hex') : String(value);
+function notFound(id: string): SynclineError {
+  return new SynclineError('not_found', 'no such snapshot (it expired, was dropped, or was freed after being left unread)', { snapshot_id: id.slice(0, 64) });
 }
 
+function failed(id: string): SynclineError {
+  return new SynclineError('unavailable', 'the snapshot could not be built; start another', { snapshot_id: id });
+}

@@ -67,6 +67,8 @@ CREATE TABLE sync_snapshots (
   bytes bigint NOT NULL DEFAULT 0,
   created_at timestamptz NOT NULL DEFAULT now(),
   beat_at timestamptz NOT NULL DEFAULT now(),
+  -- the PostgreSQL backend running the build: when it is gone (its process was killed), so is the build
+  builder_pid integer,
   read_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX sync_snapshots_scope ON sync_snapshots (scope, created_at);
