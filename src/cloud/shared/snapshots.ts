@@ -88,9 +88,16 @@ export class SnapshotBuilder {
     clearInterval(this.#sweeper);
   }
 
-  /** Snapshots held in memory, for metrics. */
+  /** Snapshots this process is building, for metrics (their chunks are in PostgreSQL). */
   get openCount(): number {
-    return this.#snapshots.size;
+    return this.#local.size;
+  }
+
+  /** Bytes of chunks this process holds in memory: only PGlite builds not yet committed. */
+  get heldBytes(): number {
+    let bytes = 0;
+    for (const local of this.#local.values()) for (const chunk of local.pending ?? []) bytes += chunk.length;
+    return bytes;
   }
 
   /** Starts a snapshot and answers once its sequence number is fixed; the chunks follow. */
