@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { SynclineError } from '../protocol/errors.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { MQTT_ACK_TIMEOUT_MS, MQTT_MAX_IN_FLIGHT, MqttTransport } from '../transport/mqtt-transport.js';
+import { MQTT_RESEND_MIN_MS } from '../transport/resend-timeout.js';
 import type { Transport } from '../transport/transport.js';
 import type { OptionTable, ParsedOptions } from './options.js';
 
@@ -16,7 +17,8 @@ export const agentTransportOptions = {
   mqttCa: { flag: 'mqtt-ca', env: 'SYNCLINE_MQTT_CA', kind: 'string', description: 'PEM CA file to verify the broker (mqtts://)' },
   mqttCert: { flag: 'mqtt-cert', env: 'SYNCLINE_MQTT_CERT', kind: 'string', description: 'PEM device certificate file (mTLS; its CN is the device id)' },
   mqttKey: { flag: 'mqtt-key', env: 'SYNCLINE_MQTT_KEY', kind: 'string', description: 'PEM device key file (mTLS)' },
-  ackTimeoutMs: { flag: 'ack-timeout-ms', env: 'SYNCLINE_ACK_TIMEOUT_MS', kind: 'integer', default: MQTT_ACK_TIMEOUT_MS, description: "MQTT: send a batch again when the cloud's answer takes longer" },
+  ackTimeoutMs: { flag: 'ack-timeout-ms', env: 'SYNCLINE_ACK_TIMEOUT_MS', kind: 'integer', default: MQTT_ACK_TIMEOUT_MS, description: "MQTT: the longest wait for the cloud's answer before a batch is sent again" },
+  mqttResendMs: { flag: 'mqtt-resend-ms', env: 'SYNCLINE_MQTT_RESEND_MS', kind: 'integer', default: MQTT_RESEND_MIN_MS, description: 'MQTT: the shortest wait before an unanswered batch is sent again (the wait adapts to answer times, up to --ack-timeout-ms)' },
   mqttMaxInFlight: { flag: 'mqtt-max-in-flight', env: 'SYNCLINE_MQTT_MAX_IN_FLIGHT', kind: 'integer', default: MQTT_MAX_IN_FLIGHT, description: 'MQTT: batches awaiting an answer at once' },
 } satisfies OptionTable;
 
@@ -59,6 +61,7 @@ export function agentTransport(options: Parsed, logger: Logger): Transport {
     ...(options.token ? { token: options.token } : {}),
     ...(Object.keys(tls).length > 0 ? { tls } : {}),
     ...(options.ackTimeoutMs !== undefined ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
+    ...(options.mqttResendMs !== undefined ? { resendMinMs: options.mqttResendMs } : {}),
     ...(options.mqttMaxInFlight !== undefined ? { maxInFlight: options.mqttMaxInFlight } : {}),
     logger: logger.child({ component: 'mqtt' }),
   });

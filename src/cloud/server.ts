@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
+import { HealthBoard } from './health.js';
 import { FlowController } from './flow-control/flow-controller.js';
 import { flowLimits, type FlowLimits } from './flow-control/flow-decision.js';
 import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type SchemaPolicy } from './governance/policy.js';
@@ -116,7 +117,9 @@ export class CloudServer {
       mqtt: () => mqtt && { ...mqtt.load, stats: mqtt.stats },
       ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
     });
+    const health = new HealthBoard(options.logger.child({ component: 'health' }));
     const app = await buildApp({
+      health,
       metrics,
       ...(shared ? { shared } : {}),
       store: options.store,
@@ -140,7 +143,7 @@ export class CloudServer {
     }
     if (options.mqtt) {
       try {
-        mqtt = await MqttService.start({ store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
+        mqtt = await MqttService.start({ health, store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
         const service = mqtt;
         shared?.events.subscribeAll((scope, head) => {
           service.publishWake(scope, head).catch((error: unknown) => options.logger.warn({ err: error, scope }, 'could not publish a wake-up'));

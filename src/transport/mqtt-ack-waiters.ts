@@ -55,7 +55,7 @@ export class AckWaiters {
   }
 
   /** Registers interest in the answer for `batchId` before the batch is published. */
-  wait(batchId: string, timeoutMs: number, signal?: AbortSignal): Promise<BatchAck> {
+  wait(batchId: string, timeoutMs: number, signal?: AbortSignal, onTimeout?: () => void): Promise<BatchAck> {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -72,7 +72,10 @@ export class AckWaiters {
           reject(error);
         },
       };
-      const timer = setTimeout(() => waiter.reject(new TransportError(`no answer from the cloud for batch ${batchId} within ${timeoutMs} ms`, { retryable: true })), timeoutMs);
+      const timer = setTimeout(() => {
+        onTimeout?.();
+        waiter.reject(new TransportError(`no answer from the cloud for batch ${batchId} within ${timeoutMs} ms`, { retryable: true }));
+      }, timeoutMs);
       const onAbort = () => waiter.reject(new TransportError('aborted', { retryable: true }));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.get(batchId)?.reject(new TransportError(`batch ${batchId} was sent again`, { retryable: true }));

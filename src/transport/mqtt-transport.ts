@@ -5,6 +5,7 @@ import { PublisherDefaults, SERVER_BODY_LIMIT_BYTES } from '../protocol/constant
 import { parseDownlink, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { deviceRoot, deviceTopic, SYNC_QOS } from '../protocol/topics.js';
 import { AckWaiters } from './mqtt-ack-waiters.js';
+import { MQTT_RESEND_MIN_MS, ResendTimeout } from './resend-timeout.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
 import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
 
@@ -18,8 +19,10 @@ export interface MqttTransportOptions {
   token?: string;
   /** PEM: CA to verify the broker, and the device's own certificate and key (mTLS). */
   tls?: { ca?: string; cert?: string; key?: string };
-  /** How long to wait for the cloud's answer to a batch before sending it again. */
+  /** The longest wait for the cloud's answer to a batch before sending it again (the adaptive wait never exceeds it). */
   ackTimeoutMs?: number;
+  /** The shortest wait before a batch is sent again (default MQTT_RESEND_MIN_MS); see resend-timeout.ts. */
+  resendMinMs?: number;
   /** Batches published and not yet answered, at most. */
   maxInFlight?: number;
   compressAboveBytes?: number;
@@ -55,6 +58,7 @@ export class MqttTransport implements Transport {
   readonly #log: Logger;
   readonly #root: string;
   readonly #waiters: AckWaiters;
+  readonly #resend: ResendTimeout;
   #client: MqttClient | undefined;
   /** Connected and subscribed; re-armed on every disconnect. */
   #ready: Promise<void> | undefined;
@@ -71,6 +75,7 @@ export class MqttTransport implements Transport {
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#root = deviceRoot(options.projectId ?? 'default', options.deviceId);
     this.#waiters = new AckWaiters(options.maxInFlight ?? MQTT_MAX_IN_FLIGHT);
+    this.#resend = new ResendTimeout(options.resendMinMs ?? MQTT_RESEND_MIN_MS, options.ackTimeoutMs ?? MQTT_ACK_TIMEOUT_MS);
   }
 
   get inFlight(): number {
@@ -88,11 +93,14 @@ export class MqttTransport implements Transport {
     const release = await this.#waiters.acquire(signal);
     try {
       const client = await this.#connected(signal);
-      const answer = this.#waiters.wait(batch.batch_id, this.#opts.ackTimeoutMs ?? MQTT_ACK_TIMEOUT_MS, signal);
+      const sentAt = Date.now();
+      const answer = this.#waiters.wait(batch.batch_id, this.#resend.current(), signal, () => this.#resend.timedOut());
       client.publish(deviceTopic(this.#root, 'rowBatch'), body, { qos: SYNC_QOS }, (error) => {
         if (error) this.#waiters.reject(batch.batch_id, new TransportError(`publish failed: ${error.message}`, { retryable: true, cause: error }));
       });
-      return await answer;
+      const ack = await answer;
+      this.#resend.answered(Date.now() - sentAt);
+      return ack;
     } finally {
       release();
     }

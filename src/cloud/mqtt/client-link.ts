@@ -3,6 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { SynclineError } from '../../protocol/errors.js';
 import { SYNC_QOS } from '../../protocol/topics.js';
+import type { HealthBoard } from '../health.js';
 import type { BrokerLink } from './broker-link.js';
 
 /** Answers are small and frequent: no Nagle delay on the broker connection. */
@@ -17,59 +18,104 @@ export interface ClientLinkOptions {
   /** PEM: CA to verify the broker with, and the server's own client certificate and key (mqtts). */
   tls?: { ca?: string; cert?: string; key?: string };
   connectTimeoutMs?: number;
+  /** Told when the broker goes away and comes back (`/healthz`). */
+  health?: HealthBoard;
 }
+
+/**
+ * PINGREQ interval: a server whose event loop hangs stops pinging, and the broker
+ * drops it (and its share of the shared subscription) after 1.5x this.
+ */
+export const SERVER_KEEPALIVE_S = 10;
+/** How long start-up waits for a first connection before going on without the broker. */
+const FIRST_CONNECT_WAIT_MS = 3000;
 
 /**
  * The cloud on an external broker (Mosquitto, EMQX), as an ordinary MQTT client.
  * Deliveries are held while the front door's queue is full: mqtt.js then stops
  * reading, and the broker keeps (or, for a shared subscription, redistributes)
- * what it has not delivered. Reconnects and resubscribes on its own.
+ * what it has not delivered. A broker that is down at start-up or goes away later
+ * does not stop the server: the link reports `degraded` and keeps reconnecting,
+ * subscribing again on every connection (clean sessions keep nothing).
  */
 export class ClientLink implements BrokerLink {
   readonly #client: MqttClient;
+  readonly #log: Logger;
+  readonly #url: string;
+  readonly #health: HealthBoard | undefined;
   #filters: string[] = [];
 
-  private constructor(client: MqttClient) {
+  private constructor(client: MqttClient, options: ClientLinkOptions) {
     this.#client = client;
+    this.#log = options.logger;
+    this.#url = redact(options.url);
+    this.#health = options.health;
   }
 
   static async connect(options: ClientLinkOptions): Promise<ClientLink> {
-    const log = options.logger;
     const clientOptions: IClientOptions = {
       clientId: `syncline-server-${randomUUID()}`,
       clean: true,
       protocolVersion: 4,
       reconnectPeriod: 1000,
+      keepalive: SERVER_KEEPALIVE_S,
+      // Subscriptions are made again by #onConnect, which can report a refusal.
+      resubscribe: false,
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       ...(options.tls ?? {}),
     };
     const client = mqtt.connect(options.url, clientOptions);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no CONNACK within ${clientOptions.connectTimeout} ms`)), clientOptions.connectTimeout);
-        client.once('connect', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        client.once('error', (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-    } catch (error) {
-      await client.endAsync(true).catch(() => {});
-      throw new SynclineError('broker_unavailable', `cannot connect to the MQTT broker at ${redact(options.url)}: ${(error as Error).message}`, {}, { cause: error });
-    }
-    client.on('error', (error) => log.warn({ err: error }, 'MQTT broker connection error'));
-    client.on('offline', () => log.warn({ broker: redact(options.url) }, 'MQTT broker unreachable; reconnecting'));
-    noDelay(client);
-    client.on('connect', () => {
-      noDelay(client);
-      log.info({ broker: redact(options.url) }, 'MQTT broker connected');
+    const link = new ClientLink(client, options);
+    link.#health?.degrade('mqtt_broker', `connecting to the MQTT broker at ${link.#url}`);
+    client.on('error', (error) => {
+      link.#log.warn({ reason: error.message }, 'MQTT broker connection error');
+      if (!client.connected) link.#health?.degrade('mqtt_broker', `MQTT broker at ${link.#url} unreachable: ${error.message}`);
     });
-    return new ClientLink(client);
+    client.on('offline', () => {
+      link.#log.warn({ broker: link.#url }, 'MQTT broker unreachable; reconnecting');
+      link.#health?.degrade('mqtt_broker', `MQTT broker at ${link.#url} unreachable; reconnecting`);
+    });
+    client.on('connect', () => void link.#onConnect());
+    // A reachable broker is connected (and its subscriptions checked) before start-up goes on; an unreachable one is not waited for.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        client.off('connect', done);
+        client.off('error', done);
+        client.off('offline', done);
+        resolve();
+      };
+      const timer = setTimeout(done, FIRST_CONNECT_WAIT_MS);
+      client.once('connect', done);
+      client.once('error', done);
+      client.once('offline', done);
+    });
+    return link;
   }
 
+  async #onConnect(): Promise<void> {
+    noDelay(this.#client);
+    this.#log.info({ broker: this.#url }, 'MQTT broker connected');
+    if (this.#filters.length === 0) {
+      this.#health?.recover('mqtt_broker');
+      return;
+    }
+    try {
+      await this.#subscribeNow();
+      this.#health?.recover('mqtt_broker');
+    } catch (error) {
+      this.#log.error({ reason: (error as Error).message }, 'MQTT subscription failed');
+      this.#health?.degrade('mqtt_broker', (error as Error).message);
+    }
+  }
+
+  async #subscribeNow(): Promise<void> {
+    const grants = await this.#client.subscribeAsync(this.#filters, { qos: SYNC_QOS });
+    const refused = grants.filter((g) => g.qos > 2).map((g) => g.topic);
+    if (refused.length > 0) throw new SynclineError('broker_unavailable', `the MQTT broker refused the subscriptions ${refused.join(', ')} (check its ACL for the server's account)`, { refused });
+  }
+
+  /** Subscribes now when connected (a refusal then fails start-up); otherwise on the next connection. */
   async subscribe(filters: readonly string[], handler: (topic: string, payload: Buffer) => Promise<void> | void): Promise<void> {
     this.#client.handleMessage = (packet, callback) => {
       const held = handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
@@ -77,12 +123,19 @@ export class ClientLink implements BrokerLink {
       else callback();
     };
     this.#filters = [...filters];
-    const grants = await this.#client.subscribeAsync(this.#filters, { qos: SYNC_QOS });
-    const refused = grants.filter((g) => g.qos > 2).map((g) => g.topic);
-    if (refused.length > 0) throw new SynclineError('broker_unavailable', `the MQTT broker refused the subscriptions ${refused.join(', ')} (check its ACL for the server's account)`, { refused });
+    if (this.#client.connected) {
+      await this.#subscribeNow();
+      this.#health?.recover('mqtt_broker');
+    }
   }
 
+  /**
+   * Refused at once while the broker is away rather than queued: a queued publish
+   * would hold flow control's pass until the broker returns, and every caller
+   * already sends again (controls are resent until acked, devices resend batches).
+   */
   async publish(topic: string, payload: Buffer, options: { retain?: boolean } = {}): Promise<void> {
+    if (!this.#client.connected) throw new SynclineError('broker_unavailable', `the MQTT broker at ${this.#url} is unreachable`);
     await this.#client.publishAsync(topic, payload, { qos: SYNC_QOS, retain: options.retain ?? false });
   }
 
@@ -92,7 +145,8 @@ export class ClientLink implements BrokerLink {
   }
 
   async close(): Promise<void> {
-    await this.#client.endAsync();
+    // Forced when the broker is away: a graceful end would wait for queued publishes that cannot go out.
+    await this.#client.endAsync(!this.#client.connected);
   }
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter, sharedWakeTopic } from '../../protocol/topics.js';
 import type { FlowController } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
+import type { HealthBoard } from '../health.js';
 import type { Store } from '../store/store.js';
 import { AedesLink, type BrokerLink } from './broker-link.js';
 import { ClientLink, redact, type ClientLinkOptions } from './client-link.js';
@@ -36,6 +37,8 @@ export interface MqttServiceDeps {
   options: CloudMqttOptions;
   /** Two-way sync: lets devices sign in with their sync JWT to follow their scope's wake-ups. */
   sharedWake?: SharedWakeAuth;
+  /** An external broker's reachability is reported here (`/healthz`). */
+  health?: HealthBoard;
 }
 
 /**
@@ -72,7 +75,7 @@ export class MqttService {
     let broker: EmbeddedBroker | undefined;
     let link: BrokerLink;
     if (options.url) {
-      link = await ClientLink.connect({ url: options.url, logger: log, ...(options.clientTls ? { tls: options.clientTls } : {}) });
+      link = await ClientLink.connect({ url: options.url, logger: log, ...(options.clientTls ? { tls: options.clientTls } : {}), ...(deps.health ? { health: deps.health } : {}) });
     } else {
       broker = await EmbeddedBroker.start({
         db: store,
