@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { mosquittoPasswordHash } from '../cloud/mqtt/mosquitto-password.js';
 import { renderAclFile, renderListenerConf, renderPasswordFile, type BrokerAccounts } from '../cloud/mqtt/mosquitto-files.js';
-import { DefaultPorts, Routes } from '../protocol/constants.js';
+import { DefaultPorts, Routes, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
@@ -16,6 +16,12 @@ export const mqttConfigOptions = {
   serverPassword: { flag: 'server-password', env: 'SYNCLINE_MQTT_SERVER_PASSWORD', kind: 'string', required: true, secret: true, description: "that account's password (hashed here; it never leaves this machine)" },
   listenerPort: { flag: 'listener-port', kind: 'integer', default: DefaultPorts.mqtt, description: 'port of the listener in syncline-listener.conf' },
   listenerHost: { flag: 'listener-host', kind: 'string', default: '0.0.0.0', description: 'address of the listener in syncline-listener.conf' },
+  maxPacketBytes: {
+    flag: 'max-packet-bytes',
+    kind: 'integer',
+    default: SERVER_BODY_LIMIT_BYTES,
+    description: "max_packet_size written to syncline-listener.conf: the largest packet a client may send (match the server's --body-limit)",
+  },
   json: { flag: 'json', kind: 'boolean', default: false, description: 'print JSON for scripts' },
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
@@ -48,7 +54,7 @@ export async function runAdminMqttConfig(argv: string[]): Promise<number> {
   const files = { passwd: join(dir, 'passwd'), acl: join(dir, 'acl'), conf: join(dir, 'syncline-listener.conf') };
   writeAtomically(files.passwd, renderPasswordFile(server, accounts.devices), 0o600);
   writeAtomically(files.acl, renderAclFile(server, accounts.devices, new Date().toISOString()), 0o644);
-  writeAtomically(files.conf, renderListenerConf({ port: options.listenerPort, host: options.listenerHost, passwordFile: files.passwd, aclFile: files.acl }), 0o644);
+  writeAtomically(files.conf, renderListenerConf({ port: options.listenerPort, host: options.listenerHost, passwordFile: files.passwd, aclFile: files.acl, maxPacketBytes: options.maxPacketBytes }), 0o644);
   const result = { files, devices: accounts.devices.length, skipped: accounts.skipped };
   printResult(result, options.json, () =>
     [

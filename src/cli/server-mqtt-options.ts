@@ -20,6 +20,12 @@ export const serverMqttOptions = {
   mqttTlsKey: { flag: 'mqtt-tls-key', env: 'SYNCLINE_MQTT_TLS_KEY', kind: 'string', description: 'PEM private key file of the TLS listener' },
   mqttTlsCa: { flag: 'mqtt-tls-ca', env: 'SYNCLINE_MQTT_TLS_CA', kind: 'string', description: 'PEM CA file signing device certificates: a verified certificate\'s CN is the device id (mTLS)' },
   mqttRequireClientCert: { flag: 'mqtt-require-client-cert', env: 'SYNCLINE_MQTT_REQUIRE_CLIENT_CERT', kind: 'boolean', default: false, description: 'refuse TLS clients without a verified certificate' },
+  mqttMaxPacketBytes: {
+    flag: 'mqtt-max-packet-bytes',
+    env: 'SYNCLINE_MQTT_MAX_PACKET_BYTES',
+    kind: 'integer',
+    description: 'embedded broker: largest MQTT packet (topic and payload) a client may send; a larger one disconnects it before its body is read (default: --body-limit)',
+  },
   mqttUrl: { flag: 'mqtt-url', env: 'MQTT_URL', kind: 'string', secret: true, description: 'use this external broker (mqtt://user:password@host:port) instead of the embedded one' },
   mqttShareGroup: { flag: 'mqtt-share-group', env: 'SYNCLINE_MQTT_SHARE_GROUP', kind: 'string', default: DEFAULT_SHARE_GROUP, description: 'shared-subscription group on the external broker; servers in one group split the load' },
   mqttCa: { flag: 'mqtt-ca', env: 'SYNCLINE_MQTT_CA', kind: 'string', description: 'PEM CA file to verify the external broker (mqtts://)' },
@@ -51,6 +57,10 @@ export function mqttConfig(options: Parsed, host: string): CloudMqttOptions | un
   if (options.mqttPort === 0) return undefined;
   if (options.mqttPort !== undefined && (options.mqttPort < 0 || options.mqttPort > 65535)) throw new SynclineError('invalid_config', '--mqtt-port must be 0 to 65535', { field: 'mqttPort' });
   const config: CloudMqttOptions = { host, port: options.mqttPort ?? 'default' };
+  if (options.mqttMaxPacketBytes !== undefined) {
+    if (options.mqttMaxPacketBytes < 1024) throw new SynclineError('invalid_config', '--mqtt-max-packet-bytes must be at least 1024', { field: 'mqttMaxPacketBytes' });
+    config.maxPacketBytes = options.mqttMaxPacketBytes;
+  }
   if (options.mqttTlsPort !== undefined) {
     const cert = pem(options.mqttTlsCert, 'mqtt-tls-cert');
     const key = pem(options.mqttTlsKey, 'mqtt-tls-key');

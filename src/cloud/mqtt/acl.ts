@@ -25,8 +25,11 @@ function check(session: DeviceIdentity, topic: string, channels: readonly TopicC
   return ALLOWED;
 }
 
-export function authorizeDevicePublish(session: DeviceIdentity, topic: string): AclVerdict {
-  return check(session, topic, UPLINK_CHANNELS, 'publish');
+/** Retained publishes are refused on every device topic: the broker would keep each one in memory for good. */
+export function authorizeDevicePublish(session: DeviceIdentity, topic: string, options: { retain?: boolean } = {}): AclVerdict {
+  const verdict = check(session, topic, UPLINK_CHANNELS, 'publish');
+  if (verdict.allowed && options.retain) return { allowed: false, reason: 'a retained publish: devices may not leave messages on the broker' };
+  return verdict;
 }
 
 /** `filter` must be the device's own downlink topic exactly: a wildcard could reach other devices. */

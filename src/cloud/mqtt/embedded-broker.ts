@@ -8,6 +8,7 @@ import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { Queryable } from '../store/store.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscribe } from './acl.js';
+import { DeviceSessions, limitPacketSize, watchRevocations } from './broker-guards.js';
 import { authenticateBrokerClient } from './device-directory.js';
 import type { MqttStats } from './mqtt-stats.js';
 
@@ -32,6 +33,10 @@ export interface EmbeddedBrokerOptions {
   tls?: BrokerTlsOptions;
   /** Two-way sync's wake-ups: devices may sign in with their sync JWT to follow their scope's topic. */
   sharedWake?: SharedWakeAuth;
+  /** Largest MQTT packet a client may send (the server's body limit by default); a larger one disconnects it. */
+  maxPacketBytes: number;
+  /** How often connected devices are checked for revocation (default 1 s). */
+  revocationCheckMs?: number;
 }
 
 /** Verifies a sync JWT and names the scope it may follow. */
@@ -61,39 +66,47 @@ export class EmbeddedBroker {
   readonly tlsUrl: string | undefined;
   readonly #servers: Server[];
   readonly #sockets: Set<Socket>;
+  readonly #stopWatch: () => void;
 
-  private constructor(aedes: Aedes, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined) {
+  private constructor(aedes: Aedes, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => void) {
     this.aedes = aedes;
     this.#servers = servers;
     this.#sockets = sockets;
+    this.#stopWatch = stopWatch;
     this.url = url;
     this.tlsUrl = tlsUrl;
   }
 
   static async start(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
     const aedes = await Aedes.createBroker({ concurrency: 1000 });
-    installSecurity(aedes, options);
+    const devices = new DeviceSessions();
+    installSecurity(aedes, options, devices);
     const servers: Server[] = [];
     const sockets = new Set<Socket>();
+    const { logger, stats, maxPacketBytes } = options;
     // Half-open or handshaking sockets aedes does not know yet would keep close() waiting.
-    const track = <T extends Socket>(socket: T): T => {
+    const handle = (socket: Socket): void => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
-      return socket;
+      limitPacketSize(aedes.handle(socket), maxPacketBytes, (declared) => {
+        stats.oversizedPackets += 1;
+        logger.warn({ remote: socket.remoteAddress, declared_bytes: declared, max_packet_bytes: maxPacketBytes }, 'MQTT packet over the size limit; disconnecting the client');
+      });
     };
     try {
       // No Nagle: answers are small packets, and waiting to coalesce them costs every device ~40 ms.
-      const plain = createServer({ noDelay: true }, (socket) => aedes.handle(track(socket)));
+      const plain = createServer({ noDelay: true }, handle);
       servers.push(plain);
       const port = await listenWithFallback(plain, options);
       let tlsUrl: string | undefined;
       if (options.tls) {
         const { cert, key, ca, requireClientCert } = options.tls;
-        const secure = createTlsServer({ cert, key, noDelay: true, ...(ca ? { ca, requestCert: true, rejectUnauthorized: requireClientCert === true } : {}) }, (socket) => aedes.handle(track(socket)));
+        const secure = createTlsServer({ cert, key, noDelay: true, ...(ca ? { ca, requestCert: true, rejectUnauthorized: requireClientCert === true } : {}) }, handle);
         servers.push(secure);
         tlsUrl = `mqtts://${shownHost(options.host)}:${await listen(secure, options.tls.port, options.host)}`;
       }
-      return new EmbeddedBroker(aedes, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl);
+      const stopWatch = watchRevocations({ db: options.db, sessions: devices, intervalMs: options.revocationCheckMs ?? 1_000, logger, aedes, onClosed: (n) => (stats.revokedDisconnects += n) });
+      return new EmbeddedBroker(aedes, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl, stopWatch);
     } catch (error) {
       await closeAll(aedes, servers, sockets);
       throw error;
@@ -101,11 +114,12 @@ export class EmbeddedBroker {
   }
 
   async close(): Promise<void> {
+    this.#stopWatch();
     await closeAll(this.aedes, this.#servers, this.#sockets);
   }
 }
 
-function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
+function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: DeviceSessions): void {
   const { db, logger: log, stats } = options;
   const sessions = new WeakMap<Client, DeviceIdentity>();
   const wakeSessions = new WeakMap<Client, WakeSession>();
@@ -115,7 +129,10 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
     const signIn: Promise<void> =
       username === SHARED_WAKE_USERNAME && options.sharedWake
         ? options.sharedWake(password?.toString('utf8') ?? '', client.id).then((scope) => void wakeSessions.set(client, { scope, source: client.id }))
-        : authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then((identity) => void sessions.set(client, identity));
+        : authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then((identity) => {
+            sessions.set(client, identity);
+            devices.add(identity.device_id, client);
+          });
     signIn.then(
       () => done(null, true),
       (error: unknown) => {
@@ -129,7 +146,7 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
   aedes.authorizePublish = (client, packet, done) => {
     const identity = client ? sessions.get(client) : undefined;
     const verdict = identity
-      ? authorizeDevicePublish(identity, packet.topic)
+      ? authorizeDevicePublish(identity, packet.topic, { retain: packet.retain })
       : { allowed: false as const, reason: client && wakeSessions.has(client) ? 'a wake-up session only listens' : 'no authenticated device' };
     if (verdict.allowed) return done(null);
     stats.deniedPublishes += 1;
@@ -149,6 +166,10 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions): void {
     log.warn({ device_id: identity?.device_id, topic: subscription.topic.slice(0, 200), reason: verdict.reason }, 'MQTT subscription denied');
     done(null, null);
   };
+  aedes.on('clientDisconnect', (client) => {
+    const identity = sessions.get(client);
+    if (identity) devices.remove(identity.device_id, client);
+  });
   aedes.on('clientError', (client, error) => {
     if (!isSynclineError(error)) log.debug({ client_id: client.id, err: error }, 'MQTT client error');
   });

@@ -67,9 +67,15 @@ export function renderAclFile(server: ServerAccount, devices: readonly BrokerAcc
   return `${lines.join('\n')}\n`;
 }
 
-/** A mosquitto.conf fragment that turns the files on for one listener. */
-export function renderListenerConf(options: { port: number; host: string; passwordFile: string; aclFile: string }): string {
+/**
+ * A mosquitto.conf fragment that turns the files on for one listener, with the packet
+ * size limit the embedded broker applies (a global option: it covers every listener).
+ */
+export function renderListenerConf(options: { port: number; host: string; passwordFile: string; aclFile: string; maxPacketBytes: number }): string {
   return [
+    '# Packets over this size are refused and their client disconnected (the embedded broker does the same).',
+    `max_packet_size ${options.maxPacketBytes}`,
+    '',
     `listener ${options.port} ${options.host}`,
     'allow_anonymous false',
     `password_file ${options.passwordFile}`,

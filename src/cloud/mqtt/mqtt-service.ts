@@ -26,6 +26,10 @@ export interface CloudMqttOptions {
   shareGroup?: string;
   /** Batches ingested at once from MQTT. */
   maxConcurrentIngests?: number;
+  /** Embedded broker: largest packet a client may send; default the server's body limit. */
+  maxPacketBytes?: number;
+  /** Embedded broker: how often connected devices are checked for revocation (default 1 s). */
+  revocationCheckMs?: number;
 }
 
 export interface MqttServiceDeps {
@@ -85,6 +89,8 @@ export class MqttService {
         port: options.port ?? 'default',
         ...(options.tls ? { tls: options.tls } : {}),
         ...(deps.sharedWake ? { sharedWake: deps.sharedWake } : {}),
+        maxPacketBytes: options.maxPacketBytes ?? deps.bodyLimit,
+        ...(options.revocationCheckMs !== undefined ? { revocationCheckMs: options.revocationCheckMs } : {}),
       });
       link = new AedesLink(broker.aedes);
     }

@@ -14,8 +14,12 @@ export interface MqttStats {
   unknownDevices: number;
   controlsSent: number;
   controlAcks: number;
+  /** Packets refused for declaring a size over the limit (the client is disconnected before the body is read). */
+  oversizedPackets: number;
+  /** Sessions closed because their device was revoked. */
+  revokedDisconnects: number;
 }
 
 export function newMqttStats(): MqttStats {
-  return { authFailures: 0, deniedPublishes: 0, deniedSubscribes: 0, batchesReceived: 0, batchesAcked: 0, batchesRefused: 0, unknownDevices: 0, controlsSent: 0, controlAcks: 0 };
+  return { authFailures: 0, deniedPublishes: 0, deniedSubscribes: 0, batchesReceived: 0, batchesAcked: 0, batchesRefused: 0, unknownDevices: 0, controlsSent: 0, controlAcks: 0, oversizedPackets: 0, revokedDisconnects: 0 };
 }
