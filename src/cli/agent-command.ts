@@ -1,4 +1,5 @@
 import { Agent } from '../device/agent.js';
+import { parseTelemetrySpec } from '../device/telemetry/telemetry-table.js';
 import { PublisherDefaults } from '../protocol/constants.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
 import { createLogger } from './logger.js';
@@ -14,6 +15,7 @@ export const agentOptions = {
   flushIntervalMs: { flag: 'flush-interval-ms', env: 'SYNCLINE_FLUSH_INTERVAL_MS', kind: 'integer', default: PublisherDefaults.flushIntervalMs, description: 'send a partial batch after this long' },
   maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
   maxBatchBytes: { flag: 'max-batch-bytes', env: 'SYNCLINE_MAX_BATCH_BYTES', kind: 'integer', default: PublisherDefaults.maxBatchBytes, description: 'encoded bytes per batch at most' },
+  telemetry: { flag: 'telemetry', env: 'SYNCLINE_TELEMETRY', kind: 'list', description: 'ship TABLE as an append-only telemetry table, read by a cursor without triggers: TABLE (rowid order; needs an INTEGER PRIMARY KEY) or TABLE=TIME_COLUMN; updates and deletes are not shipped' },
   ...agentTransportOptions,
   shared: { flag: 'shared', kind: 'boolean', default: false, description: "two-way sync of the server's shared tables (push, pull, conflicts) instead of edge replication; needs --server and --jwt" },
   jwt: { flag: 'jwt', env: 'SYNCLINE_JWT', kind: 'string', secret: true, description: 'with --shared: the JWT naming the user (sub) and, unless --source, the device (sid claim)' },
@@ -37,6 +39,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     transport,
     logger,
     once: options.once,
+    ...(options.telemetry ? { telemetry: options.telemetry.map(parseTelemetrySpec) } : {}),
     publisher: {
       flushIntervalMs: options.flushIntervalMs,
       maxBatchRows: options.maxBatchRows,

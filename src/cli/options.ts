@@ -9,7 +9,8 @@ import { SynclineError } from '../protocol/errors.js';
 export interface OptionSpec {
   flag: string;
   env?: string;
-  kind: 'string' | 'integer' | 'boolean';
+  /** `list`: a repeatable flag (its environment variable is comma-separated). */
+  kind: 'string' | 'integer' | 'boolean' | 'list';
   default?: string | number | boolean;
   choices?: readonly string[];
   description: string;
@@ -21,7 +22,7 @@ export interface OptionSpec {
 export type OptionTable = Record<string, OptionSpec>;
 
 export type ParsedOptions<T extends OptionTable> = {
-  [K in keyof T]: T[K]['kind'] extends 'integer' ? number : T[K]['kind'] extends 'boolean' ? boolean : string;
+  [K in keyof T]: T[K]['kind'] extends 'integer' ? number : T[K]['kind'] extends 'boolean' ? boolean : T[K]['kind'] extends 'list' ? string[] : string;
 };
 
 export interface ParsedCommand<T extends OptionTable> {
@@ -29,7 +30,8 @@ export interface ParsedCommand<T extends OptionTable> {
   positionals: string[];
 }
 
-function convert(name: string, spec: OptionSpec, raw: string | boolean): string | number | boolean {
+function convert(name: string, spec: OptionSpec, raw: string | boolean | string[]): string | number | boolean | string[] {
+  if (spec.kind === 'list') return Array.isArray(raw) ? raw : String(raw).split(',').filter((v) => v !== '');
   if (spec.kind === 'boolean') return raw === true || raw === 'true' || raw === '1';
   const text = String(raw);
   if (spec.kind === 'integer') {
@@ -44,7 +46,7 @@ function convert(name: string, spec: OptionSpec, raw: string | boolean): string 
 
 export function parseCommand<T extends OptionTable>(table: T, argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand<T> {
   const config = Object.fromEntries(
-    Object.values(table).map((spec) => [spec.flag, { type: spec.kind === 'boolean' ? ('boolean' as const) : ('string' as const) }]),
+    Object.values(table).map((spec) => [spec.flag, { type: spec.kind === 'boolean' ? ('boolean' as const) : ('string' as const), multiple: spec.kind === 'list' }]),
   );
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -52,7 +54,7 @@ export function parseCommand<T extends OptionTable>(table: T, argv: string[], en
   } catch (error) {
     throw new SynclineError('invalid_config', (error as Error).message);
   }
-  const options: Record<string, string | number | boolean> = {};
+  const options: Record<string, string | number | boolean | string[]> = {};
   for (const [name, spec] of Object.entries(table)) {
     const fromFlag = parsed.values[spec.flag];
     const fromEnv = spec.env ? env[spec.env] : undefined;
@@ -63,7 +65,7 @@ export function parseCommand<T extends OptionTable>(table: T, argv: string[], en
       }
       continue;
     }
-    options[name] = convert(name, spec, raw as string | boolean);
+    options[name] = convert(name, spec, raw as string | boolean | string[]);
   }
   return { options: options as ParsedOptions<T>, positionals: parsed.positionals };
 }
@@ -73,7 +75,7 @@ export function helpText(usage: string, summary: string, table: OptionTable): st
   const entries = Object.values(table);
   if (entries.length > 0) lines.push('options:');
   for (const spec of entries) {
-    const value = spec.kind === 'boolean' ? '' : spec.choices ? ` <${spec.choices.join('|')}>` : ' <value>';
+    const value = spec.kind === 'boolean' ? '' : spec.choices ? ` <${spec.choices.join('|')}>` : spec.kind === 'list' ? ' <value> (repeatable)' : ' <value>';
     const extras = [
       spec.env ? `env ${spec.env}` : '',
       spec.default !== undefined && !spec.secret ? `default ${String(spec.default)}` : '',

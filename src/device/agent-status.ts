@@ -19,6 +19,9 @@ export interface AgentStatus {
   last_error?: string;
   /** Tables the cloud paused (flow control): their changes wait in the journal until it resumes them. */
   paused?: { table: string; reason: string; since: string }[];
+  /** Telemetry tables: the last acked seq, rows behind the time cursor (never shipped) and rowids skipped before shipping. */
+  telemetry?: { table: string; time_column: string | null; acked_seq: number; late_rows: number; gap_rows: number }[];
+  telemetry_rows_acked?: number;
 }
 
 /** Counts unacked entries per table in one journal scan; computed on request, not in the loop. */

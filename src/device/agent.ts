@@ -10,6 +10,10 @@ import { readSidecar, restoredFromBackup, sidecarPath, writeSidecar } from './ep
 import { JournalReader } from './journal-reader.js';
 import { Publisher } from './publisher.js';
 import { publisherOptions, type PublisherOptions } from './publisher-options.js';
+import { listCursors } from './telemetry/telemetry-cursor.js';
+import type { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
+import { startTelemetry } from './telemetry/telemetry-start.js';
+import type { TelemetrySpec } from './telemetry/telemetry-table.js';
 
 export interface AgentOptions {
   dbPath: string;
@@ -29,6 +33,8 @@ export interface AgentOptions {
   busyTimeoutMs?: number;
   /** How often an HTTP agent asks for flow-control messages while the cloud has a table paused. */
   controlPollMs?: number;
+  /** Append-only tables shipped by a cursor instead of triggers (no capture cost; inserts only). */
+  telemetry?: readonly TelemetrySpec[];
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 200;
@@ -49,6 +55,7 @@ export class Agent {
   #publisher: Publisher | undefined;
   #controls: ControlHandler | undefined;
   #lastStatus: AgentStatus | undefined;
+  #telemetry: TelemetryPublisher | undefined;
 
   constructor(options: AgentOptions) {
     this.#opts = options;
@@ -71,7 +78,13 @@ export class Agent {
   /** A snapshot for the CLI; after run() ends it is the state at shutdown. */
   status(): AgentStatus {
     if (this.#db?.open && this.#capture) {
-      return { ...agentStatus(this.#db, this.#opts.dbPath, this.#capture.epoch, true, this.#publisher?.inFlight ?? 0, this.#publisher?.stats), paused: this.#controls?.paused ?? [] };
+      const status: AgentStatus = { ...agentStatus(this.#db, this.#opts.dbPath, this.#capture.epoch, true, this.#publisher?.inFlight ?? 0, this.#publisher?.stats), paused: this.#controls?.paused ?? [] };
+      if ((this.#opts.telemetry ?? []).length > 0) {
+        status.telemetry = listCursors(this.#db).map((c) => ({ table: c.table, time_column: c.timeColumn, acked_seq: c.seq, late_rows: c.lateRows, gap_rows: c.gapRows }));
+        status.telemetry_rows_acked = this.#telemetry?.stats.rowsAcked ?? 0;
+        if (this.#telemetry?.stats.lastError && !status.last_error) status.last_error = this.#telemetry.stats.lastError;
+      }
+      return status;
     }
     return this.#lastStatus ?? { db: this.#opts.dbPath, journal_epoch: undefined, running: false, tables: [], pending_total: 0, in_flight: 0, quarantined: 0, batches_acked: 0, rows_acked: 0, retries: 0, epoch_rotations: 0 };
   }
@@ -104,9 +117,18 @@ export class Agent {
       });
       this.#publisher = publisher;
       this.#opts.transport.onControl?.((message) => void controls.handle([message]));
+      const once = this.#opts.once === true;
+      const telemetry = startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }));
+      this.#telemetry = telemetry;
+      const shipping = telemetry.run(this.#stopper.signal, once);
+      // A failing telemetry table ends a running agent the way a fatal journal error does.
+      shipping.catch(() => this.#stopper.abort());
       try {
         await this.#loop(db, capture, publisher);
+        await shipping;
       } finally {
+        this.#stopper.abort();
+        await shipping.catch(() => {});
         await publisher.stop();
         await controls.settled();
       }
@@ -117,7 +139,12 @@ export class Agent {
   }
 
   #startCapture(db: DeviceDb): CaptureWatch {
-    const capture = new CaptureWatch(db, { tables: this.#opts.tables, beforeImages: this.#opts.beforeImages, logger: this.#log.child({ component: 'capture' }) });
+    const capture = new CaptureWatch(db, {
+      tables: this.#opts.tables,
+      beforeImages: this.#opts.beforeImages,
+      exclude: (this.#opts.telemetry ?? []).map((t) => t.table),
+      logger: this.#log.child({ component: 'capture' }),
+    });
     const report = capture.ensure();
     this.#capture = capture;
     const restored = restoredFromBackup({ epoch: report.epoch, cursors: readCursors(db, report.epoch) }, readSidecar(sidecarPath(this.#opts.dbPath)));

@@ -43,6 +43,8 @@ export interface CaptureOptions {
    * what another process asked for (two authoritative lists would flip each other).
    */
   addBeforeImages?: readonly string[];
+  /** Never captured (telemetry tables, read by a cursor); a table captured before has its triggers dropped. */
+  exclude?: readonly string[];
   logger?: Logger;
 }
 
@@ -106,8 +108,15 @@ export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): Ca
     log.info({ triggers: stray }, 'dropped capture triggers left on a renamed table');
   }
   const shared = sharedTableNames(db);
-  const wanted = new Set((options.tables ? options.tables.filter(isUserTableName) : listUserTables(db)).filter((name) => !shared.has(name)));
-  const tables = new Set([...readStoredTables(db).keys(), ...wanted]);
+  const excluded = new Set(options.exclude ?? []);
+  const wanted = new Set((options.tables ? options.tables.filter(isUserTableName) : listUserTables(db)).filter((name) => !shared.has(name) && !excluded.has(name)));
+  const stored = [...readStoredTables(db).keys()];
+  for (const table of stored.filter((name) => excluded.has(name))) {
+    immediate(db, () => releaseTable(db, table));
+    report.released.push(table);
+    log.warn({ table }, 'table switched to telemetry: capture triggers dropped; its journal entries still ship as rows, and from now on its updates and deletes are not shipped');
+  }
+  const tables = new Set([...stored.filter((name) => !excluded.has(name)), ...wanted]);
   for (const table of [...tables].sort()) {
     try {
       reconcileTable(db, table, options, journal.epoch, report, log);

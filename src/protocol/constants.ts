@@ -6,10 +6,20 @@
  * - 1: one table per batch, positional rows aligned with schema.columns, tagged values.
  */
 export const ROW_BATCH_FORMAT_VERSION = 1;
+/** Telemetry batches (telemetry-batch.ts): 1: one table, cursor-numbered rows, optional time column. */
+export const TELEMETRY_BATCH_FORMAT_VERSION = 1;
 
 export const Routes = {
   health: '/healthz',
   rowBatch: '/v1/sync/rows/batch',
+  telemetryBatch: '/v1/sync/telemetry/batch',
+  /** Admin: time-bucketed values of one point of one device. */
+  telemetryQuery: '/v1/telemetry/query',
+  /** Admin: the latest value of every point of a device. */
+  telemetryLatest: '/v1/telemetry/latest',
+  /** Admin: telemetry tables and their column mappings (pending ones wait for a review). */
+  telemetryMappings: '/v1/telemetry/mappings',
+  telemetryMappingApprove: '/v1/telemetry/mappings/:id/approve',
   lineages: '/v1/lineages',
   lineage: '/v1/lineages/:id',
   mirrorRows: '/v1/lineages/:id/mirror-rows',

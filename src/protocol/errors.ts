@@ -71,6 +71,12 @@ export const ErrorCodes = {
   history_pruned: 410,
   /** Two-way sync: a chunked push was committed before every chunk arrived. */
   incomplete_upload: 409,
+  /** Telemetry: the declared time column is not a column of the table. */
+  telemetry_time_column_missing: 400,
+  /** Telemetry: a time value cannot be read as a time (text that is not ISO 8601, a blob, out of range). */
+  telemetry_bad_time: 400,
+  /** Telemetry: a column mapping is invalid (a point mapped twice, a kind that does not fit the point). */
+  telemetry_bad_mapping: 400,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,9 +1,10 @@
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
+import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
 import { parseControlMessage, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
 import { answerError, endpoint, errorText, parseJson } from './http-util.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
-import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
+import { isRetryableStatus, TransportError, type EncodedBatch, type EncodedRowBatch, type Transport } from './transport.js';
 
 export interface HttpTransportOptions {
   /** Base URL of the Syncline server, e.g. `https://sync.example.com`. */
@@ -19,6 +20,7 @@ export interface HttpTransportOptions {
 /** POSTs row batches to `${server}/v1/sync/rows/batch` and turns every outcome into an ack or a TransportError. */
 export class HttpTransport implements Transport {
   readonly #url: string;
+  readonly #telemetryUrl: string;
   readonly #controlsUrl: string;
   readonly #controlsAckUrl: string;
   readonly #token: string;
@@ -28,6 +30,7 @@ export class HttpTransport implements Transport {
 
   constructor(options: HttpTransportOptions) {
     this.#url = endpoint(options.serverUrl, Routes.rowBatch);
+    this.#telemetryUrl = endpoint(options.serverUrl, Routes.telemetryBatch);
     this.#controlsUrl = endpoint(options.serverUrl, Routes.syncControls);
     this.#controlsAckUrl = endpoint(options.serverUrl, Routes.syncControlsAck);
     this.#token = options.token;
@@ -40,7 +43,16 @@ export class HttpTransport implements Transport {
     return encodeRowBatch(batch, json, this.#compressAbove);
   }
 
-  async sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+    return this.#post(this.#url, encoded, signal);
+  }
+
+  async sendTelemetryBatch(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<BatchAck> {
+    const encoded = await encodeRowBatch(batch, json, this.#compressAbove);
+    return this.#post(this.#telemetryUrl, encoded, signal);
+  }
+
+  async #post(url: string, encoded: EncodedBatch<{ batch_id: string }>, signal?: AbortSignal): Promise<BatchAck> {
     const { batch, body } = encoded;
     const headers: Record<string, string> = {
       [Headers.authorization]: `Bearer ${this.#token}`,
@@ -50,7 +62,7 @@ export class HttpTransport implements Transport {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     let response: Response;
     try {
-      response = await this.#fetch(this.#url, {
+      response = await this.#fetch(url, {
         method: 'POST',
         headers,
         body,
@@ -58,7 +70,7 @@ export class HttpTransport implements Transport {
       });
     } catch (error) {
       const why = timeout.aborted ? `no answer within ${this.#timeoutMs} ms` : signal?.aborted ? 'aborted' : errorText(error);
-      throw new TransportError(`POST ${this.#url} failed: ${why}`, { retryable: true, cause: error });
+      throw new TransportError(`POST ${url} failed: ${why}`, { retryable: true, cause: error });
     }
     const text = await response.text().catch(() => '');
     if (response.ok) return parseAck(text, batch.batch_id, response.status);

@@ -1,13 +1,14 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pino, { type Logger } from 'pino';
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
+import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
 import { PublisherDefaults, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { parseDownlink, type ControlAck, type ControlMessage } from '../protocol/control.js';
 import { deviceRoot, deviceTopic, SYNC_QOS } from '../protocol/topics.js';
 import { AckWaiters } from './mqtt-ack-waiters.js';
 import { MQTT_RESEND_MIN_MS, ResendTimeout } from './resend-timeout.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
-import { isRetryableStatus, TransportError, type EncodedRowBatch, type Transport } from './transport.js';
+import { isRetryableStatus, TransportError, type EncodedBatch, type EncodedRowBatch, type Transport } from './transport.js';
 
 export interface MqttTransportOptions {
   /** mqtt://host:port or mqtts://host:port. */
@@ -86,7 +87,16 @@ export class MqttTransport implements Transport {
     return encodeRowBatch(batch, json, this.#opts.compressAboveBytes ?? PublisherDefaults.compressAboveBytes);
   }
 
-  async sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+    return this.#publishBatch('rowBatch', encoded, signal);
+  }
+
+  async sendTelemetryBatch(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<BatchAck> {
+    const encoded = await encodeRowBatch(batch, json, this.#opts.compressAboveBytes ?? PublisherDefaults.compressAboveBytes);
+    return this.#publishBatch('telemetryBatch', encoded, signal);
+  }
+
+  async #publishBatch(channel: 'rowBatch' | 'telemetryBatch', encoded: EncodedBatch<{ batch_id: string }>, signal?: AbortSignal): Promise<BatchAck> {
     const { batch, body } = encoded;
     const limit = this.#opts.maxPayloadBytes ?? SERVER_BODY_LIMIT_BYTES;
     if (encoded.jsonBytes > limit) throw new TransportError(`batch is ${encoded.jsonBytes} bytes, more than the ${limit} the cloud accepts`, { retryable: false, status: 413, code: 'payload_too_large' });
@@ -95,7 +105,7 @@ export class MqttTransport implements Transport {
       const client = await this.#connected(signal);
       const sentAt = Date.now();
       const answer = this.#waiters.wait(batch.batch_id, this.#resend.current(), signal, () => this.#resend.timedOut());
-      client.publish(deviceTopic(this.#root, 'rowBatch'), body, { qos: SYNC_QOS }, (error) => {
+      client.publish(deviceTopic(this.#root, channel), body, { qos: SYNC_QOS }, (error) => {
         if (error) this.#waiters.reject(batch.batch_id, new TransportError(`publish failed: ${error.message}`, { retryable: true, cause: error }));
       });
       const ack = await answer;

@@ -1,7 +1,6 @@
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import type { WireRowBatch } from '../protocol/batch.js';
-import type { EncodedRowBatch } from './transport.js';
+import type { EncodedBatch } from './transport.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -17,7 +16,7 @@ const GZIP_LEVEL = 1;
  * larger than `compressAboveBytes` and gzip makes it smaller. Compression runs on
  * libuv's thread pool, so encoding the next batch overlaps the one in flight.
  */
-export async function encodeRowBatch(batch: WireRowBatch, json: string, compressAboveBytes: number): Promise<EncodedRowBatch> {
+export async function encodeRowBatch<B extends { batch_id: string }>(batch: B, json: string, compressAboveBytes: number): Promise<EncodedBatch<B>> {
   const plain = Buffer.from(json);
   if (plain.length > compressAboveBytes) {
     const compressed = await gzip(plain, { level: GZIP_LEVEL });

@@ -1,15 +1,18 @@
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
 import type { ControlAck, ControlMessage } from '../protocol/control.js';
+import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
 
-/** A row batch in its wire form; sending the same one again is a retry (same batch_id, same bytes). */
-export interface EncodedRowBatch {
-  readonly batch: WireRowBatch;
+/** A batch in its wire form; sending the same one again is a retry (same batch_id, same bytes). */
+export interface EncodedBatch<B extends { batch_id: string }> {
+  readonly batch: B;
   /** The batch's JSON, or its gzip when `gzipped`. */
   readonly body: Buffer;
   readonly gzipped: boolean;
   /** Size of the JSON before compression: the cloud's body limit applies to it. */
   readonly jsonBytes: number;
 }
+
+export type EncodedRowBatch = EncodedBatch<WireRowBatch>;
 
 /**
  * How the publisher reaches the cloud. Adapters (HTTP, MQTT) carry a batch and
@@ -22,6 +25,8 @@ export interface Transport {
   /** No I/O. `json` is `JSON.stringify(batch)` when the caller has it already. */
   encodeRowBatch(batch: WireRowBatch, json?: string): Promise<EncodedRowBatch>;
   sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck>;
+  /** Telemetry tables (cursor batches) go to their own route/topic with the same auth, encoding, ack and errors; `json` is the batch's JSON. */
+  sendTelemetryBatch?(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<BatchAck>;
   // Flow control (optional, so a bare transport still ships batches): the cloud's pause and
   // resume controls come back on acks (HTTP), by fetching (HTTP) or pushed (MQTT).
   /** Confirms a control; the cloud sends a control again until it is acked. */

@@ -1,0 +1,131 @@
+import pino, { type Logger } from 'pino';
+import { SynclineError } from '../../protocol/errors.js';
+import { isTransportError, type Transport } from '../../transport/transport.js';
+import { backoffDelay, sleep } from '../backoff.js';
+import type { DeviceDb } from '../device-db.js';
+import type { PublisherOptions } from '../publisher-options.js';
+import { advanceTelemetryCursor, openCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
+import { TelemetryReader, type TelemetryRead } from './telemetry-reader.js';
+import type { TelemetryTable } from './telemetry-table.js';
+
+export interface TelemetryPublisherOptions {
+  db: DeviceDb;
+  transport: Transport;
+  tables: readonly TelemetryTable[];
+  options: PublisherOptions;
+  pollIntervalMs: number;
+  logger?: Logger;
+}
+
+export interface TelemetryStats {
+  batchesAcked: number;
+  rowsAcked: number;
+  retries: number;
+  lastError: string | undefined;
+}
+
+/**
+ * Ships telemetry tables: per table one loop that reads past the cursor, sends
+ * one batch at a time and moves the cursor on the cloud's ack only. A batch is
+ * sent when it is full, when its first row waited `flushIntervalMs`, or at once
+ * in `once` mode; retryable failures back off, others stop the table (the error
+ * is kept in the status; nothing moves, so nothing is lost).
+ */
+export class TelemetryPublisher {
+  readonly #o: TelemetryPublisherOptions;
+  readonly #log: Logger;
+  readonly stats: TelemetryStats = { batchesAcked: 0, rowsAcked: 0, retries: 0, lastError: undefined };
+
+  constructor(options: TelemetryPublisherOptions) {
+    this.#o = options;
+    this.#log = options.logger ?? pino({ level: 'silent' });
+    if (options.tables.length > 0 && !options.transport.sendTelemetryBatch) {
+      throw new SynclineError('invalid_config', 'this transport cannot send telemetry batches', { field: 'telemetry' });
+    }
+    for (const t of options.tables) openCursor(options.db, t.table, t.timeColumn);
+  }
+
+  /** Runs every table's loop; in `once` mode resolves when each has nothing left, and rejects on the first table that cannot ship. */
+  async run(signal: AbortSignal, once: boolean): Promise<void> {
+    await Promise.all(this.#o.tables.map((t) => this.#runTable(t, signal, once)));
+  }
+
+  async #runTable(table: TelemetryTable, signal: AbortSignal, once: boolean): Promise<void> {
+    const { db, options } = this.#o;
+    const reader = new TelemetryReader(db, table);
+    const log = this.#log.child({ table: table.table });
+    let pendingSince: number | undefined;
+    let limit = options.maxBatchRows;
+    while (!signal.aborted) {
+      const cursor = readCursor(db, table.table)!;
+      const look = reader.look(cursor, limit);
+      if (look.checked) {
+        recordTimeCheck(db, table.table, look.checked.upTo, look.checked.late);
+        if (look.checked.late > 0) log.warn({ late_rows: look.checked.late, time_column: table.timeColumn }, 'rows arrived with a time at or before rows already shipped (or no time); the time column must only grow, these rows are not shipped');
+      }
+      if (look.rewindTo !== undefined) {
+        log.warn({ from: String(cursor.posRowid), to: String(look.rewindTo) }, 'the newest shipped rows were deleted: SQLite reuses their rowids, so the cursor moves back (seqs keep growing)');
+        rewindCursor(db, table.table, look.rewindTo);
+        continue;
+      }
+      const read = look.read;
+      if (!read) {
+        if (once) return;
+        pendingSince = undefined;
+        await sleep(this.#o.pollIntervalMs, signal);
+        continue;
+      }
+      pendingSince ??= Date.now();
+      const due = once || read.batch.rows.length >= limit || Date.now() - pendingSince >= options.flushIntervalMs;
+      if (!due) {
+        await sleep(Math.min(this.#o.pollIntervalMs, pendingSince + options.flushIntervalMs - Date.now()), signal);
+        continue;
+      }
+      const outcome = await this.#deliver(table, read, signal, log);
+      if (outcome === 'too_large') {
+        limit = Math.max(1, Math.ceil(read.batch.rows.length / 2));
+        continue;
+      }
+      if (outcome === 'refused') {
+        if (once) throw new SynclineError('transport_failed', `telemetry table ${table.table} could not be shipped: ${this.stats.lastError ?? 'stopped'}`, { table: table.table });
+        return;
+      }
+      limit = options.maxBatchRows;
+      pendingSince = undefined;
+    }
+  }
+
+  /** Sends one batch until it is acked or refused for good; a batch over the byte limit is read again smaller. */
+  async #deliver(table: TelemetryTable, read: TelemetryRead, signal: AbortSignal, log: Logger): Promise<'acked' | 'refused' | 'too_large'> {
+    const { transport, db, options } = this.#o;
+    let attempt = 0;
+    const json = JSON.stringify(read.batch);
+    if (Buffer.byteLength(json) > options.maxBatchBytes && read.batch.rows.length > 1) return 'too_large';
+    for (;;) {
+      if (signal.aborted) return 'acked';
+      try {
+        const ack = await transport.sendTelemetryBatch!(read.batch, json, signal);
+        advanceTelemetryCursor(db, table.table, read.end);
+        this.stats.batchesAcked += 1;
+        this.stats.rowsAcked += read.batch.rows.length;
+        if (read.end.gapRows > 0) log.warn({ rows: read.end.gapRows, up_to_rowid: String(read.end.posRowid) }, 'rowids skipped before shipping: rows deleted before they were shipped (or ids the app chose)');
+        log.debug({ batch_id: ack.batch_id, rows: read.batch.rows.length, last_seq: ack.last_seq }, 'telemetry batch acked');
+        return 'acked';
+      } catch (error) {
+        if (signal.aborted) return 'acked';
+        this.stats.lastError = error instanceof Error ? error.message : String(error);
+        if (isTransportError(error) && error.status === 413 && read.batch.rows.length > 1) return 'too_large';
+        if (isTransportError(error) && !error.retryable) {
+          log.error({ err: error }, 'telemetry batch refused; this table stops until the agent restarts');
+          return 'refused';
+        }
+        attempt += 1;
+        this.stats.retries += 1;
+        if (attempt >= options.maxAttempts) return 'refused';
+        const wait = isTransportError(error) && error.retryAfterMs !== undefined ? error.retryAfterMs : backoffDelay(attempt, options.retryBaseMs, options.retryMaxMs);
+        log.warn({ err: error, attempt, wait_ms: wait }, 'telemetry batch failed; retrying');
+        await sleep(wait, signal);
+      }
+    }
+  }
+}
