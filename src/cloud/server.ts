@@ -17,6 +17,7 @@ import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
 import { sharedWakeAuth, startSharedSync } from './shared/shared-service.js';
 import type { SharedSyncConfig } from './shared/declarations.js';
 import { migrate } from './store/migrations.js';
+import { TelemetryService } from './telemetry/telemetry-service.js';
 import type { Store } from './store/store.js';
 
 export interface CloudServerOptions {
@@ -43,6 +44,8 @@ export interface CloudServerOptions {
   flow?: Partial<FlowLimits> & { intervalMs?: number; resendMs?: number };
   /** Two-way sync of shared tables; off when absent. The tables are provisioned (or checked) before the server listens. */
   shared?: SharedSyncConfig;
+  /** Telemetry: days of values kept (0, the default, keeps everything). */
+  telemetryRetentionDays?: number;
   /** Serves /metrics without a token on this port of `host` as well (0 picks a free one); off when absent. */
   metricsPort?: number;
 }
@@ -61,6 +64,7 @@ export class CloudServer {
   readonly #worker: Promise<void>;
   readonly #flowRun: Promise<void>;
   #metricsServer: { url: string; close(): Promise<void> } | undefined;
+  #telemetryRun: Promise<void> | undefined;
 
   private constructor(
     app: FastifyInstance,
@@ -118,9 +122,12 @@ export class CloudServer {
       ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
     });
     const health = new HealthBoard(options.logger.child({ component: 'health' }));
+    const telemetry = new TelemetryService({ store: options.store, policy, logger: options.logger, retentionDays: options.telemetryRetentionDays ?? 0 });
+    await telemetry.maintenance.once();
     const app = await buildApp({
       health,
       metrics,
+      telemetry,
       ...(shared ? { shared } : {}),
       store: options.store,
       adminToken: options.adminToken,
@@ -143,7 +150,7 @@ export class CloudServer {
     }
     if (options.mqtt) {
       try {
-        mqtt = await MqttService.start({ health, store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
+        mqtt = await MqttService.start({ health, store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, telemetry, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
         const service = mqtt;
         shared?.events.subscribeAll((scope, head) => {
           service.publishWake(scope, head).catch((error: unknown) => options.logger.warn({ err: error, scope }, 'could not publish a wake-up'));
@@ -163,9 +170,11 @@ export class CloudServer {
     const stopWorker = new AbortController();
     const running = worker.run(stopWorker.signal);
     const flowRunning = flow.run(stopWorker.signal);
+    const telemetryRunning = telemetry.maintenance.run(stopWorker.signal);
     options.logger.info({ schema_policy: policy.schema, additive_policy: policy.additive }, 'schema governance ready');
     const server = new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, running: flowRunning, mqtt });
     server.#metricsServer = metricsServer;
+    server.#telemetryRun = telemetryRunning;
     return server;
   }
 
@@ -184,6 +193,7 @@ export class CloudServer {
       this.#stopWorker.abort();
       await this.#worker;
       await this.#flowRun;
+      await this.#telemetryRun;
     }
   }
 }

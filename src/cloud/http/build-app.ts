@@ -15,9 +15,13 @@ import { installErrorHandling } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
 import { sharedRoutes } from './shared-routes.js';
 import { syncRoutes } from './sync-routes.js';
+import { telemetryAdminRoutes, telemetryDeviceRoutes } from '../telemetry/telemetry-routes.js';
+import type { TelemetryService } from '../telemetry/telemetry-service.js';
 
 export interface AppOptions {
   store: Store;
+  /** The telemetry path (device batches, queries, mapping reviews); off when absent. */
+  telemetry?: TelemetryService;
   adminToken: string;
   bodyLimit: number;
   /** Timeouts and the connection cap; DEFAULT_HTTP_LIMITS when not given. */
@@ -69,6 +73,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}),
   });
   await app.register(adminRoutes, { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit });
+  if (options.telemetry) {
+    const telemetry = { telemetry: options.telemetry, adminToken: options.adminToken, bodyLimit: options.bodyLimit, ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}) };
+    await app.register(telemetryDeviceRoutes, telemetry);
+    await app.register(telemetryAdminRoutes, telemetry);
+  }
   await app.register(governanceRoutes, {
     store: options.store,
     adminToken: options.adminToken,

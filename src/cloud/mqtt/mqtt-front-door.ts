@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { parseRowBatch } from '../../protocol/batch.js';
+import { parseTelemetryBatch } from '../../protocol/telemetry-batch.js';
+import type { TelemetryService } from '../telemetry/telemetry-service.js';
 import { parseControlAck, type DownlinkMessage } from '../../protocol/control.js';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import { deviceRoot, deviceTopic, parseDeviceTopic, type DeviceTopic } from '../../protocol/topics.js';
@@ -31,6 +33,8 @@ export interface MqttFrontDoorOptions {
   maxQueued?: number;
   /** Called after each ingested batch (flow control looks at the counters). */
   onIngested?: () => void;
+  /** Takes telemetry batches; without it they are not consumed. */
+  telemetry?: TelemetryService;
 }
 
 /**
@@ -75,7 +79,7 @@ export class MqttFrontDoor implements ControlSink {
 
   #receive(topic: string, payload: Buffer): Promise<void> | void {
     const parsed = parseDeviceTopic(topic);
-    if (!parsed || (parsed.channel !== 'rowBatch' && parsed.channel !== 'controlAck')) return;
+    if (!parsed || (parsed.channel !== 'rowBatch' && parsed.channel !== 'controlAck' && (parsed.channel !== 'telemetryBatch' || !this.#o.telemetry))) return;
     return this.#queue.push(parsed.deviceId, () => this.#handle(parsed, payload));
   }
 
@@ -87,10 +91,10 @@ export class MqttFrontDoor implements ControlSink {
       return;
     }
     if (topic.channel === 'controlAck') return this.#controlAck(device, payload);
-    return this.#rowBatch(device, payload);
+    return this.#rowBatch(device, payload, topic.channel === 'telemetryBatch');
   }
 
-  async #rowBatch(device: DeviceIdentity, payload: Buffer): Promise<void> {
+  async #rowBatch(device: DeviceIdentity, payload: Buffer, telemetry = false): Promise<void> {
     const { stats, store, policy } = this.#o;
     stats.batchesReceived += 1;
     const root = deviceRoot(device.project_id, device.device_id);
@@ -101,8 +105,9 @@ export class MqttFrontDoor implements ControlSink {
       const { json, bytes } = await decodePayload(payload, this.#o.bodyLimit);
       Object.assign(size, { rows: rowsOf(json), bytes });
       batchId = batchIdOf(json);
-      const batch = parseRowBatch(json);
-      const ack = await ingestRowBatch(store, device, batch, bytes, { logger: this.#log, policy });
+      const ack = telemetry
+        ? await this.#o.telemetry!.ingest(device, parseTelemetryBatch(json), bytes)
+        : await ingestRowBatch(store, device, parseRowBatch(json), bytes, { logger: this.#log, policy });
       timer.acked(ack.status, size.rows, size.bytes);
       stats.batchesAcked += 1;
       this.#o.onIngested?.();

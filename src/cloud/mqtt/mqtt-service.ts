@@ -3,6 +3,7 @@ import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter, sharedWakeTopic } fro
 import type { FlowController } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { HealthBoard } from '../health.js';
+import type { TelemetryService } from '../telemetry/telemetry-service.js';
 import type { Store } from '../store/store.js';
 import { AedesLink, type BrokerLink } from './broker-link.js';
 import { ClientLink, redact, type ClientLinkOptions } from './client-link.js';
@@ -43,6 +44,8 @@ export interface MqttServiceDeps {
   sharedWake?: SharedWakeAuth;
   /** An external broker's reachability is reported here (`/healthz`). */
   health?: HealthBoard;
+  /** Telemetry batches on `{root}/sync/telemetry/batch`; not subscribed when absent. */
+  telemetry?: TelemetryService;
 }
 
 /**
@@ -104,8 +107,9 @@ export class MqttService {
       bodyLimit: deps.bodyLimit,
       ...(options.maxConcurrentIngests !== undefined ? { maxConcurrent: options.maxConcurrentIngests } : {}),
       onIngested: () => deps.flow.wake(),
+      ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
     });
-    const filters = [channelFilter('rowBatch'), channelFilter('controlAck')];
+    const filters = [channelFilter('rowBatch'), channelFilter('controlAck'), ...(deps.telemetry ? [channelFilter('telemetryBatch')] : [])];
     try {
       await frontDoor.start(options.url ? filters.map((f) => sharedFilter(options.shareGroup ?? DEFAULT_SHARE_GROUP, f)) : filters);
     } catch (error) {

@@ -1,0 +1,129 @@
+import type { Logger } from 'pino';
+import type { BatchAck } from '../../protocol/batch.js';
+import { SynclineError } from '../../protocol/errors.js';
+import type { TelemetryBatch, TelemetryRow } from '../../protocol/telemetry-batch.js';
+import type { DeviceIdentity } from '../auth/devices.js';
+import type { GovernancePolicy } from '../governance/policy.js';
+import { validateSourceName } from '../identifiers.js';
+import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
+import { toStoredJson } from '../type-mapping.js';
+import { advanceTelemetryLineage, lockTelemetryLineage } from './telemetry-lineage.js';
+import { approveMapping, autoDecision, mappingFor, type TelemetryMapping } from './telemetry-mappings.js';
+import type { TelemetryPartitions } from './telemetry-partitions.js';
+import { prepareValues, valuesAfter, writeValues, type PreparedValues } from './telemetry-write.js';
+
+/** Thrown inside a transaction whose values need partitions that do not exist yet; they are created outside it and the batch runs again. */
+export class NeedPartitions extends Error {
+  constructor(readonly days: Set<number>) {
+    super('telemetry partitions missing');
+  }
+}
+
+const MAX_PARTITION_ROUNDS = 3;
+
+/** Runs `fn` in a transaction, creating the partitions it asks for in between attempts. */
+export async function withPartitions<T>(store: Store, partitions: TelemetryPartitions, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  for (let round = 1; ; round++) {
+    try {
+      return await transactionWithRetry(store, fn);
+    } catch (error) {
+      if (!(error instanceof NeedPartitions) || round >= MAX_PARTITION_ROUNDS) throw error;
+      await partitions.ensure(error.days);
+    }
+  }
+}
+
+export interface TelemetryIngestOptions {
+  policy: GovernancePolicy;
+  partitions: TelemetryPartitions;
+  logger?: Logger;
+}
+
+/**
+ * Takes one telemetry batch in one transaction, like a row batch: dedupe by
+ * (device, batch_id), lock the lineage, follow or refuse its epoch, skip rows
+ * already held, write the ledger row, then store the values (approved mapping)
+ * or stage the rows (mapping waiting for review). Approved mappings never
+ * change, so they are cached and their values prepared before the transaction.
+ */
+export class TelemetryIngest {
+  readonly #store: Store;
+  readonly #o: TelemetryIngestOptions;
+  readonly #approved = new Map<string, TelemetryMapping>();
+
+  constructor(store: Store, options: TelemetryIngestOptions) {
+    this.#store = store;
+    this.#o = options;
+  }
+
+  async ingest(device: DeviceIdentity, batch: TelemetryBatch, byteCount: number): Promise<BatchAck> {
+    const context = { device_id: device.device_id, batch_id: batch.batch_id };
+    validateSourceName(batch.source_table, 'table', context);
+    for (const c of batch.schema.columns) validateSourceName(c.name, 'column', { ...context, table: batch.source_table });
+    const key = `${device.project_id}\u0000${batch.source_table}\u0000${batch.schema.hash}`;
+    const receivedMicros = BigInt(Date.now()) * 1000n;
+    let prepared: PreparedValues | undefined;
+    const cached = this.#approved.get(key);
+    if (cached) {
+      prepared = prepareValues(cached, batch.rows, receivedMicros);
+      await this.#o.partitions.ensure(prepared.days);
+    }
+    const ack = await withPartitions(this.#store, this.#o.partitions, async (tx) => {
+      const { rows: previous } = await tx.query<{ ack: BatchAck }>('SELECT ack FROM telemetry_segments WHERE device_id = $1 AND batch_id = $2', [device.device_id, batch.batch_id]);
+      if (previous[0]) return { ...previous[0].ack, status: 'duplicate' as const };
+      const lineage = await lockTelemetryLineage(tx, device, batch.source_table);
+      if (lineage.journal_epoch !== null && batch.journal_epoch < lineage.journal_epoch) {
+        throw new SynclineError('stale_epoch', `telemetry epoch ${batch.journal_epoch} is older than the lineage's ${lineage.journal_epoch}`, { ...context, lineage_id: lineage.id, table: batch.source_table });
+      }
+      const lastSeq = lineage.journal_epoch === batch.journal_epoch ? lineage.last_seq : 0;
+      const fresh = lastSeq === 0 ? batch.rows : batch.rows.filter((r) => r.seq > lastSeq);
+      const result: BatchAck = {
+        batch_id: batch.batch_id,
+        status: 'accepted',
+        lineage_id: lineage.id,
+        last_seq: Math.max(lastSeq, batch.last_seq),
+        rows_applied: fresh.length,
+        rows_skipped: batch.rows.length - fresh.length,
+      };
+      await tx.query(
+        `INSERT INTO telemetry_segments (device_id, batch_id, lineage_id, journal_epoch, first_seq, last_seq, row_count, byte_count, ack)
+         VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7, $8::bigint, $9::jsonb)`,
+        [device.device_id, batch.batch_id, lineage.id, batch.journal_epoch, String(batch.first_seq), String(batch.last_seq), batch.rows.length, String(byteCount), JSON.stringify(result)],
+      );
+      let stored = 0;
+      if (fresh.length > 0) {
+        const mapping = cached ?? (await this.#mapping(tx, device.project_id, batch));
+        if (mapping.status === 'approved') {
+          const values = prepared ?? prepareValues(mapping, batch.rows, receivedMicros);
+          if (!prepared && !this.#o.partitions.knows(values.days)) throw new NeedPartitions(values.days);
+          await writeValues(tx, device.device_id, valuesAfter(values, lastSeq));
+          stored = fresh.length;
+          this.#approved.set(key, mapping);
+        } else await stageRows(tx, mapping, lineage.id, fresh, receivedMicros);
+      }
+      await advanceTelemetryLineage(tx, lineage.id, { epoch: batch.journal_epoch, lastSeq: result.last_seq, received: fresh.length, stored, schemaHash: batch.schema.hash });
+      return result;
+    });
+    this.#o.logger?.debug({ ...context, table: batch.source_table, ...ack }, 'telemetry batch ingested');
+    return ack;
+  }
+
+  /** The mapping, approved at once under `auto`; a pending one is held (FOR SHARE) so an approval waits for this batch's staged rows. */
+  async #mapping(tx: Queryable, projectId: string, batch: TelemetryBatch): Promise<TelemetryMapping> {
+    const mapping = await mappingFor(tx, projectId, batch, false);
+    if (mapping.status === 'approved') return mapping;
+    const auto = this.#o.policy.schema === 'auto';
+    const held = await mappingFor(tx, projectId, batch, auto ? 'update' : 'share');
+    if (held.status === 'approved' || !auto) return held;
+    return approveMapping(tx, held, autoDecision(held), 'schema-policy auto', true);
+  }
+}
+
+/** Rows of a mapping under review, kept exactly (stored-JSON values) for the replay its approval runs. Times are checked now, so a batch with a bad one is refused at once. */
+async function stageRows(tx: Queryable, mapping: TelemetryMapping, lineageId: string, rows: readonly TelemetryRow[], receivedMicros: bigint): Promise<void> {
+  prepareValues(mapping, rows, receivedMicros);
+  await tx.query(
+    `INSERT INTO telemetry_staged (mapping_id, lineage_id, seq, row) SELECT $1::uuid, $2::uuid, u.s::bigint, u.r::jsonb FROM unnest($3::text[], $4::text[]) AS u(s, r)`,
+    [mapping.id, lineageId, rows.map((r) => String(r.seq)), rows.map((r) => JSON.stringify(r.row.map(toStoredJson)))],
+  );
+}

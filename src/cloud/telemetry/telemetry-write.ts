@@ -1,0 +1,84 @@
+import type { TelemetryRow } from '../../protocol/telemetry-batch.js';
+import type { Queryable } from '../store/store.js';
+import type { TelemetryMapping } from './telemetry-mappings.js';
+import { dayOf } from './telemetry-partitions.js';
+import { microsToIso, storedValue, timeMicros } from './telemetry-values.js';
+
+/** A batch's values as column arrays, one entry per (row, point) with a value; NULLs make no entry. */
+export interface PreparedValues {
+  seqs: number[];
+  points: number[];
+  micros: bigint[];
+  nums: (string | null)[];
+  texts: (string | null)[];
+  bools: (boolean | null)[];
+  /** The days (partitions) the values fall in. */
+  days: Set<number>;
+}
+
+/**
+ * Turns rows into the store's columns outside any transaction: times are parsed
+ * (a bad one refuses the batch, naming the row) and partitions can be created
+ * before ingest locks anything. Rows without a time column get `receivedMicros`.
+ */
+export function prepareValues(mapping: TelemetryMapping, rows: readonly TelemetryRow[], receivedMicros: bigint): PreparedValues {
+  const out: PreparedValues = { seqs: [], points: [], micros: [], nums: [], texts: [], bools: [], days: new Set() };
+  const index = new Map(mapping.columns.map((c, i) => [c.name, i]));
+  const timeAt = mapping.time_column === null ? -1 : index.get(mapping.time_column)!;
+  const bindings = (mapping.points ?? []).map((p) => ({ at: index.get(p.column)!, id: p.point_id, kind: p.kind }));
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    const micros = timeAt < 0 ? receivedMicros : timeMicros(row.row[timeAt] ?? null, mapping.time_unit, `rows.${r}.row.${timeAt}`);
+    let any = false;
+    for (const b of bindings) {
+      const v = storedValue(row.row[b.at] ?? null, b.kind);
+      if (!v) continue;
+      any = true;
+      out.seqs.push(row.seq);
+      out.points.push(b.id);
+      out.micros.push(micros);
+      out.nums.push(v.num);
+      out.texts.push(v.text);
+      out.bools.push(v.bool);
+    }
+    if (any) out.days.add(dayOf(micros));
+  }
+  return out;
+}
+
+/** The values of rows after `afterSeq` (the ones the lineage does not hold yet). */
+export function valuesAfter(values: PreparedValues, afterSeq: number): PreparedValues {
+  if (values.seqs.length === 0 || values.seqs[0]! > afterSeq) return values;
+  const keep = values.seqs.map((s, i) => (s > afterSeq ? i : -1)).filter((i) => i >= 0);
+  const pick = <T>(a: T[]) => keep.map((i) => a[i]!);
+  return { seqs: pick(values.seqs), points: pick(values.points), micros: pick(values.micros), nums: pick(values.nums), texts: pick(values.texts), bools: pick(values.bools), days: values.days };
+}
+
+/**
+ * Writes values with one INSERT fed by arrays (unnest), and moves each point's
+ * latest value forward with one upsert; two statements whatever the row count.
+ */
+export async function writeValues(tx: Queryable, deviceId: string, v: PreparedValues): Promise<number> {
+  const n = v.seqs.length;
+  if (n === 0) return 0;
+  const ts = v.micros.map(microsToIso);
+  await tx.query(
+    `INSERT INTO telemetry_values (device_id, point_id, ts, v_num, v_text, v_bool)
+     SELECT $1::uuid, u.p, u.t::timestamptz, u.n::numeric, u.x, u.b FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(p, t, n, x, b)`,
+    [deviceId, v.points, ts, v.nums, v.texts, v.bools],
+  );
+  const newest = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const at = newest.get(v.points[i]!);
+    if (at === undefined || v.micros[i]! >= v.micros[at]!) newest.set(v.points[i]!, i);
+  }
+  const idx = [...newest.values()];
+  await tx.query(
+    `INSERT INTO telemetry_latest (device_id, point_id, ts, v_num, v_text, v_bool)
+     SELECT $1::uuid, u.p, u.t::timestamptz, u.n::numeric, u.x, u.b FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(p, t, n, x, b)
+     ON CONFLICT (device_id, point_id) DO UPDATE SET ts = excluded.ts, v_num = excluded.v_num, v_text = excluded.v_text, v_bool = excluded.v_bool
+     WHERE telemetry_latest.ts <= excluded.ts`,
+    [deviceId, idx.map((i) => v.points[i]!), idx.map((i) => ts[i]!), idx.map((i) => v.nums[i]!), idx.map((i) => v.texts[i]!), idx.map((i) => v.bools[i]!)],
+  );
+  return n;
+}
