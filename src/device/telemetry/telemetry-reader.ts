@@ -43,6 +43,7 @@ export class TelemetryReader {
   readonly #next: Statement;
   readonly #max: Statement;
   readonly #late: Statement | undefined;
+  readonly #noTime: Statement | undefined;
   readonly #timeIndex: number;
 
   constructor(db: DeviceDb, table: TelemetryTable) {
@@ -55,6 +56,7 @@ export class TelemetryReader {
       this.#first = db.prepare(`SELECT ${cols} FROM ${from} WHERE ${r} > ? ORDER BY ${r} LIMIT ?`).raw(true);
       this.#next = this.#first;
       this.#late = undefined;
+      this.#noTime = undefined;
       this.#timeIndex = -1;
     } else {
       const tc = quoteIdent(table.timeColumn);
@@ -62,6 +64,7 @@ export class TelemetryReader {
       this.#first = db.prepare(`SELECT ${cols} FROM ${from} WHERE ${tc} IS NOT NULL ORDER BY ${tc}, ${r} LIMIT ?`).raw(true);
       this.#next = db.prepare(`SELECT ${cols} FROM ${from} WHERE (${tc}, ${r}) > (?, ?) ORDER BY ${tc}, ${r} LIMIT ?`).raw(true);
       this.#late = db.prepare(`SELECT count(*), max(${r}) FROM ${from} WHERE ${r} > ? AND (${tc} IS NULL OR (${tc}, ${r}) < (?, ?))`).raw(true);
+      this.#noTime = db.prepare(`SELECT count(*), max(${r}) FROM ${from} WHERE ${r} > ? AND ${tc} IS NULL`).raw(true);
       this.#timeIndex = table.columns.findIndex((c) => c.name === table.timeColumn);
     }
     this.#max = db.prepare(`SELECT max(${r}) FROM ${from}`).pluck(true);
@@ -76,8 +79,9 @@ export class TelemetryReader {
   look(cursor: TelemetryCursor, limit: number): TelemetryLook {
     return this.#db.transaction(() => {
       const look: TelemetryLook = {};
-      if (this.#late && cursor.posTime !== null) {
-        const [count, max] = this.#late.get(cursor.checkedRowid, cursor.posTime, cursor.posRowid) as [bigint, bigint | null];
+      if (this.#late) {
+        // Before anything is shipped only rows without a time are behind the (empty) cursor.
+        const [count, max] = (cursor.posTime === null ? this.#noTime!.get(cursor.checkedRowid) : this.#late.get(cursor.checkedRowid, cursor.posTime, cursor.posRowid)) as [bigint, bigint | null];
         const top = (this.#max.get() as bigint | null) ?? 0n;
         const upTo = max !== null && max > top ? max : top;
         if (upTo > cursor.checkedRowid) look.checked = { late: Number(count), upTo };
