@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { SynclineError } from '../../protocol/errors.js';
 import { isTransportError, type Transport } from '../../transport/transport.js';
-import { backoffDelay, sleep } from '../backoff.js';
+import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import type { DeviceDb } from '../device-db.js';
 import type { PublisherOptions } from '../publisher-options.js';
 import { advanceTelemetryCursor, openCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
