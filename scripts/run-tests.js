@@ -1,20 +1,27 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts with node's own test runner (Node 20 has no glob for --test).
+// Runs every test/**/*.test.ts with node's own test runner, one `node --test` per file, two files at a
+// time, the slowest first (by the last run's times) so no long file starts last and stretches the run.
 // Extra arguments narrow the run: `npm test -- capture` runs files whose path contains "capture";
 // `npm run test:unit` runs test/unit only (no PostgreSQL, no processes: the edit-test loop).
-// Prints node's spec output, then a summary that names every failing test on a line of its own
-// and the slowest files, and ends with the line `N passed, N failed`.
+// Each file's spec output is printed in one piece when it ends; then a summary names every failing
+// test on a line of its own, lists the slowest files, and ends with the line `N passed, N failed`.
 // Scratch PostgreSQL databases left by killed runs are swept before and after.
-import { readdirSync, readFileSync, rmSync, statSync, mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const REPORTER = fileURLToPath(new URL('./test-summary-reporter.js', import.meta.url));
+const PRELOAD = fileURLToPath(new URL('./test-timeout-preload.js', import.meta.url));
 const SWEEP = fileURLToPath(new URL('./sweep-scratch-databases.ts', import.meta.url));
-// Per-test limit. Every test must normally finish in a third of it; the summary flags those that do not.
+const TIMES = fileURLToPath(new URL('../node_modules/.cache/syncline-test-times.json', import.meta.url));
+// Per-test (and per-hook) limit, applied by test-timeout-preload.js: every test must normally finish
+// in a third of it; the summary flags those that do not. A test may set its own `timeout`.
 const TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_TIMEOUT_MS ?? 180_000);
+// A whole file fails past this (node's --test-timeout, which in Node 20 limits a file, not a test).
+const FILE_TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_FILE_TIMEOUT_MS ?? 600_000);
+const CONCURRENCY = Math.max(1, Number(process.env.SYNCLINE_TEST_CONCURRENCY ?? 2));
 
 function collect(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -24,15 +31,26 @@ function collect(dir) {
   });
 }
 
+function readJson(path, fallback) {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return fallback;
+  }
+}
+
 function sweep() {
   const result = spawnSync(process.execPath, ['--import', 'tsx', SWEEP], { stdio: 'inherit', timeout: 30_000 });
   if (result.status !== 0) console.error('[run-tests] sweeping stale scratch databases failed (ignored)');
 }
 
 const filters = process.argv.slice(2);
+const previous = readJson(TIMES, {});
+// Without recorded times: integration files (processes, databases) before unit files, bigger first.
+const guess = (file) => previous[file] ?? (file.includes(`${join('test', 'unit')}`) ? 0 : 1e6) + statSync(file).size;
 const files = collect('test')
   .filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
-  .sort();
+  .sort((a, b) => guess(b) - guess(a) || a.localeCompare(b));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(', ') || 'test/**/*.test.ts'}`);
   process.exit(1);
@@ -41,65 +59,116 @@ const needsPostgres = files.some((file) => !file.startsWith(join('test', 'unit')
 if (needsPostgres) sweep();
 
 const scratch = mkdtempSync(join(tmpdir(), 'syncline-run-tests-'));
-const resultsFile = join(scratch, 'results.jsonl');
-const concurrency = process.env.SYNCLINE_TEST_CONCURRENCY ?? '2';
-const started = Date.now();
-const child = spawn(
-  process.execPath,
-  [
-    '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${TIMEOUT_MS}`,
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    `--test-reporter=${REPORTER}`, `--test-reporter-destination=${resultsFile}`,
-    ...files,
-  ],
-  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
-);
-// Ctrl-C reaches the whole process group; wait for node --test to wind down, then summarize and sweep.
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])));
-const elapsed = (Date.now() - started) / 1000;
-
-let records = [];
-try {
-  records = readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
-} catch {
-  // No results file: the runner died before reporting; said below.
+const running = new Set();
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    interrupted = true;
+    for (const child of running) killGroup(child, 'SIGTERM');
+  });
 }
+
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Runs one file in its own `node --test` (own process group, so a hung file can be killed whole). */
+function runFile(file, index) {
+  const results = join(scratch, `${index}.jsonl`);
+  const started = Date.now();
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--import', PRELOAD, '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${REPORTER}`, `--test-reporter-destination=${results}`, file],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'test' }, detached: true },
+  );
+  running.add(child);
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup(child, 'SIGKILL');
+  }, FILE_TIMEOUT_MS + 60_000);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      running.delete(child);
+      const wall_ms = Date.now() - started;
+      process.stdout.write(`\n── ${file} (${(wall_ms / 1000).toFixed(1)} s) ──\n${output}`);
+      const records = readLines(results);
+      resolve({ file, wall_ms, code, signal, timedOut, records });
+    });
+  });
+}
+
+function readLines(path) {
+  try {
+    return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  } catch {
+    return [];
+  }
+}
+
+const started = Date.now();
+const queue = [...files.entries()];
+const outcomes = [];
+await Promise.all(
+  Array.from({ length: Math.min(CONCURRENCY, files.length) }, async () => {
+    while (queue.length > 0 && !interrupted) {
+      const [index, file] = queue.shift();
+      outcomes.push(await runFile(file, index));
+    }
+  }),
+);
+const elapsed = (Date.now() - started) / 1000;
 rmSync(scratch, { recursive: true, force: true });
 if (needsPostgres) sweep();
 
+if (!interrupted) {
+  mkdirSync(dirname(TIMES), { recursive: true });
+  writeFileSync(TIMES, JSON.stringify({ ...previous, ...Object.fromEntries(outcomes.map((o) => [o.file, o.wall_ms])) }, null, 1));
+}
+
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const records = outcomes.flatMap((o) => o.records.map((r) => ({ ...r, file: o.file })));
 const tests = records.filter((r) => r.kind === 'test' && !r.suite);
 const count = (outcome) => tests.filter((t) => t.outcome === outcome).length;
 const failures = records.filter((r) => r.kind === 'test' && r.outcome === 'fail' && r.failure !== 'subtestsFailed');
-const fileRecords = records.filter((r) => r.kind === 'file').sort((a, b) => b.busy_ms - a.busy_ms);
 const slow = tests.filter((t) => t.outcome === 'pass' && t.duration_ms > TIMEOUT_MS / 3).sort((a, b) => b.duration_ms - a.duration_ms);
 
-const lines = ['', '── test summary ──', `slowest files (time in their tests, ${concurrency} files at a time):`];
-for (const file of fileRecords.slice(0, 10)) lines.push(`  ${seconds(file.busy_ms).padStart(8)}  ${file.file}`);
+const lines = ['', '── test summary ──', `slowest files (wall time, ${CONCURRENCY} files at a time):`];
+for (const o of [...outcomes].sort((a, b) => b.wall_ms - a.wall_ms).slice(0, 12)) lines.push(`  ${seconds(o.wall_ms).padStart(8)}  ${o.file}`);
 if (slow.length > 0) {
   lines.push(`tests over a third of the ${seconds(TIMEOUT_MS)} per-test limit (speed them up or give them their own limit):`);
   for (const t of slow) lines.push(`  ${seconds(t.duration_ms).padStart(8)}  ${t.file} › ${t.path.join(' › ')}`);
 }
-if (failures.length > 0) {
-  lines.push(`failed (${failures.length}):`);
-  for (const f of failures) {
-    const fileLevel = f.path.length === 1 && f.path[0].endsWith('.test.ts');
-    const where = fileLevel ? `${f.file} (the file itself)` : `${f.file} › ${f.path.join(' › ')}`;
-    lines.push(`  ✖ ${where}: ${f.error || f.failure}`);
-    if (fileLevel) {
-      const tail = fileRecords.find((r) => r.file === f.file)?.stderr_tail.filter((l) => l.trim() !== '').slice(-6) ?? [];
-      for (const l of tail) lines.push(`      ${l}`);
-    }
+const failedLines = [];
+for (const f of failures) {
+  const fileLevel = f.path.length === 1 && f.path[0].endsWith('.test.ts');
+  failedLines.push(`  ✖ ${fileLevel ? `${f.file} (the file itself)` : `${f.file} › ${f.path.join(' › ')}`}: ${f.error || f.failure}`);
+  if (fileLevel) {
+    const tail = outcomes.find((o) => o.file === f.file)?.records.find((r) => r.kind === 'file')?.stderr_tail ?? [];
+    const lines = tail.filter((l) => l.trim() !== '');
+    const from = Math.max(0, lines.findIndex((l) => /Error\b/.test(l)));
+    for (const l of lines.slice(from, from + 4)) failedLines.push(`      ${l}`);
   }
 }
 let failed = count('fail');
-const exitCode = signal ? 1 : (code ?? 1);
-if (exitCode !== 0 && failed === 0) {
-  lines.push(`✖ node --test ended with ${signal ?? `exit code ${code}`} without naming a failing test (see the output above)`);
-  failed = 1;
+for (const o of outcomes) {
+  const named = failures.some((f) => f.file === o.file);
+  if (o.timedOut) failedLines.push(`  ✖ ${o.file}: killed a minute after the ${seconds(FILE_TIMEOUT_MS)} file limit (SYNCLINE_TEST_FILE_TIMEOUT_MS) as it did not end`);
+  else if ((o.code !== 0 || o.signal) && !named) failedLines.push(`  ✖ ${o.file}: node --test ended with ${o.signal ?? `exit code ${o.code}`} without naming a failing test (see its output above)`);
+  else continue;
+  if (!named) failed += 1;
 }
-lines.push(`${tests.length} tests in ${files.length} files, ${count('skip') + count('todo')} skipped, ${elapsed.toFixed(0)} s`);
+if (interrupted) failedLines.push(`  ✖ interrupted: ${files.length - outcomes.length} file(s) not run`);
+if (failedLines.length > 0) lines.push(`failed:`, ...failedLines);
+lines.push(`${tests.length} tests in ${outcomes.length} of ${files.length} files, ${count('skip') + count('todo')} skipped, ${elapsed.toFixed(0)} s`);
 lines.push(`${count('pass')} passed, ${failed} failed`);
 console.log(lines.join('\n'));
-process.exit(exitCode !== 0 || failed > 0 ? 1 : 0);
+process.exit(failed > 0 || interrupted ? 1 : 0);
