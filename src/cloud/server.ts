@@ -9,7 +9,7 @@ import { flowLimits, type FlowLimits } from './flow-control/flow-decision.js';
 import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type SchemaPolicy } from './governance/policy.js';
 import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
-import { buildApp } from './http/build-app.js';
+import { buildApp, registeredRoutes } from './http/build-app.js';
 import { httpLimits, type HttpLimits } from './http/connection-limits.js';
 import { countStoreErrors } from './metrics/counted-store.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
@@ -179,6 +179,11 @@ export class CloudServer {
   }
 
   /** Stops MQTT and HTTP intake (answering what is in flight), then lets the replay step in progress commit and stops the workers. */
+  /** Every route the HTTP front door registered (method and URL template). */
+  get routes(): readonly { method: string; url: string }[] {
+    return registeredRoutes(this.#app);
+  }
+
   /** The token-free /metrics URL of `metricsPort`, when one was given. */
   get metricsUrl(): string | undefined {
     return this.#metricsServer?.url;

@@ -55,6 +55,15 @@ export const Routes = {
   mqttStats: '/v1/admin/mqtt/stats',
   // Operating: Prometheus metrics, the OpenAPI document, the web console.
   metrics: '/metrics',
+  openapi: '/openapi.json',
+  console: '/console',
+  consoleAsset: '/console/*',
+  /** Admin: who the presented token is (label and role); the console's sign-in. */
+  whoami: '/v1/admin/whoami',
+  /** Admin: live figures (ingest rate, ack latency, staged rows) as server-sent events. */
+  live: '/v1/admin/live',
+  /** Admin: two-way sync scopes, sources, recent bundles, counters and snapshots. */
+  twowayOverview: '/v1/admin/twoway',
 } as const;
 
 export const Headers = {

@@ -21,13 +21,13 @@ const columnAction = z.discriminatedUnion('action', [
   z.strictObject({ name, action: z.literal('defer') }),
 ]);
 
-const approveBody = z.strictObject({ action_version: version, columns: z.array(columnAction).min(1).max(2000) });
-const rejectBody = z.strictObject({ action_version: version, reason: z.string().trim().min(1).max(2000) });
-const claimBody = z.strictObject({ force: z.boolean().optional() });
-const releaseBody = z.strictObject({ action_version: version });
-const purgeBody = z.strictObject({ schema_hash: z.string().regex(/^[0-9a-f]{64}$/).optional() });
-const tokenBody = z.strictObject({ name: z.string().min(1).max(200), role: z.enum(ADMIN_ROLES as [AdminRole, ...AdminRole[]]) });
-const projectSettingsBody = z.strictObject({ coalescing: z.enum(COALESCING_MODES as [Coalescing, ...Coalescing[]]) });
+export const approveBody = z.strictObject({ action_version: version, columns: z.array(columnAction).min(1).max(2000) });
+export const rejectBody = z.strictObject({ action_version: version, reason: z.string().trim().min(1).max(2000) });
+export const claimBody = z.strictObject({ force: z.boolean().optional() });
+export const releaseBody = z.strictObject({ action_version: version });
+export const purgeBody = z.strictObject({ schema_hash: z.string().regex(/^[0-9a-f]{64}$/).optional() });
+export const tokenBody = z.strictObject({ name: z.string().min(1).max(200), role: z.enum(ADMIN_ROLES as [AdminRole, ...AdminRole[]]) });
+export const projectSettingsBody = z.strictObject({ coalescing: z.enum(COALESCING_MODES as [Coalescing, ...Coalescing[]]) });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body ?? {});

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Routes } from '../../protocol/constants.js';
+import { deviceCreateBody } from '../../protocol/admin-requests.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { createDevice, getDevice, listDevices, revokeDevice } from '../auth/devices.js';
 import { getLineageDetail, listLineages } from '../query/lineages.js';
@@ -16,11 +17,11 @@ export interface AdminRoutesOptions {
 
 type IdParams = { Params: { id: string } };
 
-function stringField(body: unknown, field: string, required: boolean): string | undefined {
-  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[field] : undefined;
-  if (value === undefined && !required) return undefined;
-  if (typeof value !== 'string') throw new SynclineError('invalid_request', `${field} must be a string`, { field });
-  return value;
+function parseDeviceCreate(body: unknown): { name: string; project_id?: string | undefined } {
+  const parsed = deviceCreateBody.safeParse(body ?? {});
+  if (parsed.success) return parsed.data;
+  const field = parsed.error.issues[0]?.path.join('.') || '(body)';
+  throw new SynclineError('invalid_request', `${field}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { field });
 }
 
 function queryString(query: unknown, field: string): string | undefined {
@@ -36,8 +37,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.addHook('onRequest', adminAuth(options, readOrAdmin));
 
   app.post(Routes.devices, { preParsing: decodeBody(options.bodyLimit) }, async (request, reply) => {
-    const name = stringField(request.body, 'name', true)!;
-    const projectId = stringField(request.body, 'project_id', false);
+    const { name, project_id: projectId } = parseDeviceCreate(request.body);
     const created = await createDevice(store, projectId === undefined ? { name } : { name, projectId });
     return reply.status(201).send(created);
   });

@@ -13,6 +13,9 @@ import { adminRoutes } from './admin-routes.js';
 import { DEFAULT_HTTP_LIMITS, fastifyTimeouts, guardConnections, type HttpLimits } from './connection-limits.js';
 import { installErrorHandling } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
+import { consoleRoutes } from './console-routes.js';
+import { openApiRoutes, operatingRoutes } from './operating-routes.js';
+import { checkResponse } from './response-check.js';
 import { sharedRoutes } from './shared-routes.js';
 import { syncRoutes } from './sync-routes.js';
 import { telemetryAdminRoutes, telemetryDeviceRoutes } from '../telemetry/telemetry-routes.js';
@@ -39,6 +42,15 @@ export interface AppOptions {
   metrics?: Registry;
   /** What `/healthz` reports; the server shares it with the MQTT link. */
   health?: HealthBoard;
+  /** Check every JSON answer against its declared schema (api-catalogue.ts); on under NODE_ENV=test. */
+  checkResponses?: boolean;
+}
+
+const registered = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** The routes an app registered (method and URL template), HEAD routes Fastify adds on its own left out. */
+export function registeredRoutes(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return registered.get(app) ?? [];
 }
 
 /** The cloud's HTTP front door: device sync, health, and the admin API. */
@@ -55,6 +67,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installErrorHandling(app, logger);
   guardConnections(app, limits, logger);
   app.addHook('onResponse', observeRequests);
+  const routes: { method: string; url: string }[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url });
+  });
+  if (options.checkResponses ?? process.env.NODE_ENV === 'test') app.addHook('onSend', checkResponse);
   // Every body this API takes is JSON; anything else is refused before a handler sees it.
   app.removeContentTypeParser('text/plain');
 
@@ -90,6 +108,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   await app.register(deviceControlRoutes, flow);
   await app.register(flowAdminRoutes, flow);
+  await app.register(openApiRoutes);
+  await app.register(consoleRoutes);
+  const snapshots = options.shared?.snapshots;
+  await app.register(operatingRoutes, { store: options.store, adminToken: options.adminToken, ...(snapshots ? { snapshots: () => ({ open: snapshots.openCount, bytes: snapshots.heldBytes }) } : {}) });
   if (options.metrics) await app.register(metricsRoutes, { store: options.store, adminToken: options.adminToken, registry: options.metrics });
   return app;
 }

@@ -181,7 +181,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   );
 }
 
-const adminBundleSchema = z.strictObject({
+export const adminBundleSchema = z.strictObject({
   source_bundle_id: z.string().min(1).max(100),
   rows: z.array(wireRowChangeSchema).min(1).max(SharedDefaults.maxBundleRows),
 });

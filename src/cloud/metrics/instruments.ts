@@ -99,3 +99,24 @@ const storeErrors = new Counter({ name: 'syncline_store_errors_total', help: 'Fa
 export function countStoreError(sqlState: string | undefined): void {
   storeErrors.inc({ class: sqlState ? sqlState.slice(0, 2) : 'none' });
 }
+
+/** Totals since start, summed over labels, for the console's live figures. */
+export async function ingestTotals(): Promise<{ batches: number; rows: number; acks: number; ackSeconds: number }> {
+  const sum = async (metric: { get(): Promise<{ values: { value: number; metricName?: string }[] }> }, suffix?: string) =>
+    (await metric.get()).values.filter((v) => suffix === undefined || v.metricName?.endsWith(suffix)).reduce((total, v) => total + v.value, 0);
+  return { batches: await sum(ingestBatches), rows: await sum(ingestRows), acks: await sum(ackSeconds, '_count'), ackSeconds: await sum(ackSeconds, '_sum') };
+}
+
+/** Two-way sync counters of this process, for the console. */
+export async function twowayTotals(): Promise<{ committed: number; duplicate: number; conflict: number; conflicting_rows: number; pulls: number; snapshots: number }> {
+  const byOutcome = new Map((await pushes.get()).values.map((v) => [String(v.labels.outcome), v.value]));
+  const one = async (metric: Counter) => (await metric.get()).values.reduce((total, v) => total + v.value, 0);
+  return {
+    committed: byOutcome.get('committed') ?? 0,
+    duplicate: byOutcome.get('duplicate') ?? 0,
+    conflict: byOutcome.get('conflict') ?? 0,
+    conflicting_rows: await one(conflicts),
+    pulls: await one(pulls),
+    snapshots: await one(snapshots),
+  };
+}
