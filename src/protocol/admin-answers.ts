@@ -80,6 +80,7 @@ export const lineageDetailSchema = lineageSchema
     schemas: z.array(z.object({ hash: z.string(), columns: z.unknown(), key: z.unknown(), first_seen_at: iso })),
     bindings: z.array(z.object({ source_column: z.string(), target_column: z.string(), pg_type: z.string() })),
     staged_rows: z.number(),
+    staged_by_reason: z.array(z.object({ reason: z.string(), rows: z.number() })),
     replay: nullable(replayIntentSchema),
   })
   ;

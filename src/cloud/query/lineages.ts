@@ -1,6 +1,7 @@
 import { SynclineError } from '../../protocol/errors.js';
 import { isUuid } from '../auth/devices.js';
 import { latestIntent, type ReplayIntent } from '../governance/replay-intents.js';
+import { stagedSummary } from '../governance/staged-rows.js';
 import type { PauseCause } from '../ingest/lineage.js';
 import type { Queryable } from '../store/store.js';
 
@@ -30,6 +31,8 @@ export interface LineageDetail extends LineageView {
   schemas: { hash: string; columns: unknown; key: unknown; first_seen_at: string }[];
   bindings: { source_column: string; target_column: string; pg_type: string }[];
   staged_rows: number;
+  /** The staged rows by why they are staged. */
+  staged_by_reason: { reason: string; rows: number }[];
   /** The latest replay of staged rows with its progress; `pending` while the backlog drains. */
   replay: ReplayIntent | null;
 }
@@ -86,6 +89,7 @@ export async function getLineageDetail(db: Queryable, id: string): Promise<Linea
     schemas: schemas.rows.map((s) => ({ ...s, first_seen_at: s.first_seen_at.toISOString() })),
     bindings: bindings.rows,
     staged_rows: Number(staged.rows[0]?.n ?? 0),
+    staged_by_reason: (await stagedSummary(db, id)).by_reason,
     replay: await latestIntent(db, id),
   };
 }

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { uuidv7 } from 'uuidv7';
+import { CloudServer } from '../../src/cloud/server.js';
+import { Routes } from '../../src/protocol/constants.js';
+import { wireBatch, type TableSpec } from '../support/cloud-batches.js';
+import { postgresReachable, openTestStore, type TestStore } from '../support/stores.js';
+import { tempDir } from '../support/temp.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ADMIN_TOKEN = 'console-admin-token-0123456789';
+const RESULTS = join(process.cwd(), 'test-results');
+const BIG = 4611686018427387905n; // 2^62 + 1: a double would round it
+const SENSORS: TableSpec = {
+  table: 'sensors',
+  columns: [
+    { name: 'id', type: 'INTEGER', pk: 1 },
+    { name: 'big', type: 'INTEGER' },
+    { name: 'payload', type: 'BLOB' },
+    { name: 'note', type: 'TEXT' },
+    { name: 'secret', type: 'TEXT' },
+  ],
+};
+
+describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /usr/bin/chromium' }, () => {
+  let handle: TestStore;
+  let server: CloudServer;
+  let context: BrowserContext;
+  let deviceToken: string;
+  let profile: { path: string; remove(): void } | undefined;
+
+  const api = async (method: string, route: string, body?: unknown, token = ADMIN_TOKEN) => {
+    const response = await fetch(`${server.url}${route}`, { method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const json = (await response.json()) as Record<string, any>;
+    assert.ok(response.ok, `${method} ${route}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const ship = async (spec: TableSpec, rows: { seq: number; op: 'insert'; pk: (bigint | string)[]; row: (bigint | string | Uint8Array | null)[] }[]) => {
+    const response = await fetch(`${server.url}${Routes.rowBatch}`, { method: 'POST', headers: { authorization: `Bearer ${deviceToken}`, 'content-type': 'application/json' }, body: JSON.stringify(wireBatch(spec, rows, { epoch: uuidv7() })) });
+    assert.equal(response.status, 200, await response.text());
+  };
+  async function signIn(token: string, width: number): Promise<Page> {
+    const page = await context.newPage();
+    await page.setViewportSize({ width, height: 900 });
+    await page.goto(`${server.url}${Routes.console}`);
+    await page.getByLabel('Admin token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('navigation', { name: 'Sections' }).waitFor();
+    return page;
+  }
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(RESULTS, `console-${name}.png`), fullPage: true });
+
+  before(async () => {
+    const built = spawnSync(process.execPath, ['scripts/build-console.js'], { encoding: 'utf8' });
+    assert.equal(built.status, 0, built.stderr);
+    mkdirSync(RESULTS, { recursive: true });
+    handle = await openTestStore(postgresReachable ? 'postgres' : 'pglite');
+    server = await CloudServer.start({ store: handle.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'review', logger: pino({ level: 'silent' }), replay: { pollMs: 50 } });
+    deviceToken = (await api('POST', Routes.devices, { name: 'kiosk-7' })).token as string;
+    profile = tempDir('console-chromium-');
+    context = await chromium.launchPersistentContext(profile.path, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  after(async () => {
+    await context?.close();
+    profile?.remove();
+    await server?.stop();
+    await handle?.close();
+  });
+
+  test('sign in, review a new table, map one column as another, ignore one, approve after a stale conflict; a viewer sees no buttons', async () => {
+    const page = await signIn(ADMIN_TOKEN, 1280);
+    await shot(page, 'signed-in-1280');
+    const blob = Uint8Array.from([0, 1, 2, 250, 255]);
+    await ship(SENSORS, [
+      { seq: 1, op: 'insert', pk: [1n], row: [1n, BIG, blob, 'first', 'hush'] },
+      { seq: 2, op: 'insert', pk: [2n], row: [2n, -7n, null, null, 'hush'] },
+    ]);
+
+    // The review appears in the queue (the list loads on navigation).
+    await page.goto(`${server.url}${Routes.console}#/reviews`);
+    await page.reload();
+    await page.getByRole('link', { name: 'sensors' }).click();
+    await page.getByRole('heading', { name: 'Review of sensors' }).waitFor();
+    const samples = page.getByRole('table', { name: 'Sample staged rows' });
+    await samples.getByText(BIG.toString()).waitFor();
+    await samples.getByText("x'000102faff'").waitFor();
+    assert.ok((await samples.getByText('NULL').count()) >= 2, 'NULLs are shown as NULL');
+    await page.getByRole('button', { name: 'Claim this review' }).click();
+
+    const decide = async () => {
+      await page.getByLabel('big', { exact: true }).selectOption('mirror_as');
+      await page.getByLabel('Mirror column name for big').fill('big_exact');
+      await page.getByLabel('Mirror type for big').selectOption('numeric');
+      await page.getByLabel('secret', { exact: true }).selectOption('ignore');
+    };
+    await decide();
+    await shot(page, 'review-1280');
+
+    // Someone else's change bumps the action version behind the page's back: release and claim again.
+    const review = (await api('GET', `${Routes.schemaReviews}?status=in_review`)).reviews.find((r: any) => r.source_table === 'sensors');
+    await api('POST', Routes.schemaReviewRelease.replace(':id', review.id), { action_version: review.action_version });
+    await api('POST', Routes.schemaReviewClaim.replace(':id', review.id), {});
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.getByRole('status').filter({ hasText: 'Conflict' }).waitFor();
+    await page.getByText(`Column actions (version ${review.action_version + 2})`).waitFor();
+
+    await decide();
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await page.getByRole('status').filter({ hasText: 'Approved: mirrored into' }).waitFor();
+
+    // Replay of the two staged rows finishes; the mirror rows show the exact values, without the ignored column.
+    const lineageId = review.lineage_id as string;
+    for (let i = 0; i < 200 && (await api('GET', Routes.lineageReplay.replace(':id', lineageId))).replay?.state !== 'done'; i++) await new Promise((r) => setTimeout(r, 50));
+    await page.goto(`${server.url}${Routes.console}#/lineages/${lineageId}`);
+    const mirror = page.getByRole('table', { name: /Rows of/ });
+    await mirror.getByText(BIG.toString()).waitFor();
+    await mirror.getByText("x'000102faff'").waitFor();
+    await mirror.getByText('-7', { exact: true }).waitFor();
+    assert.equal(await mirror.getByRole('columnheader', { name: 'secret' }).count(), 0, 'the ignored column is not mirrored');
+    assert.equal(await mirror.getByText('hush').count(), 0);
+    await shot(page, 'lineage-1280');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, 'lineage-390');
+
+    // A viewer: sees the same data, and no action button anywhere.
+    await ship({ ...SENSORS, table: 'doors' }, [{ seq: 1, op: 'insert', pk: [1n], row: [1n, 1n, null, 'open', 'x'] }]);
+    const viewerToken = (await api('POST', Routes.adminTokens, { name: 'console-viewer', role: 'viewer' })).token as string;
+    const viewer = await signIn(viewerToken, 390);
+    await viewer.goto(`${server.url}${Routes.console}#/reviews`);
+    await viewer.getByRole('link', { name: 'doors' }).click();
+    await viewer.getByRole('heading', { name: 'Review of doors' }).waitFor();
+    await shot(viewer, 'review-viewer-390');
+    const actions = /Claim|Take over|Approve|Reject|Resume|Reset|Purge|Revoke/;
+    assert.equal(await viewer.getByRole('button', { name: actions }).count(), 0);
+    await viewer.goto(`${server.url}${Routes.console}#/lineages/${lineageId}`);
+    await viewer.getByRole('table', { name: /Rows of/ }).getByText(BIG.toString()).waitFor();
+    assert.equal(await viewer.getByRole('button', { name: actions }).count(), 0);
+    await viewer.goto(`${server.url}${Routes.console}#/fleet`);
+    await viewer.getByText('kiosk-7').waitFor();
+    assert.equal(await viewer.getByRole('button', { name: actions }).count(), 0);
+    await viewer.setViewportSize({ width: 1280, height: 900 });
+    await shot(viewer, 'fleet-viewer-1280');
+    // ... and the API refuses a viewer's change anyway.
+    const refused = await fetch(`${server.url}${Routes.deviceRevoke.replace(':id', uuidv7())}`, { method: 'POST', headers: { authorization: `Bearer ${viewerToken}` } });
+    assert.equal(refused.status, 403);
+  });
+});
