@@ -8,6 +8,7 @@ import { benchDrain } from './drain.js';
 import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
 import { BenchReport, progress } from './report.js';
+import { benchSharedBackend } from './shared-backend.js';
 import { benchSharedSync } from './shared-sync.js';
 
 /**
@@ -21,6 +22,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   'change-stream': benchChangeStream,
   mqtt: benchMqtt,
   'shared-sync': benchSharedSync,
+  'shared-backend': benchSharedBackend,
 };
 
 const wanted = process.argv.slice(2);

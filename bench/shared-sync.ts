@@ -14,10 +14,10 @@ import { progress, type BenchReport } from './report.js';
 
 const HYDRATE_ROWS = 1_000_000;
 const PUSH_ROWS = 10_000;
-const SECRET = 'bench-shared-sync-secret-0123456789abcdef';
+export const SECRET = 'bench-shared-sync-secret-0123456789abcdef';
 const FILLER = 'x'.repeat(140);
 
-const CONFIG = parseSharedConfig({
+export const CONFIG = parseSharedConfig({
   auth: { hs256_secret: SECRET },
   tables: [
     {
@@ -35,10 +35,10 @@ const CONFIG = parseSharedConfig({
   ],
 });
 
-const LOCAL_DDL = 'CREATE TABLE items (id INTEGER PRIMARY KEY NOT NULL, name TEXT, body TEXT, score REAL, counter INTEGER)';
+export const LOCAL_DDL = 'CREATE TABLE items (id INTEGER PRIMARY KEY NOT NULL, name TEXT, body TEXT, score REAL, counter INTEGER)';
 
 /** Row i as the bench writes it everywhere: about 200 bytes. */
-function row(i: number): [bigint, string, string, number, bigint] {
+export function row(i: number): [bigint, string, string, number, bigint] {
   return [BigInt(i), `item-${i}`, `${FILLER}${i}`, i * 0.5 + 0.25, BigInt(i * 7)];
 }
 
@@ -64,17 +64,21 @@ function localBulkInsertSeconds(path: string): number {
 }
 
 /** The server side of a hydration: rows already committed for a user, written directly (seeding is not what is measured). */
-async function seedServer(store: Store, scope: string): Promise<void> {
-  await store.query(
-    `INSERT INTO syncline_shared.items (_syncline_scope, id, name, body, score, counter, _syncline_key, _syncline_version, _syncline_source, _syncline_hlc)
-     SELECT $1, i, 'item-' || i, $2 || i, i * 0.5 + 0.25, i * 7, '[' || i || ']', 1, 'seed', '000000000000001-000000-seed'
-       FROM generate_series(1, $3::int) AS i`,
-    [scope, FILLER, HYDRATE_ROWS],
-  );
+export async function seedServer(store: Store, scope: string, rows = HYDRATE_ROWS): Promise<void> {
+  await store.transaction(async (tx) => {
+    // As Syncline's own writes do: the capture triggers would otherwise make a 1M-row bundle of the seed.
+    await tx.query(`SELECT set_config('syncline.applying', 'on', true)`);
+    await tx.query(
+      `INSERT INTO syncline_shared.items (_syncline_scope, id, name, body, score, counter, _syncline_key, _syncline_version, _syncline_source, _syncline_hlc)
+       SELECT $1, i, 'item-' || i, $2 || i, i * 0.5 + 0.25, i * 7, '[' || i || ']', 1, 'seed', '000000000000001-000000-seed'
+         FROM generate_series(1, $3::int) AS i`,
+      [scope, FILLER, rows],
+    );
+  });
   // Autovacuum would analyze a table this size within a minute; the bench cannot wait for it.
   await store.exec('ANALYZE syncline_shared.items');
   await store.query(`INSERT INTO sync_scopes (scope, head_seq) VALUES ($1, 1)`, [scope]);
-  await store.query(`INSERT INTO sync_bundles (scope, bundle_seq, source, source_bundle_id, row_count) VALUES ($1, 1, 'seed', 'seed', $2)`, [scope, HYDRATE_ROWS]);
+  await store.query(`INSERT INTO sync_bundles (scope, bundle_seq, source, source_bundle_id, row_count) VALUES ($1, 1, 'seed', 'seed', $2)`, [scope, rows]);
 }
 
 /**

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,6 +6,7 @@ import pg from 'pg';
 import { SharedSync } from '../../src/device/shared/shared-sync.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import { startServer, type ServerProcess } from '../support/processes.js';
+import { startRoundRobinProxy, type RoundRobinProxy } from '../support/round-robin-proxy.js';
 import { JWT_SECRET, userToken } from '../support/shared-fixtures.js';
 import { postgresReachable } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
@@ -25,30 +25,12 @@ const TABLES = [
   { name: 'catalog', direction: 'down', key: ['sku'], columns: [{ name: 'sku', type: 'TEXT' }, { name: 'price', type: 'REAL' }] },
 ];
 
-/** Forwards each request to the next live backend in turn; a backend that is down answers 502, as a load balancer would. */
-function roundRobinProxy(backends: () => string[]): Server {
-  let next = 0;
-  return createServer((req, res) => {
-    const list = backends();
-    const target = new URL(list[next++ % list.length]!);
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'bad_gateway', message: 'backend down' } }));
-    });
-    req.pipe(upstream);
-  });
-}
-
 describe('shared sync: three server processes behind a round-robin proxy', { skip: postgresReachable ? false : 'PostgreSQL is not reachable' }, () => {
   let db: ScratchDatabase;
   let dir: ReturnType<typeof tempDir>;
   let configPath: string;
   const servers: (ServerProcess | undefined)[] = [];
-  let proxy: Server;
+  let proxy: RoundRobinProxy;
   let proxyUrl: string;
   const start = (i: number) => startServer({ dataDir: join(dir.path, `s${i}`), databaseUrl: db.url, extraArgs: ['--shared-config', configPath] });
 
@@ -60,12 +42,11 @@ describe('shared sync: three server processes behind a round-robin proxy', { ski
     // The first server migrates and provisions; the other two start against the result.
     servers[0] = await start(0);
     [servers[1], servers[2]] = await Promise.all([start(1), start(2)]);
-    proxy = roundRobinProxy(() => servers.flatMap((s) => (s ? [s.url] : [])));
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    proxy = await startRoundRobinProxy(() => servers.flatMap((s) => (s ? [s.url] : [])));
+    proxyUrl = proxy.url;
   });
   after(async () => {
-    proxy?.close();
+    await proxy?.close();
     for (const s of servers) await s?.stop('SIGKILL');
     await db?.drop();
     dir?.remove();
