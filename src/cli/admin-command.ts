@@ -29,6 +29,7 @@ subcommands:
   token ...                     admin tokens with roles (syncline admin token --help)
   project ...                   projects and their coalescing setting
   telemetry ...                 telemetry queries, latest values and mapping reviews (syncline admin telemetry --help)
+  shared uninstall              remove two-way sync's capture triggers, keep the data (syncline admin shared --help)
   mqtt-config ...               Mosquitto password and ACL files for an external broker (syncline admin mqtt-config --help)`;
 
 /** `syncline admin <group> --help`: the usage and options of that group alone. */
@@ -65,6 +66,7 @@ interface MirrorPage { rows: Record<string, unknown>[]; next: string | null }
 export async function runAdmin(argv: string[]): Promise<number> {
   if (argv[0] === 'reviews' || argv[0] === 'token' || argv[0] === 'audit' || argv[0] === 'project') return runAdminGovernance(argv);
   if (argv[0] === 'telemetry') return (await import('./admin-telemetry.js')).runAdminTelemetry(argv.slice(1));
+  if (argv[0] === 'shared') return (await import('./admin-shared.js')).runAdminShared(argv.slice(1));
   if (argv[0] === 'mqtt-config') return (await import('./admin-mqtt-config.js')).runAdminMqttConfig(argv.slice(1));
   const own = argv.includes('--help') && argv[0] ? subcommandHelp(argv[0]) : undefined;
   if (own) {

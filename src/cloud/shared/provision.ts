@@ -9,7 +9,7 @@ import type { SharedSyncConfig } from './declarations.js';
 import { MetaColumns as M, SHARED_SCHEMA, pgTypeOfShared, sharedTableRef } from './shared-columns.js';
 
 /** Serializes provisioning between servers starting together on one PostgreSQL. */
-const PROVISION_LOCK_KEY = 7_366_571_105;
+export const PROVISION_LOCK_KEY = 7_366_571_105;
 
 interface ExistingColumn {
   table_name: string;
