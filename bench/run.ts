@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/support/temp.js';
 import { benchCapture } from './capture.js';
 import { benchChangeStream } from './change-stream.js';
+import { benchChaos } from './chaos.js';
 import { benchDrain } from './drain.js';
 import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
@@ -23,6 +24,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   mqtt: benchMqtt,
   'shared-sync': benchSharedSync,
   'shared-backend': benchSharedBackend,
+  chaos: benchChaos,
 };
 
 const wanted = process.argv.slice(2);

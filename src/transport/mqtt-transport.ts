@@ -65,6 +65,7 @@ export class MqttTransport implements Transport {
   #ready: Promise<void> | undefined;
   #resolveReady: (() => void) | undefined;
   #rejectReady: ((error: TransportError) => void) | undefined;
+  #readySettled = true;
   #fatal: TransportError | undefined;
   #controlHandler: ((control: ControlMessage) => void) | undefined;
   #reconnectAttempt = 0;
@@ -179,9 +180,22 @@ export class MqttTransport implements Transport {
   }
 
   #armReady(): void {
+    // A send already waiting holds the previous promise: if that one was never settled
+    // (the connection failed again before it was ready), settle it with this one, or
+    // the send would sit out its whole timeout after the broker is back.
+    const previous = this.#readySettled ? undefined : { resolve: this.#resolveReady, reject: this.#rejectReady };
+    this.#readySettled = false;
     this.#ready = new Promise((resolve, reject) => {
-      this.#resolveReady = resolve;
-      this.#rejectReady = reject;
+      this.#resolveReady = () => {
+        this.#readySettled = true;
+        previous?.resolve?.();
+        resolve();
+      };
+      this.#rejectReady = (error: TransportError) => {
+        this.#readySettled = true;
+        previous?.reject?.(error);
+        reject(error);
+      };
     });
     // A rejection nobody awaits yet (no send pending) must not crash the process.
     this.#ready.catch(() => {});

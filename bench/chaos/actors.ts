@@ -1,0 +1,138 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { spawnScript, spawnSyncline, startServer, type ServerProcess } from '../../test/support/processes.js';
+
+const WRITER = fileURLToPath(new URL('./writer.ts', import.meta.url));
+
+/** The server process, restarted on the same ports and data; an exit nobody asked for counts as a crash. */
+export class ChaosServer {
+  crashes = 0;
+  #proc: ServerProcess | undefined;
+  #expectingExit = false;
+  readonly #options: Parameters<typeof startServer>[0];
+
+  constructor(options: Parameters<typeof startServer>[0]) {
+    this.#options = options;
+  }
+
+  get url(): string {
+    return this.#proc!.url;
+  }
+
+  get adminToken(): string {
+    return this.#options.adminToken!;
+  }
+
+  async start(): Promise<void> {
+    this.#expectingExit = false;
+    const proc = await startServer(this.#options);
+    proc.child.once('exit', () => {
+      if (this.#expectingExit || this.#proc !== proc) return;
+      this.crashes += 1;
+      process.stderr.write(`[chaos] the server crashed:\n${proc.logs().slice(-3000)}\n`);
+      void this.start();
+    });
+    this.#proc = proc;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.#expectingExit = true;
+    await this.#proc?.stop(signal);
+  }
+}
+
+/** A `syncline agent` process that can be killed and started again with the same arguments. */
+export class ChaosAgent {
+  #child: ChildProcess | undefined;
+  readonly #args: string[];
+  readonly #logFile: string;
+
+  /** The agent's log lines go to `logFile` (kept with the run's files for a look after a bad run). */
+  constructor(args: string[], logFile: string) {
+    this.#args = args;
+    this.#logFile = logFile;
+  }
+
+  start(): void {
+    this.#child = spawnSyncline(['agent', ...this.#args]);
+    this.#child.stdout?.resume();
+    this.#child.stderr?.on('data', (chunk: Buffer) => appendFileSync(this.#logFile, chunk));
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    await exited;
+  }
+}
+
+export interface WriterResult {
+  commits: number;
+  changes: Record<string, number>;
+  full_refusals: number;
+}
+
+/** The app process of one device file (see writer.ts). */
+export class ChaosWriter {
+  readonly db: string;
+  readonly #child: ChildProcess;
+  readonly #done: Promise<WriterResult>;
+
+  constructor(db: string, seed: number, pauseMs: number) {
+    this.db = db;
+    this.#child = spawnScript(WRITER, [db, String(seed), String(pauseMs)]);
+    let out = '';
+    let err = '';
+    this.#child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    this.#child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    this.#done = once(this.#child, 'exit').then(([code]) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !last.includes('commits')) throw new Error(`writer ${db} exited ${code}: ${err}`);
+      return JSON.parse(last) as WriterResult;
+    });
+  }
+
+  setFull(full: boolean): void {
+    if (full) writeFileSync(`${this.db}.full`, '');
+    else rmSync(`${this.db}.full`, { force: true });
+  }
+
+  async finish(): Promise<WriterResult> {
+    writeFileSync(`${this.db}.stop`, '');
+    return this.#done;
+  }
+}
+
+/** Terminates every other backend of the database every `everyMs` until stopped; returns how many it killed. */
+export function terminateBackends(url: string, everyMs: number): { stop(): Promise<number> } {
+  let running = true;
+  let killed = 0;
+  const done = (async () => {
+    while (running) {
+      const client = new pg.Client({ connectionString: url });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ t: boolean }>('SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+        killed += rows.filter((r) => r.t).length;
+      } catch {
+        // Refused for a moment: next round.
+      } finally {
+        await client.end().catch(() => {});
+      }
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return killed;
+    },
+  };
+}
