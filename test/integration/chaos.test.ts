@@ -11,7 +11,7 @@ import { tempDir } from '../support/temp.js';
  * run). Nothing may be lost, doubled or wrong, the server may never crash, and
  * ingest must resume after every fault.
  */
-test('chaos, small: every row exact through server, database and disk faults', async () => {
+test('chaos, small: every row exact through server, database and disk faults', { timeout: 180_000 }, async () => {
   const dir = tempDir('syncline-chaos-test-');
   try {
     const result = await runChaos({ dir: dir.path, rounds: 1, calmMs: 200, windowMs: 1000, writerPauseMs: 10, kinds: ['server_sigkill', 'pg_backend_termination', 'device_disk_full'] });
