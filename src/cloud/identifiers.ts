@@ -10,6 +10,22 @@ import { SynclineError, type ErrorContext } from '../protocol/errors.js';
 export const MIRROR_TABLE_PREFIX = 'edge_mirror_';
 
 const byteLength = (name: string): number => Buffer.byteLength(name, 'utf8');
+/**
+ * C0 and C1 controls, DEL, and the bidirectional overrides and isolates: a name
+ * holding one can rewrite an operator's terminal or make two names look alike.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** True when a name holds a character that would act on a terminal instead of printing. */
+export function hasControlCharacter(name: string): boolean {
+  return CONTROL.test(name);
+}
+
+/** A name in double quotes with every control character escaped as \uXXXX, safe to print. */
+export function quotedForHumans(name: string): string {
+  return JSON.stringify(name).replace(new RegExp(CONTROL.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** True when a string has no lone surrogate, so it survives UTF-8 encoding unchanged. */
@@ -23,13 +39,29 @@ export function isWellFormed(text: string): boolean {
  * column would no longer match the device's name).
  */
 export function validateSourceName(name: string, what: 'table' | 'column', context: ErrorContext = {}): void {
-  const fail = (reason: string) =>
-    new SynclineError('hostile_identifier', `${what} name ${JSON.stringify(name.slice(0, 80))} ${reason}`, { ...context, [what === 'table' ? 'table' : 'column']: name.slice(0, 80) });
+  const shown = quotedForHumans(name.slice(0, 80));
+  const fail = (reason: string) => new SynclineError('hostile_identifier', `${what} name ${shown} ${reason}`, { ...context, [what === 'table' ? 'table' : 'column']: hasControlCharacter(name) ? shown : name.slice(0, 80) });
   if (name.length === 0) throw fail('is empty');
   if (name.includes('\u0000')) throw fail('contains NUL');
+  if (hasControlCharacter(name)) throw fail('contains a control character');
   if (!isWellFormed(name)) throw fail('is not well-formed unicode');
   if (byteLength(name) > MAX_IDENTIFIER_BYTES) throw fail(`is longer than ${MAX_IDENTIFIER_BYTES} bytes`);
   if (what === 'column' && name.toLowerCase().startsWith(RESERVED_PREFIX)) throw fail(`uses the reserved prefix ${RESERVED_PREFIX}`);
+}
+
+/**
+ * Column names every PostgreSQL table already has (system columns; `oid` was one
+ * before PostgreSQL 12). A source column of that name is mirrored as the name
+ * followed by underscores: `xmin` as `xmin_` (`xmin__` if the table also has `xmin_`).
+ */
+export const PG_SYSTEM_COLUMNS: ReadonlySet<string> = new Set(['tableoid', 'xmin', 'cmin', 'xmax', 'cmax', 'ctid', 'oid']);
+
+/** The mirror column a source column goes to unless an operator says otherwise. */
+export function defaultMirrorColumn(name: string, sourceColumns: ReadonlySet<string>): string {
+  if (!PG_SYSTEM_COLUMNS.has(name)) return name;
+  let target = `${name}_`;
+  while (sourceColumns.has(target)) target += '_';
+  return target;
 }
 
 /** Double-quotes an identifier; embedded quotes are doubled. Callers validate first. */

@@ -15,7 +15,7 @@ export const ErrorCodes = {
   batch_too_many_rows: 400,
   /** first_seq/last_seq or row order does not match the rows carried. */
   row_count_mismatch: 400,
-  /** A REAL value is NaN or infinite; PostgreSQL mirrors cannot hold it faithfully. */
+  /** A REAL value is NaN or infinite (PostgreSQL mirrors cannot hold it faithfully), or a plain JSON number is an integer outside ±(2^53-1) (use `{"$int": "..."}`); context names the field. */
   invalid_number_encoding: 400,
   /** A value's wire encoding is not one of the documented forms. */
   invalid_value_encoding: 400,
@@ -27,6 +27,12 @@ export const ErrorCodes = {
   row_shape_mismatch: 400,
   /** Request body larger than the configured limit. */
   payload_too_large: 413,
+  /** The request did not arrive in full within the server's request timeout. */
+  request_timeout: 408,
+  /** A path segment (an id, a scope) is longer than the server reads. */
+  uri_too_long: 414,
+  /** The request's headers are larger than the server reads. */
+  headers_too_large: 431,
   /** Missing, unknown or revoked credential. */
   unauthorized: 401,
   /** Credential is valid but may not do this. */

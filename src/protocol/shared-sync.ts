@@ -60,6 +60,12 @@ export type ScopeKind = (typeof SCOPE_KINDS)[number];
 
 const identifier = z.string().min(1).max(63);
 
+/** A non-negative 64-bit integer in decimal text (versions and bundle sequence numbers are PostgreSQL bigints). */
+const int64Text = z
+  .string()
+  .regex(/^[0-9]{1,19}$/)
+  .refine((text) => BigInt(text) <= 9223372036854775807n, 'at most 9223372036854775807');
+
 export const sharedColumnSchema = z.strictObject({
   name: identifier,
   type: z.enum(SHARED_COLUMN_TYPES),
@@ -112,7 +118,7 @@ export const wireRowChangeSchema = z.strictObject({
   key: z.array(z.unknown()).min(1),
   row: z.array(z.unknown()).optional(),
   hlc: z.string().regex(HLC_PATTERN, 'an HLC stamp: 15-digit ms, 6-digit counter, source id'),
-  base_version: z.string().regex(/^[0-9]{1,19}$/).optional(),
+  base_version: int64Text.optional(),
 });
 /** A row change as received: shaped, with values still to be decoded. */
 export type ReceivedRowChange = z.infer<typeof wireRowChangeSchema>;
@@ -121,7 +127,7 @@ export const pushBeginSchema = z.strictObject({
   format_version: z.literal(SHARED_FORMAT_VERSION),
   source_bundle_id: z.string().min(1).max(100),
   /** The newest bundle the device had applied when it froze the changes. */
-  base_seq: z.string().regex(/^[0-9]{1,19}$/),
+  base_seq: int64Text,
   row_count: z.number().int().min(1).max(SharedDefaults.maxBundleRows),
   /** Small bundles travel in the begin request and commit at once. */
   rows: z.array(wireRowChangeSchema).optional(),

@@ -14,7 +14,7 @@ export type SqlValue = null | bigint | number | string | Uint8Array;
  * | SQLite value                         | wire form                    |
  * |--------------------------------------|------------------------------|
  * | NULL                                 | `null`                       |
- * | INTEGER with abs value <= 2^53-1     | JSON number without fraction |
+ * | INTEGER with abs value <= 2^53-1     | JSON number without fraction (larger plain numbers are refused) |
  * | INTEGER beyond that                  | `{"$int": "-9223372036854775808"}` |
  * | REAL that is not integral            | JSON number (shortest round-trip form) |
  * | REAL that is integral, or -0.0       | `{"$real": "2"}`, `{"$real": "-0"}` |
@@ -61,7 +61,12 @@ export function decodeValue(wire: unknown, field?: string): SqlValue {
   if (typeof wire === 'string') return wire;
   if (typeof wire === 'number') {
     if (!Number.isFinite(wire)) throw new SynclineError('invalid_number_encoding', 'non-finite number', field ? { field } : {});
-    return Number.isInteger(wire) ? BigInt(wire) : wire;
+    if (!Number.isInteger(wire)) return wire;
+    // Past 2^53 a JSON number no longer names one integer (1e20, 9223372036854775807 parse to the nearest double).
+    if (!Number.isSafeInteger(wire)) {
+      throw new SynclineError('invalid_number_encoding', `${field ?? 'a value'}: the plain JSON number ${wire} is outside ±(2^53-1); send integers that large as {"$int": "<decimal>"}`, field ? { field } : {});
+    }
+    return BigInt(wire);
   }
   if (typeof wire !== 'object' || Array.isArray(wire)) throw invalid(`unsupported value of type ${Array.isArray(wire) ? 'array' : typeof wire}`, field);
   const keys = Object.keys(wire);

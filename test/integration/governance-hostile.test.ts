@@ -8,13 +8,18 @@ import { approve, FakeDevice, openReview, replay, upsert } from '../support/gove
 import { describeEachStore } from '../support/stores.js';
 
 /** Names that are valid SQLite identifiers and must arrive in PostgreSQL exactly, only ever as quoted identifiers. */
-const QUOTED = ['x"; DROP TABLE edge_audit_log; --', "Robert'); DELETE FROM projects; --", '__proto__', 'constructor', 'a b\tc', 'ünï "cødé" 😀', 'SELECT', '$1', 'ends with quote"'];
+const QUOTED = ['x"; DROP TABLE edge_audit_log; --', "Robert'); DELETE FROM projects; --", '__proto__', 'constructor', 'a b c', 'ünï "cødé" 😀', 'SELECT', '$1', 'ends with quote"'];
 /** Names no mirror can hold faithfully: refused before anything is stored. */
 const REFUSED: [string, RegExp][] = [
   ['_syncline_seq', /reserved prefix/],
   ['x'.repeat(64), /longer than 63 bytes/],
   ['nul\u0000here', /contains NUL/],
   ['lone \uDC00', /not well-formed/],
+  // Terminal control characters would act on an operator's terminal when a name is printed.
+  ['a\u0001\u001b[31mred\n', /contains a control character/],
+  ['tab\there', /contains a control character/],
+  ['bidi \u202egnp.exe', /contains a control character/],
+  ['c1 \u009b31m', /contains a control character/],
 ];
 
 describeEachStore('schema governance: hostile names', (ctx) => {
@@ -45,6 +50,14 @@ describeEachStore('schema governance: hostile names', (ctx) => {
       assert.deepEqual(await deviceState(ctx.store, device.device_id), { lineages: [], ledger: [], staged: [], mirrors: {} });
     });
   }
+
+  test('a table name with control characters is refused before anything is stored, and printed escaped', async () => {
+    const device = await newDevice(ctx.store);
+    const d = new FakeDevice(ctx.store, device);
+    const spec: TableSpec = { table: 'a\u0001\u001b[31mred\n', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }] };
+    await assert.rejects(d.send(spec, [upsert(1, [1n])]), (e: unknown) => e instanceof SynclineError && e.code === 'hostile_identifier' && !/[\u0000-\u001f]/.test(e.message) && e.context.table === '"a\\u0001\\u001b[31mred\\n"');
+    assert.deepEqual(await deviceState(ctx.store, device.device_id), { lineages: [], ledger: [], staged: [], mirrors: {} });
+  });
 
   test('hostile names in approve actions are refused or quoted; a refused approval changes nothing', async () => {
     const d = new FakeDevice(ctx.store, await newDevice(ctx.store));

@@ -105,7 +105,7 @@ describeEachStore('schema governance: rejection, purge, failures and retries', (
     assert.equal(counters.rows[0]!.rows_applied, '40');
   });
 
-  test('a materialization failure pauses; once the cause is fixed, resume replays the staged rows', async () => {
+  test('a failure of the mirror itself pauses; once the cause is fixed, resume replays the staged rows', async () => {
     const d = await device();
     const ack = await d.send(A, [upsert(1, [1n, 10n])]);
     await assert.rejects(tx((t) => resumeLineage(t, ack.lineage_id, 'alice')), coded('conflict', /waits for schema review/));
@@ -113,9 +113,9 @@ describeEachStore('schema governance: rejection, purge, failures and retries', (
     await replay(ctx.store, ack.lineage_id);
     await assert.rejects(tx((t) => resumeLineage(t, ack.lineage_id, 'alice')), coded('conflict', /lineage is active/));
 
-    // A DBA narrows a mirror column; the device's value no longer fits (SQLSTATE 22003).
-    await ctx.store.exec(`ALTER TABLE "${approved.mirror_table}" ALTER COLUMN v TYPE smallint`);
-    const failing = await d.send(A, [upsert(2, [2n, 100_000n]), upsert(3, [3n, 30n])]);
+    // A DBA renames a mirror column: no row can go in (SQLSTATE 42703), which is not about any one row.
+    await ctx.store.exec(`ALTER TABLE "${approved.mirror_table}" RENAME COLUMN v TO v_old`);
+    const failing = await d.send(A, [upsert(2, [2n, 20n]), upsert(3, [3n, 30n])]);
     assert.deepEqual([failing.status, failing.rows_applied], ['accepted', 2]);
     assert.equal((await lineageRow(ctx.store, ack.lineage_id)).pause_cause, 'materialization_failed');
     await d.send(A, [upsert(4, [4n, 40n])]);
@@ -130,10 +130,25 @@ describeEachStore('schema governance: rejection, purge, failures and retries', (
     assert.match((await latestIntent(ctx.store, ack.lineage_id))!.last_error!, /^materialization failed: /);
     assert.equal(await stagedCount(ctx.store, ack.lineage_id), 3, 'nothing lost');
 
-    await ctx.store.exec(`ALTER TABLE "${approved.mirror_table}" ALTER COLUMN v TYPE bigint`);
+    await ctx.store.exec(`ALTER TABLE "${approved.mirror_table}" RENAME COLUMN v_old TO v`);
     await tx((t) => resumeLineage(t, ack.lineage_id, 'alice'));
     assert.deepEqual(await replay(ctx.store, ack.lineage_id), { state: 'done', replayed: 3 });
-    assert.deepEqual(decodedColumns(await allMirrorRows(ctx.store, ack.lineage_id), ['id', 'v']), [[1n, 10n], [2n, 100_000n], [3n, 30n], [4n, 40n]]);
+    assert.deepEqual(decodedColumns(await allMirrorRows(ctx.store, ack.lineage_id), ['id', 'v']), [[1n, 10n], [2n, 20n], [3n, 30n], [4n, 40n]]);
+    assert.equal((await lineageRow(ctx.store, ack.lineage_id)).status, 'active');
+  });
+
+  test('a row the mirror refuses while replaying stays staged as row_rejected; the replay finishes', async () => {
+    const d = await device();
+    const ack = await d.send(A, [upsert(1, [1n, 10n]), upsert(2, [2n, 100_000n]), upsert(3, [3n, 30n])]);
+    const review = await openReview(ctx.store, ack.lineage_id);
+    const approved = await approve(ctx.store, review.id, { default_action: 'mirror' });
+    // The DBA narrows the column between approval and replay; one staged value no longer fits.
+    await ctx.store.exec(`ALTER TABLE "${approved.mirror_table}" ALTER COLUMN v TYPE smallint`);
+    assert.deepEqual(await replay(ctx.store, ack.lineage_id), { state: 'done', replayed: 2 });
+    const staged = (await readStagedRows(ctx.store, ack.lineage_id)).rows;
+    assert.deepEqual(staged.map((r) => [r.seq, r.reason]), [[2, 'row_rejected']]);
+    assert.match(staged[0]!.detail!, /smallint out of range/);
+    assert.deepEqual(decodedColumns(await allMirrorRows(ctx.store, ack.lineage_id), ['id', 'v']), [[1n, 10n], [3n, 30n]]);
     assert.equal((await lineageRow(ctx.store, ack.lineage_id)).status, 'active');
   });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { MIRROR_TABLE_PREFIX, deviceTag, mirrorNameCandidates, mirrorTableName, quoteIdent, validateSourceName } from '../../src/cloud/identifiers.js';
+import { MIRROR_TABLE_PREFIX, defaultMirrorColumn, deviceTag, mirrorNameCandidates, mirrorTableName, quotedForHumans, quoteIdent, validateSourceName } from '../../src/cloud/identifiers.js';
+import { tooWideReason, widestRowBytes } from '../../src/cloud/governance/row-width.js';
 import { SynclineError } from '../../src/protocol/errors.js';
 
 const DEVICE = '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9';
@@ -119,5 +120,39 @@ describe('mirrorTableName', () => {
     assert.equal(other[0], plain, 'two devices may share a tag ...');
     assert.notEqual(other[1], qualified, '... but not the qualified name');
     for (const name of [plain, qualified, unique]) assert.ok(bytes(name!) <= 63);
+  });
+});
+
+describe('names that act on a terminal', () => {
+  test('control characters are refused as hostile_identifier and shown escaped', () => {
+    for (const name of ['a\u0001\u001b[31mred\n', 'tab\t', 'del\u007f', 'c1\u0085', 'rtl\u202e', 'iso\u2066']) {
+      assert.throws(
+        () => validateSourceName(name, 'column'),
+        (e: unknown) => e instanceof SynclineError && e.code === 'hostile_identifier' && /control character/.test(e.message) && !/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(e.message),
+        JSON.stringify(name),
+      );
+    }
+    assert.equal(quotedForHumans('a\u001b[31m\u202e'), '"a\\u001b[31m\\u202e"');
+    validateSourceName('ünï "cødé" 😀', 'column');
+  });
+});
+
+describe('defaultMirrorColumn', () => {
+  test('PostgreSQL system column names get an underscore, more when that name is taken', () => {
+    for (const name of ['xmin', 'xmax', 'cmin', 'cmax', 'ctid', 'tableoid', 'oid']) assert.equal(defaultMirrorColumn(name, new Set([name])), `${name}_`);
+    assert.equal(defaultMirrorColumn('xmin', new Set(['xmin', 'xmin_', 'xmin__'])), 'xmin___');
+    assert.equal(defaultMirrorColumn('XMIN', new Set(['XMIN'])), 'XMIN', 'quoted XMIN is not the system column');
+    assert.equal(defaultMirrorColumn('id', new Set(['id'])), 'id');
+  });
+});
+
+describe('row width', () => {
+  test('the widest row counts fixed columns at their width and variable ones at what TOAST leaves', () => {
+    assert.equal(widestRowBytes(['bigint']), 24 + 8);
+    assert.equal(widestRowBytes(['text', 'bigint']), 24 + 24 + 8);
+    assert.equal(tooWideReason(Array(300).fill('text')), null);
+    assert.match(tooWideReason(Array(400).fill('text'))!, /can take \d+ bytes, more than the 8160/);
+    assert.equal(tooWideReason(Array(990).fill('bigint')), null);
+    assert.notEqual(tooWideReason(Array(1100).fill('bigint')), null);
   });
 });

@@ -38,6 +38,20 @@ describe('wire value encoding', () => {
     }
   });
 
+  test('plain JSON integers outside ±(2^53-1) are refused with invalid_number_encoding naming the field', () => {
+    for (const text of ['1e20', '1e300', '-1e19', '9223372036854775807', '9007199254740992', '-9007199254740992', '9007199254740991.5']) {
+      assert.throws(
+        () => decodeValue(JSON.parse(text), 'rows.0.row.1'),
+        (e: unknown) => e instanceof SynclineError && e.code === 'invalid_number_encoding' && e.context.field === 'rows.0.row.1' && /\$int/.test(e.message),
+        text,
+      );
+    }
+    assert.equal(decodeValue(JSON.parse('9007199254740991')), 9007199254740991n);
+    assert.equal(decodeValue(JSON.parse('-9007199254740991')), -9007199254740991n);
+    assert.equal(decodeValue(JSON.parse('1.5e-300')), 1.5e-300);
+    assert.equal(decodeValue(JSON.parse('1e2')), 100n);
+  });
+
   test('malformed tagged values are refused with invalid_value_encoding', () => {
     const bad: unknown[] = [
       { $int: '12x' },

@@ -83,19 +83,28 @@ async function joinCoalesced(
   const plan = planColumns(schema, { ...defaults, physical, shared: true, ...(shared ? { keyTargets: shared.key_targets } : {}) }, actions, 'fresh');
   await resetBindings(tx, lineage.id);
   let table: string;
+  let digestKey: boolean;
   if (shared) {
     table = shared.table;
+    digestKey = await isDigestKeyed(tx, table);
     await addColumns(tx, table, plan.addColumns);
     await insertBindings(tx, lineage.id, plan.bindings);
   } else {
     const candidates = [...coalescedMirrorCandidates(lineage.project_id, lineage.source_table, schema.key.columns), uniqueMirrorName()];
-    table = (await createMirror(tx, lineage, schema.key, plan.bindings, { coalesced: true, candidates })).table;
+    const created = await createMirror(tx, lineage, schema.key, plan.bindings, { coalesced: true, candidates });
+    table = created.table;
+    digestKey = created.digestKey;
     const bound = new Map(plan.bindings.map((b) => [b.source_column, b]));
     await registerCoalescedMirror(tx, lineage.project_id, lineage.source_table, schema.key, { table, key_targets: mirrorKeyColumns(schema.key, bound) });
   }
   await insertIgnored(tx, lineage.id, plan.ignored);
-  const target: MirrorTarget = { table, key: schema.key, bindings: new Map(plan.bindings.map((b) => [b.source_column, b])), ignored: new Set(plan.ignored), coalesced: true };
+  const target: MirrorTarget = { table, key: schema.key, bindings: new Map(plan.bindings.map((b) => [b.source_column, b])), ignored: new Set(plan.ignored), coalesced: true, digestKey };
   return { target, plan, previousMirror };
+}
+
+async function isDigestKeyed(tx: Queryable, table: string): Promise<boolean> {
+  const { rows } = await tx.query('SELECT 1 FROM edge_mirror_key_digests WHERE mirror_table = $1', [table]);
+  return rows.length > 0;
 }
 
 async function addColumns(tx: Queryable, table: string, columns: readonly Binding[]): Promise<void> {

@@ -1,5 +1,6 @@
 import { SynclineError } from '../../protocol/errors.js';
 import { isUuid } from '../auth/devices.js';
+import { pgSafeText } from '../type-mapping.js';
 import type { Queryable } from '../store/store.js';
 
 /**
@@ -64,6 +65,8 @@ export interface AuditQuery {
   before?: string | undefined;
 }
 
+const AUDIT_PARAMS: ReadonlySet<string> = new Set(['lineage_id', 'review_id', 'action', 'actor', 'limit', 'before']);
+
 const invalid = (field: string, message: string) => new SynclineError('invalid_request', message, { field });
 
 function uuidParam(raw: string | undefined, field: string): string | null {
@@ -81,6 +84,13 @@ function limitParam(raw: string | undefined): number {
 
 /** Audit entries, newest first, filtered by lineage, review, action (exact or a `review.` prefix) or actor. */
 export async function listAudit(db: Queryable, query: AuditQuery): Promise<{ entries: AuditEntry[]; next: string | null }> {
+  // A misspelt filter (`after` for `before`, `lineage` for `lineage_id`) would silently return everything.
+  const unknown = Object.keys(query).find((key) => !AUDIT_PARAMS.has(key));
+  if (unknown !== undefined) throw invalid(unknown.slice(0, 40), `unknown query parameter ${JSON.stringify(unknown.slice(0, 40))}; the audit log takes ${[...AUDIT_PARAMS].join(', ')}`);
+  for (const field of ['action', 'actor'] as const) {
+    const value = query[field];
+    if (value !== undefined && !pgSafeText(value)) throw invalid(field, `${field} cannot hold NUL or lone surrogates`);
+  }
   const limit = limitParam(query.limit);
   if (query.before !== undefined && query.before !== '' && !/^[0-9]{1,18}$/.test(query.before)) throw invalid('before', 'before is the id of the last entry of the previous page');
   const action = query.action === undefined || query.action === '' ? null : query.action.slice(0, 100);

@@ -1,5 +1,7 @@
 import type { Affinity, ColumnInfo, TableKey } from '../../protocol/schema.js';
-import type { PgType } from '../type-mapping.js';
+import { newMirrorTypes } from '../ingest/mirror-schema.js';
+import { pgTypeFor, type PgType } from '../type-mapping.js';
+import { tooWideReason } from './row-width.js';
 import { isSafeCast } from './safe-casts.js';
 
 /**
@@ -58,8 +60,11 @@ const names = (list: readonly string[]) => list.map((n) => JSON.stringify(n)).jo
  */
 export function classifySchema(decided: BoundColumns, previous: SchemaSnapshot | null, incoming: SchemaSnapshot): SchemaComparison {
   const empty = { added: [] as ColumnInfo[], dropped: [] as string[], retyped: [] as SchemaComparison['retyped'], keyChanged: false, unclear: [] as string[] };
+  const wide = widthProblem(decided, incoming);
   if (previous === null) {
-    return { ...empty, classification: 'ambiguous', first: true, added: incoming.columns.filter((c) => !decided.ignored.has(c.name)), summary: 'first schema of this table' };
+    const added = incoming.columns.filter((c) => !decided.ignored.has(c.name));
+    if (wide) return { ...empty, classification: 'ambiguous', first: true, added, unclear: [wide], summary: `first schema of this table; ${wide}` };
+    return { ...empty, classification: 'ambiguous', first: true, added, summary: 'first schema of this table' };
   }
   const before = new Map(previous.columns.map((c) => [c.name, c]));
   const after = new Set(incoming.columns.map((c) => c.name));
@@ -80,6 +85,8 @@ export function classifySchema(decided: BoundColumns, previous: SchemaSnapshot |
     }
   }
 
+  if (wide) result.unclear.push(wide);
+
   const breaking: string[] = [];
   if (result.keyChanged) breaking.push(`key changed from (${names(previous.key.columns)}) to (${names(incoming.key.columns)})`);
   if (result.dropped.length > 0) breaking.push(`dropped ${names(result.dropped)}`);
@@ -88,4 +95,11 @@ export function classifySchema(decided: BoundColumns, previous: SchemaSnapshot |
   if (result.unclear.length > 0) return { ...result, classification: 'ambiguous', first: false, summary: `unclear schema change: ${result.unclear.join('; ')}` };
   if (result.added.length > 0) return { ...result, classification: 'compatible_additive', first: false, summary: `added ${names(result.added.map((c) => c.name))}` };
   return { ...result, classification: 'compatible_mapped', first: false, summary: 'schema matches the bound columns' };
+}
+
+/** A schema whose mirror rows could not fit in one PostgreSQL row, mirrored as decided so far (the approval checks exactly). */
+function widthProblem(decided: BoundColumns, incoming: SchemaSnapshot): string | null {
+  const mirrored = incoming.columns.filter((c) => !decided.ignored.has(c.name));
+  const bindings = mirrored.map((c) => ({ source_column: c.name, target_column: c.name, pg_type: decided.bound.get(c.name) ?? pgTypeFor(c) }));
+  return tooWideReason(newMirrorTypes(incoming.key, bindings));
 }

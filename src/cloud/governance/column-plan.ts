@@ -1,7 +1,8 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo, TableKey } from '../../protocol/schema.js';
-import { validateSourceName } from '../identifiers.js';
-import type { Binding } from '../ingest/mirror-schema.js';
+import { defaultMirrorColumn, PG_SYSTEM_COLUMNS, validateSourceName } from '../identifiers.js';
+import { newMirrorTypes, type Binding } from '../ingest/mirror-schema.js';
+import { tooWideReason } from './row-width.js';
 import { pgTypeFor, type PgType } from '../type-mapping.js';
 import { isSafeCast, safeTypesFor } from './safe-casts.js';
 
@@ -59,6 +60,7 @@ const quoted = (list: readonly string[]) => list.slice(0, MAX_LISTED).map((n) =>
 function checkTarget(name: string, field: string): void {
   // "name:type" is how the CLI writes a target with a type; a ":" in a name is always that mistake.
   if (name.includes(':')) throw invalid(`mirror column ${JSON.stringify(name.slice(0, 80))} contains ":"; give the type as pg_type`, field);
+  if (PG_SYSTEM_COLUMNS.has(name)) throw invalid(`mirror column ${JSON.stringify(name)} is a PostgreSQL system column name; choose another, such as ${JSON.stringify(`${name}_`)}`, field);
   try {
     validateSourceName(name, 'column');
   } catch (error) {
@@ -93,8 +95,8 @@ function indexActions(schema: { columns: readonly ColumnInfo[]; key: TableKey },
 }
 
 /** The mirror column and type an action binds a column to. */
-function bindingFor(column: ColumnInfo, action: Extract<ColumnAction, { action: 'mirror' | 'mirror_as' }>, bound: Binding | undefined, mode: PlanMode): Binding {
-  const target = (action.action === 'mirror_as' ? action.target : undefined) ?? bound?.target_column ?? column.name;
+function bindingFor(column: ColumnInfo, action: Extract<ColumnAction, { action: 'mirror' | 'mirror_as' }>, bound: Binding | undefined, mode: PlanMode, names: ReadonlySet<string>): Binding {
+  const target = (action.action === 'mirror_as' ? action.target : undefined) ?? bound?.target_column ?? defaultMirrorColumn(column.name, names);
   const keepsBound = bound !== undefined && bound.target_column === target;
   let type: PgType;
   if (action.action === 'mirror_as' && action.pg_type !== undefined) type = action.pg_type;
@@ -118,6 +120,7 @@ export function planColumns(schema: { columns: readonly ColumnInfo[]; key: Table
   const index = indexActions(schema, actions);
   const keyColumns = schema.key.kind === 'primary_key' ? schema.key.columns : [];
   const plan: ColumnPlan = { bindings: [], upserts: [], addColumns: [], ignored: [], unbind: [], unignore: [], deferred: [] };
+  const names = new Set(schema.columns.map((c) => c.name));
   for (const column of schema.columns) {
     const action = index.get(column.name)!;
     const bound = state.bindings.get(column.name);
@@ -130,7 +133,7 @@ export function planColumns(schema: { columns: readonly ColumnInfo[]; key: Table
       if (bound && mode === 'alter') plan.unbind.push(column.name);
       continue;
     }
-    const binding = bindingFor(column, action, bound, mode);
+    const binding = bindingFor(column, action, bound, mode, names);
     const keyIndex = keyColumns.indexOf(column.name);
     if (keyIndex >= 0 && mode === 'alter' && bound && (bound.target_column !== binding.target_column || bound.pg_type !== binding.pg_type)) {
       throw invalid(`key column ${JSON.stringify(column.name)} cannot move to another mirror column or type`, 'columns');
@@ -143,6 +146,10 @@ export function planColumns(schema: { columns: readonly ColumnInfo[]; key: Table
     if (mode === 'fresh' || !bound || bound.target_column !== binding.target_column || bound.pg_type !== binding.pg_type) plan.upserts.push(binding);
   }
   checkTargets(plan, state, mode);
+  // A table to create holds the plan's bindings; an existing one its columns plus those added.
+  const types = state.physical.size === 0 ? newMirrorTypes(schema.key, plan.bindings) : [...state.physical.values(), ...plan.addColumns.map((b) => b.pg_type)];
+  const wide = tooWideReason(types);
+  if (wide) throw invalid(wide, 'columns', { reason: 'table_too_wide' });
   return plan;
 }
 

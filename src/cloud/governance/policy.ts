@@ -54,6 +54,8 @@ export function decidePolicy(comparison: SchemaComparison, policy: GovernancePol
     case 'compatible_additive':
       return policy.additive === 'allow' ? { action: 'add_columns', columns: comparison.added } : { action: 'pause', reason: `${comparison.summary} (additive changes need a review)` };
     case 'ambiguous':
+      // A first schema with a problem (a table too wide) waits for an operator even under `auto`.
+      if (comparison.first && comparison.unclear.length > 0) return { action: 'pause', reason: comparison.summary };
       if (comparison.first) return policy.schema === 'auto' ? { action: 'provision' } : { action: 'pause', reason: 'first schema of this table' };
       return { action: 'pause', reason: comparison.summary };
     case 'breaking':

@@ -3,9 +3,8 @@ import type { Logger } from 'pino';
 import type { RowBatch } from '../../protocol/batch.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo } from '../../protocol/schema.js';
-import { isPermanentDataError, UNKEYABLE_REASON } from '../ingest/apply-rows.js';
 import { lockLineageById, setLineageState, type Lineage } from '../ingest/lineage.js';
-import { materializeRows } from '../ingest/materialize.js';
+import { isLineageError, materializeSettingAside } from '../ingest/set-aside.js';
 import { loadMirrorTarget, loadSchema, type MirrorTarget } from '../ingest/mirror-schema.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { applyColumnDecision } from './apply-decision.js';
@@ -45,10 +44,10 @@ type RunVerdict = { replay: true; target: MirrorTarget } | { replay: false; stop
  * the mirror again.
  *
  * Rows of a schema the mirror does not cover stop the replay there and open a
- * review for that schema (or, if it was rejected, pause as rejected). A permanent
- * materialization error stops it as `materialization_failed`; what was replayed
- * before it in the chunk stays. Rows whose key fits no mirror key column stay
- * staged and are stepped over.
+ * review for that schema (or, if it was rejected, pause as rejected). An error of
+ * the mirror itself (set-aside.ts) stops it as `materialization_failed`; what was
+ * replayed before it in the chunk stays. Rows the mirror refuses one by one stay
+ * staged as `row_rejected` and are stepped over.
  */
 export async function replayStep(store: Store, lineageId: string, options: ReplayOptions): Promise<ReplayStep> {
   const chunkRows = options.chunkRows ?? REPLAY_CHUNK_ROWS;
@@ -80,19 +79,17 @@ export async function replayStep(store: Store, lineageId: string, options: Repla
         break;
       }
       target = verdict.target;
-      await tx.query('SAVEPOINT syncline_replay');
       try {
-        const result = await materializeRows(tx, target, runBatch(lineage, run, schema), run.rows, { deviceId: lineage.device_id, epoch: run.epoch, batchId: run.batchId });
-        await tx.query('RELEASE SAVEPOINT syncline_replay');
-        const kept = new Set(result.unkeyable);
+        const result = await materializeSettingAside(tx, target, runBatch(lineage, run, schema), run.rows, { deviceId: lineage.device_id, epoch: run.epoch, batchId: run.batchId });
+        const detail = new Map(result.rejected.map((r) => [r.row, r.detail]));
         run.rows.forEach((row, i) => {
-          if (kept.has(row)) progress.kept.push(run.ids[i]!);
+          const why = detail.get(row);
+          if (why !== undefined) progress.kept.push({ id: run.ids[i]!, detail: why });
         });
         progress.replayed += result.applied;
         progress.afterId = run.ids.at(-1)!;
       } catch (error) {
-        if (!isPermanentDataError(error)) throw error;
-        await tx.query('ROLLBACK TO SAVEPOINT syncline_replay');
+        if (!isLineageError(error)) throw error;
         const message = `materialization failed: ${error instanceof Error ? error.message : String(error)}`;
         options.logger?.warn({ lineage_id: lineage.id, replay_id: intent.id, batch_id: run.batchId, err: error }, 'replay stopped: the mirror refused staged rows');
         stop = async () => {
@@ -174,19 +171,22 @@ interface Progress {
   afterId: string;
   /** Journal rows now in the mirror. */
   replayed: number;
-  /** Staged row ids handled but kept (unkeyable); every other id up to afterId was replayed. */
-  kept: string[];
+  /** Staged rows handled but kept (refused by the mirror), with why; every other id up to afterId was replayed. */
+  kept: { id: string; detail: string }[];
 }
 
 async function recordProgress(tx: Queryable, lineageId: string, intent: ReplayIntent, progress: Progress): Promise<void> {
   // A range, not a list of ids: the chunk is every staged row of the lineage in (intent.after_id, afterId],
   // since only transactions holding the lineage lock (ours) stage rows for it.
   if (progress.afterId !== intent.after_id) {
-    await tx.query('DELETE FROM edge_staged_rows WHERE lineage_id = $1 AND id > $2::bigint AND id <= $3::bigint AND id <> ALL($4::bigint[])', [lineageId, intent.after_id, progress.afterId, progress.kept]);
+    await tx.query('DELETE FROM edge_staged_rows WHERE lineage_id = $1 AND id > $2::bigint AND id <= $3::bigint AND id <> ALL($4::bigint[])', [lineageId, intent.after_id, progress.afterId, progress.kept.map((k) => k.id)]);
   }
-  // Unkeyable rows stay staged for good; their reason says so whatever paused the lineage when they came.
+  // Refused rows stay staged for good; their reason says so whatever paused the lineage when they came.
   if (progress.kept.length > 0) {
-    await tx.query(`UPDATE edge_staged_rows SET reason = 'materialization_failed', detail = $2 WHERE id = ANY($1::bigint[])`, [progress.kept, UNKEYABLE_REASON]);
+    await tx.query(`UPDATE edge_staged_rows s SET reason = 'row_rejected', detail = k.d FROM unnest($1::bigint[], $2::text[]) AS k(i, d) WHERE s.id = k.i`, [
+      progress.kept.map((k) => k.id),
+      progress.kept.map((k) => k.detail),
+    ]);
   }
   await tx.query(
     `UPDATE edge_replay_intents SET after_id = $2::bigint, rows_replayed = rows_replayed + $3::bigint, rows_kept = rows_kept + $4::bigint, updated_at = now() WHERE id = $1`,

@@ -1,6 +1,7 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo, TableKey } from '../../protocol/schema.js';
 import { isUuid } from '../auth/devices.js';
+import { defaultMirrorColumn } from '../identifiers.js';
 import { loadMirrorTarget, loadSchema } from '../ingest/mirror-schema.js';
 import { getLineage, type LineageView } from '../query/lineages.js';
 import type { Queryable } from '../store/store.js';
@@ -103,6 +104,7 @@ export async function getReviewDetail(db: Queryable, id: string): Promise<Review
   const { comparison, previous, decided } = await compareToLineage(db, { id: lineage.id, schema_hash: lineage.schema_hash }, schema);
   const target = lineage.mirror_table === null ? null : await loadMirrorTarget(db, { id: lineage.id, mirror_table: lineage.mirror_table, key });
   const retyped = new Set(comparison.retyped.map((r) => r.name));
+  const names = new Set(schema.columns.map((c) => c.name));
   const columns: ReviewColumn[] = schema.columns.map((c) => {
     const binding = target?.bindings.get(c.name);
     const state = decided.ignored.has(c.name) ? 'ignored' : binding ? (retyped.has(c.name) ? 'retyped' : 'bound') : 'new';
@@ -110,7 +112,7 @@ export async function getReviewDetail(db: Queryable, id: string): Promise<Review
       ...c,
       state,
       binding: binding ? { target_column: binding.target_column, pg_type: binding.pg_type } : null,
-      default_mirror: binding && isSafeCast(c, binding.pg_type) ? { target_column: binding.target_column, pg_type: binding.pg_type } : { target_column: binding?.target_column ?? c.name, pg_type: pgTypeFor(c) },
+      default_mirror: binding && isSafeCast(c, binding.pg_type) ? { target_column: binding.target_column, pg_type: binding.pg_type } : { target_column: binding?.target_column ?? defaultMirrorColumn(c.name, names), pg_type: pgTypeFor(c) },
       safe_types: safeTypesFor(c),
     };
   });

@@ -47,7 +47,13 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
 
   app.get(Routes.lineages, async (request) => {
     const deviceId = queryString(request.query, 'device_id');
-    return { lineages: await listLineages(store, deviceId === undefined ? {} : { deviceId }) };
+    const limit = queryString(request.query, 'limit');
+    const after = queryString(request.query, 'after');
+    return listLineages(store, {
+      ...(deviceId === undefined ? {} : { deviceId }),
+      ...(limit === undefined || limit === '' ? {} : { limit: Number(limit) }),
+      ...(after === undefined || after === '' ? {} : { after }),
+    });
   });
   app.get<IdParams>(Routes.lineage, async (request) => getLineageDetail(store, request.params.id));
   app.get<IdParams>(Routes.mirrorRows, async (request) => {

@@ -11,7 +11,7 @@ import { HealthBoard } from '../health.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
 import { DEFAULT_HTTP_LIMITS, fastifyTimeouts, guardConnections, type HttpLimits } from './connection-limits.js';
-import { installErrorHandling } from './errors.js';
+import { frontDoorOptions, installErrorHandling } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { openApiRoutes, operatingRoutes } from './operating-routes.js';
@@ -63,6 +63,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: options.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     ...fastifyTimeouts(limits),
+    ...frontDoorOptions(logger as FastifyBaseLogger),
   });
   installErrorHandling(app, logger);
   guardConnections(app, limits, logger);

@@ -1,4 +1,5 @@
-import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 
 /** Fastify's own request errors, in the catalogue's words. */
@@ -8,7 +9,46 @@ const FASTIFY_CODES: Record<string, () => SynclineError> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: () => new SynclineError('malformed_payload', 'body is empty'),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new SynclineError('malformed_payload', 'body length does not match Content-Length'),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new SynclineError('malformed_payload', 'body must be application/json'),
+  FST_ERR_BAD_URL: () => new SynclineError('invalid_request', 'the URL is not valid (a malformed percent-encoding?)', { field: 'url' }),
+  FST_ERR_MAX_PARAM_LENGTH: () => new SynclineError('uri_too_long', 'a path segment of the URL is longer than the server reads', { field: 'url' }),
 };
+
+/** Errors Node's HTTP parser raises before Fastify sees a request. */
+function clientErrorOf(code: string | undefined): SynclineError {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new SynclineError('request_timeout', 'the request did not arrive in time');
+  if (code === 'HPE_HEADER_OVERFLOW') return new SynclineError('headers_too_large', 'the request headers are larger than the server reads');
+  return new SynclineError('malformed_payload', 'the request is not valid HTTP');
+}
+
+/**
+ * Fastify options that make its own refusals (bad URL, path segment too long) and
+ * Node's (408 timeout, 431 header overflow, 400 unparsable request) answer in the
+ * documented body `{error, message, context}` like every other refusal.
+ */
+export function frontDoorOptions(logger: FastifyBaseLogger): {
+  frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void;
+  clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => void;
+} {
+  return {
+    frameworkErrors(error, request, reply) {
+      const mapped = toSynclineError(error);
+      logger.info({ code: mapped.code, method: request.method, url: request.url.slice(0, 200) }, 'request refused');
+      void reply.status(mapped.status).send(mapped.toJSON());
+    },
+    clientErrorHandler(error, socket) {
+      // A reset connection has no one left to answer.
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const mapped = clientErrorOf(error.code);
+      logger.debug({ code: mapped.code, err: error }, 'client error');
+      if (socket.writable) {
+        const body = JSON.stringify(mapped.toJSON());
+        const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[mapped.status] ?? 'Bad Request';
+        socket.write(`HTTP/1.1 ${mapped.status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy(error);
+    },
+  };
+}
 
 /**
  * Turns anything thrown while serving a request into a SynclineError. Only this
@@ -23,7 +63,8 @@ export function toSynclineError(error: unknown): SynclineError {
   if (error instanceof SyntaxError) return new SynclineError('malformed_payload', 'body is not valid JSON');
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new SynclineError(status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : 'invalid_request', fastifyError.message ?? 'bad request');
+    const code = ({ 404: 'not_found', 408: 'request_timeout', 413: 'payload_too_large', 414: 'uri_too_long', 431: 'headers_too_large' } as const)[status] ?? 'invalid_request';
+    return new SynclineError(code, fastifyError.message ?? 'bad request');
   }
   return new SynclineError('internal', 'internal server error');
 }

@@ -4,6 +4,7 @@ import { SynclineError } from '../../protocol/errors.js';
 import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminRole } from '../governance/admin-tokens.js';
 import { approveReview } from '../governance/approve.js';
 import { listAudit } from '../governance/audit.js';
+import { getLineage } from '../query/lineages.js';
 import { listProjects, setProjectCoalescing } from '../governance/coalescing.js';
 import { idempotent } from '../governance/idempotency.js';
 import { latestIntent, resumeLineage } from '../governance/replay-intents.js';
@@ -98,7 +99,10 @@ export async function governanceRoutes(app: FastifyInstance, options: Governance
   app.post<IdParams>(Routes.lineageResume, async (request) =>
     change(request, request.params.id, null, (tx) => resumeWithDevice(tx, request.params.id, () => resumeLineage(tx, request.params.id, label(request))), true),
   );
-  app.get<IdParams>(Routes.lineageReplay, async (request) => ({ replay: await latestIntent(store, request.params.id) }));
+  app.get<IdParams>(Routes.lineageReplay, async (request) => {
+    await getLineage(store, request.params.id); // 404 for a lineage that does not exist
+    return { replay: await latestIntent(store, request.params.id) };
+  });
   app.get(Routes.audit, async (request) => listAudit(store, query(request)));
 
   app.post(Routes.adminTokens, body, async (request, reply) => {

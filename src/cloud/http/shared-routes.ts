@@ -21,6 +21,8 @@ import type { SharedSyncConfig } from '../shared/declarations.js';
 import { pullBundles } from '../shared/pull.js';
 import { abandonPush, beginPush, commitPush, uploadChunk, type Pusher } from '../shared/push-sessions.js';
 import type { ScopeEvents } from '../shared/scope-events.js';
+import { hasControlCharacter } from '../identifiers.js';
+import { pgSafeText } from '../type-mapping.js';
 import type { SnapshotBuilder } from '../shared/snapshots.js';
 import type { Store } from '../store/store.js';
 import { adminAuth, actorOf } from './admin-auth.js';
@@ -72,7 +74,10 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
 
   const authenticate = async (request: FastifyRequest) => {
     const principal = await options.verifier.verify(request.headers[Headers.authorization], headerText(request.headers[SOURCE_HEADER]));
-    pushers.set(request, { scope: JwtVerifier.scopeOf(principal, scopeKind), source: principal.source });
+    const scope = JwtVerifier.scopeOf(principal, scopeKind);
+    // The scope is stored as text: a claim PostgreSQL cannot hold is the token's fault, not the server's.
+    if (!pgSafeText(scope) || hasControlCharacter(scope)) throw new SynclineError('unauthorized', `the token's ${scopeKind} claim cannot hold NUL, control characters or lone surrogates`);
+    pushers.set(request, { scope, source: principal.source });
   };
   const who = (request: FastifyRequest) => pushers.get(request)!;
   const device = { onRequest: authenticate, preParsing: decodeBody(options.bodyLimit) };
@@ -169,6 +174,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
       const body = parse(adminBundleSchema, request.body, 'bundle');
       const scope = request.params.scope;
       if (scope.length === 0 || scope.length > 200) throw new SynclineError('invalid_request', 'a scope is 1 to 200 characters', { field: 'scope' });
+      if (!pgSafeText(scope) || hasControlCharacter(scope)) throw new SynclineError('invalid_request', 'a scope cannot hold NUL, control characters or lone surrogates', { field: 'scope' });
       const outcome = await commitBundle(store, config, {
         scope,
         source: `server:${actorOf(request).label}`.slice(0, 200),

@@ -3,11 +3,12 @@ import type { DecodedRow, RowBatch } from '../../protocol/batch.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import { pendingIntent } from '../governance/replay-intents.js';
 import { admitSchema, admitWhilePaused, type Admission, type IncomingSchema } from '../governance/schema-gate.js';
-import { sqlState, type Queryable } from '../store/store.js';
+import type { Queryable } from '../store/store.js';
 import type { Lineage, LineageState } from './lineage.js';
-import { materializeRows, type BatchMeta } from './materialize.js';
+import type { BatchMeta } from './materialize.js';
 import { recordSchema } from './mirror-schema.js';
-import { stageRows } from './stage.js';
+import { isLineageError, materializeSettingAside } from './set-aside.js';
+import { stageRejected, stageRows } from './stage.js';
 
 export interface ApplyOutcome {
   /** Journal rows now in the mirror; the others of the batch were staged. */
@@ -19,21 +20,6 @@ export interface ApplyOptions {
   /** The schema policy; the production default (review everything) when not given. */
   policy?: GovernancePolicy;
   logger?: Logger;
-}
-
-export const UNKEYABLE_REASON = 'a key value does not fit the type of its mirror key column';
-
-/**
- * Data the database refuses (class 22), limits it hits (class 54, e.g. a key too
- * long for its index) or two rows it sees as one key (class 21, a safety net
- * behind coalescing): the batch cannot be materialized and retrying will not
- * change that, so its rows are staged and the lineage paused for an operator.
- */
-const PERMANENT_CLASSES = ['21', '22', '54'];
-
-export function isPermanentDataError(error: unknown): boolean {
-  const state = sqlState(error);
-  return state !== undefined && PERMANENT_CLASSES.includes(state.slice(0, 2));
 }
 
 /**
@@ -65,15 +51,13 @@ export async function applyRows(tx: Queryable, lineage: Lineage, batch: RowBatch
   // Schema changes are kept even when the rows then fail: the mirror follows the approved
   // schema, and an operator who fixes the cause resumes into it.
   const { target, state } = admission;
-  await tx.query('SAVEPOINT syncline_materialize');
   try {
-    const result = await materializeRows(tx, target, batch, rows, meta);
-    await stageRows(tx, lineage.id, batch, result.unkeyable, 'materialization_failed', UNKEYABLE_REASON);
-    await tx.query('RELEASE SAVEPOINT syncline_materialize');
+    const result = await materializeSettingAside(tx, target, batch, rows, meta);
+    await stageRejected(tx, lineage.id, batch, result.rejected);
+    if (result.rejected.length > 0) options.logger?.warn({ lineage_id: lineage.id, batch_id: batch.batch_id, rows: result.rejected.length, first: result.rejected[0]!.detail }, 'rows refused by the mirror were set aside');
     return { materialized: result.applied, state };
   } catch (error) {
-    if (!isPermanentDataError(error)) throw error;
-    await tx.query('ROLLBACK TO SAVEPOINT syncline_materialize');
+    if (!isLineageError(error)) throw error;
     const message = error instanceof Error ? error.message : String(error);
     options.logger?.warn({ lineage_id: lineage.id, batch_id: batch.batch_id, err: error }, 'materialization failed; lineage paused and rows staged');
     const reason = `materialization failed: ${message}`;

@@ -4,7 +4,7 @@ import { quoteIdent } from '../identifiers.js';
 import { sqlState, type Queryable } from '../store/store.js';
 import { fromTextArrayElement, OVERFLOW, textArrayParam, toColumnText, toStoredJson, type PgType, type StoredJson } from '../type-mapping.js';
 import { coalesceRows } from './coalesce.js';
-import { MirrorColumns, type MirrorTarget } from './mirror-schema.js';
+import { isDigestedType, KEY_DIGEST_COLUMN, keyDigestSql, MirrorColumns, type MirrorTarget } from './mirror-schema.js';
 
 export interface BatchMeta {
   deviceId: string;
@@ -110,7 +110,12 @@ async function deleteKeys(tx: Queryable, target: MirrorTarget, layout: readonly 
   const aliases = layout.map((_, i) => `k${i}`);
   const params: unknown[] = layout.map((_, i) => keys.map((k) => k[i]!));
   const unnest = layout.map((k, i) => textArrayParam(`$${i + 1}`, k.type)).join(', ');
-  const match = layout.map((k, i) => `m.${quoteIdent(k.column)} = ${fromTextArrayElement(`d.${aliases[i]}`, k.type)}`);
+  const digested = (i: number) => target.digestKey && isDigestedType(layout[i]!.type);
+  const match = layout.flatMap((k, i) => (digested(i) ? [] : [`m.${quoteIdent(k.column)} = ${fromTextArrayElement(`d.${aliases[i]}`, k.type)}`]));
+  if (target.digestKey) {
+    const parts = layout.flatMap((k, i) => (digested(i) ? [{ expr: fromTextArrayElement(`d.${aliases[i]}`, k.type), type: k.type }] : []));
+    match.push(`m.${quoteIdent(KEY_DIGEST_COLUMN)} = ${keyDigestSql(parts)}`);
+  }
   // In a coalesced mirror the same key belongs to many devices; a device deletes only its own row.
   if (target.coalesced) {
     params.push(deviceId);
@@ -145,7 +150,7 @@ async function upsertRows(
   tx: Queryable,
   target: MirrorTarget,
   batch: RowBatch,
-  layout: readonly { column: string }[],
+  layout: readonly { column: string; type: PgType }[],
   rows: readonly DecodedRow[],
   keys: ReadonlyMap<DecodedRow, string[]>,
   meta: BatchMeta,
@@ -195,7 +200,13 @@ async function upsertRows(
     'now()',
     'u.x',
   ];
-  const conflict = [...(target.coalesced ? [MirrorColumns.deviceId] : []), ...layout.map((k) => k.column)];
+  const digestParts = target.digestKey ? plan.flatMap((c, i) => (c.keyIndex >= 0 && isDigestedType(c.type) ? [{ keyIndex: c.keyIndex, expr: selectList[i]!, type: c.type }] : [])) : [];
+  if (target.digestKey) {
+    insertColumns.push(KEY_DIGEST_COLUMN);
+    selectList.push(keyDigestSql(digestParts.sort((a, b) => a.keyIndex - b.keyIndex)));
+  }
+  const digested = new Set(digestParts.map((p) => layout[p.keyIndex]!.column));
+  const conflict = [...(target.coalesced ? [MirrorColumns.deviceId] : []), ...layout.map((k) => k.column).filter((c) => !digested.has(c)), ...(target.digestKey ? [KEY_DIGEST_COLUMN] : [])];
   const keyColumns = new Set(conflict);
   const updates = insertColumns.filter((c) => !keyColumns.has(c)).map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`);
   const sql = `INSERT INTO ${quoteIdent(target.table)} (${insertColumns.map(quoteIdent).join(', ')})

@@ -19,7 +19,10 @@ export const MirrorColumns = {
   overflow: '_syncline_overflow',
 } as const;
 
-/** PostgreSQL allows 1,600 columns per table; the metadata columns take 8 of them. */
+/** The key column of a digest-keyed mirror (see `isDigestKey`); not among MirrorColumns, which every mirror has. */
+export const KEY_DIGEST_COLUMN = '_syncline_key_digest';
+
+/** PostgreSQL allows 1,600 columns per table; the metadata columns take 8 of them (a table that wide is refused as too wide for one row anyway). */
 export const MAX_MIRRORED_COLUMNS = 1600 - Object.keys(MirrorColumns).length;
 
 /** A source column and the mirror column that holds it. */
@@ -38,6 +41,8 @@ export interface MirrorTarget {
   ignored: Set<string>;
   /** A coalesced mirror, shared by a project's devices: keyed by device id plus the key. */
   coalesced: boolean;
+  /** Uniqueness on KEY_DIGEST_COLUMN instead of the text, blob and JSON key columns themselves. */
+  digestKey: boolean;
 }
 
 /** A bounded lock space for mirror names, apart from the migration lock key. */
@@ -88,17 +93,19 @@ export async function loadMirrorTarget(tx: Queryable, lineage: Pick<Lineage, 'id
     if (!isPgType(row.pg_type)) throw new SynclineError('internal', `unknown mirror column type ${row.pg_type}`, { lineage_id: lineage.id });
     bindings.set(row.source_column, { source_column: row.source_column, target_column: row.target_column, pg_type: row.pg_type });
   }
-  const ignored = await tx.query<{ source_column: string; coalesced: boolean }>(
-    `SELECT source_column, false AS coalesced FROM edge_ignored_columns WHERE lineage_id = $1
-     UNION ALL SELECT NULL, true FROM edge_coalesced_mirrors WHERE mirror_table = $2`,
+  const ignored = await tx.query<{ source_column: string; kind: 'ignored' | 'coalesced' | 'digest' }>(
+    `SELECT source_column, 'ignored' AS kind FROM edge_ignored_columns WHERE lineage_id = $1
+     UNION ALL SELECT NULL, 'coalesced' FROM edge_coalesced_mirrors WHERE mirror_table = $2
+     UNION ALL SELECT NULL, 'digest' FROM edge_mirror_key_digests WHERE mirror_table = $2`,
     [lineage.id, lineage.mirror_table],
   );
   return {
     table: lineage.mirror_table,
     key: lineage.key,
     bindings,
-    ignored: new Set(ignored.rows.filter((r) => !r.coalesced).map((r) => r.source_column)),
-    coalesced: ignored.rows.some((r) => r.coalesced),
+    ignored: new Set(ignored.rows.filter((r) => r.kind === 'ignored').map((r) => r.source_column)),
+    coalesced: ignored.rows.some((r) => r.kind === 'coalesced'),
+    digestKey: ignored.rows.some((r) => r.kind === 'digest'),
   };
 }
 
@@ -111,10 +118,56 @@ export async function insertBindings(tx: Queryable, lineageId: string, bindings:
   );
 }
 
+/** The column types of a new mirror for these bindings, in column order (what createMirror creates). */
+export function newMirrorTypes(key: TableKey, bindings: readonly Binding[]): string[] {
+  const digest = isDigestKey(key, new Map(bindings.map((b) => [b.source_column, b])));
+  return [
+    ...(key.kind === 'rowid' ? ['bigint'] : []),
+    ...bindings.map((b) => b.pg_type),
+    // device id, epoch, seq, batch id, op, ingested at, overflow
+    'uuid', 'text', 'bigint', 'uuid', 'text', 'timestamp with time zone', 'jsonb',
+    ...(digest ? ['bytea'] : []),
+  ];
+}
+
+/**
+ * Key column types whose values can outgrow a btree entry (about 2.7 kB): a
+ * mirror keyed by one of them enforces uniqueness on a digest of the key instead.
+ */
+const VARIABLE_KEY_TYPES: ReadonlySet<PgType> = new Set(['text', 'bytea', 'jsonb']);
+
+/** Whether a new mirror for these key bindings is digest-keyed. */
+export function isDigestKey(key: TableKey, bindings: ReadonlyMap<string, Binding>): boolean {
+  return key.kind === 'primary_key' && key.columns.some((c) => VARIABLE_KEY_TYPES.has(bindings.get(c)?.pg_type ?? 'bigint'));
+}
+
+/** Whether a key column of this type goes into the digest (rather than into the unique index itself). */
+export function isDigestedType(type: PgType): boolean {
+  return VARIABLE_KEY_TYPES.has(type);
+}
+
+/**
+ * SQL computing `_syncline_key_digest` from the values of the digested key columns
+ * (in key order): SHA-256 over each value's bytes (UTF-8 text, the blob itself,
+ * the JSON text) prefixed by their length, so no two keys share a digest input.
+ */
+export function keyDigestSql(parts: readonly { expr: string; type: PgType }[]): string {
+  const framed = parts.map(({ expr, type }) => {
+    const bytes = type === 'bytea' ? `(${expr})` : `convert_to((${expr})::text, 'UTF8')`;
+    return `int4send(octet_length(${bytes})) || ${bytes}`;
+  });
+  return `sha256(${framed.join(' || ')})`;
+}
+
 /**
  * Creates a mirror table with the given bindings and records them. A device
  * mirror is keyed by the source key; a coalesced one by the device id plus the
  * source key. `candidates` are the names to try, in order; the first free one is taken.
+ *
+ * A key with text, blob or JSON columns is digest-keyed: the primary key holds the
+ * other key columns and `_syncline_key_digest`, the key columns themselves keep
+ * every value exact (NOT NULL, with a hash index each for lookups by value), so a
+ * key of any length the device accepts has its row.
  */
 export async function createMirror(
   tx: Queryable,
@@ -125,8 +178,11 @@ export async function createMirror(
 ): Promise<MirrorTarget> {
   const table = await chooseMirrorName(tx, lineage, options.candidates);
   const bound = new Map(bindings.map((b) => [b.source_column, b]));
-  const keyColumns = [...(options.coalesced ? [MirrorColumns.deviceId] : []), ...mirrorKeyColumns(key, bound)];
-  const keySet = new Set(keyColumns);
+  const digestKey = isDigestKey(key, bound);
+  const sourceKey = mirrorKeyColumns(key, bound);
+  const keySet = new Set(sourceKey);
+  const digested = digestKey ? bindings.filter((b) => keySet.has(b.target_column) && isDigestedType(b.pg_type)).map((b) => b.target_column) : [];
+  const primary = [...(options.coalesced ? [MirrorColumns.deviceId] : []), ...sourceKey.filter((c) => !digested.includes(c)), ...(digestKey ? [KEY_DIGEST_COLUMN] : [])];
   const definitions = [
     ...(key.kind === 'rowid' ? [`${quoteIdent(MirrorColumns.rowid)} bigint NOT NULL`] : []),
     ...bindings.map((b) => `${quoteIdent(b.target_column)} ${b.pg_type}${keySet.has(b.target_column) ? ' NOT NULL' : ''}`),
@@ -137,11 +193,14 @@ export async function createMirror(
     `${quoteIdent(MirrorColumns.op)} text NOT NULL`,
     `${quoteIdent(MirrorColumns.ingestedAt)} timestamptz NOT NULL DEFAULT now()`,
     `${quoteIdent(MirrorColumns.overflow)} jsonb`,
-    `PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')})`,
+    ...(digestKey ? [`${quoteIdent(KEY_DIGEST_COLUMN)} bytea NOT NULL`] : []),
+    `PRIMARY KEY (${primary.map(quoteIdent).join(', ')})`,
   ];
   await tx.exec(`CREATE TABLE ${quoteIdent(table)} (\n  ${definitions.join(',\n  ')}\n)`);
+  for (const column of digested) await tx.exec(`CREATE INDEX ON ${quoteIdent(table)} USING hash (${quoteIdent(column)})`);
+  if (digestKey) await tx.query('INSERT INTO edge_mirror_key_digests (mirror_table) VALUES ($1)', [table]);
   await insertBindings(tx, lineage.id, bindings);
-  return { table, key, bindings: new Map(bound), ignored: new Set(), coalesced: options.coalesced };
+  return { table, key, bindings: new Map(bound), ignored: new Set(), coalesced: options.coalesced, digestKey };
 }
 
 /** The mirror columns holding a source key, in key order. */

@@ -59,11 +59,26 @@ function toView(row: LineageRow): LineageView {
   };
 }
 
-export async function listLineages(db: Queryable, filter: { deviceId?: string } = {}): Promise<LineageView[]> {
-  const { rows } = filter.deviceId
-    ? await db.query<LineageRow>(`${SELECT} WHERE device_id = $1 ORDER BY created_at, id`, [filter.deviceId])
-    : await db.query<LineageRow>(`${SELECT} ORDER BY created_at, id`);
-  return rows.map(toView);
+export const LINEAGE_PAGE_MAX = 10_000;
+
+/**
+ * Lineages in creation order, optionally of one device, and a page at a time:
+ * `limit` rows after the lineage `after`; `next` is the id to pass as `after` for
+ * the following page (null on the last). Without a limit, every lineage.
+ */
+export async function listLineages(db: Queryable, filter: { deviceId?: string; limit?: number; after?: string } = {}): Promise<{ lineages: LineageView[]; next: string | null }> {
+  const bad = (field: string, message: string) => new SynclineError('invalid_request', message, { field });
+  if (filter.deviceId !== undefined && !isUuid(filter.deviceId)) throw bad('device_id', 'device_id is not a device id');
+  if (filter.after !== undefined && !isUuid(filter.after)) throw bad('after', 'after is the id of the last lineage of the previous page');
+  if (filter.limit !== undefined && (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > LINEAGE_PAGE_MAX)) throw bad('limit', `limit is an integer from 1 to ${LINEAGE_PAGE_MAX}`);
+  const { rows } = await db.query<LineageRow>(
+    `${SELECT} WHERE ($1::uuid IS NULL OR device_id = $1::uuid)
+       AND ($2::uuid IS NULL OR (created_at, id) > (SELECT created_at, id FROM edge_table_lineages WHERE id = $2::uuid))
+     ORDER BY created_at, id LIMIT $3`,
+    [filter.deviceId ?? null, filter.after ?? null, filter.limit === undefined ? null : filter.limit + 1],
+  );
+  const lineages = rows.slice(0, filter.limit ?? rows.length).map(toView);
+  return { lineages, next: filter.limit !== undefined && rows.length > filter.limit ? lineages.at(-1)!.id : null };
 }
 
 export async function getLineage(db: Queryable, id: string): Promise<LineageView> {

@@ -1,6 +1,7 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { SharedTable, WireConflict, ReceivedRowChange } from '../../protocol/shared-sync.js';
 import { decodeValue, encodeValue, sameValue, type SqlValue } from '../../protocol/values.js';
+import { hasControlCharacter, quotedForHumans } from '../identifiers.js';
 import { pushes } from './declarations.js';
 import { keyText, sharedToText } from './shared-columns.js';
 
@@ -38,6 +39,9 @@ export function decodeBundle(rows: readonly ReceivedRowChange[], tables: readonl
   const invalid: WireConflict[] = [];
   rows.forEach((wire, index) => {
     const field = `rows[${index}]`;
+    if (hasControlCharacter(wire.table)) {
+      throw new SynclineError('hostile_identifier', `table name ${quotedForHumans(wire.table.slice(0, 80))} contains a control character`, { ...context, field, table: quotedForHumans(wire.table.slice(0, 80)) });
+    }
     const table = byName.get(wire.table);
     if (!table) throw new SynclineError('unknown_table', `${JSON.stringify(wire.table.slice(0, 80))} is not a shared table`, { ...context, field, table: wire.table.slice(0, 80) });
     if (!serverWrite && !pushes(table.direction)) throw new SynclineError('forbidden', `${table.name} syncs ${table.direction}; devices cannot push it`, { ...context, field, table: table.name });

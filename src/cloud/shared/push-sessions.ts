@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { decodeValue } from '../../protocol/values.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { SharedDefaults, type PushAnswer, type PushBegin, type ReceivedRowChange } from '../../protocol/shared-sync.js';
 import { isUuid } from '../auth/devices.js';
@@ -48,6 +49,8 @@ export async function beginPush(store: Store, config: SharedSyncConfig, who: Pus
 }
 
 export async function uploadChunk(store: Store, who: Pusher, sessionId: string, index: number, rows: readonly ReceivedRowChange[]): Promise<PushAnswer> {
+  // Values are decoded at commit; a chunk that could never decode is refused now, before it is kept.
+  rows.forEach((row, r) => [...row.key, ...(row.row ?? [])].forEach((value, v) => decodeValue(value, `rows[${r}].${v < row.key.length ? `key[${v}]` : `row[${v - row.key.length}]`}`)));
   const session = await sessionBy(store, who, 'id', sessionId);
   if (!Number.isInteger(index) || index < 0 || index > session.row_count) {
     throw new SynclineError('invalid_request', `chunk index ${index} is out of range`, { field: 'index', session_id: sessionId });

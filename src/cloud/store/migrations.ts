@@ -5,6 +5,7 @@ import { schemaGovernance } from './migrations/0002-schema-governance.js';
 import { flowControl } from './migrations/0003-flow-control.js';
 import { governanceAuditCoalescing } from './migrations/0004-governance-audit-coalescing.js';
 import { sharedSync } from './migrations/0005-shared-sync.js';
+import { rowRejections } from './migrations/0007-row-rejections.js';
 import { backendCapture } from './migrations/0010-backend-capture.js';
 import { telemetry } from './migrations/0011-telemetry.js';
 import type { Store } from './store.js';
@@ -21,7 +22,7 @@ export interface Migration {
  * Every schema version, in order. To add one, write `migrations/000N-name.ts`
  * exporting a Migration and append it here; released entries never change.
  */
-export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, backendCapture, telemetry];
+export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry];
 
 /**
  * An arbitrary constant shared by every Syncline process: the transaction-scoped
