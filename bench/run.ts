@@ -11,6 +11,7 @@ import { benchReplay } from './replay.js';
 import { BenchReport, progress } from './report.js';
 import { benchSharedBackend } from './shared-backend.js';
 import { benchSharedSync } from './shared-sync.js';
+import { benchTelemetry } from './telemetry.js';
 
 /**
  * `npm run bench`: every figure is a ratio against a raw baseline measured in the
@@ -25,6 +26,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   'shared-sync': benchSharedSync,
   'shared-backend': benchSharedBackend,
   chaos: benchChaos,
+  telemetry: benchTelemetry,
 };
 
 const wanted = process.argv.slice(2);

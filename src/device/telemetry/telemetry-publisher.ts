@@ -5,7 +5,7 @@ import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import type { DeviceDb } from '../device-db.js';
 import type { PublisherOptions } from '../publisher-options.js';
 import { advanceTelemetryCursor, openCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
-import { TelemetryReader, type TelemetryRead } from './telemetry-reader.js';
+import { TelemetryReader, type TelemetryLook, type TelemetryRead } from './telemetry-reader.js';
 import type { TelemetryTable } from './telemetry-table.js';
 
 export interface TelemetryPublisherOptions {
@@ -56,9 +56,12 @@ export class TelemetryPublisher {
     const log = this.#log.child({ table: table.table });
     let pendingSince: number | undefined;
     let limit = options.maxBatchRows;
+    // The next full batch, read while the one before it was in flight (from where that one ends).
+    let prefetched: TelemetryLook | undefined;
     while (!signal.aborted) {
       const cursor = readCursor(db, table.table)!;
-      const look = reader.look(cursor, limit);
+      const look = prefetched ?? reader.look(cursor, limit);
+      prefetched = undefined;
       if (look.checked) {
         recordTimeCheck(db, table.table, look.checked.upTo, look.checked.late);
         if (look.checked.late > 0) log.warn({ late_rows: look.checked.late, time_column: table.timeColumn }, 'rows arrived with a time at or before rows already shipped (or no time); the time column must only grow, these rows are not shipped');
@@ -81,7 +84,13 @@ export class TelemetryPublisher {
         await sleep(Math.min(this.#o.pollIntervalMs, pendingSince + options.flushIntervalMs - Date.now()), signal);
         continue;
       }
-      const outcome = await this.#deliver(table, read, signal, log);
+      const sending = this.#deliver(table, read, signal, log);
+      // Its request is on its way: read the next batch meanwhile, as if this one were acked
+      // (from the stored cursor, whose late-row check this loop just recorded).
+      // A look records nothing itself, so a prefetch is simply dropped when the batch fails.
+      const ahead = read.batch.rows.length >= limit && !read.tooLarge ? reader.look({ ...readCursor(db, table.table)!, posTime: read.end.posTime, posRowid: read.end.posRowid, seq: read.end.seq }, limit) : undefined;
+      const outcome = await sending;
+      if (outcome === 'acked' && ahead?.read && ahead.rewindTo === undefined) prefetched = ahead;
       if (outcome === 'too_large') {
         limit = Math.max(1, Math.ceil(read.batch.rows.length / 2));
         continue;
@@ -100,7 +109,10 @@ export class TelemetryPublisher {
     const { transport, db, options } = this.#o;
     let attempt = 0;
     const json = JSON.stringify(read.batch);
-    if (Buffer.byteLength(json) > options.maxBatchBytes && read.batch.rows.length > 1) return 'too_large';
+    if (Buffer.byteLength(json) > options.maxBatchBytes && read.batch.rows.length > 1) {
+      read.tooLarge = true;
+      return 'too_large';
+    }
     for (;;) {
       if (signal.aborted) return 'acked';
       try {

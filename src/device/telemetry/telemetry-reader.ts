@@ -13,6 +13,8 @@ import { selectList, type TelemetryTable } from './telemetry-table.js';
 export interface TelemetryRead {
   batch: WireTelemetryBatch;
   end: { posTime: SqlValue; posRowid: bigint; seq: number; gapRows: number };
+  /** Set when the batch's JSON is over the byte limit (it is read again smaller). */
+  tooLarge?: boolean;
 }
 
 /** What one look found: a batch, a rewind of the rowid cursor, rows checked for late times. */
