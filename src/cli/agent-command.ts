@@ -1,6 +1,7 @@
 import { Agent } from '../device/agent.js';
 import { parseTelemetrySpec } from '../device/telemetry/telemetry-table.js';
 import { PublisherDefaults } from '../protocol/constants.js';
+import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
@@ -11,7 +12,9 @@ export const agentOptions = {
   db: { flag: 'db', env: 'SYNCLINE_DB', kind: 'string', required: true, description: 'the SQLite file an app writes' },
   server: { flag: 'server', env: 'SYNCLINE_SERVER', kind: 'string', description: 'base URL of the syncline server, e.g. http://127.0.0.1:8080 (required over HTTP)' },
   token: { flag: 'token', env: 'SYNCLINE_DEVICE_TOKEN', kind: 'string', secret: true, description: 'device token from `syncline admin device create` (over MQTT: the password, unless --mqtt-cert)' },
-  once: { flag: 'once', kind: 'boolean', default: false, description: 'drain the journal, then exit (non-zero if it cannot)' },
+  once: { flag: 'once', kind: 'boolean', default: false, description: 'drain the journal (with --shared: sync until nothing is pending), then exit; non-zero with the reason if it cannot' },
+  onceTimeoutMs: { flag: 'once-timeout-ms', env: 'SYNCLINE_ONCE_TIMEOUT_MS', kind: 'integer', default: 60_000, description: 'with --once: give up after this long when the server cannot be reached (retrying meanwhile)' },
+  rebindDevice: { flag: 'rebind-device', kind: 'boolean', default: false, description: 'let this device take over a file another device shipped before: every table is snapshotted again, so its mirror is complete' },
   flushIntervalMs: { flag: 'flush-interval-ms', env: 'SYNCLINE_FLUSH_INTERVAL_MS', kind: 'integer', default: PublisherDefaults.flushIntervalMs, description: 'send a partial batch after this long' },
   maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
   maxBatchBytes: { flag: 'max-batch-bytes', env: 'SYNCLINE_MAX_BATCH_BYTES', kind: 'integer', default: PublisherDefaults.maxBatchBytes, description: 'encoded bytes per batch at most' },
@@ -31,8 +34,8 @@ export async function runAgent(argv: string[]): Promise<number> {
   }
   const { options } = parseCommand(agentOptions, argv);
   const logger = createLogger();
-  if (options.shared) return runSharedAgent(options, logger);
-  const transport = agentTransport(options, logger);
+  if (options.shared) return runSharedAgent({ ...options, onceTimeoutMs: options.onceTimeoutMs }, logger);
+  const { transport, identity, where } = agentTransport(options, logger);
   const shutdown = untilShutdown();
   const agent = new Agent({
     dbPath: options.db,
@@ -40,14 +43,21 @@ export async function runAgent(argv: string[]): Promise<number> {
     logger,
     once: options.once,
     ...(options.telemetry ? { telemetry: options.telemetry.map(parseTelemetrySpec) } : {}),
+    identity,
+    rebindDevice: options.rebindDevice,
+    // --once retries until its deadline, not for a number of attempts: the time is what a person waits.
+    ...(options.once ? { onceDeadlineMs: options.onceTimeoutMs } : {}),
     publisher: {
       flushIntervalMs: options.flushIntervalMs,
       maxBatchRows: options.maxBatchRows,
       maxBatchBytes: options.maxBatchBytes,
+      ...(options.once ? { maxAttempts: Number.POSITIVE_INFINITY } : {}),
     },
   });
   try {
     await agent.run(shutdown.signal);
+  } catch (error) {
+    throw isSynclineError(error) && error.code === 'transport_failed' ? new SynclineError('transport_failed', `${error.message} (tried ${where})`, error.context, { cause: error }) : error;
   } finally {
     await transport.close?.();
   }

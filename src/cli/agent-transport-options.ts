@@ -6,6 +6,7 @@ import { HttpTransport } from '../transport/http-transport.js';
 import { MQTT_ACK_TIMEOUT_MS, MQTT_MAX_IN_FLIGHT, MqttTransport } from '../transport/mqtt-transport.js';
 import { MQTT_RESEND_MIN_MS } from '../transport/resend-timeout.js';
 import type { Transport } from '../transport/transport.js';
+import type { DeviceIdentity } from '../device/device-binding.js';
 import type { OptionTable, ParsedOptions } from './options.js';
 
 /** `syncline agent` options choosing and configuring the transport; spread into the agent's option table. */
@@ -39,12 +40,31 @@ function commonName(pem: string): string | undefined {
   return match?.[1]?.trim();
 }
 
+/** A URL for messages: its password never printed. */
+export function shownUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+export interface AgentLink {
+  transport: Transport;
+  /** The device this run ships for (the file remembers it). */
+  identity: DeviceIdentity;
+  /** Where batches go, for messages. */
+  where: string;
+}
+
 /** The transport the options ask for; required options are checked here because they depend on the choice. */
-export function agentTransport(options: Parsed, logger: Logger): Transport {
+export function agentTransport(options: Parsed, logger: Logger): AgentLink {
   if (options.transport !== 'mqtt') {
     if (!options.server) throw new SynclineError('invalid_config', '--server (or SYNCLINE_SERVER) is required', { field: 'server' });
     if (!options.token) throw new SynclineError('invalid_config', '--token (or SYNCLINE_DEVICE_TOKEN) is required', { field: 'token' });
-    return new HttpTransport({ serverUrl: options.server, token: options.token });
+    return { transport: new HttpTransport({ serverUrl: options.server, token: options.token }), identity: { token: options.token }, where: shownUrl(options.server) };
   }
   if (!options.mqttUrl) throw new SynclineError('invalid_config', '--mqtt-url (or MQTT_URL) is required with --transport mqtt', { field: 'mqttUrl' });
   const ca = readPem(options.mqttCa, 'mqtt-ca');
@@ -54,7 +74,7 @@ export function agentTransport(options: Parsed, logger: Logger): Transport {
   if (!deviceId) throw new SynclineError('invalid_config', '--device-id (or SYNCLINE_DEVICE_ID, or a --mqtt-cert with the device id as CN) is required with --transport mqtt', { field: 'deviceId' });
   if (!options.token && !cert) throw new SynclineError('invalid_config', '--token or --mqtt-cert is required with --transport mqtt', { field: 'token' });
   const tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
-  return new MqttTransport({
+  const transport = new MqttTransport({
     url: options.mqttUrl,
     deviceId,
     projectId: options.project ?? 'default',
@@ -65,4 +85,5 @@ export function agentTransport(options: Parsed, logger: Logger): Transport {
     ...(options.mqttMaxInFlight !== undefined ? { maxInFlight: options.mqttMaxInFlight } : {}),
     logger: logger.child({ component: 'mqtt' }),
   });
+  return { transport, identity: { deviceId, ...(options.token ? { token: options.token } : {}) }, where: shownUrl(options.mqttUrl) };
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { isSynclineError } from '../protocol/errors.js';
 import { HttpTransport } from '../transport/http-transport.js';
 import { AdminClient } from './admin-client.js';
 import { demoSecret, demoSharedConfig, demoToken, DEMO_USER, startSharedDemo } from './dev-shared-demo.js';
+import { devStatePath, readDevState, writeDevState } from './dev-state.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { formatTable } from './output.js';
@@ -69,21 +71,26 @@ export async function runDev(argv: string[]): Promise<number> {
   const dataDir = resolve(options.data);
   mkdirSync(dataDir, { recursive: true });
   const dbPath = join(dataDir, 'demo.db');
-  const adminToken = process.env.SYNCLINE_ADMIN_TOKEN || generateAdminToken();
+  const kept = readDevState(dataDir);
+  const adminToken = process.env.SYNCLINE_ADMIN_TOKEN || kept?.admin_token || generateAdminToken();
+  const secret = kept?.jwt_secret ?? demoSecret();
   const shutdown = untilShutdown();
 
-  process.stdout.write(`starting PGlite in ${join(dataDir, 'pglite')} ...\n`);
+  process.stdout.write(`${kept ? 'resuming' : 'starting'} PGlite in ${join(dataDir, 'pglite')} ...\n`);
   const store = await openStore({ dataDir: join(dataDir, 'pglite'), logger });
-  const secret = demoSecret();
   const server = await startServer({ httpPort: options.httpPort, mqttPort: options.mqttPort, store, adminToken, logger, shared: demoSharedConfig(secret) });
   const admin = new AdminClient(server.url, adminToken);
-  const device = await admin.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: `demo-${Date.now()}` });
+  const device = await demoDevice(admin, kept?.device ?? null);
+  writeDevState(dataDir, { admin_token: adminToken, jwt_secret: secret, device });
 
   const app = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), DEMO_APP, dbPath, String(options.intervalMs)], { stdio: 'inherit' });
   await waitForFile(dbPath, 30_000);
   const agent = new Agent({
     dbPath,
     transport: new HttpTransport({ serverUrl: server.url, token: device.token }),
+    // A device created afresh (the PGlite data was removed) takes the file over with a fresh snapshot.
+    identity: { token: device.token, deviceId: device.device_id },
+    rebindDevice: device !== kept?.device,
     logger: logger.child({ component: 'agent' }),
     publisher: { flushIntervalMs: options.flushIntervalMs },
   });
@@ -108,9 +115,9 @@ export async function runDev(argv: string[]): Promise<number> {
       `  SYNCLINE_ADMIN_TOKEN=${adminToken} npx syncline admin mirror-rows <lineage-id> --server ${server.url}`,
       `  curl -H "authorization: Bearer ${adminToken}" ${server.url}${Routes.lineages}`,
       'Run a third two-way device against the shared todos (any SQLite file):',
-      `  npx syncline agent --shared --db ./tablet.db --server ${server.url} --source tablet --jwt ${await demoToken(secret, 'tablet')}`,
+      `  npx syncline agent --shared --db ./tablet.db --server ${server.url} --jwt ${await demoToken(secret, 'tablet')}`,
       '',
-      'Ctrl-C stops everything.',
+      `Ctrl-C stops everything; the next start resumes with the same device, admin token and JWT secret (kept in ${devStatePath(dataDir)}).`,
       '',
     ].join('\n'),
   );
@@ -122,12 +129,32 @@ export async function runDev(argv: string[]): Promise<number> {
       .catch(() => {});
   }, 10_000);
 
-  await shutdown.done;
+  const signal = await shutdown.done;
   clearInterval(report);
+  process.stdout.write(`\n${signal}: stopping ...\n`);
+  const stopped: string[] = [];
   await shared.stop();
+  stopped.push(`two-way devices ${shared.devices.map((d) => d.source).join(', ')}`);
+  const appExited = app.exitCode === null && app.signalCode === null ? once(app, 'exit') : Promise.resolve();
   app.kill('SIGTERM');
+  await appExited;
+  stopped.push(`demo app (pid ${app.pid})`);
   await agentDone;
+  const status = agent.status();
+  stopped.push(`agent (${status.rows_acked} rows shipped this run, ${status.pending_total} pending)`);
   await server.stop();
+  stopped.push(`server ${server.url}`);
   await store.close();
+  stopped.push('PGlite');
+  process.stdout.write(`stopped: ${stopped.join('; ')}.\n`);
   return 0;
+}
+
+/** The kept demo device when the server still knows it (and it is not revoked), else a new one. */
+async function demoDevice(admin: AdminClient, kept: { device_id: string; token: string } | null): Promise<{ device_id: string; token: string }> {
+  if (kept) {
+    const known = await admin.request<{ revoked_at: string | null }>('GET', Routes.device.replace(':id', encodeURIComponent(kept.device_id))).catch(() => undefined);
+    if (known && known.revoked_at === null) return kept;
+  }
+  return admin.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: `demo-${Date.now()}` });
 }

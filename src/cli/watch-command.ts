@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import Database from 'better-sqlite3';
 import { changes } from '../device/change-stream.js';
 import type { ChangeEvent, ChangeOp, RowValues } from '../device/change-stream-event.js';
 import { ChangeStreamDefaults } from '../device/change-stream-options.js';
@@ -16,6 +17,7 @@ export const watchOptions = {
   json: { flag: 'json', kind: 'boolean', default: false, description: 'one JSON object per line, values in the wire encoding' },
   checkpoint: { flag: 'checkpoint', kind: 'string', description: 'durable consumer name: a restart resumes after the last change printed' },
   from: { flag: 'from', kind: 'integer', description: 'start after this journal seq' },
+  waitForTables: { flag: 'wait-for-tables', kind: 'boolean', default: false, description: 'accept --table names the file does not have yet and wait for the app to create them (default: refuse them)' },
   beforeImages: { flag: 'before-images', kind: 'boolean', default: false, description: 'also capture the old row of updates and deletes of the --table tables' },
   pollIntervalMs: { flag: 'poll-interval-ms', kind: 'integer', default: ChangeStreamDefaults.pollIntervalMs, description: 'how often to look for new changes' },
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
@@ -75,15 +77,39 @@ export function humanLine(event: ChangeEvent): string {
   return event.after ? `${head} ${showRow(event.after)}` : head;
 }
 
+const SUMMARY = `Prints the row changes of a SQLite file as they commit (by any process), from its change journal.
+The first watch of a file installs Syncline's capture in it: AFTER triggers on the watched tables and a
+journal table (_syncline_*), and it switches the file to WAL mode (journal_mode=WAL, which stays).`;
+
+/** Refuses --table names the file does not have (case-insensitive, as SQLite), unless told to wait for them. */
+function checkTablesExist(dbPath: string, tables: readonly string[]): void {
+  let db: Database.Database;
+  try {
+    db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new SynclineError('capture_failed', `cannot open ${dbPath}: ${(error as Error).message}`, { field: 'db' });
+  }
+  try {
+    const have = new Set((db.prepare("SELECT lower(name) AS name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+    const missing = tables.filter((t) => !have.has(t.toLowerCase()));
+    if (missing.length > 0) {
+      throw new SynclineError('invalid_config', `${dbPath} has no table ${missing.map((t) => JSON.stringify(t)).join(', ')}; check the name, or pass --wait-for-tables to wait for the app to create it`, { field: 'table' });
+    }
+  } finally {
+    db.close();
+  }
+}
+
 export async function runWatch(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
-    const usage = 'syncline watch --db FILE [--table T[,T]] [--ops OPS] [--snapshot] [--json] [--checkpoint NAME] [--from SEQ]';
-    process.stdout.write(`${helpText(usage, 'Prints the row changes of a SQLite file as they commit (by any process), from its change journal.', watchOptions)}\n`);
+    const usage = 'syncline watch --db FILE [--table T[,T]] [--wait-for-tables] [--ops OPS] [--snapshot] [--json] [--checkpoint NAME] [--from SEQ]';
+    process.stdout.write(`${helpText(usage, SUMMARY, watchOptions)}\n`);
     return 0;
   }
   const { options } = parseCommand(watchOptions, argv);
   const tables = list(options.table);
   if (options.beforeImages && !tables) throw new SynclineError('invalid_config', '--before-images applies to the --table tables; name them', { field: 'before-images' });
+  if (tables && !options.waitForTables) checkTablesExist(options.db, tables);
   const stream = changes({
     db: options.db,
     ...(tables ? { tables: tables.map((name) => ({ name, beforeImages: options.beforeImages })) } : {}),

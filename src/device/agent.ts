@@ -4,6 +4,7 @@ import type { Transport } from '../transport/transport.js';
 import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture-watch.js';
 import { ControlHandler } from './control-handler.js';
+import { bindDevice, checkDeviceBinding, type DeviceIdentity } from './device-binding.js';
 import { readCursors } from './cursors.js';
 import { openDeviceDb, type DeviceDb } from './device-db.js';
 import { readSidecar, restoredFromBackup, sidecarPath, writeSidecar } from './epoch-sidecar.js';
@@ -35,6 +36,10 @@ export interface AgentOptions {
   controlPollMs?: number;
   /** Append-only tables shipped by a cursor instead of triggers (no capture cost; inserts only). */
   telemetry?: readonly TelemetrySpec[];
+  /** The device this run ships for; the file remembers it and refuses another one (device-binding.ts). */
+  identity?: DeviceIdentity;
+  /** Let another device take the file over: a new epoch with a fresh snapshot of every table. */
+  rebindDevice?: boolean;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 200;
@@ -152,6 +157,11 @@ export class Agent {
       this.#log.warn({ reason: restored }, 'the database looks restored from a backup: its journal went back in time; starting a new epoch so no change is mistaken for one the cloud already has');
       capture.rotateEpoch(`restored from backup: ${restored}`);
     }
+    if (this.#opts.identity && checkDeviceBinding(db, this.#opts.dbPath, this.#opts.identity, this.#opts.rebindDevice === true) === 'rebind') {
+      capture.rotateEpoch('the file was rebound to another device');
+      bindDevice(db, this.#opts.identity);
+      this.#log.warn({ db: this.#opts.dbPath }, 'the file now ships for this device; every table was snapshotted again so its mirror is complete');
+    }
     this.#saveSidecar(db, capture.epoch);
     this.#log.info({ db: this.#opts.dbPath, journal_epoch: capture.epoch, installed: report.installed }, 'capture ready');
     return capture;
@@ -188,7 +198,10 @@ export class Agent {
       }
       if (publisher.fatal) throw publisher.fatal;
       if (deadline !== undefined && Date.now() > deadline) {
-        throw new SynclineError('transport_failed', `could not drain the journal within ${this.#opts.onceDeadlineMs} ms`, { db: this.#opts.dbPath, ...publisher.stats });
+        const { lastError, retries, rowsAcked } = publisher.stats;
+        const seconds = Math.round(this.#opts.onceDeadlineMs! / 1000);
+        const why = lastError === undefined ? `could not drain the journal within ${seconds} s` : `the server could not be reached within ${seconds} s (${retries} retries, ${rowsAcked} rows shipped; last error: ${lastError})`;
+        throw new SynclineError('transport_failed', why, { db: this.#opts.dbPath, ...publisher.stats });
       }
       if (pumpNow) {
         // Let deliveries and timers run between scans of a long backlog.

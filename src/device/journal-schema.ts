@@ -30,6 +30,8 @@ export const BEFORE_IMAGE_MARK = '+';
 export const StateKeys = {
   layoutVersion: 'layout_version',
   journalEpoch: 'journal_epoch',
+  /** The device this file ships for (device-binding.ts). */
+  deviceBinding: 'device_binding',
 } as const;
 
 export const JOURNAL_DDL = `

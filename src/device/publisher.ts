@@ -236,7 +236,8 @@ export class Publisher {
   #fail(error: Error): void {
     if (!this.#fatal) {
       this.#fatal = error;
-      this.#log.error({ err: error }, 'publisher stopped');
+      // The caller reports the error (the CLI in one line); the stack is for debugging.
+      this.#log.debug({ err: error }, 'publisher stopped');
     }
     this.#notify();
   }

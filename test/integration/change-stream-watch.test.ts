@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { spawnSyncline } from '../support/processes.js';
+import { runSyncline, spawnSyncline } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
 import { app, waitFor } from './change-stream-support.js';
 
@@ -86,6 +86,18 @@ describe('syncline watch', () => {
       ['update', { id: 5 }],
       ['delete', { id: 4 }],
     ]);
+  });
+
+  test('an unknown --table is refused (unless --wait-for-tables); the help says what watch installs', async () => {
+    const path = join(dir.path, 'tables.db');
+    await app(path, 'setup');
+    const refused = await watch(['--db', path, '--table', 'items,nosuch']).exit();
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /^syncline: watch: .*tables\.db has no table "nosuch"; check the name, or pass --wait-for-tables .*\[invalid_config\]/);
+    const help = await runSyncline(['watch', '--help']);
+    assert.match(help.stdout, /installs .*AFTER triggers/);
+    assert.match(help.stdout, /switches the file to WAL/);
+    assert.match(help.stdout, /--wait-for-tables/);
   });
 
   test('a bad option is a usage error', async () => {

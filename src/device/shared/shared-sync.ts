@@ -16,7 +16,7 @@ import { readConflicts, type ConflictRecord } from './conflict-log.js';
 import type { ConflictResolver } from './resolve-conflict.js';
 import { installSharedCapture } from './shared-capture.js';
 import { SharedEngine, type ChangeSet, type Outbox } from './shared-engine.js';
-import { SharedStateKeys as K } from './shared-schema.js';
+import { SharedStateKeys as K, SharedTables } from './shared-schema.js';
 import { ensureSharedSchema, readSharedState, writeSharedState } from './shared-state.js';
 
 export interface SharedSyncOptions {
@@ -81,6 +81,8 @@ export class SharedSync {
   #source: string;
   #queue: Promise<unknown> = Promise.resolve();
   #loop: { stop: AbortController; done: Promise<void>; wake: () => void } | undefined;
+  /** The source id the file kept before open() replaced it (the token's sid or the source option named another). */
+  replacedSource: string | undefined;
 
   private constructor(db: DeviceDb, options: SharedSyncOptions, source: string) {
     this.db = db;
@@ -100,9 +102,16 @@ export class SharedSync {
     const db = existsSync(options.path) ? openDeviceDb(options.path) : createDb(options.path);
     try {
       ensureSharedSchema(db);
-      const source = options.source ?? readSharedState(db, K.source) ?? uuidv7();
+      const stored = readSharedState(db, K.source);
+      // The token's sid claim names the device when there is one: the server refuses any other source for it.
+      const claimed = options.source ?? sourceClaim(typeof options.token === 'string' ? options.token : await options.token());
+      const source = claimed ?? stored ?? uuidv7();
       writeSharedState(db, K.source, source);
       const sync = new SharedSync(db, options, source);
+      if (stored !== undefined && stored !== source) {
+        sync.replacedSource = stored;
+        sync.#log.warn({ previous_source: stored }, 'the file kept another source id than this device runs as; it now uses the new one');
+      }
       const kept = readSharedState(db, K.config);
       if (kept) sync.#install(JSON.parse(kept) as SharedConfigAnswer);
       await sync.#contact().catch((error: unknown) => {
@@ -426,16 +435,36 @@ export class SharedSync {
     await client.endAsync(true);
   }
 
-  /** Another connection's commit changes PRAGMA data_version; our own writes do not, and need no push. */
+  /**
+   * Wakes the loop when the file has new pending changes: another connection's
+   * commit changes PRAGMA data_version, and writes through this very connection
+   * (an app using `sync.db`), which data_version ignores, show in the dirty-row
+   * table the capture triggers keep. Syncline's own bookkeeping writes do not
+   * touch that table except to empty it, so a failing push does not wake itself.
+   */
   async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
-    let seen = this.db.pragma('data_version', { simple: true });
+    const dirty = this.db.prepare(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`);
+    const stamp = () => `${String(this.db.pragma('data_version', { simple: true }))}:${Object.values(dirty.get() as object).join(':')}`;
+    let seen = stamp();
     while (!signal.aborted) {
       await sleep(everyMs, signal);
       if (signal.aborted) return;
-      const now = this.db.pragma('data_version', { simple: true });
+      const now = stamp();
       if (now !== seen && this.pending() > 0) wake();
       seen = now;
     }
+  }
+}
+
+/** The token's `sid` claim, read without verifying (the server verifies); undefined when it has none or is not a JWT. */
+export function sourceClaim(token: string): string | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sid?: unknown };
+    return typeof claims.sid === 'string' && claims.sid !== '' ? claims.sid : undefined;
+  } catch {
+    return undefined;
   }
 }
 
