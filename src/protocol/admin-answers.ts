@@ -255,3 +255,33 @@ export const liveFiguresSchema = z.object({
   open_reviews: z.number(),
 });
 export type LiveFiguresAnswer = z.infer<typeof liveFiguresSchema>;
+
+const pointKind = z.enum(['numeric', 'text', 'boolean']);
+/** A telemetry value as JSON keeps it exactly: a number when exact, else its text. */
+const queryValue = z.union([z.number(), z.string(), z.boolean(), z.null()]);
+export const telemetrySeriesSchema = z.object({
+  device: z.string(),
+  point: z.string(),
+  kind: pointKind,
+  agg: z.string(),
+  bucket_seconds: z.number(),
+  from: iso,
+  to: iso,
+  buckets: z.array(z.object({ start: iso, count: z.number(), value: queryValue })),
+});
+export type TelemetrySeriesAnswer = z.infer<typeof telemetrySeriesSchema>;
+export const telemetryLatestSchema = z.object({ device: z.string(), points: z.array(z.object({ point: z.string(), kind: pointKind, ts: iso, value: queryValue })) });
+export type TelemetryLatestAnswer = z.infer<typeof telemetryLatestSchema>;
+const telemetryMappingSchema = z.object({
+  id: z.string(),
+  project_id: z.string(),
+  source_table: z.string(),
+  schema_hash: z.string(),
+  columns: z.array(columnInfoSchema),
+  time_column: nullable(z.string()),
+  status: z.enum(['pending', 'approved']),
+  points: nullable(z.array(z.object({ column: z.string(), point_id: z.number(), point: z.string(), kind: pointKind }))),
+  time_unit: z.string(),
+});
+export const telemetryMappingListSchema = z.object({ mappings: z.array(telemetryMappingSchema.extend({ staged_rows: z.number() })) });
+export const telemetryApproveAnswerSchema = z.object({ mapping: telemetryMappingSchema, replayed_rows: z.number() });

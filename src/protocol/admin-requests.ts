@@ -2,3 +2,9 @@ import { z } from 'zod';
 
 /** POST /v1/admin/devices. The name is trimmed and checked (1 to 200 characters, no NUL) by createDevice. */
 export const deviceCreateBody = z.object({ name: z.string().describe('1 to 200 characters'), project_id: z.string().optional() });
+
+/** POST /v1/telemetry/mappings/:id/approve: one decision per column but the time column (checked against the mapping by the server). */
+export const telemetryApproveBody = z.object({
+  time_unit: z.enum(['auto', 's', 'ms', 'us']).optional(),
+  columns: z.array(z.object({ name: z.string(), action: z.enum(['point', 'ignore']), point: z.string().optional(), kind: z.enum(['numeric', 'text', 'boolean']).optional() })),
+});

@@ -55,6 +55,8 @@ const envelope = z.object({
   last_seq: seqSchema,
   rows: z.array(z.unknown()).min(1),
 });
+/** The envelope's schema, for the OpenAPI document. */
+export { envelope as telemetryBatchSchema };
 
 /** Validates and decodes a telemetry batch; every failure names its field. */
 export function parseTelemetryBatch(input: unknown, limits: { maxRows?: number } = {}): TelemetryBatch {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import * as answers from '../../protocol/admin-answers.js';
-import { deviceCreateBody } from '../../protocol/admin-requests.js';
+import { deviceCreateBody, telemetryApproveBody } from '../../protocol/admin-requests.js';
+import { telemetryBatchSchema } from '../../protocol/telemetry-batch.js';
 import { rowBatchSchema } from '../../protocol/batch.js';
 import { Routes } from '../../protocol/constants.js';
 import { SharedRoutes, pushBeginSchema, pushChunkSchema } from '../../protocol/shared-sync.js';
@@ -79,6 +80,12 @@ export const API_ROUTES: readonly RouteDoc[] = [
   { method: 'POST', url: Routes.projectSettings, summary: 'Set a project’s mirror coalescing', tag: 'access', caller: 'admin', body: projectSettingsBody, responses: ok(answers.projectSchema) },
   { method: 'GET', url: Routes.mqttStats, summary: 'MQTT front door counters', tag: 'operating', caller: 'viewer', responses: ok(answers.mqttStatsAnswerSchema) },
   { method: 'GET', url: Routes.mqttBrokerConfig, summary: 'Mosquitto password and ACL entries of the devices', tag: 'operating', caller: 'admin', responses: ok(answers.brokerConfigSchema) },
+
+  { method: 'POST', url: Routes.telemetryBatch, summary: 'Send a telemetry batch', tag: 'telemetry', caller: 'device', body: telemetryBatchSchema, responses: ok(sync.batchAckSchema, 'durably stored or staged') },
+  { method: 'GET', url: Routes.telemetryQuery, summary: 'One point of one device, bucketed and aggregated', tag: 'telemetry', caller: 'viewer', query: z.object({ device: text('device id'), point: text('point name'), from: text('ISO 8601 or ms'), to: text('ISO 8601 or ms'), bucket: text('e.g. 1m, 15s, 1h'), agg: text('avg, min, max, sum, count or last') }), responses: ok(answers.telemetrySeriesSchema) },
+  { method: 'GET', url: Routes.telemetryLatest, summary: 'Newest value of every point of a device', tag: 'telemetry', caller: 'viewer', query: z.object({ device: text('device id') }), responses: ok(answers.telemetryLatestSchema) },
+  { method: 'GET', url: Routes.telemetryMappings, summary: 'Telemetry tables and their column mappings', tag: 'telemetry', caller: 'viewer', query: z.object({ status: text('pending or approved') }), responses: ok(answers.telemetryMappingListSchema) },
+  { method: 'POST', url: Routes.telemetryMappingApprove, summary: 'Approve a pending telemetry mapping (staged rows move into the store)', tag: 'telemetry', caller: 'admin', body: telemetryApproveBody, responses: ok(answers.telemetryApproveAnswerSchema) },
 
   { method: 'GET', url: SharedRoutes.config, summary: 'Shared-table declarations for this device', tag: 'two-way sync', caller: 'jwt', responses: ok(sync.sharedConfigAnswerSchema) },
   { method: 'POST', url: SharedRoutes.push, summary: 'Push a bundle (small ones commit at once; large ones open a chunked session)', tag: 'two-way sync', caller: 'jwt', body: pushBeginSchema, responses: { ...ok(sync.pushAnswerSchema), 409: json('conflicts', sync.pushAnswerSchema) } },
