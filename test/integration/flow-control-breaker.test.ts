@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
@@ -71,21 +70,23 @@ describeEachStore('flow control decisions', (ctx) => {
     assert.deepEqual(await controls(ack!.lineage_id), []);
   });
 
-  test('five batches in a row kept out by a permanent materialization error open the breaker; reset-materialization closes it', async () => {
+  test('five batches in a row kept out by a failing mirror open the breaker; reset-materialization closes it', async () => {
     const device = await newDevice(ctx.store, 'breaker');
     const fake = new FakeDevice(ctx.store, device, AUTO);
     const good = await fake.send(KEYED, [upsert(1, ['fine', 'ok'])]);
     const lineageId = good.lineage_id;
-    // A key longer than a btree index entry can be: PostgreSQL refuses it (54000), every time.
-    const hugeKey = () => randomBytes(24_000).toString('base64');
-    for (let seq = 2; seq <= 5; seq++) await fake.send(KEYED, [upsert(seq, [hugeKey(), 'too big'])]);
+    // A DBA renames a mirror column: PostgreSQL refuses every batch (42703), whatever its rows.
+    const mirror = (await ctx.store.query<{ mirror_table: string }>('SELECT mirror_table FROM edge_table_lineages WHERE id = $1', [lineageId])).rows[0]!.mirror_table;
+    await ctx.store.exec(`ALTER TABLE "${mirror}" RENAME COLUMN body TO body_gone`);
+    for (let seq = 2; seq <= 5; seq++) await fake.send(KEYED, [upsert(seq, [`k${seq}`, 'refused'])]);
     await server.flow.tick();
     assert.deepEqual([(await flowOf(lineageId)).consecutive_failures, (await flowOf(lineageId)).device_state], [4, 'sending']);
-    await fake.send(KEYED, [upsert(6, [hugeKey(), 'too big'])]);
+    await fake.send(KEYED, [upsert(6, ['k6', 'refused'])]);
     await eventually('the breaker opened', async () => (await flowOf(lineageId)).device_state === 'paused');
     assert.equal((await flowOf(lineageId)).pause_reason, 'circuit_breaker');
     assert.deepEqual((await controls(lineageId)).map((c) => [c.message.type, c.message.reason, c.state]), [['pause_lineage', 'circuit_breaker', 'pending']]);
 
+    await ctx.store.exec(`ALTER TABLE "${mirror}" RENAME COLUMN body_gone TO body`);
     const reset = await call('POST', path(Routes.lineageResetMaterialization, lineageId));
     assert.equal(reset.status, 200, JSON.stringify(reset.body));
     assert.equal((reset.body.device as { device_state: string }).device_state, 'sending');

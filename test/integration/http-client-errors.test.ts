@@ -4,9 +4,10 @@ import { after, before, test } from 'node:test';
 import { uuidv7 } from 'uuidv7';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { Routes } from '../../src/protocol/constants.js';
+import { SynclineError } from '../../src/protocol/errors.js';
 import { SharedRoutes } from '../../src/protocol/shared-sync.js';
 import { wireBatch } from '../support/cloud-batches.js';
-import { ADMIN_TOKEN, startSharedServer, userToken } from '../support/shared-fixtures.js';
+import { ADMIN_TOKEN, sharedTestConfig, startSharedServer, userToken } from '../support/shared-fixtures.js';
 import { describeEachStore } from '../support/stores.js';
 
 interface Reply {
@@ -104,6 +105,18 @@ describeEachStore('no 500 for client input', (ctx) => {
     assert.deepEqual((first.body.lineages as { source_table: string }[]).map((l) => l.source_table), ['t1', 't2']);
     const second = await admin('GET', `${Routes.lineages}?device_id=${device.body.device_id as string}&limit=2&after=${first.body.next as string}`);
     assert.deepEqual([(second.body.lineages as { source_table: string }[]).map((l) => l.source_table), second.body.next], [['t3'], null]);
+  });
+
+  test('two-way: a pushed or declared table name with control characters is refused as hostile_identifier', async () => {
+    const hostile = 'a\u0001\u001b[31mred\n';
+    const body = JSON.stringify({ format_version: 1, source_bundle_id: uuidv7(), base_seq: '0', row_count: 1, rows: [{ table: hostile, op: 'delete', key: [1], hlc: HLC }] });
+    const reply = await call('POST', SharedRoutes.push, { token: user, body });
+    refused(reply, 400, 'hostile_identifier');
+    assert.doesNotMatch(String(reply.body.message), /[\u0000-\u001f]/);
+    assert.throws(
+      () => sharedTestConfig({ tables: [{ name: hostile, direction: 'both', key: ['id'], columns: [{ name: 'id', type: 'INTEGER' }] }] }),
+      (e: unknown) => e instanceof SynclineError && /contains a control character/.test(e.message),
+    );
   });
 
   test("Fastify's and Node's own refusals answer in Syncline's body", async () => {
