@@ -25,10 +25,17 @@ export const sharedConfigOptions = {
     default: false,
     description: 'accept device JWTs without an exp claim (refused by default: a leaked one never expires)',
   },
+  provision: {
+    flag: 'provision',
+    env: 'SYNCLINE_PROVISION',
+    kind: 'boolean',
+    default: false,
+    description: "let the server add Syncline's bookkeeping columns and unique index to declared business tables (tables with a \"schema\"); without it, they are only checked",
+  },
 } satisfies OptionTable;
 
 /** Reads and validates the shared-table declarations, with credential settings from flags or the environment taking precedence. */
-export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean }): SharedSyncConfig | undefined {
+export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean; provision?: boolean }): SharedSyncConfig | undefined {
   if (!options.sharedConfig) return undefined;
   let text: string;
   try {
@@ -50,7 +57,7 @@ export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: str
     if (options.jwtAllowNoExp) auth.allow_no_exp = true;
     document = { ...document, auth };
   }
-  return parseSharedConfig(document);
+  return { ...parseSharedConfig(document), provision: options.provision === true };
 }
 
 function wholeSeconds(text: string): number {

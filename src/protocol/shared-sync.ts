@@ -87,6 +87,10 @@ export const sharedTableSchema = z.strictObject({
   scope: z.enum(SCOPE_KINDS).default('user'),
   conflict: z.enum(CONFLICT_POLICIES).default('server_wins'),
   tiebreak: z.enum(TIEBREAKS).default('server_wins'),
+  /** A business table of your own in this PostgreSQL schema; absent: Syncline provisions it in syncline_shared. */
+  schema: identifier.optional(),
+  /** The column holding the scope in that table (go-oversync's `_sync_scope_id`); default `_syncline_scope`. */
+  scope_column: identifier.optional(),
   /** Foreign keys to other shared tables of the same scope; they reference the target's key. */
   references: z.array(sharedReferenceSchema).default([]),
 });

@@ -90,7 +90,8 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
 
   app.get(SharedRoutes.config, { onRequest: authenticate }, async (request): Promise<SharedConfigAnswer> => {
     const { scope, source } = who(request);
-    return { format_version: SHARED_FORMAT_VERSION, scope, source_id: source, tables: config.tables };
+    // Where a table lives on the server (its schema, its scope column) is no device's business.
+    return { format_version: SHARED_FORMAT_VERSION, scope, source_id: source, tables: config.tables.map(({ schema: _schema, scope_column: _scope, ...table }) => table) };
   });
 
   app.post(SharedRoutes.push, device, async (request, reply) => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SharedTable } from '../../protocol/shared-sync.js';
 import { quoteIdent as q } from '../identifiers.js';
-import { MetaColumns as M, keyTextSql, wireJsonSql } from './shared-columns.js';
+import { MetaColumns as M, keyTextSql, scopeColumn, wireJsonSql } from './shared-columns.js';
 
 /**
  * The PostgreSQL objects that turn any write to a shared table into bundles.
@@ -46,7 +46,7 @@ export function captureSql(table: SharedTable, target: { schema: string; name: s
   const ref = `${q(target.schema)}.${q(target.name)}`;
   const fn = (part: 'row' | 'stmt' | 'truncate') => `${q(meta)}.${q(captureFunctionName(target.schema, target.name, part))}`;
   const open = `${q(meta)}.syncline_open_bundle`;
-  const scope = q(M.scope);
+  const scope = q(scopeColumn(table));
   const name = `'${table.name.replaceAll("'", "''")}'`;
   const rowJson = (alias: string) => `json_build_array(${table.columns.map((c) => wireJsonSql(`${alias}.${q(c.name)}`, c.type)).join(', ')})::jsonb`;
   const bundleRows = (changes: string, tombstones: string) => `

@@ -3,7 +3,7 @@ import { encodeValue } from '../../protocol/values.js';
 import { quoteIdent } from '../identifiers.js';
 import { sqlState, type Queryable } from '../store/store.js';
 import type { DecodedChange } from './decode-changes.js';
-import { MetaColumns as M, castSharedFromText, sharedTableRef, sharedToText } from './shared-columns.js';
+import { castSharedFromText, scopeColumn, sharedTableRef, sharedToText } from './shared-columns.js';
 import { applyChanges } from './table-writes.js';
 
 const q = quoteIdent;
@@ -87,7 +87,7 @@ async function missingParents(tx: Queryable, scope: string, applied: readonly De
         .join(' AND ');
       const { rows: missing } = await tx.query<{ i: number }>(
         `SELECT u.i FROM unnest($2::int[], ${positions.map((_, i) => `$${i + 3}::text[]`).join(', ')}) AS u(i, ${positions.map((_, i) => `c${i}`).join(', ')})
-          WHERE NOT EXISTS (SELECT 1 FROM ${sharedTableRef(ref.table)} p WHERE p.${q(M.scope)} = $1 AND ${match})`,
+          WHERE NOT EXISTS (SELECT 1 FROM ${sharedTableRef(parent)} p WHERE p.${q(scopeColumn(parent))} = $1 AND ${match})`,
         [scope, candidates.map((_, i) => i), ...positions.map((p) => candidates.map((c) => c.columnTexts![p]!))],
       );
       for (const { i } of missing) {
@@ -112,7 +112,7 @@ async function orphanedChildren(tx: Queryable, scope: string, applied: readonly 
           .join(' AND ');
         const { rows: held } = await tx.query<{ i: number }>(
           `SELECT u.i FROM unnest($2::int[], ${parent.key.map((_, i) => `$${i + 3}::text[]`).join(', ')}) AS u(i, ${parent.key.map((_, i) => `k${i}`).join(', ')})
-            WHERE EXISTS (SELECT 1 FROM ${sharedTableRef(child.name)} c WHERE c.${q(M.scope)} = $1 AND ${match})`,
+            WHERE EXISTS (SELECT 1 FROM ${sharedTableRef(child)} c WHERE c.${q(scopeColumn(child))} = $1 AND ${match})`,
           [scope, removed.map((_, i) => i), ...keyTexts],
         );
         for (const { i } of held) {

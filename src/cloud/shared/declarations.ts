@@ -37,6 +37,8 @@ export interface SharedSyncConfig {
   retention: z.infer<typeof retentionSchema>;
   /** Tables that sync (direction other than none), parents before children. */
   tables: SharedTable[];
+  /** `--provision`: Syncline may add its bookkeeping columns, index and foreign keys to business tables (never otherwise). */
+  provision?: boolean;
 }
 
 /** Directions a device may push in, and directions it pulls. */
@@ -83,6 +85,9 @@ function tableProblems(tables: readonly SharedTable[], refused: ReadonlySet<stri
     if (columns.size !== table.columns.length) say('declares a column twice');
     for (const column of table.columns) nameProblem(column.name, 'column', say);
     if (new Set(table.key).size !== table.key.length) say('names a key column twice');
+    if (table.scope_column !== undefined && table.schema === undefined) say('scope_column applies to a business table of your own; name its "schema" too');
+    if (table.scope_column !== undefined && columns.has(table.scope_column)) say(`scope column ${table.scope_column} is also declared as a synced column; the scope never travels to devices`);
+    if (table.schema !== undefined && (table.schema.toLowerCase().startsWith('pg_') || table.schema === 'information_schema')) say(`schema ${table.schema} is a PostgreSQL system schema`);
     for (const name of table.key) {
       const column = columns.get(name);
       if (!column) say(`key column ${JSON.stringify(name)} is not a declared column`);

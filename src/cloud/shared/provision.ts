@@ -6,7 +6,8 @@ import { quoteIdent } from '../identifiers.js';
 import type { Queryable, Store } from '../store/store.js';
 import { captureSql } from './capture-sql.js';
 import type { SharedSyncConfig } from './declarations.js';
-import { MetaColumns as M, SHARED_SCHEMA, pgTypeOfShared, sharedTableRef } from './shared-columns.js';
+import { checkBusinessTable } from './business-tables.js';
+import { MetaColumns as M, SHARED_SCHEMA, pgTypeOfShared, sharedTableRef, tableSchema } from './shared-columns.js';
 
 /** Serializes provisioning between servers starting together on one PostgreSQL. */
 export const PROVISION_LOCK_KEY = 7_366_571_105;
@@ -33,6 +34,10 @@ export async function provisionSharedTables(store: Store, config: SharedSyncConf
     const existing = await existingColumns(tx);
     const problems: string[] = [];
     for (const table of config.tables) {
+      if (tableSchema(table) !== SHARED_SCHEMA) {
+        problems.push(...(await checkBusinessTable(tx, table, config.tables, config.provision === true, logger)));
+        continue;
+      }
       const columns = existing.get(table.name);
       if (!columns) {
         await tx.exec(createTableSql(table));
@@ -45,7 +50,9 @@ export async function provisionSharedTables(store: Store, config: SharedSyncConf
       throw new SynclineError('invalid_config', `existing shared tables in PostgreSQL do not match the declarations:\n  - ${problems.join('\n  - ')}`, { problems });
     }
     const byName = new Map(config.tables.map((t) => [t.name, t]));
-    for (const table of config.tables) for (const ref of table.references) await ensureForeignKey(tx, table, ref, byName.get(ref.table)!);
+    for (const table of config.tables) {
+      if (tableSchema(table) === SHARED_SCHEMA) for (const ref of table.references) await ensureForeignKey(tx, table, ref, byName.get(ref.table)!);
+    }
     await installCapture(tx, config);
   });
 }
@@ -70,7 +77,7 @@ function columnSql(table: SharedTable, column: SharedTable['columns'][number]): 
 
 function createTableSql(table: SharedTable): string {
   const key = [M.scope, ...table.key].map(quoteIdent).join(', ');
-  return `CREATE TABLE ${sharedTableRef(table.name)} (
+  return `CREATE TABLE ${sharedTableRef(table)} (
   ${quoteIdent(M.scope)} text NOT NULL,
   ${table.columns.map((c) => columnSql(table, c)).join(',\n  ')},
   ${quoteIdent(M.key)} text NOT NULL,
@@ -93,7 +100,7 @@ async function reconcile(tx: Queryable, table: SharedTable, columns: Map<string,
     if (!found) {
       if (notNull) say(`column ${column.name} is declared NOT NULL but missing; add it with a default by hand, then restart`);
       else {
-        await tx.exec(`ALTER TABLE ${sharedTableRef(table.name)} ADD COLUMN ${columnSql(table, column)}`);
+        await tx.exec(`ALTER TABLE ${sharedTableRef(table)} ADD COLUMN ${columnSql(table, column)}`);
         logger.info({ table: table.name, column: column.name }, 'shared column added');
       }
       continue;
@@ -138,8 +145,8 @@ async function ensureForeignKey(tx: Queryable, table: SharedTable, ref: SharedTa
   const { rows } = await tx.query('SELECT 1 FROM pg_constraint WHERE conname = $1', [name]);
   if (rows.length > 0) return;
   const withScope = (columns: readonly string[]) => [M.scope, ...columns].map(quoteIdent).join(', ');
-  await tx.exec(`ALTER TABLE ${sharedTableRef(table.name)} ADD CONSTRAINT ${quoteIdent(name)}
-    FOREIGN KEY (${withScope(ref.columns)}) REFERENCES ${sharedTableRef(ref.table)} (${withScope(parent.key)})
+  await tx.exec(`ALTER TABLE ${sharedTableRef(table)} ADD CONSTRAINT ${quoteIdent(name)}
+    FOREIGN KEY (${withScope(ref.columns)}) REFERENCES ${sharedTableRef(parent)} (${withScope(parent.key)})
     DEFERRABLE INITIALLY DEFERRED`);
 }
 
@@ -147,7 +154,7 @@ async function ensureForeignKey(tx: Queryable, table: SharedTable, ref: SharedTa
 async function installCapture(tx: Queryable, config: SharedSyncConfig): Promise<void> {
   const { rows } = await tx.query<{ schema: string }>('SELECT current_schema() AS schema');
   const meta = rows[0]!.schema;
-  for (const table of config.tables) await tx.exec(captureSql(table, { schema: SHARED_SCHEMA, name: table.name }, meta));
+  for (const table of config.tables) await tx.exec(captureSql(table, { schema: tableSchema(table), name: table.name }, meta));
   await tx.query('DELETE FROM sync_retention');
   await tx.query('INSERT INTO sync_retention (scope, keep) SELECT * FROM unnest($1::text[], $2::int[])', [
     ['', ...Object.keys(config.retention.scopes)],

@@ -21,8 +21,18 @@ export const MetaColumns = {
   hlc: '_syncline_hlc',
 } as const;
 
-export function sharedTableRef(name: string): string {
-  return `${SHARED_SCHEMA}.${quoteIdent(name)}`;
+/** Where a shared table lives: your own schema for a business table, else syncline_shared. */
+export function tableSchema(table: { schema?: string | undefined }): string {
+  return table.schema ?? SHARED_SCHEMA;
+}
+
+export function sharedTableRef(table: { name: string; schema?: string | undefined }): string {
+  return `${quoteIdent(tableSchema(table))}.${quoteIdent(table.name)}`;
+}
+
+/** The column holding a row's scope. */
+export function scopeColumn(table: { scope_column?: string | undefined }): string {
+  return table.scope_column ?? MetaColumns.scope;
 }
 
 const PG_TYPE: Record<SharedColumnType, string> = { INTEGER: 'bigint', REAL: 'double precision', TEXT: 'text', BLOB: 'bytea', UUID: 'uuid' };

@@ -1,7 +1,7 @@
 import type { SharedColumnType, SharedTable } from '../../protocol/shared-sync.js';
 import { quoteIdent as q } from '../identifiers.js';
 import type { Queryable } from '../store/store.js';
-import { MetaColumns as M, castSharedFromText, sharedTableRef, wireJsonSql } from './shared-columns.js';
+import { MetaColumns as M, castSharedFromText, scopeColumn, sharedTableRef, wireJsonSql } from './shared-columns.js';
 
 /** One encoded chunk: the JSON body a device receives, and how many rows it holds. */
 export interface EncodedChunk {
@@ -23,7 +23,7 @@ export async function readTableChunks(tx: Queryable, scope: string, table: Share
   // PostgreSQL renders each row as its wire JSON: this process then only joins text.
   const row = `json_build_array(${table.columns.map((c) => wireJsonSql(q(c.name), c.type)).join(', ')})::text`;
   const select = (from: boolean) => `SELECT ${row} AS j, ${q(M.version)}::text AS v, ${q(M.hlc)} AS h, ${q(M.source)} = $3 AS own, ${keyColumns.map((c, i) => `${q(c.name)} AS k${i}`).join(', ')}
-    FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1${from ? ` AND ${after}` : ''} ORDER BY ${order} LIMIT $2`;
+    FROM ${sharedTableRef(table)} WHERE ${q(scopeColumn(table))} = $1${from ? ` AND ${after}` : ''} ORDER BY ${order} LIMIT $2`;
   const first = select(false);
   const rest = select(true);
   const page = (last?: Record<string, unknown>) =>

@@ -3,7 +3,7 @@ import { encodeValue, type WireValue } from '../../protocol/values.js';
 import { quoteIdent } from '../identifiers.js';
 import type { Queryable } from '../store/store.js';
 import type { DecodedChange } from './decode-changes.js';
-import { MetaColumns as M, castSharedFromText, readSharedAsText, sharedFromText, sharedTableRef } from './shared-columns.js';
+import { MetaColumns as M, castSharedFromText, readSharedAsText, scopeColumn, sharedFromText, sharedTableRef } from './shared-columns.js';
 
 /** Rows per statement: large enough to amortize the round trip, small enough for PGlite's parameter buffers. */
 const SLICE = 2000;
@@ -31,7 +31,7 @@ export async function serverRowStates(tx: Queryable, scope: string, table: Share
   for (const part of slices(keys)) {
     const live = await tx.query<Record<string, string | null>>(
       `SELECT t.${q(M.key)} AS key, t.${q(M.version)}::text AS version, t.${q(M.source)} AS source, t.${q(M.hlc)} AS hlc, ${reads}
-         FROM ${sharedTableRef(table.name)} t WHERE t.${q(M.scope)} = $1 AND t.${q(M.key)} = ANY($2::text[])`,
+         FROM ${sharedTableRef(table)} t WHERE t.${q(scopeColumn(table))} = $1 AND t.${q(M.key)} = ANY($2::text[])`,
       [scope, part],
     );
     for (const r of live.rows) {
@@ -63,7 +63,7 @@ export async function lockLiveRows(tx: Queryable, scope: string, changes: readon
   for (const table of [...byTable.keys()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const keys = [...new Set(byTable.get(table))].sort();
     for (const part of slices(keys)) {
-      await tx.query(`SELECT 1 FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} = ANY($2::text[]) ORDER BY ${q(M.key)} FOR UPDATE NOWAIT`, [scope, part]);
+      await tx.query(`SELECT 1 FROM ${sharedTableRef(table)} WHERE ${q(scopeColumn(table))} = $1 AND ${q(M.key)} = ANY($2::text[]) ORDER BY ${q(M.key)} FOR UPDATE NOWAIT`, [scope, part]);
     }
   }
 }
@@ -73,10 +73,10 @@ async function upsertRows(tx: Queryable, scope: string, table: SharedTable, chan
   const cols = table.columns;
   const width = cols.length;
   const params = (i: number) => `$${i + 5}::text[]`;
-  const sql = `INSERT INTO ${sharedTableRef(table.name)} (${q(M.scope)}, ${cols.map((c) => q(c.name)).join(', ')}, ${q(M.key)}, ${q(M.version)}, ${q(M.source)}, ${q(M.hlc)})
+  const sql = `INSERT INTO ${sharedTableRef(table)} (${q(scopeColumn(table))}, ${cols.map((c) => q(c.name)).join(', ')}, ${q(M.key)}, ${q(M.version)}, ${q(M.source)}, ${q(M.hlc)})
     SELECT $1, ${cols.map((c, i) => castSharedFromText(`u.c${i}`, c.type)).join(', ')}, u.k, $2::bigint, $3, u.h
       FROM unnest($4::text[], $5::text[], ${cols.map((_, i) => params(i + 1)).join(', ')}) AS u(k, h, ${cols.map((_, i) => `c${i}`).join(', ')})
-    ON CONFLICT (${q(M.scope)}, ${q(M.key)}) DO UPDATE SET ${[...cols.map((c) => c.name), M.version, M.source, M.hlc].map((n) => `${q(n)} = EXCLUDED.${q(n)}`).join(', ')}`;
+    ON CONFLICT (${q(scopeColumn(table))}, ${q(M.key)}) DO UPDATE SET ${[...cols.map((c) => c.name), M.version, M.source, M.hlc].map((n) => `${q(n)} = EXCLUDED.${q(n)}`).join(', ')}`;
   for (const part of slices(changes)) {
     const columns: (string | null)[][] = Array.from({ length: width }, () => []);
     for (const change of part) change.columnTexts!.forEach((text, i) => columns[i]!.push(text));
@@ -89,7 +89,7 @@ async function upsertRows(tx: Queryable, scope: string, table: SharedTable, chan
 async function deleteRows(tx: Queryable, scope: string, table: SharedTable, changes: readonly DecodedChange[], seq: bigint, source: string): Promise<void> {
   for (const part of slices(changes)) {
     const keys = part.map((c) => c.keyText);
-    await tx.query(`DELETE FROM ${sharedTableRef(table.name)} WHERE ${q(M.scope)} = $1 AND ${q(M.key)} = ANY($2::text[])`, [scope, keys]);
+    await tx.query(`DELETE FROM ${sharedTableRef(table)} WHERE ${q(scopeColumn(table))} = $1 AND ${q(M.key)} = ANY($2::text[])`, [scope, keys]);
     await tx.query(
       `INSERT INTO sync_tombstones (scope, tbl, key, version, source, hlc)
        SELECT $1, $2, u.k, $3::bigint, $4, u.h FROM unnest($5::text[], $6::text[]) AS u(k, h)
