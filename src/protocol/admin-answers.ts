@@ -230,7 +230,11 @@ export const brokerConfigSchema = z.object({
   devices: z.array(z.object({ device_id: z.string(), project_id: z.string(), password_hash: z.string() })),
   skipped: z.array(z.object({ device_id: z.string(), name: z.string(), reason: z.string() })),
 });
-export const healthAnswerSchema = z.object({ status: z.literal('ok') });
+/** `/healthz`: `ok`, or `degraded` with what is down (the database: 503; only the MQTT broker: 200). */
+export const healthAnswerSchema = z.object({
+  status: z.enum(['ok', 'degraded']),
+  problems: z.array(z.object({ component: z.enum(['database', 'mqtt_broker']), reason: z.string(), since: z.string() })).optional(),
+});
 
 /** The console's sign-in check: who the token is. */
 export const whoAmISchema = z.object({ label: z.string(), role: z.enum(['viewer', 'operator', 'admin']) });
