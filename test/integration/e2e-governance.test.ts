@@ -17,7 +17,7 @@ import { tempDir } from '../support/temp.js';
 const APP = fileURLToPath(new URL('../support/sqlite-app.ts', import.meta.url));
 const TABLES = ['items', 'order_lines', 'kv', 'log_lines', 'ünïcødé "tåble", 1'];
 const CHUNK_ROWS = 100;
-const BACKLOG = 20_000;
+const BACKLOG = 6_000;
 
 type GovernedLineage = Lineage & { pause_cause: string | null };
 type Json = Record<string, unknown>;

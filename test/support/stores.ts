@@ -1,6 +1,9 @@
 import { after, before, describe } from 'node:test';
+import { migrate } from '../../src/cloud/store/migrations.js';
 import { openStore } from '../../src/cloud/store/open-store.js';
+import { PgliteStore } from '../../src/cloud/store/pglite-store.js';
 import type { Store, StoreKind } from '../../src/cloud/store/store.js';
+import { migratedTemplate } from './pglite-template.js';
 import { createScratchDatabase, realPostgresReachable } from './postgres.js';
 
 /**
@@ -24,7 +27,12 @@ export interface TestStore {
 /** A migrated store of its own: in-memory PGlite, or a scratch PostgreSQL database dropped on close. */
 export async function openTestStore(kind: StoreKind, options: { migrate?: boolean } = {}): Promise<TestStore> {
   if (kind === 'pglite') {
-    const store = await openStore({ migrate: options.migrate });
+    if (options.migrate === false) {
+      const store = await openStore({ migrate: false });
+      return { kind, store, close: () => store.close() };
+    }
+    const store = await PgliteStore.open(undefined, { loadDataDir: await migratedTemplate() });
+    await migrate(store, {});
     return { kind, store, close: () => store.close() };
   }
   const scratch = await createScratchDatabase();

@@ -18,11 +18,12 @@ export class PgliteStore implements Store {
     this.#db = db;
   }
 
-  static async open(dataDir?: string): Promise<PgliteStore> {
+  /** `from`: an in-memory database starts as a copy of this dump (`dump()`), skipping initdb (tests use a migrated template). */
+  static async open(dataDir?: string, from?: { loadDataDir: Blob }): Promise<PgliteStore> {
     if (dataDir) mkdirSync(dataDir, { recursive: true });
     // int8 as text like node-pg does: PGlite's default (bigint, and plain numbers
     // inside int8[]) would make the two adapters disagree and round large arrays.
-    const options = { parsers: { [types.INT8]: keepText } };
+    const options = { parsers: { [types.INT8]: keepText }, ...(from ? { loadDataDir: from.loadDataDir } : {}) };
     const db = dataDir ? new PGlite(dataDir, options) : new PGlite(options);
     await db.waitReady;
     return new PgliteStore(db);
@@ -62,6 +63,11 @@ export class PgliteStore implements Store {
     return async () => {
       if (!this.#db.closed) await unlisten();
     };
+  }
+
+  /** The whole database as an uncompressed tarball, for `open(undefined, { loadDataDir })`. */
+  async dump(): Promise<Blob> {
+    return this.#db.dumpDataDir('none');
   }
 
   async close(): Promise<void> {
