@@ -3,18 +3,18 @@ import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Routes } from '../../src/protocol/constants.js';
-import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from '../support/postgres.js';
-import { createDeviceToken, finished, runSyncline, spawnScript, startServer, type ServerProcess } from '../support/processes.js';
-import { assertMirrorMatches, eventually, lineages, type Lineage } from '../support/replication-check.js';
-import { tempDir } from '../support/temp.js';
+import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from './postgres.js';
+import { createDeviceToken, finished, runSyncline, spawnScript, startServer, type ServerProcess } from './processes.js';
+import { assertMirrorMatches, eventually, lineages, type Lineage } from './replication-check.js';
+import { tempDir } from './temp.js';
 
 /**
  * Schema governance with real processes: an app writes a SQLite file, `syncline
  * agent --once` ships it, `syncline server` (default policy: review) stages it, and
- * operators decide with `syncline admin reviews`. Runs on PGlite always and on the
- * real PostgreSQL when it is reachable.
+ * operators decide with `syncline admin reviews`. One suite, defined once per store by
+ * test/integration/e2e-governance-{pglite,postgres}.test.ts so the two run in parallel.
  */
-const APP = fileURLToPath(new URL('../support/sqlite-app.ts', import.meta.url));
+const APP = fileURLToPath(new URL('./sqlite-app.ts', import.meta.url));
 const TABLES = ['items', 'order_lines', 'kv', 'log_lines', 'ünïcødé "tåble", 1'];
 const CHUNK_ROWS = 100;
 const BACKLOG = 6_000;
@@ -27,11 +27,10 @@ async function app(db: string, ...args: (string | number)[]): Promise<void> {
   assert.equal(result.code, 0, `app ${args.join(' ')} failed: ${result.stderr}`);
 }
 
-const backends: { name: string; scratch?: () => Promise<ScratchDatabase> }[] = [{ name: 'pglite' }];
-if (await realPostgresReachable()) backends.push({ name: 'postgres', scratch: createScratchDatabase });
-
-for (const backend of backends) {
-  describe(`schema governance end to end on ${backend.name}`, () => {
+export async function defineGovernanceEndToEnd(kind: 'pglite' | 'postgres'): Promise<void> {
+  const backend: { name: string; scratch?: () => Promise<ScratchDatabase> } = kind === 'pglite' ? { name: 'pglite' } : { name: 'postgres', scratch: createScratchDatabase };
+  const skip = kind === 'postgres' && !(await realPostgresReachable()) ? 'PostgreSQL is not reachable' : false;
+  describe(`schema governance end to end on ${backend.name}`, { skip }, () => {
     const dir = tempDir('syncline-e2e-governance-');
     let scratch: ScratchDatabase | undefined;
     let server: ServerProcess;

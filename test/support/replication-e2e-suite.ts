@@ -2,18 +2,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from '../support/postgres.js';
-import { createDeviceToken, finished, runSyncline, spawnScript, spawnSyncline, startServer, type ServerProcess } from '../support/processes.js';
-import { assertMirrorMatches, eventually, lineages } from '../support/replication-check.js';
-import { tempDir } from '../support/temp.js';
+import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from './postgres.js';
+import { createDeviceToken, finished, runSyncline, spawnScript, spawnSyncline, startServer, type ServerProcess } from './processes.js';
+import { assertMirrorMatches, eventually, lineages } from './replication-check.js';
+import { tempDir } from './temp.js';
 
 /**
  * The whole path with real processes: an app process writes a SQLite file, the
  * `syncline agent` process ships it, the `syncline server` process materializes it,
  * and every row of every table is compared with the mirror, value by value.
- * Runs on PGlite always and on the real PostgreSQL when it is reachable.
+ * One suite, defined once per store by test/integration/e2e-replication-{pglite,postgres}.test.ts
+ * so the two run in parallel.
  */
-const APP = fileURLToPath(new URL('../support/sqlite-app.ts', import.meta.url));
+const APP = fileURLToPath(new URL('./sqlite-app.ts', import.meta.url));
 const TABLES = ['items', 'order_lines', 'kv', 'log_lines', 'ünïcødé "tåble", 1'];
 
 async function app(db: string, ...args: (string | number)[]): Promise<void> {
@@ -35,11 +36,10 @@ async function assertAllTablesMatch(server: ServerProcess, db: string, deviceId:
   }
 }
 
-const backends: { name: string; scratch?: () => Promise<ScratchDatabase> }[] = [{ name: 'pglite' }];
-if (await realPostgresReachable()) backends.push({ name: 'postgres', scratch: createScratchDatabase });
-
-for (const backend of backends) {
-  describe(`end to end on ${backend.name}`, () => {
+export async function defineReplicationEndToEnd(kind: 'pglite' | 'postgres'): Promise<void> {
+  const backend: { name: string; scratch?: () => Promise<ScratchDatabase> } = kind === 'pglite' ? { name: 'pglite' } : { name: 'postgres', scratch: createScratchDatabase };
+  const skip = kind === 'postgres' && !(await realPostgresReachable()) ? 'PostgreSQL is not reachable' : false;
+  describe(`end to end on ${backend.name}`, { skip }, () => {
     const dir = tempDir('syncline-e2e-');
     let scratch: ScratchDatabase | undefined;
     let server: ServerProcess;

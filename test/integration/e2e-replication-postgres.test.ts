@@ -1,0 +1,4 @@
+import { defineReplicationEndToEnd } from '../support/replication-e2e-suite.js';
+
+// The whole replication path with real processes on postgres (the suite is in test/support/replication-e2e-suite.ts).
+await defineReplicationEndToEnd('postgres');
