@@ -65,7 +65,8 @@ export async function startServer(options: { dataDir: string; databaseUrl?: stri
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${stdout}\n${stderr}`)), 60_000);
+    // A start takes seconds; the margin is for a machine shared by many test runs (PGlite's initdb is CPU-bound).
+    const timer = setTimeout(() => reject(new Error(`server did not start within 120 s:\n${stdout}\n${stderr}`)), 120_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       const match = /listening on (http:\/\/\S+)/.exec(stdout);
