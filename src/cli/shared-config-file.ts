@@ -57,7 +57,7 @@ export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: str
     if (options.jwtAllowNoExp) auth.allow_no_exp = true;
     document = { ...document, auth };
   }
-  return { ...parseSharedConfig(document), provision: options.provision === true };
+  return { ...parseSharedConfig(document, { requireAuth: true }), provision: options.provision === true };
 }
 
 function wholeSeconds(text: string): number {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -81,10 +81,11 @@ describe('syncline agent --shared', () => {
     laptop.close();
   });
 
-  test('the server refuses to start on declarations it cannot honour, naming each table', async () => {
+  test('the server refuses to start on declarations it cannot honour, naming every problem at once before touching the database', async () => {
     const bad = {
-      auth: { hs256_secret: JWT_SECRET },
+      auth: { hs256_secret: 'too-short' },
       tables: [
+        { name: 'v', direction: 'both', key: ['nope'], columns: [{ name: 'id', type: 'VARCHAR' }] },
         { name: 'a', direction: 'both', key: ['missing'], columns: [{ name: 'id', type: 'TEXT' }] },
         { name: 'b', direction: 'down', key: ['id'], columns: [{ name: 'id', type: 'REAL' }] },
         {
@@ -105,5 +106,9 @@ describe('syncline agent --shared', () => {
     assert.match(run.stderr, /table "a": key column "missing" is not a declared column/);
     assert.match(run.stderr, /table "b": key column "id" has type REAL/);
     assert.match(run.stderr, /table "c": reference .* names a table that is not declared/);
+    assert.match(run.stderr, /auth: the HS256 secret has 9 bytes; it needs at least 32/);
+    assert.match(run.stderr, /table "v" \(tables\[0\]\): .*; table "v" \(tables\[0\]\): key column "nope" is not a declared column/, 'a key problem is not hidden behind a value problem');
+    assert.equal(run.stderr.trimEnd().split('\n').length, 1, 'one line');
+    assert.equal(existsSync(join(dir.path, 'bad-server')), false, 'the database was not touched');
   });
 });

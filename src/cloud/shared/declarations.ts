@@ -26,11 +26,8 @@ const retentionSchema = z.strictObject({
   scopes: z.record(z.string(), z.number().int().min(1)).default({}),
 });
 
-const sharedConfigFileSchema = z.strictObject({
-  auth: authSchema.default({}),
-  retention: retentionSchema.default({ bundles: SharedDefaults.retentionBundles, scopes: {} }),
-  tables: z.array(z.unknown()).min(1),
-});
+/** HS256 secrets shorter than this are refused (RFC 7518: at least the hash's size). */
+export const MIN_HS256_SECRET_BYTES = 32;
 
 export interface SharedSyncConfig {
   auth: z.infer<typeof authSchema>;
@@ -46,14 +43,25 @@ export const pushes = (direction: Direction): boolean => direction === 'up' || d
 export const pulls = (direction: Direction): boolean => direction === 'down' || direction === 'both';
 
 /** Parses and validates a config document (the JSON of --shared-config). */
-export function parseSharedConfig(document: unknown): SharedSyncConfig {
-  const file = sharedConfigFileSchema.safeParse(document);
-  if (!file.success) throw new SynclineError('invalid_config', `shared config: ${z.prettifyError(file.error)}`);
+/** `requireAuth`: a server's config must say how device JWTs are checked (a test of declarations alone need not). */
+export function parseSharedConfig(document: unknown, options: { requireAuth?: boolean } = {}): SharedSyncConfig {
   const problems: string[] = [];
+  const issue = (where: string, error: z.ZodError) => problems.push(`${where}: ${z.prettifyError(error).replaceAll('\n', '; ')}`);
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new SynclineError('invalid_config', 'shared config: the file must hold a JSON object with "tables" (and optionally "auth", "retention")');
+  const { auth: rawAuth, retention: rawRetention, tables: rawTables, ...unknown } = document as Record<string, unknown>;
+  // Each part is checked on its own, so one mistake never hides another, and all before anything touches the database.
+  for (const key of Object.keys(unknown)) problems.push(`unknown key ${JSON.stringify(key)} (the file has "auth", "retention" and "tables")`);
+  const auth = authSchema.default({}).safeParse(rawAuth);
+  if (!auth.success) issue('auth', auth.error);
+  else problems.push(...authProblems(auth.data, options.requireAuth === true));
+  const retention = retentionSchema.default({ bundles: SharedDefaults.retentionBundles, scopes: {} }).safeParse(rawRetention);
+  if (!retention.success) issue('retention', retention.error);
+  const declared = Array.isArray(rawTables) ? rawTables : [];
+  if (declared.length === 0) problems.push('"tables" must list at least one table');
   const tables: SharedTable[] = [];
-  // Names of declarations the schema refused: their own problem is reported, so references to them are not.
+  // Names of declarations the schema refused: their own problems are reported, so references to them are not.
   const refused = new Set<string>();
-  file.data.tables.forEach((raw, index) => {
+  declared.forEach((raw, index) => {
     const parsed = sharedTableSchema.safeParse(raw);
     if (parsed.success) {
       tables.push(parsed.data);
@@ -63,13 +71,41 @@ export function parseSharedConfig(document: unknown): SharedSyncConfig {
     if (typeof name === 'string') refused.add(name);
     const label = typeof name === 'string' ? `table ${JSON.stringify(name)} (tables[${index}])` : `tables[${index}]`;
     problems.push(`${label}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+    problems.push(...looseKeyProblems(raw).map((p) => `${label}: ${p}`));
   });
   problems.push(...tableProblems(tables, refused));
-  if (problems.length > 0) {
-    throw new SynclineError('invalid_config', `the shared table declarations cannot be honoured:\n  - ${problems.join('\n  - ')}`, { problems });
+  if (problems.length > 0 || !auth.success || !retention.success) {
+    throw new SynclineError('invalid_config', `the shared config cannot be honoured (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`, { problems });
   }
   const synced = tables.filter((t) => t.direction !== 'none');
-  return { auth: file.data.auth, retention: file.data.retention, tables: parentFirst(synced) };
+  return { auth: auth.data, retention: retention.data, tables: parentFirst(synced) };
+}
+
+/** The HS256 secret's length and the need for some way to check tokens, known before the server starts. */
+function authProblems(auth: z.infer<typeof authSchema>, required: boolean): string[] {
+  const problems: string[] = [];
+  if (required && auth.hs256_secret === undefined && auth.jwks_url === undefined) problems.push('auth: set auth.hs256_secret or auth.jwks_url (or SYNCLINE_JWT_SECRET / SYNCLINE_JWKS_URL) so device JWTs can be checked');
+  if (auth.hs256_secret !== undefined && Buffer.byteLength(auth.hs256_secret, 'utf8') < MIN_HS256_SECRET_BYTES) {
+    problems.push(`auth: the HS256 secret has ${Buffer.byteLength(auth.hs256_secret, 'utf8')} bytes; it needs at least ${MIN_HS256_SECRET_BYTES}`);
+  }
+  return problems;
+}
+
+/** Key and reference columns of a declaration the schema refused for another reason, so those problems show in the same run. */
+function looseKeyProblems(raw: unknown): string[] {
+  if (typeof raw !== 'object' || raw === null) return [];
+  const { columns, key, references } = raw as { columns?: unknown; key?: unknown; references?: unknown };
+  if (!Array.isArray(columns)) return [];
+  const names = new Set(columns.map((c) => (typeof c === 'object' && c !== null ? (c as { name?: unknown }).name : undefined)).filter((n): n is string => typeof n === 'string'));
+  const problems: string[] = [];
+  if (Array.isArray(key)) for (const k of key) if (typeof k === 'string' && !names.has(k)) problems.push(`key column ${JSON.stringify(k)} is not a declared column`);
+  if (Array.isArray(references)) {
+    for (const ref of references) {
+      const cols = typeof ref === 'object' && ref !== null ? (ref as { columns?: unknown }).columns : undefined;
+      if (Array.isArray(cols)) for (const c of cols) if (typeof c === 'string' && !names.has(c)) problems.push(`reference uses ${JSON.stringify(c)}, which is not a declared column`);
+    }
+  }
+  return problems;
 }
 
 function tableProblems(tables: readonly SharedTable[], refused: ReadonlySet<string>): string[] {
