@@ -38,12 +38,11 @@ export function wantsVerbose(argv: readonly string[], env: NodeJS.ProcessEnv = p
 }
 
 function sentence(text: string): string {
-  // One line: a message spanning lines (a list of problems) is joined with "; ".
+  // One line: a message listing problems on lines of their own ("...:\n  - a\n  - b") becomes "...: a; b".
   const joined = text
-    .split('\n')
-    .map((part) => part.trim())
-    .filter(Boolean)
-    .join('; ');
+    .trim()
+    .replace(/:\s*\n\s*(?:- )?/g, ': ')
+    .replace(/\s*\n\s*(?:- )?/g, '; ');
   return printable(joined).replace(/[.\s]+$/, '');
 }
 
