@@ -8,7 +8,10 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { uuidv7 } from 'uuidv7';
 import { CloudServer } from '../../src/cloud/server.js';
 import { Routes } from '../../src/protocol/constants.js';
+import { TELEMETRY_BATCH_FORMAT_VERSION } from '../../src/protocol/constants.js';
+import { schemaFingerprint } from '../../src/protocol/schema.js';
 import { wireBatch, type TableSpec } from '../support/cloud-batches.js';
+import { columns } from '../support/batches.js';
 import { postgresReachable, openTestStore, type TestStore } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
 
@@ -130,6 +133,23 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     await shot(page, 'lineage-1280');
     await page.setViewportSize({ width: 390, height: 844 });
     await shot(page, 'lineage-390');
+
+    // Telemetry: a device's points, and the last hour of one as a chart.
+    const climate = columns([['ts', 'INTEGER'], ['temp', 'REAL']]);
+    const now = Date.now();
+    const points = [30, 20, 10].map((minutes, i) => ({ seq: i + 1, row: [now - minutes * 60_000, 20.5 + i] }));
+    const telemetry = { format_version: TELEMETRY_BATCH_FORMAT_VERSION, batch_id: uuidv7(), journal_epoch: uuidv7(), source_table: 'climate', time_column: 'ts', schema: { hash: schemaFingerprint(climate), columns: climate }, first_seq: 1, last_seq: 3, rows: points };
+    const sent = await fetch(`${server.url}${Routes.telemetryBatch}`, { method: 'POST', headers: { authorization: `Bearer ${deviceToken}`, 'content-type': 'application/json' }, body: JSON.stringify(telemetry) });
+    assert.equal(sent.status, 200, await sent.text());
+    const pending = (await api('GET', `${Routes.telemetryMappings}?status=pending`)).mappings[0];
+    await api('POST', Routes.telemetryMappingApprove.replace(':id', pending.id), { columns: [{ name: 'temp', action: 'point' }] });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.url}${Routes.console}#/telemetry`);
+    await page.getByLabel('Device').selectOption({ label: 'kiosk-7' });
+    await page.getByRole('button', { name: 'Last hour' }).first().click();
+    await page.getByRole('img', { name: /from 20.5 to 22.5 over the last hour/ }).waitFor();
+    assert.equal(await page.locator('svg.chart circle').count(), 3, 'one dot per minute with values');
+    await shot(page, 'telemetry-1280');
 
     // A viewer: sees the same data, and no action button anywhere.
     await ship({ ...SENSORS, table: 'doors' }, [{ seq: 1, op: 'insert', pk: [1n], row: [1n, 1n, null, 'open', 'x'] }]);

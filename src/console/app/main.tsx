@@ -9,6 +9,7 @@ import { AuditLog } from './views/audit.js';
 import { Fleet } from './views/fleet.js';
 import { LineageDetail, Lineages } from './views/lineages.js';
 import { ReviewDetail, Reviews } from './views/reviews.js';
+import { Telemetry } from './views/telemetry.js';
 import { Twoway } from './views/twoway.js';
 
 const NAV: [hash: string, label: string][] = [
@@ -16,6 +17,7 @@ const NAV: [hash: string, label: string][] = [
   ['#/reviews', 'Schema reviews'],
   ['#/lineages', 'Lineages'],
   ['#/twoway', 'Two-way'],
+  ['#/telemetry', 'Telemetry'],
   ['#/audit', 'Audit log'],
   ['#/api', 'API reference'],
 ];
@@ -67,6 +69,8 @@ function Page({ hash, me }: { hash: string; me: WhoAmIAnswer }) {
       return id ? <LineageDetail id={decodeURIComponent(id)} me={me} /> : <Lineages />;
     case 'twoway':
       return <Twoway />;
+    case 'telemetry':
+      return <Telemetry />;
     case 'audit':
       return <AuditLog />;
     case 'api':
