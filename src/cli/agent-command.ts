@@ -14,6 +14,7 @@ export const agentOptions = {
   token: { flag: 'token', env: 'SYNCLINE_DEVICE_TOKEN', kind: 'string', secret: true, description: 'device token from `syncline admin device create` (over MQTT: the password, unless --mqtt-cert)' },
   once: { flag: 'once', kind: 'boolean', default: false, description: 'drain the journal (with --shared: sync until nothing is pending), then exit; non-zero with the reason if it cannot' },
   onceTimeoutMs: { flag: 'once-timeout-ms', env: 'SYNCLINE_ONCE_TIMEOUT_MS', kind: 'integer', default: 60_000, description: 'with --once: give up after this long when the server cannot be reached (retrying meanwhile)' },
+  statusIntervalMs: { flag: 'status-interval-ms', env: 'SYNCLINE_STATUS_INTERVAL_MS', kind: 'integer', default: 60_000, description: 'log a one-line status (rows shipped, pending, retries) at info level this often; 0 turns it off' },
   rebindDevice: { flag: 'rebind-device', kind: 'boolean', default: false, description: 'let this device take over a file another device shipped before: every table is snapshotted again, so its mirror is complete' },
   flushIntervalMs: { flag: 'flush-interval-ms', env: 'SYNCLINE_FLUSH_INTERVAL_MS', kind: 'integer', default: PublisherDefaults.flushIntervalMs, description: 'send a partial batch after this long' },
   maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
@@ -26,6 +27,28 @@ export const agentOptions = {
   pollMs: { flag: 'poll-ms', env: 'SYNCLINE_POLL_MS', kind: 'integer', default: 30_000, description: 'with --shared: sync at least this often, besides the server\'s wake-ups and local writes' },
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
+
+/**
+ * `--once` on a terminal: one line rewritten in place (rows shipped, journal
+ * left, rate) on stderr. In a pipe it prints nothing: scripts read the final status.
+ */
+function drainProgress(agent: Agent): { stop(): void } | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const started = Date.now();
+  const draw = () => {
+    const s = agent.status();
+    if (!s.running) return;
+    const rate = Math.round(s.rows_acked / Math.max(0.001, (Date.now() - started) / 1000));
+    process.stderr.write(`\r\u001b[Kdraining ${s.db}: ${s.rows_acked} rows shipped, ${s.pending_total} left in the journal, ${rate} rows/s`);
+  };
+  const timer = setInterval(draw, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      process.stderr.write('\r\u001b[K');
+    },
+  };
+}
 
 export async function runAgent(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
@@ -45,6 +68,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     ...(options.telemetry ? { telemetry: options.telemetry.map(parseTelemetrySpec) } : {}),
     identity,
     rebindDevice: options.rebindDevice,
+    statusIntervalMs: options.statusIntervalMs,
     // --once retries until its deadline, not for a number of attempts: the time is what a person waits.
     ...(options.once ? { onceDeadlineMs: options.onceTimeoutMs } : {}),
     publisher: {
@@ -54,11 +78,13 @@ export async function runAgent(argv: string[]): Promise<number> {
       ...(options.once ? { maxAttempts: Number.POSITIVE_INFINITY } : {}),
     },
   });
+  const progress = options.once ? drainProgress(agent) : undefined;
   try {
     await agent.run(shutdown.signal);
   } catch (error) {
     throw isSynclineError(error) && error.code === 'transport_failed' ? new SynclineError('transport_failed', `${error.message} (tried ${where})`, error.context, { cause: error }) : error;
   } finally {
+    progress?.stop();
     await transport.close?.();
   }
   if (options.once) process.stdout.write(`${JSON.stringify(agent.status())}\n`);

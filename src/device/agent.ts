@@ -36,6 +36,8 @@ export interface AgentOptions {
   controlPollMs?: number;
   /** Append-only tables shipped by a cursor instead of triggers (no capture cost; inserts only). */
   telemetry?: readonly TelemetrySpec[];
+  /** How often to log a one-line status at info level (0: never; default 60 s). */
+  statusIntervalMs?: number;
   /** The device this run ships for; the file remembers it and refuses another one (device-binding.ts). */
   identity?: DeviceIdentity;
   /** Let another device take the file over: a new epoch with a fresh snapshot of every table. */
@@ -43,6 +45,8 @@ export interface AgentOptions {
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 200;
+/** How often a running agent logs its one-line status at info level. */
+export const DEFAULT_STATUS_INTERVAL_MS = 60_000;
 
 /**
  * The device agent: owns one SQLite file that an app writes, keeps capture
@@ -181,6 +185,8 @@ export class Agent {
     const deadline = once && this.#opts.onceDeadlineMs !== undefined ? Date.now() + this.#opts.onceDeadlineMs : undefined;
     const reader = new JournalReader(db);
     const stop = this.#stopper.signal;
+    const statusEvery = this.#opts.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
+    let nextStatusAt = Date.now() + statusEvery;
     let seenSeq = -1;
     let pumpNow = true;
     let nextDueAt: number | undefined;
@@ -197,6 +203,10 @@ export class Agent {
         if (once && result.drained) return;
       }
       if (publisher.fatal) throw publisher.fatal;
+      if (statusEvery > 0 && Date.now() >= nextStatusAt) {
+        nextStatusAt = Date.now() + statusEvery;
+        this.#logStatus();
+      }
       if (deadline !== undefined && Date.now() > deadline) {
         const { lastError, retries, rowsAcked } = publisher.stats;
         const seconds = Math.round(this.#opts.onceDeadlineMs! / 1000);
@@ -210,6 +220,16 @@ export class Agent {
       }
       if (await publisher.waitForActivity(poll, stop)) pumpNow = true;
     }
+  }
+
+  /** One info line a person can read in `journalctl`: what shipped, what waits, what went wrong. */
+  #logStatus(): void {
+    const s = this.status();
+    const paused = s.paused?.length ? `, ${s.paused.length} table(s) paused by the cloud` : '';
+    this.#log.info(
+      { pending_total: s.pending_total, rows_acked: s.rows_acked, batches_acked: s.batches_acked, retries: s.retries, quarantined: s.quarantined, in_flight: s.in_flight },
+      `status: ${s.rows_acked} rows shipped in ${s.batches_acked} batches, ${s.pending_total} pending, ${s.retries} retries, ${s.quarantined} quarantined${paused}`,
+    );
   }
 
   #refreshCapture(capture: CaptureWatch): void {

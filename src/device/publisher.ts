@@ -372,6 +372,8 @@ export class Publisher {
         const ack = await this.#transport.sendRowBatch(outgoing.encoded, signal);
         controls = this.#commitAck(lane, batch, ack) || controls;
         queue.shift();
+        // Said once when it happens, so an operator reading the log sees the outage end, not only begin.
+        if (attempt > 0) this.#log.info({ table: lane.table, batch_id: batch.batch_id, failed_attempts: attempt }, `the server answers again after ${attempt} failed attempt${attempt === 1 ? '' : 's'}; shipping resumed`);
         attempt = 0;
         continue;
       } catch (error) {

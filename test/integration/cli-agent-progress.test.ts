@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { createDeviceToken, finished, runSyncline, spawnSyncline, startServer } from '../support/processes.js';
+import { eventually } from '../support/replication-check.js';
+import { tempDir } from '../support/temp.js';
+
+/**
+ * What a running agent tells an operator: a line when it recovers after failed
+ * attempts, a periodic one-line status at info level, and drain progress on a
+ * terminal only (real processes; the terminal is util-linux `script`).
+ */
+const BIN = fileURLToPath(new URL('../../bin/syncline.js', import.meta.url));
+
+test('the agent says when the server answers again, logs a periodic status, and shows progress on a terminal only', async () => {
+  const dir = tempDir('syncline-agent-progress-');
+  const path = join(dir.path, 'app.db');
+  const app = new Database(path);
+  app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)');
+  const insert = app.prepare('INSERT INTO items (name) VALUES (?)');
+  for (let i = 0; i < 300; i++) insert.run(`n${i}`);
+  let server = await startServer({ dataDir: join(dir.path, 'server'), extraArgs: ['--schema-policy', 'auto'] });
+  const port = new URL(server.url).port;
+  const device = await createDeviceToken(server, 'progress');
+  try {
+    // In a pipe: no progress, just the final status line.
+    const piped = await runSyncline(['agent', '--db', path, '--server', server.url, '--token', device.token, '--once']);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.doesNotMatch(piped.stderr, /draining/);
+    // On a terminal: the drain line, rewritten in place.
+    for (let i = 0; i < 3000; i++) insert.run(`m${i}`);
+    const command = [process.execPath, BIN, 'agent', '--db', path, '--server', server.url, '--token', device.token, '--once', '--max-batch-rows', '50'].map((a) => `'${a}'`).join(' ');
+    const tty = await finished(spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+    assert.equal(tty.code, 0, tty.stdout + tty.stderr);
+    assert.match(tty.stdout, /\r\u001b\[Kdraining .*app\.db: \d+ rows shipped, \d+ left in the journal, \d+ rows\/s/);
+
+    await server.stop();
+    const agent = spawnSyncline(['agent', '--db', path, '--server', server.url, '--token', device.token, '--status-interval-ms', '300'], { SYNCLINE_LOG_LEVEL: 'info' });
+    let logs = '';
+    agent.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+    insert.run('while the server is down');
+    await eventually('a failed send', () => /send failed; retrying/.test(logs), 30_000);
+    server = await startServer({ dataDir: join(dir.path, 'server'), httpPort: Number(port), adminToken: server.adminToken, extraArgs: ['--schema-policy', 'auto'] });
+    await eventually('the recovery line', () => /the server answers again after \d+ failed attempts?; shipping resumed/.test(logs), 60_000);
+    await eventually('a status line', () => /"msg":"status: \d+ rows shipped in \d+ batches, 0 pending, \d+ retries, 0 quarantined"/.test(logs), 30_000);
+    const exited = once(agent, 'exit');
+    agent.kill('SIGTERM');
+    await exited;
+  } finally {
+    app.close();
+    await server.stop();
+    dir.remove();
+  }
+});
