@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { uuidv7 } from 'uuidv7';
-import type { CloudServer } from '../../src/cloud/server.js';
+import pino from 'pino';
+import { CloudServer } from '../../src/cloud/server.js';
 import { Routes } from '../../src/protocol/constants.js';
 import { SynclineError } from '../../src/protocol/errors.js';
 import { SharedRoutes } from '../../src/protocol/shared-sync.js';
@@ -124,6 +125,13 @@ describeEachStore('no 500 for client input', (ctx) => {
     refused(await admin('GET', Routes.lineage.replace(':id', 'x'.repeat(500))), 414, 'uri_too_long');
     refused(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431, 'headers_too_large');
     refused(await rawRequest(port, 'NOT HTTP AT ALL\r\n\r\n'), 400, 'malformed_payload');
+    // Headers that never finish: Node's request timeout answers 408, in the same body.
+    const slow = await CloudServer.start({ store: ctx.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'review', logger: pino({ level: 'silent' }), http: { requestTimeoutMs: 600, headersTimeoutMs: 300 } });
+    try {
+      refused(await rawRequest(Number(new URL(slow.url).port), 'GET /healthz HTTP/1.1\r\nHost: x\r\n'), 408, 'request_timeout');
+    } finally {
+      await slow.stop();
+    }
   });
 
   test('a brief fuzz of the admin and sync routes with junk ids, parameters and bodies finds no 500', async () => {
