@@ -44,7 +44,9 @@ describeEachStore('no 500 for client input', (ctx) => {
     const headers: Record<string, string> = {};
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${server.url}${path}`, { method, headers, ...(options.body !== undefined ? { body: options.body } : {}) });
+    const response = await fetch(`${server.url}${path}`, { method, headers, signal: AbortSignal.timeout(30_000), ...(options.body !== undefined ? { body: options.body } : {}) }).catch((error: unknown) => {
+      throw new Error(`${method} ${path} ${options.body ?? ''}: ${String(error)}`);
+    });
     const text = await response.text();
     return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   }
@@ -138,14 +140,17 @@ describeEachStore('no 500 for client input', (ctx) => {
     const ids = ['abc', 'a%00b', '%C0%AF', '1e309', uuidv7(), "'; DROP TABLE x; --"];
     const queries = ['', '?limit=abc', '?limit=-1', '?limit=1e9', '?after=%00', '?after=abc', '?status=%00', '?schema_hash=%00', '?device_id=%00', '?limit=1&limit=2', '?action=%00', '?before=abc'];
     const bodies = [undefined, '', '{}', '[]', 'null', '"x"', '{"columns":"x"}', '{"action_version":"x"}', '{"action_version":1e400}', '{"name":"a\\u0000b"}', '{"reason":"\\ud800"}', '{"role":"admin","name":"x"}'];
-    const routes = Object.values(Routes).filter((r) => r.startsWith('/v1/'));
+    // Event streams stay open by design; their refusals are covered where they live.
+    const routes = Object.values(Routes).filter((r) => r.startsWith('/v1/') && r !== Routes.live);
     let requests = 0;
     for (const route of routes) {
       for (const [i, id] of ids.entries()) {
         const path = route.replace(':id', id) + queries[i % queries.length]!;
         for (const method of ['GET', 'POST']) {
           const body = method === 'POST' ? bodies[(i + requests) % bodies.length] : undefined;
-          const reply = await admin(method, path, body);
+          const reply = await admin(method, path, body).catch((error: unknown) => {
+            throw new Error(`${method} ${path} ${body ?? ''}: ${String(error)}`);
+          });
           requests++;
           assert.ok(reply.status < 500, `${method} ${path} ${body ?? ''} answered ${reply.status} ${JSON.stringify(reply.body)}`);
         }
