@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx, so a clone works after `npm ci` with no build step.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/cli/main.ts');
+// The CLI runs from the built output in dist/ (`npm ci` and `npm pack` build it through
+// `prepare`; `npm run build` rebuilds it after editing src/).
+await import('../dist/cli/main.js');

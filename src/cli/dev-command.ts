@@ -30,7 +30,10 @@ export const devOptions = {
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
 
-const DEMO_APP = fileURLToPath(new URL('./demo-app.ts', import.meta.url));
+// Built (dist/) the demo app is plain JavaScript; from src/ (tests, tsx) it needs tsx's loader too.
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const DEMO_APP = fileURLToPath(new URL(FROM_SOURCE ? './demo-app.ts' : './demo-app.js', import.meta.url));
+const DEMO_APP_ARGS = FROM_SOURCE ? ['--import', import.meta.resolve('tsx'), DEMO_APP] : [DEMO_APP];
 
 /** The agent attaches to an app's existing file, so wait for the demo app to create it. */
 async function waitForFile(path: string, timeoutMs: number): Promise<void> {
@@ -83,7 +86,7 @@ export async function runDev(argv: string[]): Promise<number> {
   const device = await demoDevice(admin, kept?.device ?? null);
   writeDevState(dataDir, { admin_token: adminToken, jwt_secret: secret, device });
 
-  const app = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), DEMO_APP, dbPath, String(options.intervalMs)], { stdio: 'inherit' });
+  const app = spawn(process.execPath, [...DEMO_APP_ARGS, dbPath, String(options.intervalMs)], { stdio: 'inherit' });
   await waitForFile(dbPath, 30_000);
   const agent = new Agent({
     dbPath,

@@ -1,56 +1,27 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
-import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
-import { SynclineError } from '../protocol/errors.js';
-import { HealthBoard } from './health.js';
-import { FlowController } from './flow-control/flow-controller.js';
-import { flowLimits, type FlowLimits } from './flow-control/flow-decision.js';
-import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type SchemaPolicy } from './governance/policy.js';
-import { reconcileReviews } from './governance/reconcile.js';
-import { ReplayWorker } from './governance/replay-worker.js';
+import { prepareCloud, type CloudServiceOptions } from './cloud-services.js';
+import type { FlowController } from './flow-control/flow-controller.js';
+import type { GovernancePolicy } from './governance/policy.js';
 import { buildApp, registeredRoutes } from './http/build-app.js';
 import { httpLimits, type HttpLimits } from './http/connection-limits.js';
+import { HealthBoard } from './health.js';
 import { countStoreErrors } from './metrics/counted-store.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
-import { sharedWakeAuth, startSharedSync } from './shared/shared-service.js';
-import type { SharedSyncConfig } from './shared/declarations.js';
-import { migrate } from './store/migrations.js';
-import { TelemetryService } from './telemetry/telemetry-service.js';
-import type { Store } from './store/store.js';
+import { sharedWakeAuth } from './shared/shared-service.js';
 
-export interface CloudServerOptions {
-  /** The caller opens and closes the store; the server only uses it. */
-  store: Store;
+export interface CloudServerOptions extends CloudServiceOptions {
   /** 0 picks a free port (tests). */
   httpPort: number;
   host?: string;
-  adminToken: string;
-  /** `review` (production default): every new schema waits for an operator. `auto`: first schemas are mirrored as they come. */
-  schemaPolicy: SchemaPolicy;
-  /** Whether added nullable columns are followed without a review; default `review` under `review`, `allow` under `auto`. */
-  additivePolicy?: AdditivePolicy;
-  logger: Logger;
-  /** Largest request body after decompression; default SERVER_BODY_LIMIT_BYTES. */
-  bodyLimit?: number;
   /** Request/headers/idle timeouts and the connection cap of the HTTP front door; defaults DEFAULT_HTTP_LIMITS. */
   http?: Partial<HttpLimits>;
-  /** Staged-row replay after approvals: rows per transaction and how often to look for work from other processes. */
-  replay?: { chunkRows?: number; pollMs?: number };
   /** The MQTT front door (embedded broker, or an external one with `url`); off when absent. */
   mqtt?: CloudMqttOptions;
-  /** Backpressure caps and circuit breaker threshold, and how often flow control looks and resends controls. */
-  flow?: Partial<FlowLimits> & { intervalMs?: number; resendMs?: number };
-  /** Two-way sync of shared tables; off when absent. The tables are provisioned (or checked) before the server listens. */
-  shared?: SharedSyncConfig;
-  /** Telemetry: days of values kept (0, the default, keeps everything). */
-  telemetryRetentionDays?: number;
   /** Serves /metrics without a token on this port of `host` as well (0 picks a free one); off when absent. */
   metricsPort?: number;
 }
-
-const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 /** The cloud service: HTTP and MQTT front doors over a store, the worker replaying staged rows, and flow control. */
 export class CloudServer {
@@ -62,9 +33,7 @@ export class CloudServer {
   readonly #app: FastifyInstance;
   readonly #stopWorker: AbortController;
   readonly #worker: Promise<void>;
-  readonly #flowRun: Promise<void>;
   #metricsServer: { url: string; close(): Promise<void> } | undefined;
-  #telemetryRun: Promise<void> | undefined;
 
   private constructor(
     app: FastifyInstance,
@@ -72,7 +41,7 @@ export class CloudServer {
     policy: GovernancePolicy,
     stopWorker: AbortController,
     worker: Promise<void>,
-    flow: { controller: FlowController; running: Promise<void>; mqtt: MqttService | undefined },
+    flow: { controller: FlowController; mqtt: MqttService | undefined },
   ) {
     this.#app = app;
     this.url = url;
@@ -80,41 +49,14 @@ export class CloudServer {
     this.#stopWorker = stopWorker;
     this.#worker = worker;
     this.flow = flow.controller;
-    this.#flowRun = flow.running;
     this.mqtt = flow.mqtt;
   }
 
   static async start(given: CloudServerOptions): Promise<CloudServer> {
     const options = { ...given, store: countStoreErrors(given.store) };
-    if (options.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
-      throw new SynclineError('invalid_config', `the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
-    }
-    const policy = governancePolicy(options.schemaPolicy, options.additivePolicy);
-    const bodyLimit = options.bodyLimit ?? SERVER_BODY_LIMIT_BYTES;
-    if (!Number.isInteger(bodyLimit) || bodyLimit < 1024) throw new SynclineError('invalid_config', 'the body limit must be an integer of at least 1024 bytes');
     const connectionLimits = httpLimits(options.http);
-    const chunkRows = options.replay?.chunkRows;
-    if (chunkRows !== undefined && (!Number.isInteger(chunkRows) || chunkRows < 1)) throw new SynclineError('invalid_config', 'replay chunkRows must be a positive integer');
-    // Idempotent: a store opened without migrations is brought up to date here.
-    await migrate(options.store, { logger: options.logger });
-    const governanceLog = options.logger.child({ component: 'governance' });
-    await reconcileReviews(options.store, governanceLog);
-    const worker = new ReplayWorker({
-      store: options.store,
-      logger: governanceLog,
-      policy,
-      ...(chunkRows !== undefined ? { chunkRows } : {}),
-      ...(options.replay?.pollMs !== undefined ? { pollMs: options.replay.pollMs } : {}),
-    });
-    const { intervalMs: flowIntervalMs, resendMs, ...limits } = options.flow ?? {};
-    const flow = new FlowController({
-      store: options.store,
-      logger: options.logger.child({ component: 'flow-control' }),
-      limits: flowLimits(limits),
-      ...(flowIntervalMs !== undefined ? { intervalMs: flowIntervalMs } : {}),
-      ...(resendMs !== undefined ? { resendMs } : {}),
-    });
-    const shared = options.shared ? await startSharedSync(options.store, options.shared, options.logger) : undefined;
+    const services = await prepareCloud(options);
+    const { policy, bodyLimit, flow, shared } = services;
     let mqtt: MqttService | undefined;
     const metrics = serverRegistry({
       store: options.store,
@@ -122,25 +64,7 @@ export class CloudServer {
       ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
     });
     const health = new HealthBoard(options.logger.child({ component: 'health' }));
-    const telemetry = new TelemetryService({ store: options.store, policy, logger: options.logger, retentionDays: options.telemetryRetentionDays ?? 0 });
-    await telemetry.maintenance.once();
-    const app = await buildApp({
-      health,
-      metrics,
-      telemetry,
-      ...(shared ? { shared } : {}),
-      store: options.store,
-      adminToken: options.adminToken,
-      bodyLimit,
-      httpLimits: connectionLimits,
-      logger: options.logger,
-      policy,
-      onReplayRequested: () => {
-        worker.wake();
-        flow.wake();
-      },
-      flow: { limits: flow.limits, mqttStats: () => mqtt?.stats, onChange: () => flow.wake(), onIngested: () => flow.wake() },
-    });
+    const app = await buildApp({ ...services.routes(() => mqtt?.stats), metrics, health, httpLimits: connectionLimits });
     const host = options.host ?? '127.0.0.1';
     try {
       await app.listen({ port: options.httpPort, host });
@@ -150,7 +74,7 @@ export class CloudServer {
     }
     if (options.mqtt) {
       try {
-        mqtt = await MqttService.start({ health, store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, telemetry, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
+        mqtt = await MqttService.start({ health, store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, telemetry: services.telemetry, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
         const service = mqtt;
         shared?.events.subscribeAll((scope, head) => {
           service.publishWake(scope, head).catch((error: unknown) => options.logger.warn({ err: error, scope }, 'could not publish a wake-up'));
@@ -168,13 +92,10 @@ export class CloudServer {
     const address = app.server.address() as AddressInfo;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const stopWorker = new AbortController();
-    const running = worker.run(stopWorker.signal);
-    const flowRunning = flow.run(stopWorker.signal);
-    const telemetryRunning = telemetry.maintenance.run(stopWorker.signal);
+    const running = services.run(stopWorker.signal);
     options.logger.info({ schema_policy: policy.schema, additive_policy: policy.additive }, 'schema governance ready');
-    const server = new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, running: flowRunning, mqtt });
+    const server = new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, mqtt });
     server.#metricsServer = metricsServer;
-    server.#telemetryRun = telemetryRunning;
     return server;
   }
 
@@ -197,8 +118,6 @@ export class CloudServer {
     } finally {
       this.#stopWorker.abort();
       await this.#worker;
-      await this.#flowRun;
-      await this.#telemetryRun;
     }
   }
 }

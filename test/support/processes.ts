@@ -3,10 +3,11 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Real Syncline processes for end-to-end tests: the same `bin/syncline.js` a user
- * runs, with real sockets between them.
+ * Real Syncline processes for end-to-end tests: the CLI's own entry point, with real
+ * sockets between them. It runs from src/ through tsx so a test always runs the code
+ * it sits beside; the built bin (dist/) is run by the package test (package.test.ts).
  */
-const BIN = fileURLToPath(new URL('../../bin/syncline.js', import.meta.url));
+const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
 export interface RunResult {
@@ -17,7 +18,7 @@ export interface RunResult {
 }
 
 export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], {
+  return spawn(process.execPath, ['--import', TSX, CLI_MAIN, ...args], {
     env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -52,6 +53,26 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<RunResult>;
 }
 
+/** Collects a process's output into `output` and resolves with the URL of its first "listening on URL" line. */
+export function listeningUrl(child: ChildProcess, output: { stdout: string; stderr: string }, timeoutMs = 60_000): Promise<string> {
+  child.stderr!.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "listening on" line in time:\n${output.stdout}\n${output.stderr}`)), timeoutMs);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output.stdout += chunk.toString();
+      const match = /listening on (http:\/\/\S+)/.exec(output.stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code}:\n${output.stdout}\n${output.stderr}`));
+    });
+  });
+}
+
 /**
  * Starts `syncline server` on an ephemeral port and waits for its "listening on"
  * line. `databaseUrl` selects real PostgreSQL, otherwise PGlite in `dataDir`.
@@ -61,36 +82,20 @@ export async function startServer(options: { dataDir: string; databaseUrl?: stri
   // MQTT off unless a test asks for it (--mqtt-port in extraArgs): parallel servers would contend for the broker's default port.
   const env: NodeJS.ProcessEnv = { SYNCLINE_ADMIN_TOKEN: adminToken, DATABASE_URL: options.databaseUrl ?? '', SYNCLINE_MQTT_PORT: '0', MQTT_URL: '' };
   const child = spawnSyncline(['server', '--http-port', String(options.httpPort ?? 0), '--data', options.dataDir, ...(options.extraArgs ?? [])], env);
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    // A start takes seconds; the margin is for a machine shared by many test runs (PGlite's initdb is CPU-bound).
-    const timer = setTimeout(() => reject(new Error(`server did not start within 120 s:\n${stdout}\n${stderr}`)), 120_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${stdout}\n${stderr}`));
-    });
-  });
+  const output = { stdout: '', stderr: '' };
+  // A start takes seconds; the margin is for a machine shared by many test runs (PGlite's initdb is CPU-bound).
+  const url = await listeningUrl(child, output, 120_000);
   return {
     url,
     adminToken,
     child,
-    logs: () => stderr,
+    logs: () => output.stderr,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode, stdout, stderr };
+      if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode, ...output };
       const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
       child.kill(signal);
       const [code, sig] = await exited;
-      return { code, signal: sig, stdout, stderr };
+      return { code, signal: sig, ...output };
     },
   };
 }

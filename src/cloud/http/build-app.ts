@@ -11,12 +11,12 @@ import { HealthBoard } from '../health.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
 import { DEFAULT_HTTP_LIMITS, fastifyTimeouts, guardConnections, type HttpLimits } from './connection-limits.js';
-import { frontDoorOptions, installErrorHandling } from './errors.js';
+import { frontDoorOptions, installErrorHandling, installNotFound } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { openApiRoutes, operatingRoutes } from './operating-routes.js';
 import { checkResponse } from './response-check.js';
-import { sharedRoutes } from './shared-routes.js';
+import { sharedRoutes, type SharedAuthenticate } from './shared-routes.js';
 import { syncRoutes } from './sync-routes.js';
 import { telemetryAdminRoutes, telemetryDeviceRoutes } from '../telemetry/telemetry-routes.js';
 import type { TelemetryService } from '../telemetry/telemetry-service.js';
@@ -44,6 +44,8 @@ export interface AppOptions {
   health?: HealthBoard;
   /** Check every JSON answer against its declared schema (api-catalogue.ts); on under NODE_ENV=test. */
   checkResponses?: boolean;
+  /** An embedding app's own authentication of two-way requests (instead of the JWT settings). */
+  authenticate?: SharedAuthenticate;
 }
 
 const registered = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
@@ -65,7 +67,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...fastifyTimeouts(limits),
     ...frontDoorOptions(logger as FastifyBaseLogger),
   });
+  // At the root too: the connection guard refuses in a root hook.
   installErrorHandling(app, logger);
+  installNotFound(app);
   guardConnections(app, limits, logger);
   app.addHook('onResponse', observeRequests);
   const routes: { method: string; url: string }[] = [];
@@ -74,6 +78,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url });
   });
   if (options.checkResponses ?? process.env.NODE_ENV === 'test') app.addHook('onSend', checkResponse);
+  await app.register(synclineRoutes, options);
+  return app;
+}
+
+/**
+ * Every Syncline route, as an encapsulated Fastify plugin: its error handler, body
+ * parsing and limits apply to these routes only, so it can live inside another app.
+ */
+export async function synclineRoutes(app: FastifyInstance, options: AppOptions): Promise<void> {
+  const logger = options.logger.child({ component: 'http' });
+  installErrorHandling(app, logger);
+  // The embedding app's own bodyLimit may be smaller than what a batch needs.
+  app.addHook('onRoute', (route) => {
+    route.bodyLimit ??= options.bodyLimit;
+  });
   // Every body this API takes is JSON; anything else is refused before a handler sees it.
   app.removeContentTypeParser('text/plain');
 
@@ -105,7 +124,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   const flow: FlowRoutesOptions = { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit, limits: options.flow?.limits ?? DEFAULT_FLOW_LIMITS, ...options.flow };
   if (options.shared) {
-    await app.register(sharedRoutes, { ...options.shared, store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit, logger });
+    await app.register(sharedRoutes, {
+      ...options.shared,
+      ...(options.authenticate ? { authenticate: options.authenticate } : {}),
+      store: options.store,
+      adminToken: options.adminToken,
+      bodyLimit: options.bodyLimit,
+      logger,
+    });
   }
   await app.register(deviceControlRoutes, flow);
   await app.register(flowAdminRoutes, flow);
@@ -114,5 +140,4 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const snapshots = options.shared?.snapshots;
   await app.register(operatingRoutes, { store: options.store, adminToken: options.adminToken, ...(snapshots ? { snapshots: () => ({ open: snapshots.openCount, bytes: snapshots.heldBytes }) } : {}) });
   if (options.metrics) await app.register(metricsRoutes, { store: options.store, adminToken: options.adminToken, registry: options.metrics });
-  return app;
 }

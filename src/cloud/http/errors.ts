@@ -77,6 +77,10 @@ export function installErrorHandling(app: FastifyInstance, logger: FastifyBaseLo
     if (mapped.code === 'payload_too_large') reply.header('connection', 'close');
     return reply.status(mapped.status).send(mapped.toJSON());
   });
+}
+
+/** Unknown routes in the catalogue's words; only for the standalone server (an embedding app keeps its own). */
+export function installNotFound(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     const error = new SynclineError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`);
     return reply.status(error.status).send(error.toJSON());

@@ -16,7 +16,7 @@ import {
 } from '../../protocol/shared-sync.js';
 import { countPull, countPush, countSnapshot } from '../metrics/instruments.js';
 import { commitBundle, type CommitOutcome } from '../shared/commit-bundle.js';
-import { JwtVerifier } from '../shared/credentials.js';
+import { JwtVerifier, checkedPrincipal, type SharedPrincipal } from '../shared/credentials.js';
 import type { SharedSyncConfig } from '../shared/declarations.js';
 import { pullBundles } from '../shared/pull.js';
 import { abandonPush, beginPush, commitPush, uploadChunk, type Pusher } from '../shared/push-sessions.js';
@@ -28,10 +28,15 @@ import type { Store } from '../store/store.js';
 import { adminAuth, actorOf } from './admin-auth.js';
 import { decodeBody } from './body.js';
 
+/** An embedding app's authentication hook for two-way requests; throw (e.g. a SynclineError 'unauthorized') to refuse. */
+export type SharedAuthenticate = (request: FastifyRequest) => SharedPrincipal | Promise<SharedPrincipal>;
+
 export interface SharedRoutesOptions {
   store: Store;
   config: SharedSyncConfig;
-  verifier: JwtVerifier;
+  verifier: JwtVerifier | undefined;
+  /** The embedding app's own check of who calls (instead of the JWT verifier): the user, tenant and device source. */
+  authenticate?: SharedAuthenticate;
   events: ScopeEvents;
   snapshots: SnapshotBuilder;
   adminToken: string;
@@ -72,8 +77,17 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   const pushers = new WeakMap<FastifyRequest, Pusher>();
   const streams = new Set<FastifyReply>();
 
+  const verifier = options.verifier;
+  const hook = options.authenticate;
+  const principalOf: SharedAuthenticate = hook
+    ? async (request) => checkedPrincipal(await hook(request))
+    : verifier
+      ? (request) => verifier.verify(request.headers[Headers.authorization], headerText(request.headers[SOURCE_HEADER]))
+      : () => {
+          throw new SynclineError('internal', 'two-way sync needs JWT settings or an authenticate hook');
+        };
   const authenticate = async (request: FastifyRequest) => {
-    const principal = await options.verifier.verify(request.headers[Headers.authorization], headerText(request.headers[SOURCE_HEADER]));
+    const principal = await principalOf(request);
     const scope = JwtVerifier.scopeOf(principal, scopeKind);
     // The scope is stored as text: a claim PostgreSQL cannot hold is the token's fault, not the server's.
     if (!pgSafeText(scope) || hasControlCharacter(scope)) throw new SynclineError('unauthorized', `the token's ${scopeKind} claim cannot hold NUL, control characters or lone surrogates`);

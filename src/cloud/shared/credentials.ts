@@ -157,6 +157,21 @@ export class JwtVerifier {
   }
 }
 
+/**
+ * A principal an embedding app's own authenticate hook returned, held to the same
+ * rules as one read from a JWT: these values become SQL rows, log fields and topics.
+ */
+export function checkedPrincipal(value: SharedPrincipal): SharedPrincipal {
+  const text = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_CLAIM_LENGTH && !CONTROL.test(v);
+  let problem: string | undefined;
+  if (!text(value?.user)) problem = 'user';
+  else if (value.tenant !== undefined && !text(value.tenant)) problem = 'tenant';
+  else if (!(typeof value.source === 'string' && SOURCE_ID.test(value.source))) problem = 'source';
+  // The app's bug, not the caller's: a 500 that names the field in the log.
+  if (problem) throw new SynclineError('internal', `the authenticate hook returned an invalid ${problem}`, { field: problem });
+  return value.tenant === undefined ? { user: value.user, source: value.source } : { user: value.user, tenant: value.tenant, source: value.source };
+}
+
 function unauthorized(message: string, context: ErrorContext = {}): SynclineError {
   return new SynclineError('unauthorized', message, context);
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { SynclineError } from '../../protocol/errors.js';
 import type { SharedWakeAuth } from '../mqtt/embedded-broker.js';
 import type { Store } from '../store/store.js';
 import { JwtVerifier } from './credentials.js';
@@ -10,15 +11,20 @@ import { SnapshotBuilder } from './snapshots.js';
 /** What the two-way sync routes need, made once per server. */
 export interface SharedSync {
   config: SharedSyncConfig;
-  verifier: JwtVerifier;
+  /** Absent only when the embedding app authenticates two-way requests itself and no JWT setup was given. */
+  verifier: JwtVerifier | undefined;
   events: ScopeEvents;
   snapshots: SnapshotBuilder;
 }
 
-/** Checks the credentials setup, then makes PostgreSQL hold the declared tables; either refuses with every problem named. */
-export async function startSharedSync(store: Store, config: SharedSyncConfig, logger: Logger): Promise<SharedSync> {
+/**
+ * Checks the credentials setup, then makes PostgreSQL hold the declared tables; either refuses with every problem named.
+ * `jwtOptional`: the embedding app authenticates requests itself, so a config without JWT settings is fine.
+ */
+export async function startSharedSync(store: Store, config: SharedSyncConfig, logger: Logger, options: { jwtOptional?: boolean } = {}): Promise<SharedSync> {
   const { auth } = config;
-  const verifier = new JwtVerifier({
+  const noJwt = auth.hs256_secret === undefined && auth.jwks_url === undefined;
+  const verifier = options.jwtOptional && noJwt ? undefined : new JwtVerifier({
     ...(auth.hs256_secret !== undefined ? { hs256Secret: auth.hs256_secret } : {}),
     ...(auth.jwks_url !== undefined ? { jwksUrl: auth.jwks_url } : {}),
     ...(auth.issuer !== undefined ? { issuer: auth.issuer } : {}),
@@ -38,5 +44,7 @@ export async function startSharedSync(store: Store, config: SharedSyncConfig, lo
 /** How the embedded MQTT broker checks a device that signs in with its sync JWT: the scope it may follow. */
 export function sharedWakeAuth(shared: SharedSync): SharedWakeAuth {
   const kind = shared.config.tables[0]?.scope ?? 'user';
-  return async (jwt, source) => JwtVerifier.scopeOf(await shared.verifier.verify(`Bearer ${jwt}`, source), kind);
+  const verifier = shared.verifier;
+  if (!verifier) throw new SynclineError('invalid_config', 'MQTT wake-ups of two-way devices need JWT settings (hs256_secret or jwks_url)');
+  return async (jwt, source) => JwtVerifier.scopeOf(await verifier.verify(`Bearer ${jwt}`, source), kind);
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Builds dist/ (ESM, .d.ts, source maps) from src/. `npm ci` runs it through
+// `prepare`, and so does `npm pack`, so the bin and the package's entry points
+// always run from built output, never through a TypeScript loader.
+// It skips the work when dist/ is newer than every input (`--force` rebuilds anyway).
+// Steps run in order; a later step (e.g. bundling a web page with esbuild) is one
+// more entry in STEPS, and its inputs one more entry in INPUTS.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const require = createRequire(import.meta.url);
+const STAMP = join(root, 'dist', '.build-stamp');
+const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js'];
+
+function run(what, args) {
+  const started = Date.now();
+  const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(`build: ${what} failed`);
+    process.exit(result.status ?? 1);
+  }
+  console.error(`build: ${what} (${Date.now() - started} ms)`);
+}
+
+function newestInput(path) {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newestInput(join(path, name))));
+}
+
+const STEPS = [
+  { what: 'clean dist/', run: () => rmSync(join(root, 'dist'), { recursive: true, force: true }) },
+  { what: 'tsc', run: () => run('tsc -p tsconfig.build.json', [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json']) },
+];
+
+const upToDate = existsSync(STAMP) && statSync(STAMP).mtimeMs > Math.max(...INPUTS.map((input) => newestInput(join(root, input))));
+if (upToDate && !process.argv.includes('--force')) {
+  console.error('build: dist/ is up to date');
+} else {
+  for (const step of STEPS) step.run();
+  writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+}
