@@ -62,7 +62,7 @@ describe('the npm package, installed from its tarball', { timeout: 240_000 }, ()
     linkDevPackage(pkg.app, '@types/node');
     writeFileSync(
       join(pkg.app, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, types: ['node'] }, files: ['consumer.ts'] }),
+      JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, types: ['node'], skipLibCheck: true }, files: ['consumer.ts'] }),
     );
     writeFileSync(
       join(pkg.app, 'consumer.ts'),
@@ -79,6 +79,11 @@ const who: SharedPrincipal = { user: 'u', source: 'd' };
 export const options: Omit<SynclinePluginOptions, 'store'> = { adminToken: 'x'.repeat(16), authenticate: async () => who };
 export const parts = [CloudServer.start, openStore, synclinePlugin, encodeValue(1n)] as const;
 export type Seen = ChangeEvent['op'] | WireRowBatch['source_table'];
+// skipLibCheck (what apps use) would quietly turn a type dependency that does not resolve into \`any\`: this line catches it.
+export function typedDb(sync: SharedSync): void {
+  // @ts-expect-error: prepare takes SQL text
+  sync.db.prepare(42);
+}
 // @ts-expect-error: the plugin needs a store
 export const missing: SynclinePluginOptions = { adminToken: 'x'.repeat(16) };
 `,
