@@ -2,7 +2,8 @@
 // Builds dist/ (ESM, .d.ts, source maps) from src/. `npm ci` runs it through
 // `prepare`, and so does `npm pack`, so the bin and the package's entry points
 // always run from built output, never through a TypeScript loader.
-// It skips the work when dist/ is newer than every input (`--force` rebuilds anyway).
+// It skips the work when dist/ is newer than every input, and tsc is incremental
+// (dist/.tsbuildinfo); `--force` starts from an empty dist/.
 // Steps run in order; a later step (e.g. bundling a web page with esbuild) is one
 // more entry in STEPS, and its inputs one more entry in INPUTS.
 import { spawnSync } from 'node:child_process';
@@ -32,9 +33,23 @@ function newestInput(path) {
   return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newestInput(join(path, name))));
 }
 
+/** Incremental builds leave the outputs of deleted sources behind: drop every dist file whose source is gone. */
+function pruneOrphans(dir = join(root, 'dist')) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) {
+      pruneOrphans(path);
+      continue;
+    }
+    const source = /^(.*)\.(js|js\.map|d\.ts)$/.exec(path.slice(join(root, 'dist').length + 1));
+    if (source && !existsSync(join(root, 'src', `${source[1]}.ts`))) rmSync(path);
+  }
+}
+
 const STEPS = [
-  { what: 'clean dist/', run: () => rmSync(join(root, 'dist'), { recursive: true, force: true }) },
+  { what: 'clean dist/', run: () => process.argv.includes('--force') && rmSync(join(root, 'dist'), { recursive: true, force: true }) },
   { what: 'tsc', run: () => run('tsc -p tsconfig.build.json', [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json']) },
+  { what: 'prune', run: () => pruneOrphans() },
 ];
 
 const upToDate = existsSync(STAMP) && statSync(STAMP).mtimeMs > Math.max(...INPUTS.map((input) => newestInput(join(root, input))));
