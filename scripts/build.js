@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 const STAMP = join(root, 'dist', '.build-stamp');
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js'];
+const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js', 'scripts/build-console.js'];
 
 function run(what, args) {
   const started = Date.now();
@@ -33,10 +33,14 @@ function newestInput(path) {
   return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newestInput(join(path, name))));
 }
 
+// Outputs of other steps than tsc, which pruning leaves alone.
+const BUNDLES = new Set([join(root, 'dist', 'console')]);
+
 /** Incremental builds leave the outputs of deleted sources behind: drop every dist file whose source is gone. */
 function pruneOrphans(dir = join(root, 'dist')) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
+    if (BUNDLES.has(path)) continue;
     if (statSync(path).isDirectory()) {
       pruneOrphans(path);
       continue;
@@ -50,6 +54,7 @@ const STEPS = [
   { what: 'clean dist/', run: () => process.argv.includes('--force') && rmSync(join(root, 'dist'), { recursive: true, force: true }) },
   { what: 'tsc', run: () => run('tsc -p tsconfig.build.json', [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json']) },
   { what: 'prune', run: () => pruneOrphans() },
+  { what: 'console', run: () => run('web console (scripts/build-console.js)', [join(root, 'scripts', 'build-console.js')]) },
 ];
 
 const upToDate = existsSync(STAMP) && statSync(STAMP).mtimeMs > Math.max(...INPUTS.map((input) => newestInput(join(root, input))));
