@@ -5,6 +5,7 @@ import { tempDir } from '../test/support/temp.js';
 import { benchCapture } from './capture.js';
 import { benchChangeStream } from './change-stream.js';
 import { benchChaos } from './chaos.js';
+import { benchCliHelp } from './cli-help.js';
 import { benchDrain } from './drain.js';
 import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
@@ -27,6 +28,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   'shared-backend': benchSharedBackend,
   chaos: benchChaos,
   telemetry: benchTelemetry,
+  'cli-help': benchCliHelp,
 };
 
 const wanted = process.argv.slice(2);

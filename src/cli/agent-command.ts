@@ -1,11 +1,8 @@
-import { Agent } from '../device/agent.js';
-import { parseTelemetrySpec } from '../device/telemetry/telemetry-table.js';
 import { PublisherDefaults } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
-import { runSharedAgent } from './shared-agent.js';
 import { untilShutdown } from './shutdown.js';
 
 export const agentOptions = {
@@ -57,8 +54,10 @@ export async function runAgent(argv: string[]): Promise<number> {
   }
   const { options } = parseCommand(agentOptions, argv);
   const logger = createLogger();
-  if (options.shared) return runSharedAgent({ ...options, onceTimeoutMs: options.onceTimeoutMs }, logger);
-  const { transport, identity, where } = agentTransport(options, logger);
+  // The device engine loads here, not at the top: `agent --help` answers without it.
+  if (options.shared) return (await import('./shared-agent.js')).runSharedAgent({ ...options, onceTimeoutMs: options.onceTimeoutMs }, logger);
+  const { transport, identity, where } = await agentTransport(options, logger);
+  const [{ Agent }, { parseTelemetrySpec }] = await Promise.all([import('../device/agent.js'), import('../device/telemetry/telemetry-table.js')]);
   const shutdown = untilShutdown();
   const agent = new Agent({
     dbPath: options.db,

@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SynclineError } from '../protocol/errors.js';
-import { HttpTransport } from '../transport/http-transport.js';
-import { MQTT_ACK_TIMEOUT_MS, MQTT_MAX_IN_FLIGHT, MqttTransport } from '../transport/mqtt-transport.js';
+import { MQTT_ACK_TIMEOUT_MS, MQTT_MAX_IN_FLIGHT } from '../transport/mqtt-defaults.js';
 import { MQTT_RESEND_MIN_MS } from '../transport/resend-timeout.js';
 import type { Transport } from '../transport/transport.js';
 import type { DeviceIdentity } from '../device/device-binding.js';
@@ -60,10 +59,12 @@ export interface AgentLink {
 }
 
 /** The transport the options ask for; required options are checked here because they depend on the choice. */
-export function agentTransport(options: Parsed, logger: Logger): AgentLink {
+// The transports load with the command that uses them, so `agent --help` needs neither (nor the MQTT client).
+export async function agentTransport(options: Parsed, logger: Logger): Promise<AgentLink> {
   if (options.transport !== 'mqtt') {
     if (!options.server) throw new SynclineError('invalid_config', '--server (or SYNCLINE_SERVER) is required', { field: 'server' });
     if (!options.token) throw new SynclineError('invalid_config', '--token (or SYNCLINE_DEVICE_TOKEN) is required', { field: 'token' });
+    const { HttpTransport } = await import('../transport/http-transport.js');
     return { transport: new HttpTransport({ serverUrl: options.server, token: options.token }), identity: { token: options.token }, where: shownUrl(options.server) };
   }
   if (!options.mqttUrl) throw new SynclineError('invalid_config', '--mqtt-url (or MQTT_URL) is required with --transport mqtt', { field: 'mqttUrl' });
@@ -74,6 +75,7 @@ export function agentTransport(options: Parsed, logger: Logger): AgentLink {
   if (!deviceId) throw new SynclineError('invalid_config', '--device-id (or SYNCLINE_DEVICE_ID, or a --mqtt-cert with the device id as CN) is required with --transport mqtt', { field: 'deviceId' });
   if (!options.token && !cert) throw new SynclineError('invalid_config', '--token or --mqtt-cert is required with --transport mqtt', { field: 'token' });
   const tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  const { MqttTransport } = await import('../transport/mqtt-transport.js');
   const transport = new MqttTransport({
     url: options.mqttUrl,
     deviceId,

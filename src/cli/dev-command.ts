@@ -4,15 +4,12 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent } from '../device/agent.js';
-import { CloudServer } from '../cloud/server.js';
+import type { CloudServer } from '../cloud/server.js';
 import type { SharedSyncConfig } from '../cloud/shared/declarations.js';
-import { openStore } from '../cloud/store/open-store.js';
+import type { Store } from '../cloud/store/store.js';
 import { Routes } from '../protocol/constants.js';
 import { isSynclineError } from '../protocol/errors.js';
-import { HttpTransport } from '../transport/http-transport.js';
 import { AdminClient } from './admin-client.js';
-import { demoSecret, demoSharedConfig, demoToken, DEMO_USER, startSharedDemo } from './dev-shared-demo.js';
 import { devStatePath, readDevState, writeDevState } from './dev-state.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
@@ -47,12 +44,13 @@ async function waitForFile(path: string, timeoutMs: number): Promise<void> {
 async function startServer(options: {
   httpPort: number;
   mqttPort: number | undefined;
-  store: Awaited<ReturnType<typeof openStore>>;
+  store: Store;
   adminToken: string;
   logger: ReturnType<typeof createLogger>;
   shared: SharedSyncConfig;
 }): Promise<CloudServer> {
   const mqtt = mqttConfig({ mqttPort: options.mqttPort }, '127.0.0.1');
+  const { CloudServer } = await import('../cloud/server.js');
   const start = (httpPort: number) =>
     CloudServer.start({ store: options.store, httpPort, host: '127.0.0.1', adminToken: options.adminToken, schemaPolicy: 'auto', logger: options.logger, shared: options.shared, ...(mqtt ? { mqtt } : {}) });
   try {
@@ -75,6 +73,13 @@ export async function runDev(argv: string[]): Promise<number> {
   mkdirSync(dataDir, { recursive: true });
   const dbPath = join(dataDir, 'demo.db');
   const kept = readDevState(dataDir);
+  // Loaded here, not at the top: `dev --help` answers without loading the server and the device engine.
+  const [{ Agent }, { openStore }, { HttpTransport }, { demoSecret, demoSharedConfig, demoToken, DEMO_USER, startSharedDemo }] = await Promise.all([
+    import('../device/agent.js'),
+    import('../cloud/store/open-store.js'),
+    import('../transport/http-transport.js'),
+    import('./dev-shared-demo.js'),
+  ]);
   const adminToken = process.env.SYNCLINE_ADMIN_TOKEN || kept?.admin_token || generateAdminToken();
   const secret = kept?.jwt_secret ?? demoSecret();
   const shutdown = untilShutdown();

@@ -1,8 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AdditivePolicy, SchemaPolicy } from '../cloud/governance/policy.js';
-import { REPLAY_CHUNK_ROWS } from '../cloud/governance/replay.js';
-import { CloudServer } from '../cloud/server.js';
-import { openStore } from '../cloud/store/open-store.js';
+import { REPLAY_CHUNK_ROWS, type AdditivePolicy, type SchemaPolicy } from '../cloud/governance/policy.js';
 import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { createLogger } from './logger.js';
@@ -76,7 +73,9 @@ export async function runServer(argv: string[]): Promise<number> {
   // Printed only once the server listens: a run that fails to start must not hand out a token that never worked.
   const adminToken = options.adminToken || generateAdminToken();
   const mqtt = mqttConfig(options, options.host);
-  const shared = loadSharedConfig(options);
+  const shared = await loadSharedConfig(options);
+  // Loaded here, not at the top: `server --help` answers without loading the server.
+  const [{ CloudServer }, { openStore }] = await Promise.all([import('../cloud/server.js'), import('../cloud/store/open-store.js')]);
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.data, logger }).catch((error: unknown) => {
     throw storeError(error, options);
   });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseSharedConfig, type SharedSyncConfig } from '../cloud/shared/declarations.js';
+import type { SharedSyncConfig } from '../cloud/shared/declarations.js';
 import { SynclineError } from '../protocol/errors.js';
 import type { OptionTable } from './options.js';
 
@@ -35,7 +35,7 @@ export const sharedConfigOptions = {
 } satisfies OptionTable;
 
 /** Reads and validates the shared-table declarations, with credential settings from flags or the environment taking precedence. */
-export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean; provision?: boolean }): SharedSyncConfig | undefined {
+export async function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean; provision?: boolean }): Promise<SharedSyncConfig | undefined> {
   if (!options.sharedConfig) return undefined;
   let text: string;
   try {
@@ -57,6 +57,8 @@ export function loadSharedConfig(options: { sharedConfig: string; jwtSecret: str
     if (options.jwtAllowNoExp) auth.allow_no_exp = true;
     document = { ...document, auth };
   }
+  // The declarations' zod schemas load only when a config is given (not for `--help`).
+  const { parseSharedConfig } = await import('../cloud/shared/declarations.js');
   return { ...parseSharedConfig(document, { requireAuth: true }), provision: options.provision === true };
 }
 

@@ -1,6 +1,5 @@
 import { once } from 'node:events';
-import Database from 'better-sqlite3';
-import { changes } from '../device/change-stream.js';
+import type Database from 'better-sqlite3';
 import type { ChangeEvent, ChangeOp, RowValues } from '../device/change-stream-event.js';
 import { ChangeStreamDefaults } from '../device/change-stream-options.js';
 import { SynclineError } from '../protocol/errors.js';
@@ -82,10 +81,11 @@ The first watch of a file installs Syncline's capture in it: AFTER triggers on t
 journal table (_syncline_*), and it switches the file to WAL mode (journal_mode=WAL, which stays).`;
 
 /** Refuses --table names the file does not have (case-insensitive, as SQLite), unless told to wait for them. */
-function checkTablesExist(dbPath: string, tables: readonly string[]): void {
+async function checkTablesExist(dbPath: string, tables: readonly string[]): Promise<void> {
+  const { default: Sqlite } = await import('better-sqlite3');
   let db: Database.Database;
   try {
-    db = new Database(dbPath, { readonly: true, fileMustExist: true });
+    db = new Sqlite(dbPath, { readonly: true, fileMustExist: true });
   } catch (error) {
     throw new SynclineError('capture_failed', `cannot open ${dbPath}: ${(error as Error).message}`, { field: 'db' });
   }
@@ -109,7 +109,9 @@ export async function runWatch(argv: string[]): Promise<number> {
   const { options } = parseCommand(watchOptions, argv);
   const tables = list(options.table);
   if (options.beforeImages && !tables) throw new SynclineError('invalid_config', '--before-images applies to the --table tables; name them', { field: 'before-images' });
-  if (tables && !options.waitForTables) checkTablesExist(options.db, tables);
+  if (tables && !options.waitForTables) await checkTablesExist(options.db, tables);
+  // The device engine (better-sqlite3) loads here, not at the top: `watch --help` answers without it.
+  const { changes } = await import('../device/change-stream.js');
   const stream = changes({
     db: options.db,
     ...(tables ? { tables: tables.map((name) => ({ name, beforeImages: options.beforeImages })) } : {}),

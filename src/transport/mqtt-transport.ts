@@ -9,6 +9,7 @@ import { AckWaiters } from './mqtt-ack-waiters.js';
 import { MQTT_RESEND_MIN_MS, ResendTimeout } from './resend-timeout.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
 import { isRetryableStatus, TransportError, type EncodedBatch, type EncodedRowBatch, type Transport } from './transport.js';
+import { MQTT_ACK_TIMEOUT_MS, MQTT_MAX_IN_FLIGHT } from './mqtt-defaults.js';
 
 export interface MqttTransportOptions {
   /** mqtt://host:port or mqtts://host:port. */
@@ -32,8 +33,6 @@ export interface MqttTransportOptions {
   logger?: Logger;
 }
 
-export const MQTT_ACK_TIMEOUT_MS = 30_000;
-export const MQTT_MAX_IN_FLIGHT = 8;
 const CONTROL_ACK_TIMEOUT_MS = 5000;
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 30_000;

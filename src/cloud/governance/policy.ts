@@ -2,6 +2,9 @@ import type { ColumnInfo } from '../../protocol/schema.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { SchemaComparison } from './classify.js';
 
+/** Staged rows replayed per transaction after an approval (here, not in replay.ts, so `server --help` can show it cheaply). */
+export const REPLAY_CHUNK_ROWS = 5000;
+
 /**
  * `review`: every first schema and every change that is not a plain match waits
  * for an operator. `auto`: the first schema is mirrored with all its columns;

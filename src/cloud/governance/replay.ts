@@ -12,12 +12,11 @@ import { sameKey, type SchemaSnapshot } from './classify.js';
 import { projectCoalescing } from './coalescing.js';
 import { mirrorUnlessIgnored } from './column-plan.js';
 import { compareToLineage } from './lineage-schema.js';
-import type { GovernancePolicy } from './policy.js';
+import { REPLAY_CHUNK_ROWS, type GovernancePolicy } from './policy.js';
 import { finishIntent, pendingIntent, type ReplayIntent } from './replay-intents.js';
 import { isRejectedSchema, openReview, reviewReason } from './reviews.js';
 import { readStagedRun, splitRuns, type StagedRun } from './staged-runs.js';
 
-export const REPLAY_CHUNK_ROWS = 5000;
 
 export interface ReplayOptions {
   policy: GovernancePolicy;
