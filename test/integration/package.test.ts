@@ -104,7 +104,12 @@ export const missing: SynclinePluginOptions = { adminToken: 'x'.repeat(16) };
   test('Syncline mounted in a user Fastify app with its own sign-in syncs devices (examples/embedded-server.mjs, examples/client-node.mjs)', async () => {
     copyExample(pkg.app, 'embedded-server.mjs');
     copyExample(pkg.app, 'client-node.mjs');
-    const server = spawn(process.execPath, ['embedded-server.mjs'], { cwd: pkg.app, env: { ...process.env, PORT: '0', DATA_DIR: join(dir.path, 'pglite') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const adminToken = 'package-test-admin-token-0123456789';
+    const server = spawn(process.execPath, ['embedded-server.mjs'], {
+      cwd: pkg.app,
+      env: { ...process.env, PORT: '0', DATA_DIR: join(dir.path, 'pglite'), SYNCLINE_ADMIN_TOKEN: adminToken },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(server);
     const output = { stdout: '', stderr: '' };
     try {
@@ -121,6 +126,21 @@ export const missing: SynclinePluginOptions = { adminToken: 'x'.repeat(16) };
       const refused = await fetch(`${url}/v1/shared/config`, { headers: { authorization: 'Bearer nope', 'x-syncline-source': 'x' } });
       assert.equal(refused.status, 401);
       assert.equal(((await refused.json()) as { error: string }).error, 'unauthorized');
+
+      // Way 1 of the README against the same app: an unmodified app's file, shipped by the CLI agent from node_modules/.bin.
+      const cli = (args: string[]) => finished(spawn(join(pkg.app, 'node_modules', '.bin', 'syncline'), args, { cwd: pkg.app, env: { ...process.env, SYNCLINE_ADMIN_TOKEN: adminToken }, stdio: ['ignore', 'pipe', 'pipe'] }));
+      const appDb = join(dir.path, 'shop.db');
+      const writer = await node(pkg.app, ['--input-type=module', '-e', `import Database from 'better-sqlite3'; const db = new Database(${JSON.stringify(appDb)}); db.exec("CREATE TABLE sales (id INTEGER PRIMARY KEY, item TEXT); INSERT INTO sales (item) VALUES ('tea'), ('cake')"); db.close();`]);
+      assert.equal(writer.code, 0, writer.stderr);
+      const created = await cli(['admin', 'device', 'create', '--name', 'shop-7', '--json', '--server', url]);
+      assert.equal(created.code, 0, created.stderr);
+      const { token } = JSON.parse(created.stdout) as { token: string };
+      const agent = await cli(['agent', '--db', appDb, '--server', url, '--token', token, '--once']);
+      assert.equal(agent.code, 0, agent.stderr);
+      const lineages = await cli(['admin', 'lineages', '--json', '--server', url]);
+      assert.equal(lineages.code, 0, lineages.stderr);
+      const items = (JSON.parse(lineages.stdout) as { items: { source_table: string }[] }).items;
+      assert.deepEqual(items.map((l) => l.source_table), ['sales']);
     } finally {
       server.kill('SIGTERM');
       await finished(server);
