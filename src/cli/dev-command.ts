@@ -10,7 +10,6 @@ import type { Store } from '../cloud/store/store.js';
 import { Routes } from '../protocol/constants.js';
 import { isSynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
-import { devStatePath, readDevState, writeDevState } from './dev-state.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { formatTable } from './output.js';
@@ -72,14 +71,16 @@ export async function runDev(argv: string[]): Promise<number> {
   const dataDir = resolve(options.data);
   mkdirSync(dataDir, { recursive: true });
   const dbPath = join(dataDir, 'demo.db');
-  const kept = readDevState(dataDir);
   // Loaded here, not at the top: `dev --help` answers without loading the server and the device engine.
-  const [{ Agent }, { openStore }, { HttpTransport }, { demoSecret, demoSharedConfig, demoToken, DEMO_USER, startSharedDemo }] = await Promise.all([
-    import('../device/agent.js'),
-    import('../cloud/store/open-store.js'),
-    import('../transport/http-transport.js'),
-    import('./dev-shared-demo.js'),
-  ]);
+  const [{ Agent }, { openStore }, { HttpTransport }, { demoSecret, demoSharedConfig, demoToken, DEMO_USER, startSharedDemo }, { devStatePath, readDevState, writeDevState }] =
+    await Promise.all([
+      import('../device/agent.js'),
+      import('../cloud/store/open-store.js'),
+      import('../transport/http-transport.js'),
+      import('./dev-shared-demo.js'),
+      import('./dev-state.js'),
+    ]);
+  const kept = readDevState(dataDir);
   const adminToken = process.env.SYNCLINE_ADMIN_TOKEN || kept?.admin_token || generateAdminToken();
   const secret = kept?.jwt_secret ?? demoSecret();
   const shutdown = untilShutdown();
