@@ -1,3 +1,4 @@
+import type { Agent } from '../device/agent.js';
 import { PublisherDefaults } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
