@@ -3,10 +3,11 @@ import type { BatchAck, RowBatch } from '../../protocol/batch.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import { validateSourceName } from '../identifiers.js';
-import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
+import { transactionWithRetry, type Store } from '../store/store.js';
 import { applyRows, type ApplyOptions } from './apply-rows.js';
 import { lockLineage, updateLineage } from './lineage.js';
 import { MAX_MIRRORED_COLUMNS } from './mirror-schema.js';
+import { recordSegment, storedAck } from './segment-ledger.js';
 
 export interface IngestOptions extends ApplyOptions {
   logger?: Logger;
@@ -22,11 +23,6 @@ function checkNames(device: DeviceIdentity, batch: RowBatch): void {
   }
 }
 
-async function storedAck(tx: Queryable, deviceId: string, batchId: string): Promise<BatchAck | undefined> {
-  const { rows } = await tx.query<{ ack: BatchAck }>('SELECT ack FROM edge_export_segments WHERE device_id = $1 AND batch_id = $2', [deviceId, batchId]);
-  return rows[0]?.ack;
-}
-
 /**
  * Takes one validated batch from an authenticated device, in one transaction:
  * dedupe by (device, batch_id), lock the lineage, follow or refuse its journal
@@ -40,34 +36,12 @@ async function storedAck(tx: Queryable, deviceId: string, batchId: string): Prom
 export async function ingestRowBatch(store: Store, device: DeviceIdentity, batch: RowBatch, byteCount: number, options: IngestOptions = {}): Promise<BatchAck> {
   checkNames(device, batch);
   const ack = await transactionWithRetry(store, async (tx) => {
-    const previous = await storedAck(tx, device.device_id, batch.batch_id);
+    const previous = await storedAck(tx, 'edge_export_segments', device.device_id, batch.batch_id);
     if (previous) return { ...previous, status: 'duplicate' as const };
 
     const lineage = await lockLineage(tx, device, batch);
     const context = { device_id: device.device_id, batch_id: batch.batch_id, lineage_id: lineage.id, table: batch.source_table };
-    // UUIDv7 text sorts by creation time, so a smaller epoch is an older journal.
-    if (lineage.journal_epoch !== null && batch.journal_epoch < lineage.journal_epoch) {
-      throw new SynclineError('stale_epoch', `journal epoch ${batch.journal_epoch} is older than the lineage's ${lineage.journal_epoch}`, {
-        ...context,
-        journal_epoch: batch.journal_epoch,
-        current_epoch: lineage.journal_epoch,
-      });
-    }
-    const lastSeq = lineage.journal_epoch === batch.journal_epoch ? lineage.last_seq : 0;
-    const fresh = batch.rows.filter((row) => row.seq > lastSeq);
-    const result: BatchAck = {
-      batch_id: batch.batch_id,
-      status: 'accepted',
-      lineage_id: lineage.id,
-      last_seq: Math.max(lastSeq, batch.last_seq),
-      rows_applied: fresh.length,
-      rows_skipped: batch.rows.length - fresh.length,
-    };
-    await tx.query(
-      `INSERT INTO edge_export_segments (device_id, batch_id, lineage_id, journal_epoch, first_seq, last_seq, row_count, byte_count, ack)
-       VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7, $8::bigint, $9::jsonb)`,
-      [device.device_id, batch.batch_id, lineage.id, batch.journal_epoch, String(batch.first_seq), String(batch.last_seq), batch.rows.length, String(byteCount), JSON.stringify(result)],
-    );
+    const { ack: result, fresh } = await recordSegment(tx, 'edge_export_segments', device.device_id, batch, lineage, byteCount, context);
     if (fresh.length === 0) return result;
 
     const meta = { deviceId: device.device_id, epoch: batch.journal_epoch, batchId: batch.batch_id };

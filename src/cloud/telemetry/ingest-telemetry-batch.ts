@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { BatchAck } from '../../protocol/batch.js';
-import { SynclineError } from '../../protocol/errors.js';
 import type { TelemetryBatch, TelemetryRow } from '../../protocol/telemetry-batch.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import { validateSourceName } from '../identifiers.js';
+import { recordSegment, storedAck } from '../ingest/segment-ledger.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { toStoredJson } from '../type-mapping.js';
 import { advanceTelemetryLineage, lockTelemetryLineage } from './telemetry-lineage.js';
@@ -69,27 +69,11 @@ export class TelemetryIngest {
       await this.#o.partitions.ensure(prepared.days);
     }
     const ack = await withPartitions(this.#store, this.#o.partitions, async (tx) => {
-      const { rows: previous } = await tx.query<{ ack: BatchAck }>('SELECT ack FROM telemetry_segments WHERE device_id = $1 AND batch_id = $2', [device.device_id, batch.batch_id]);
-      if (previous[0]) return { ...previous[0].ack, status: 'duplicate' as const };
+      const previous = await storedAck(tx, 'telemetry_segments', device.device_id, batch.batch_id);
+      if (previous) return { ...previous, status: 'duplicate' as const };
       const lineage = await lockTelemetryLineage(tx, device, batch.source_table);
-      if (lineage.journal_epoch !== null && batch.journal_epoch < lineage.journal_epoch) {
-        throw new SynclineError('stale_epoch', `telemetry epoch ${batch.journal_epoch} is older than the lineage's ${lineage.journal_epoch}`, { ...context, lineage_id: lineage.id, table: batch.source_table });
-      }
-      const lastSeq = lineage.journal_epoch === batch.journal_epoch ? lineage.last_seq : 0;
-      const fresh = lastSeq === 0 ? batch.rows : batch.rows.filter((r) => r.seq > lastSeq);
-      const result: BatchAck = {
-        batch_id: batch.batch_id,
-        status: 'accepted',
-        lineage_id: lineage.id,
-        last_seq: Math.max(lastSeq, batch.last_seq),
-        rows_applied: fresh.length,
-        rows_skipped: batch.rows.length - fresh.length,
-      };
-      await tx.query(
-        `INSERT INTO telemetry_segments (device_id, batch_id, lineage_id, journal_epoch, first_seq, last_seq, row_count, byte_count, ack)
-         VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7, $8::bigint, $9::jsonb)`,
-        [device.device_id, batch.batch_id, lineage.id, batch.journal_epoch, String(batch.first_seq), String(batch.last_seq), batch.rows.length, String(byteCount), JSON.stringify(result)],
-      );
+      const segmentContext = { ...context, lineage_id: lineage.id, table: batch.source_table };
+      const { ack: result, fresh, lastSeq } = await recordSegment(tx, 'telemetry_segments', device.device_id, batch, lineage, byteCount, segmentContext);
       let stored = 0;
       if (fresh.length > 0) {
         const mapping = cached ?? (await this.#mapping(tx, device.project_id, batch));
