@@ -9,7 +9,8 @@ export type RowOp = 'insert' | 'update' | 'delete' | 'snapshot';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-const columnSchema = z.strictObject({
+/** One column of a table's schema as devices describe it (row and telemetry batches). */
+export const columnSchema = z.strictObject({
   name: z.string(),
   declared_type: z.string().max(200),
   affinity: z.enum(['INTEGER', 'TEXT', 'REAL', 'BLOB', 'NUMERIC']),
@@ -18,7 +19,8 @@ const columnSchema = z.strictObject({
   has_default: z.boolean(),
 });
 
-const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+/** A journal or cursor sequence number: positive and exact in a double. */
+export const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
 const ROW_OPS = new Set(['insert', 'update', 'delete', 'snapshot']);
 const ROW_FIELDS = new Set(['seq', 'op', 'pk', 'row']);

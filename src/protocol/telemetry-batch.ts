@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isUuidV7 } from './batch.js';
+import { columnSchema, isUuidV7, seqSchema } from './batch.js';
 import { SERVER_MAX_ROWS_PER_BATCH, TELEMETRY_BATCH_FORMAT_VERSION } from './constants.js';
 import { SynclineError } from './errors.js';
 import { schemaFingerprint, type ColumnInfo } from './schema.js';
@@ -34,15 +34,6 @@ export interface TelemetryBatch extends Omit<WireTelemetryBatch, 'rows'> {
   rows: TelemetryRow[];
 }
 
-const columnSchema = z.strictObject({
-  name: z.string(),
-  declared_type: z.string().max(200),
-  affinity: z.enum(['INTEGER', 'TEXT', 'REAL', 'BLOB', 'NUMERIC']),
-  pk: z.number().int().min(0).max(2000),
-  notnull: z.boolean(),
-  has_default: z.boolean(),
-});
-const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
 const envelope = z.object({
   format_version: z.literal(TELEMETRY_BATCH_FORMAT_VERSION),
