@@ -38,7 +38,7 @@ const pageQuery = z.object({ limit: text('page size'), after: text('`next` of th
 
 /** Every route of the HTTP API, with the schemas of what it takes and answers. The OpenAPI document is made from this list. */
 export const API_ROUTES: readonly RouteDoc[] = [
-  { method: 'GET', url: Routes.health, summary: 'Liveness, and what is down: the database (503) or the MQTT broker (200, degraded)', tag: 'operating', caller: 'public', responses: { ...ok(answers.healthAnswerSchema), 503: json('database unreachable (status degraded, with the reason)', answers.healthAnswerSchema) } },
+  { method: 'GET', url: Routes.health, summary: 'Liveness, and what is down: the database (503) or the MQTT broker (200, degraded)', tag: 'operating', caller: 'public', responses: { ...ok(answers.healthAnswerSchema), 503: json('database unreachable (status degraded, with the reason), or the connection cap refused the request (error body)', z.union([answers.healthAnswerSchema, answers.errorAnswerSchema])) } },
   { method: 'GET', url: Routes.metrics, summary: 'Prometheus metrics (text format)', tag: 'operating', caller: 'viewer', responses: { 200: { description: 'Prometheus text exposition', contentType: 'text/plain; version=0.0.4' } } },
   { method: 'GET', url: Routes.openapi, summary: 'This document', tag: 'operating', caller: 'public', responses: { 200: { description: 'OpenAPI 3.1 document', contentType: 'application/json' } } },
   { method: 'GET', url: Routes.console, summary: 'The web console', tag: 'operating', caller: 'public', responses: { 200: { description: 'HTML page', contentType: 'text/html' } } },
