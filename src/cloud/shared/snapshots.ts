@@ -52,7 +52,6 @@ interface ChunkRow {
   chunk_count: number;
   row_count: string;
   dead: boolean;
-  body: string | null;
 }
 
 /**
@@ -178,16 +177,19 @@ export class SnapshotBuilder {
         await this.#wait(local);
         continue;
       }
+      // The chunk is read by a statement of its own, after the status: an UPDATE that waited for the
+      // builder's row lock returns the builder's newest row ('done') while a subquery of the same
+      // statement still reads the older snapshot, which can miss the last chunks (end marker too early).
       const { rows } = await this.#store.query<ChunkRow>(
         `UPDATE sync_snapshots s SET read_at = now() WHERE s.id = $1 AND s.scope = $2
          RETURNING s.status, s.chunk_count, s.row_count::text AS row_count,
-           s.status = 'building' AND (s.beat_at < now() - make_interval(secs => $4) OR (s.builder_pid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.builder_pid))) AS dead,
-           (SELECT c.body FROM sync_snapshot_chunks c WHERE c.snapshot_id = s.id AND c.chunk_index = $3) AS body`,
-        [id, who.scope, index, this.#limits.stallMs / 1000],
+           s.status = 'building' AND (s.beat_at < now() - make_interval(secs => $3) OR (s.builder_pid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.builder_pid))) AS dead`,
+        [id, who.scope, this.#limits.stallMs / 1000],
       );
       const row = rows[0];
       if (!row) throw notFound(id);
-      if (row.body !== null) return row.body;
+      const { rows: chunks } = await this.#store.query<{ body: string }>('SELECT body FROM sync_snapshot_chunks WHERE snapshot_id = $1 AND chunk_index = $2', [id, index]);
+      if (chunks[0]) return chunks[0].body;
       if (row.status === 'failed' || row.dead) throw failed(id);
       if (row.status === 'done') {
         const end: SnapshotChunkAnswer = { end: true, chunk_count: row.chunk_count, row_count: Number(row.row_count) };
