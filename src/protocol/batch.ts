@@ -121,14 +121,7 @@ export function parseRowBatch(input: unknown, limits: { maxRows?: number } = {})
     throw new SynclineError('invalid_batch', `${field}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { field });
   }
   const b = parsed.data;
-  const context = { batch_id: b.batch_id, table: b.source_table };
-  if (!isUuidV7(b.batch_id)) throw new SynclineError('invalid_batch_id', 'batch_id must be a lowercase UUIDv7', { ...context, field: 'batch_id' });
-  if (!isUuidV7(b.journal_epoch)) throw new SynclineError('invalid_batch_id', 'journal_epoch must be a lowercase UUIDv7', { ...context, field: 'journal_epoch' });
-  if (schemaFingerprint(b.schema.columns) !== b.schema.hash) {
-    throw new SynclineError('schema_hash_mismatch', 'schema.hash is not the fingerprint of schema.columns', { ...context, field: 'schema.hash' });
-  }
-  const names = new Set(b.schema.columns.map((c) => c.name));
-  if (names.size !== b.schema.columns.length) throw new SynclineError('invalid_batch', 'schema.columns has duplicate names', { ...context, field: 'schema.columns' });
+  const { context, names } = checkEnvelope(b);
   if (b.key.kind === 'primary_key') {
     const declared = b.schema.columns.filter((c) => c.pk > 0).sort((x, y) => x.pk - y.pk).map((c) => c.name);
     if (declared.join('\u0000') !== b.key.columns.join('\u0000')) {
@@ -213,4 +206,24 @@ function decodeOrExplain(value: unknown, field: string, index: number): SqlValue
     if (!(error instanceof SynclineError)) throw error;
     throw new SynclineError(error.code, error.message, { ...error.context, field: `${field}.${index}` });
   }
+}
+
+/**
+ * Checks what row and telemetry batches share beyond their schema: UUIDv7 ids, a
+ * schema hash that fingerprints its columns, unique column names. Returns the
+ * error context and the column names for the checks that follow.
+ */
+export function checkEnvelope(b: { batch_id: string; journal_epoch: string; source_table: string; schema: { hash: string; columns: ColumnInfo[] } }): {
+  context: { batch_id: string; table: string };
+  names: Set<string>;
+} {
+  const context = { batch_id: b.batch_id, table: b.source_table };
+  if (!isUuidV7(b.batch_id)) throw new SynclineError('invalid_batch_id', 'batch_id must be a lowercase UUIDv7', { ...context, field: 'batch_id' });
+  if (!isUuidV7(b.journal_epoch)) throw new SynclineError('invalid_batch_id', 'journal_epoch must be a lowercase UUIDv7', { ...context, field: 'journal_epoch' });
+  if (schemaFingerprint(b.schema.columns) !== b.schema.hash) {
+    throw new SynclineError('schema_hash_mismatch', 'schema.hash is not the fingerprint of schema.columns', { ...context, field: 'schema.hash' });
+  }
+  const names = new Set(b.schema.columns.map((c) => c.name));
+  if (names.size !== b.schema.columns.length) throw new SynclineError('invalid_batch', 'schema.columns has duplicate names', { ...context, field: 'schema.columns' });
+  return { context, names };
 }

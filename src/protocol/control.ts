@@ -77,12 +77,14 @@ const base = {
   issued_at: z.string().max(64),
 };
 
-const controlSchema = z.discriminatedUnion('type', [
+/** A pause or resume control as the device parses it (also the answers' description in OpenAPI). */
+export const controlSchema = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('pause_lineage'), reason: z.enum(PAUSE_REASONS as [PauseReason, ...PauseReason[]]) }),
   z.object({ ...base, type: z.literal('resume_lineage'), reason: z.enum(RESUME_REASONS as [ResumeReason, ...ResumeReason[]]) }),
 ]);
 
-const ackSchema = z.object({
+/** A batch ack as the device parses it, over HTTP and in MQTT's batch_ack. */
+export const batchAckSchema = z.object({
   batch_id: z.string(),
   status: z.enum(['accepted', 'duplicate']),
   lineage_id: z.string(),
@@ -94,7 +96,7 @@ const ackSchema = z.object({
 
 const downlinkSchema = z.union([
   controlSchema,
-  z.object({ type: z.literal('batch_ack'), ack: ackSchema }),
+  z.object({ type: z.literal('batch_ack'), ack: batchAckSchema }),
   z.object({ type: z.literal('batch_error'), batch_id: z.string().nullable(), error: z.string(), message: z.string(), status: z.number().int() }),
 ]);
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { batchAckSchema, controlSchema } from './control.js';
 import { wireValueSchema } from './admin-answers.js';
 import { sharedTableSchema } from './shared-sync.js';
 
@@ -9,28 +10,7 @@ import { sharedTableSchema } from './shared-sync.js';
  * shared-sync.ts; these describe them and stay open to added fields.
  */
 
-const controlSchema = z.object({
-  type: z.enum(['pause_lineage', 'resume_lineage']),
-  control_id: z.string(),
-  lineage_id: z.string(),
-  source_table: z.string(),
-  journal_epoch: z.string().nullable(),
-  server_watermark: z.number(),
-  issued_at: z.string(),
-  reason: z.string(),
-});
-
-export const batchAckSchema = z
-  .object({
-    batch_id: z.string(),
-    status: z.enum(['accepted', 'duplicate']),
-    lineage_id: z.string(),
-    last_seq: z.number(),
-    rows_applied: z.number(),
-    rows_skipped: z.number(),
-    controls: z.array(controlSchema).optional(),
-  })
-  ;
+export { batchAckSchema };
 export const controlsAnswerSchema = z.object({ controls: z.array(controlSchema) });
 export const controlAckAnswerSchema = z.object({ control_id: z.string(), recorded: z.boolean() });
 

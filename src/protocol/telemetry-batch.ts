@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { columnSchema, isUuidV7, seqSchema } from './batch.js';
+import { checkEnvelope, columnSchema, seqSchema } from './batch.js';
 import { SERVER_MAX_ROWS_PER_BATCH, TELEMETRY_BATCH_FORMAT_VERSION } from './constants.js';
 import { SynclineError } from './errors.js';
-import { schemaFingerprint, type ColumnInfo } from './schema.js';
+import type { ColumnInfo } from './schema.js';
 import { decodeValue, type SqlValue, type WireValue } from './values.js';
 
 /**
@@ -63,14 +63,7 @@ export function parseTelemetryBatch(input: unknown, limits: { maxRows?: number }
     throw new SynclineError(field === 'format_version' ? 'invalid_format_version' : 'invalid_batch', `${field}: ${issue?.message ?? 'invalid'}`, { field });
   }
   const b = parsed.data;
-  const context = { batch_id: b.batch_id, table: b.source_table };
-  if (!isUuidV7(b.batch_id)) throw new SynclineError('invalid_batch_id', 'batch_id must be a lowercase UUIDv7', { ...context, field: 'batch_id' });
-  if (!isUuidV7(b.journal_epoch)) throw new SynclineError('invalid_batch_id', 'journal_epoch must be a lowercase UUIDv7', { ...context, field: 'journal_epoch' });
-  if (schemaFingerprint(b.schema.columns) !== b.schema.hash) {
-    throw new SynclineError('schema_hash_mismatch', 'schema.hash is not the fingerprint of schema.columns', { ...context, field: 'schema.hash' });
-  }
-  const names = new Set(b.schema.columns.map((c) => c.name));
-  if (names.size !== b.schema.columns.length) throw new SynclineError('invalid_batch', 'schema.columns has duplicate names', { ...context, field: 'schema.columns' });
+  const { context, names } = checkEnvelope(b);
   if (b.time_column !== null && !names.has(b.time_column)) {
     throw new SynclineError('telemetry_time_column_missing', `time column ${JSON.stringify(b.time_column.slice(0, 80))} is not a column of the table`, { ...context, field: 'time_column' });
   }
