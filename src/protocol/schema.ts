@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './sha256.js';
 
 export type Affinity = 'INTEGER' | 'TEXT' | 'REAL' | 'BLOB' | 'NUMERIC';
 
@@ -44,7 +44,7 @@ export function schemaFingerprint(columns: readonly ColumnInfo[]): string {
   const canonical = [...columns]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((c) => ({ affinity: c.affinity, name: c.name, notnull: c.notnull, pk: c.pk }));
-  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+  return sha256Hex(JSON.stringify(canonical));
 }
 
 /** Key columns in key order; the rowid key when the table declares none. */

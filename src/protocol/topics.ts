@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { SynclineError } from './errors.js';
+import { sha256Hex } from './sha256.js';
 
 /**
  * The MQTT topic layout, shared by the device, the embedded broker's ACL, the
@@ -88,7 +88,7 @@ export function sharedFilter(group: string, filter: string): string {
  * characters a topic level cannot.
  */
 export function sharedWakeTopic(scope: string): string {
-  return `${TOPIC_PREFIX}/shared/${createHash('sha256').update(scope).digest('hex').slice(0, 32)}/bundles`;
+  return `${TOPIC_PREFIX}/shared/${sha256Hex(scope).slice(0, 32)}/bundles`;
 }
 
 /** The MQTT username with which a device signs in using its sync JWT (as the password) instead of a device token. */

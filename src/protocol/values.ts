@@ -1,3 +1,4 @@
+import { fromBase64, sameBytes, toBase64 } from './base64.js';
 import { SynclineError } from './errors.js';
 
 /**
@@ -43,7 +44,7 @@ export function encodeValue(value: SqlValue): WireValue {
     case 'string':
       return value;
     default:
-      return { $blob: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+      return { $blob: toBase64(value) };
   }
 }
 
@@ -92,7 +93,7 @@ export function decodeValue(wire: unknown, field?: string): SqlValue {
     }
     case '$blob':
       if (!BASE64_TEXT.test(text) || text.length % 4 !== 0) throw invalid('$blob is not base64', field);
-      return new Uint8Array(Buffer.from(text, 'base64'));
+      return fromBase64(text);
     default:
       throw invalid(`unknown value tag ${keys[0]!.slice(0, 20)}`, field);
   }
@@ -101,7 +102,7 @@ export function decodeValue(wire: unknown, field?: string): SqlValue {
 /** Two values are equal when storage class and content are equal (-0.0 differs from 0.0). */
 export function sameValue(a: SqlValue, b: SqlValue): boolean {
   if (a instanceof Uint8Array || b instanceof Uint8Array) {
-    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.compare(a, b) === 0;
+    return a instanceof Uint8Array && b instanceof Uint8Array && sameBytes(a, b);
   }
   return Object.is(a, b);
 }
