@@ -154,12 +154,12 @@ describe('external MQTT broker outages', { skip }, () => {
       // A lost batch costs the device its resend wait, then one ordinary answer. The wait is the 3 s floor
       // while the cloud answers in under 750 ms (so < 5 s in all, the promise), and follows the answers
       // (4x their smoothed time, never more than the slowest) when a loaded machine makes them slow; the
-      // ordinary answer gets 3x the slowest one seen. Never the 30 s ack timeout of a lost batch.
+      // ordinary answer gets 3x the slowest one seen. With answers up to 500 ms that is under 5 s; it is
+      // never the 30 s ack timeout a lost batch cost before.
       const budget = Math.max(MQTT_RESEND_MIN_MS, 4 * answerMaxMs) + 3 * answerMaxMs + 500;
       const figures = `worst ${worst} ms, slowest first-send answer ${answerMaxMs} ms, budget ${budget} ms`;
       t.diagnostic(figures);
       assert.ok(worst < budget, `a lost batch waited too long for its answer: ${figures}`);
-      if (answerMaxMs < 200) assert.ok(worst < 5000, `the cloud answered fast, yet a lost batch waited 5 s or more: ${figures}`);
       for (const lineage of await lineages(survivor!, device.device_id)) {
         assert.equal(lineage.rows_received, 40, `${lineage.source_table}: every change exactly once`);
         await assertMirrorMatches(survivor!, db, lineage);
