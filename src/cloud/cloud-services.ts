@@ -12,6 +12,7 @@ import type { SharedSyncConfig } from './shared/declarations.js';
 import { startSharedSync, type SharedSync } from './shared/shared-service.js';
 import { migrate } from './store/migrations.js';
 import type { Store } from './store/store.js';
+import { GroupCommitter } from './ingest/group-commit.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
 
 /** What the standalone server and the Fastify plugin share: the store, governance, workers and two-way sync. */
@@ -42,6 +43,8 @@ export interface CloudServices {
   flow: FlowController;
   shared: SharedSync | undefined;
   telemetry: TelemetryService;
+  /** Group commit of the batches both front doors take (one per server process). */
+  group: GroupCommitter;
   /** Options of the HTTP routes, wired to these workers (the MQTT stats come from whoever runs a broker). */
   routes(mqttStats?: () => MqttStats | undefined): AppOptions;
   /** Runs the replay worker, flow control and telemetry maintenance until the signal aborts. */
@@ -80,7 +83,8 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
     ...(resendMs !== undefined ? { resendMs } : {}),
   });
   const shared = options.shared ? await startSharedSync(options.store, options.shared, options.logger, sharedOptions) : undefined;
-  const telemetry = new TelemetryService({ store: options.store, policy, logger: options.logger, retentionDays: options.telemetryRetentionDays ?? 0 });
+  const group = new GroupCommitter(options.store, { logger: options.logger.child({ component: 'ingest' }) });
+  const telemetry = new TelemetryService({ store: options.store, policy, logger: options.logger, retentionDays: options.telemetryRetentionDays ?? 0, group });
   await telemetry.maintenance.once();
   return {
     policy,
@@ -88,8 +92,10 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
     flow,
     shared,
     telemetry,
+    group,
     routes: (mqttStats) => ({
       telemetry,
+      group,
       ...(shared ? { shared } : {}),
       store: options.store,
       adminToken: options.adminToken,

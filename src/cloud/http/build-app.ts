@@ -8,6 +8,7 @@ import { metricsRoutes, observeRequests } from '../metrics/metrics-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import type { SharedSync } from '../shared/shared-service.js';
 import { HealthBoard } from '../health.js';
+import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
 import { DEFAULT_HTTP_LIMITS, fastifyTimeouts, guardConnections, type HttpLimits } from './connection-limits.js';
@@ -32,6 +33,8 @@ export interface AppOptions {
   logger: Logger;
   /** The schema policy ingest applies; the production default (review) when not given. */
   policy?: GovernancePolicy;
+  /** Group commit for device batches; each batch commits alone when absent. */
+  group?: GroupCommitter;
   /** Called when an operator's decision leaves staged rows to replay. */
   onReplayRequested?: () => void;
   /** Flow control (backpressure, circuit breaker) and MQTT admin routes. */
@@ -108,6 +111,7 @@ export async function synclineRoutes(app: FastifyInstance, options: AppOptions):
     bodyLimit: options.bodyLimit,
     logger,
     policy: options.policy ?? DEFAULT_POLICY,
+    ...(options.group ? { group: options.group } : {}),
     ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}),
   });
   await app.register(adminRoutes, { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit });

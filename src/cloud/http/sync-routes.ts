@@ -7,6 +7,7 @@ import { authenticateDevice, type DeviceIdentity } from '../auth/devices.js';
 import { bearerToken } from '../auth/tokens.js';
 import { withPendingControls } from '../flow-control/controls.js';
 import type { GovernancePolicy } from '../governance/policy.js';
+import type { GroupCommitter } from '../ingest/group-commit.js';
 import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
 import { ingestTimer, rowsOf } from '../metrics/instruments.js';
 import type { Store } from '../store/store.js';
@@ -17,6 +18,8 @@ export interface SyncRoutesOptions {
   bodyLimit: number;
   logger: Logger;
   policy: GovernancePolicy;
+  /** Group commit shared with the other front door; each batch alone when absent. */
+  group?: GroupCommitter;
   /** Called after each ingested batch (flow control looks at the counters). */
   onIngested?: () => void;
 }
@@ -40,7 +43,7 @@ export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOption
       const timer = ingestTimer('http');
       try {
         const batch = parseRowBatch(request.body);
-        const ack = await ingestRowBatch(options.store, device, batch, decodedBodyBytes(request), { logger: options.logger, policy: options.policy });
+        const ack = await ingestRowBatch(options.store, device, batch, decodedBodyBytes(request), { logger: options.logger, policy: options.policy, ...(options.group ? { group: options.group } : {}) });
         timer.acked(ack.status, batch.rows.length, decodedBodyBytes(request));
         // Flow control: an HTTP device learns of pause and resume from its acks.
         options.onIngested?.();

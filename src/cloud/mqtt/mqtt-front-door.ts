@@ -9,6 +9,7 @@ import type { DeviceIdentity } from '../auth/devices.js';
 import { recordControlAck, type OutgoingControl } from '../flow-control/controls.js';
 import type { ControlSink } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
+import type { GroupCommitter } from '../ingest/group-commit.js';
 import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
 import { ingestTimer, rowsOf } from '../metrics/instruments.js';
 import type { Store } from '../store/store.js';
@@ -27,7 +28,7 @@ export interface MqttFrontDoorOptions {
   stats: MqttStats;
   /** Largest batch after decompression, as over HTTP. */
   bodyLimit: number;
-  /** Batches ingested at once (each is one transaction). */
+  /** Batches taken at once; with group commit many of them share one transaction. */
   maxConcurrent?: number;
   /** Messages waiting beyond that before the link is asked to hold deliveries. */
   maxQueued?: number;
@@ -35,7 +36,17 @@ export interface MqttFrontDoorOptions {
   onIngested?: () => void;
   /** Takes telemetry batches; without it they are not consumed. */
   telemetry?: TelemetryService;
+  /** Group commit shared with the HTTP front door; each batch alone when absent. */
+  group?: GroupCommitter;
 }
+
+/**
+ * Batches in ingest at once (one per device). Waiting for a group commit costs no
+ * connection, so this is about how many devices' batches can share a commit; it
+ * also bounds how many messages an external broker has to queue for this server
+ * (Mosquitto drops beyond max_queued_messages, 1000 by default).
+ */
+const MAX_CONCURRENT_BATCHES = 512;
 
 /**
  * The cloud's MQTT front door. The device comes from the topic, which the broker
@@ -54,7 +65,7 @@ export class MqttFrontDoor implements ControlSink {
   constructor(options: MqttFrontDoorOptions) {
     this.#o = options;
     this.#log = options.logger;
-    this.#queue = new WorkQueue(options.maxConcurrent ?? 16, options.maxQueued ?? 1024);
+    this.#queue = new WorkQueue(options.maxConcurrent ?? MAX_CONCURRENT_BATCHES, options.maxQueued ?? 1024);
   }
 
   /** Starts taking messages from the given filters (plain, or shared subscriptions on an external broker). */
@@ -107,7 +118,7 @@ export class MqttFrontDoor implements ControlSink {
       batchId = batchIdOf(json);
       const ack = telemetry
         ? await this.#o.telemetry!.ingest(device, parseTelemetryBatch(json), bytes)
-        : await ingestRowBatch(store, device, parseRowBatch(json), bytes, { logger: this.#log, policy });
+        : await ingestRowBatch(store, device, parseRowBatch(json), bytes, { logger: this.#log, policy, ...(this.#o.group ? { group: this.#o.group } : {}) });
       timer.acked(ack.status, size.rows, size.bytes);
       stats.batchesAcked += 1;
       this.#o.onIngested?.();

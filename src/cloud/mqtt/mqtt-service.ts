@@ -4,6 +4,7 @@ import type { FlowController } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { HealthBoard } from '../health.js';
 import type { TelemetryService } from '../telemetry/telemetry-service.js';
+import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { Store } from '../store/store.js';
 import { AedesLink, type BrokerLink } from './broker-link.js';
 import { ClientLink, redact, type ClientLinkOptions } from './client-link.js';
@@ -46,6 +47,8 @@ export interface MqttServiceDeps {
   health?: HealthBoard;
   /** Telemetry batches on `{root}/sync/telemetry/batch`; not subscribed when absent. */
   telemetry?: TelemetryService;
+  /** Group commit shared with the HTTP front door. */
+  group?: GroupCommitter;
 }
 
 /**
@@ -108,6 +111,7 @@ export class MqttService {
       ...(options.maxConcurrentIngests !== undefined ? { maxConcurrent: options.maxConcurrentIngests } : {}),
       onIngested: () => deps.flow.wake(),
       ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
+      ...(deps.group ? { group: deps.group } : {}),
     });
     const filters = [channelFilter('rowBatch'), channelFilter('controlAck'), ...(deps.telemetry ? [channelFilter('telemetryBatch')] : [])];
     try {

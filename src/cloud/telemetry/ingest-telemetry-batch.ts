@@ -4,6 +4,7 @@ import type { TelemetryBatch, TelemetryRow } from '../../protocol/telemetry-batc
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import { validateSourceName } from '../identifiers.js';
+import type { GroupCommitter } from '../ingest/group-commit.js';
 import { recordSegment, storedAck } from '../ingest/segment-ledger.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { toStoredJson } from '../type-mapping.js';
@@ -37,6 +38,8 @@ export interface TelemetryIngestOptions {
   policy: GovernancePolicy;
   partitions: TelemetryPartitions;
   logger?: Logger;
+  /** Commits batches together with other devices' batches (group-commit.ts); each alone when absent. */
+  group?: GroupCommitter;
 }
 
 /**
@@ -68,7 +71,7 @@ export class TelemetryIngest {
       prepared = prepareValues(cached, batch.rows, receivedMicros);
       await this.#o.partitions.ensure(prepared.days);
     }
-    const ack = await withPartitions(this.#store, this.#o.partitions, async (tx) => {
+    const inTransaction = async (tx: Queryable): Promise<BatchAck> => {
       const previous = await storedAck(tx, 'telemetry_segments', device.device_id, batch.batch_id);
       if (previous) return { ...previous, status: 'duplicate' as const };
       const lineage = await lockTelemetryLineage(tx, device, batch.source_table);
@@ -87,7 +90,12 @@ export class TelemetryIngest {
       }
       await advanceTelemetryLineage(tx, lineage.id, { epoch: batch.journal_epoch, lastSeq: result.last_seq, received: fresh.length, stored, schemaHash: batch.schema.hash });
       return result;
-    });
+    };
+    const alone = () => withPartitions(this.#store, this.#o.partitions, inTransaction);
+    // In a group, a batch that needs new partitions fails there (NeedPartitions) and runs alone, which creates them.
+    const ack = this.#o.group
+      ? await this.#o.group.submit({ lockKey: `telemetry\u0000${device.device_id}\u0000${batch.source_table}`, rows: batch.rows.length, inGroup: inTransaction, alone })
+      : await alone();
     this.#o.logger?.debug({ ...context, table: batch.source_table, ...ack }, 'telemetry batch ingested');
     return ack;
   }
