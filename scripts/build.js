@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 const STAMP = join(root, 'dist', '.build-stamp');
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js', 'scripts/build-console.js'];
+const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js', 'scripts/build-console.js', 'scripts/build-browser.js'];
 
 function run(what, args) {
   const started = Date.now();
@@ -34,7 +34,7 @@ function newestInput(path) {
 }
 
 // Outputs of other steps than tsc, which pruning leaves alone.
-const BUNDLES = new Set([join(root, 'dist', 'console')]);
+const BUNDLES = new Set([join(root, 'dist', 'console'), join(root, 'dist', 'browser')]);
 
 /** Incremental builds leave the outputs of deleted sources behind: drop every dist file whose source is gone. */
 function pruneOrphans(dir = join(root, 'dist')) {
@@ -55,6 +55,7 @@ const STEPS = [
   { what: 'tsc', run: () => run('tsc -p tsconfig.build.json', [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json']) },
   { what: 'prune', run: () => pruneOrphans() },
   { what: 'console', run: () => run('web console (scripts/build-console.js)', [join(root, 'scripts', 'build-console.js')]) },
+  { what: 'browser', run: () => run('browser client (scripts/build-browser.js)', [join(root, 'scripts', 'build-browser.js')]) },
 ];
 
 const upToDate = existsSync(STAMP) && statSync(STAMP).mtimeMs > Math.max(...INPUTS.map((input) => newestInput(join(root, input))));

@@ -1,0 +1,9 @@
+// `syncline/client` in a browser (the "browser" export condition; bundled into
+// dist/browser/ with its SQLite worker and sqlite3.wasm). The database lives in
+// OPFS through a dedicated Worker; no Node built-ins are reachable from here.
+export { OpfsDriver, SqliteWorkerError } from '../device/driver/opfs-driver.js';
+export type { OpenOpfsOptions, WorkerLike } from '../device/driver/opfs-driver.js';
+export type { SqliteDriver, SqliteQueryable, SqliteParam, SqliteRow, SqliteRunResult, SqliteValue } from '../device/driver/sqlite-driver.js';
+export { SynclineError, isSynclineError } from '../protocol/errors.js';
+export { TransportError, isTransportError } from '../transport/transport.js';
+export type { SqlValue } from '../protocol/values.js';
