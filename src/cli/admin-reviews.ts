@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sleep } from '../protocol/backoff.js';
 import { Routes } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { accessCommands } from './admin-access.js';
@@ -7,6 +8,7 @@ import { adminOptions } from './admin-command.js';
 import { checkSafeTypes, columnActions } from './approve-actions.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { formatRecord, formatTable, listJson, printResult } from './output.js';
+import { perSecond, progressLine } from './progress.js';
 import { columnsToDecide, formatReview, type ReviewDetail } from './review-format.js';
 
 /** Built on first use: admin-command imports this module, so its table is read at run time, not load time. */
@@ -105,6 +107,42 @@ async function quotedVersion(client: AdminClient, options: GovernanceOptions, re
   return claimed.action_version;
 }
 
+const REPLAY_POLL_MS = 500;
+
+/**
+ * On a terminal, a command that started a replay (approve, resume) or asks about
+ * a running one (replay) follows it with a progress line until it ends, then says
+ * how it ended. In a pipe or with --json it answers at once: the replay runs on the
+ * server either way, and `reviews replay` tells its progress.
+ */
+async function followReplay(client: AdminClient, options: GovernanceOptions, started: Json): Promise<Json> {
+  const line = options.json ? undefined : progressLine();
+  if (!line || started.state !== 'pending') return started;
+  const lineageId = String(started.lineage_id);
+  const startedAt = Date.now();
+  const from = Number(started.rows_replayed);
+  let replay = started;
+  try {
+    while (replay.state === 'pending') {
+      line.show(`replaying ${lineageId}: ${String(replay.rows_replayed)} of ${String(replay.rows_total)} staged rows, ${perSecond(Number(replay.rows_replayed) - from, startedAt)} rows/s (Ctrl-C stops watching; the replay goes on)`);
+      await sleep(REPLAY_POLL_MS);
+      replay = (await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, lineageId))).replay ?? replay;
+    }
+  } finally {
+    line.end();
+  }
+  return replay;
+}
+
+/** What a replay did, in one line; a pending one says where to follow it. */
+function replayOutcome(replay: Json): string {
+  const lineageId = String(replay.lineage_id);
+  const kept = Number(replay.rows_kept) > 0 ? `; ${String(replay.rows_kept)} kept staged (their key fits no mirror key column)` : '';
+  if (replay.state === 'done') return `replayed ${String(replay.rows_replayed)} staged rows into the mirror${kept}`;
+  if (replay.state === 'pending') return `replaying ${String(replay.rows_total)} staged rows (syncline admin reviews replay ${lineageId})`;
+  return `the replay is ${String(replay.state)} after ${String(replay.rows_replayed)} of ${String(replay.rows_total)} rows: ${String(replay.last_error)}${kept} (syncline admin reviews replay ${lineageId})`;
+}
+
 const reviewCommands: Record<string, Command> = {
   async list(client, options) {
     const query = new URLSearchParams({ limit: String(options.limit) });
@@ -145,13 +183,14 @@ const reviewCommands: Record<string, Command> = {
       body,
       changeKey(options),
     );
+    const replay = result.replay && (await followReplay(client, options, result.replay));
     printResult(result, options.json, () =>
       [
         `review ${reviewId} approved; mirror ${result.mirror_table}`,
         result.deferred.length > 0
           ? `deferred ${result.deferred.join(', ')}: the lineage stays paused (new rows are staged, none is lost) until review ${String(result.follow_up_review)} decides only these columns: syncline admin reviews approve ${String(result.follow_up_review)} --mirror ${result.deferred.join(',')}`
-          : result.replay
-            ? `replaying ${String(result.replay.rows_total)} staged rows (syncline admin reviews replay ${String(result.replay.lineage_id)})`
+          : replay
+            ? replayOutcome(replay)
             : 'nothing staged; the lineage is active',
         ...(result.also_approved.length > 0 ? [`also approved (same table and schema, coalesced mirror): ${result.also_approved.join(', ')}`] : []),
       ].join('\n'),
@@ -177,10 +216,12 @@ const reviewCommands: Record<string, Command> = {
   },
   async resume(client, options, [id]) {
     const result = await client.request<{ replay: Json | null }>('POST', at(Routes.lineageResume, need(id, 'LINEAGE_ID')), undefined, changeKey(options));
-    printResult(result, options.json, () => (result.replay ? `replaying ${String(result.replay.rows_total)} staged rows` : 'nothing staged; the lineage is active'));
+    const replay = result.replay && (await followReplay(client, options, result.replay));
+    printResult(result, options.json, () => (replay ? replayOutcome(replay) : 'nothing staged; the lineage is active'));
   },
   async replay(client, options, [id]) {
-    const { replay } = await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, need(id, 'LINEAGE_ID')));
+    const answer = await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, need(id, 'LINEAGE_ID')));
+    const replay = answer.replay && (await followReplay(client, options, answer.replay));
     printResult(replay, options.json, () => (replay ? formatRecord(replay) : 'no replay yet'));
   },
 };

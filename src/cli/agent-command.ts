@@ -4,6 +4,7 @@ import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
+import { perSecond, progressLine } from './progress.js';
 import { untilShutdown } from './shutdown.js';
 
 export const agentOptions = {
@@ -20,8 +21,8 @@ export const agentOptions = {
   telemetry: { flag: 'telemetry', env: 'SYNCLINE_TELEMETRY', kind: 'list', description: 'ship TABLE as an append-only telemetry table, read by a cursor without triggers: TABLE (rowid order; needs an INTEGER PRIMARY KEY) or TABLE=TIME_COLUMN; updates and deletes are not shipped' },
   ...agentTransportOptions,
   shared: { flag: 'shared', kind: 'boolean', default: false, description: "two-way sync of the server's shared tables (push, pull, conflicts) instead of edge replication; needs --server and --jwt" },
-  jwt: { flag: 'jwt', env: 'SYNCLINE_JWT', kind: 'string', secret: true, description: 'with --shared: the JWT naming the user (sub) and, unless --source, the device (sid claim)' },
-  source: { flag: 'source', env: 'SYNCLINE_SOURCE', kind: 'string', description: "with --shared: this device's source id (default: one generated and kept in the file)" },
+  jwt: { flag: 'jwt', env: 'SYNCLINE_JWT', kind: 'string', secret: true, description: 'with --shared: the JWT naming the user (sub) and the device (sid claim, when it has one); checked here for its form, by the server for the rest' },
+  source: { flag: 'source', env: 'SYNCLINE_SOURCE', kind: 'string', description: "with --shared: this device's source id when the JWT has no sid claim (must equal it when it has one; default: one generated and kept in the file)" },
   pollMs: { flag: 'poll-ms', env: 'SYNCLINE_POLL_MS', kind: 'integer', default: 30_000, description: 'with --shared: sync at least this often, besides the server\'s wake-ups and local writes' },
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
@@ -31,19 +32,18 @@ export const agentOptions = {
  * left, rate) on stderr. In a pipe it prints nothing: scripts read the final status.
  */
 function drainProgress(agent: Agent): { stop(): void } | undefined {
-  if (!process.stderr.isTTY) return undefined;
+  const line = progressLine();
+  if (!line) return undefined;
   const started = Date.now();
   const draw = () => {
     const s = agent.status();
-    if (!s.running) return;
-    const rate = Math.round(s.rows_acked / Math.max(0.001, (Date.now() - started) / 1000));
-    process.stderr.write(`\r\u001b[Kdraining ${s.db}: ${s.rows_acked} rows shipped, ${s.pending_total} left in the journal, ${rate} rows/s`);
+    if (s.running) line.show(`draining ${s.db}: ${s.rows_acked} rows shipped, ${s.pending_total} left in the journal, ${perSecond(s.rows_acked, started)} rows/s`);
   };
   const timer = setInterval(draw, 1000);
   return {
     stop() {
       clearInterval(timer);
-      process.stderr.write('\r\u001b[K');
+      line.end();
     },
   };
 }

@@ -32,6 +32,9 @@ const SYSTEM_NEXT_STEP: Record<string, string> = {
   ENOENT: 'Check the path',
 };
 
+/** Verbs that open a next step inside a message ("...; pass --x", "(check the path)"). */
+const TOLD = 'check|run|pass|use|get|sign|issue|drop|delete|set|start|restart|wait';
+
 export function wantsVerbose(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
   const level = env.SYNCLINE_LOG_LEVEL;
   return argv.includes('--verbose') || level === 'debug' || level === 'trace';
@@ -64,7 +67,7 @@ export function errorLine(error: unknown, what: string): string {
   }
   const text = sentence(why);
   // A message that already says what to do (in parentheses or after "; ") is not told twice.
-  const told = next !== undefined && (/\((check|run|pass|use)\b[^)]*\)/i.test(text) || /[;:] (check|run|pass|use)\b/i.test(text));
+  const told = next !== undefined && (new RegExp(`\\((${TOLD})\\b[^)]*\\)`, 'i').test(text) || new RegExp(`[;:] (${TOLD})\\b`, 'i').test(text));
   return `syncline: ${what}: ${text}${code ? ` [${code}]` : ''}.${next && !told ? ` ${next}.` : ''}`;
 }
 

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { createDeviceToken, finished, runSyncline, spawnSyncline, startServer } from '../support/processes.js';
+import { createDeviceToken, runSyncline, runSynclineOnTerminal, spawnSyncline, startServer } from '../support/processes.js';
 import { eventually } from '../support/replication-check.js';
 import { tempDir } from '../support/temp.js';
 
@@ -14,8 +12,6 @@ import { tempDir } from '../support/temp.js';
  * attempts, a periodic one-line status at info level, and drain progress on a
  * terminal only (real processes; the terminal is util-linux `script`).
  */
-const BIN = fileURLToPath(new URL('../../bin/syncline.js', import.meta.url));
-
 test('the agent says when the server answers again, logs a periodic status, and shows progress on a terminal only', async () => {
   const dir = tempDir('syncline-agent-progress-');
   const path = join(dir.path, 'app.db');
@@ -33,8 +29,7 @@ test('the agent says when the server answers again, logs a periodic status, and 
     assert.doesNotMatch(piped.stderr, /draining/);
     // On a terminal: the drain line, rewritten in place.
     for (let i = 0; i < 3000; i++) insert.run(`m${i}`);
-    const command = [process.execPath, BIN, 'agent', '--db', path, '--server', server.url, '--token', device.token, '--once', '--max-batch-rows', '50'].map((a) => `'${a}'`).join(' ');
-    const tty = await finished(spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, SYNCLINE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+    const tty = await runSynclineOnTerminal(['agent', '--db', path, '--server', server.url, '--token', device.token, '--once', '--max-batch-rows', '50']);
     assert.equal(tty.code, 0, tty.stdout + tty.stderr);
     assert.match(tty.stdout, /\r\u001b\[Kdraining .*app\.db: \d+ rows shipped, \d+ left in the journal, \d+ rows\/s/);
 

@@ -44,6 +44,21 @@ export async function runSyncline(args: string[], env: NodeJS.ProcessEnv = {}, t
   return finished(spawnSyncline(args, env), timeoutMs);
 }
 
+/**
+ * Runs the CLI on a terminal: a pseudo-terminal from util-linux `script`, so the
+ * process sees isTTY on stdout and stderr (both arrive in `stdout`, as a person
+ * would see them). Progress lines are drawn only there.
+ */
+export async function runSynclineOnTerminal(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
+  const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, '--import', TSX, CLI_MAIN, ...args].map(quote).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return finished(child, timeoutMs);
+}
+
 export interface ServerProcess {
   url: string;
   adminToken: string;

@@ -35,6 +35,8 @@ export interface SharedSyncOptions {
   fetch?: typeof globalThis.fetch;
   /** Wake-ups over MQTT (the server's embedded broker, signed in with the JWT) instead of the HTTP event stream. */
   mqttUrl?: string;
+  /** Told after each snapshot chunk a hydration wrote, so a front end can show its progress (the CLI's progress line). */
+  onHydrationProgress?: (progress: { chunks: number; rows: number }) => void;
 }
 
 /** What remote changes did to the local tables; `full` after a hydration replaced them. */
@@ -383,6 +385,7 @@ export class SharedSync {
         if ('end' in chunk) break;
         next = fetchChunk(i + 1);
         run.add(chunk);
+        this.#options.onHydrationProgress?.({ chunks: i + 1, rows: run.rows });
         if ((i + 1) % 25 === 0) this.#log.info({ chunks: i + 1, rows: run.rows }, 'hydration progress');
       }
       run.finish(BigInt(snapshot.snapshot_seq));
