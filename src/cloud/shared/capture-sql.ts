@@ -13,13 +13,21 @@ import { MetaColumns as M, keyTextSql, scopeColumn, wireJsonSql } from './shared
  * migration 10), taken by the first write of a scope and held until commit, exactly
  * as a device push holds it.
  *
- * Two triggers per table:
+ * Per table:
  * - BEFORE ROW fills Syncline's columns (key text, version = the transaction's
  *   bundle_seq for the row's scope, source `backend`, an HLC from the clock), so a
- *   plain INSERT naming only the table's own columns and the scope works.
+ *   plain INSERT naming only the table's own columns and the scope works. A row
+ *   trigger's cost is paid per row and grows with each expression it evaluates,
+ *   so the INSERT one is a single test and four assignments once the scope's
+ *   bundle is open (its seq and HLC are kept in transaction-local settings);
+ *   UPDATE and DELETE have their own, which also handle rows changing scope.
  * - AFTER STATEMENT (one per operation, with transition tables) appends the
- *   statement's rows to the bundle in one set-based INSERT and keeps tombstones.
- * Both do nothing while `syncline.applying` is on: Syncline's own writes (device
+ *   statement's rows to the bundle in one set-based INSERT per scope and keeps
+ *   tombstones. Row values are built as `json` text, not `jsonb` (migration 12).
+ * Measured on PostgreSQL 15 (bench group shared-backend and its notes in the
+ * README): the row trigger that only assigns the four columns is the floor of
+ * this design; the statement trigger adds the second write of each row.
+ * All do nothing while `syncline.applying` is on: Syncline's own writes (device
  * pushes, admin bundles) set it for their transaction, so nothing is captured twice.
  * TRUNCATE is refused: no row trigger would see it and devices would keep the rows.
  */
@@ -28,14 +36,20 @@ export const APPLYING_SETTING = 'syncline.applying';
 export const CAPTURE_PREFIX = 'syncline_capture_';
 export const BACKEND_SOURCE = 'backend';
 
+type CapturePart = 'row' | 'change' | 'stmt' | 'truncate';
+
 /** Function names are per table; a digest keeps them within 63 bytes whatever the table is called. */
-export function captureFunctionName(schema: string, table: string, part: 'row' | 'stmt' | 'truncate'): string {
+export function captureFunctionName(schema: string, table: string, part: CapturePart): string {
   const digest = createHash('sha256').update(`${schema}.${table}`).digest('hex').slice(0, 16);
   return `${CAPTURE_PREFIX}${part}_${digest}`;
 }
 
 const skipWhenApplying = (returns: string) => `IF current_setting('${APPLYING_SETTING}', true) = 'on' THEN RETURN ${returns}; END IF;`;
 const seqOf = (scope: string) => `current_setting('syncline.b' || md5(${scope}), true)`;
+// The scope, bundle_seq and HLC of the bundle the transaction wrote last (transaction-local).
+const LAST_SCOPE = 'syncline.last_scope';
+const LAST_SEQ = 'syncline.last_seq';
+const LAST_HLC = 'syncline.last_hlc';
 const hlcSql = `lpad((extract(epoch from clock_timestamp()) * 1000)::bigint::text, 15, '0') || '-000000-${BACKEND_SOURCE}'`;
 
 /**
@@ -44,11 +58,11 @@ const hlcSql = `lpad((extract(epoch from clock_timestamp()) * 1000)::bigint::tex
  */
 export function captureSql(table: SharedTable, target: { schema: string; name: string }, meta: string): string {
   const ref = `${q(target.schema)}.${q(target.name)}`;
-  const fn = (part: 'row' | 'stmt' | 'truncate') => `${q(meta)}.${q(captureFunctionName(target.schema, target.name, part))}`;
+  const fn = (part: CapturePart) => `${q(meta)}.${q(captureFunctionName(target.schema, target.name, part))}`;
   const open = `${q(meta)}.syncline_open_bundle`;
   const scope = q(scopeColumn(table));
   const name = `'${table.name.replaceAll("'", "''")}'`;
-  const rowJson = (alias: string) => `json_build_array(${table.columns.map((c) => wireJsonSql(`${alias}.${q(c.name)}`, c.type)).join(', ')})::jsonb`;
+  const rowJson = (alias: string) => `json_build_array(${table.columns.map((c) => wireJsonSql(`${alias}.${q(c.name)}`, c.type)).join(', ')})`;
   const bundleRows = (changes: string, tombstones: string) => `
     WITH c AS (
       SELECT u.*, row_number() OVER (PARTITION BY u.s ORDER BY u.ord) AS i FROM (${changes}) u
@@ -62,7 +76,7 @@ export function captureSql(table: SharedTable, target: { schema: string; name: s
   const upserts = (alias: string, ord: number) =>
     `SELECT ${alias}.${scope} AS s, ${alias}.${q(M.version)} AS v, 'U'::"char" AS op, ${alias}.${q(M.key)} AS k, ${rowJson(alias)} AS r, ${alias}.${q(M.hlc)} AS h, ${ord} AS ord FROM syncline_new ${alias}`;
   const deletes = (where: string) =>
-    `SELECT o.${scope} AS s, (${seqOf(`o.${scope}`)})::bigint AS v, 'D'::"char" AS op, o.${q(M.key)} AS k, NULL::jsonb AS r, ${hlcSql} AS h, 0 AS ord FROM syncline_old o${where}`;
+    `SELECT o.${scope} AS s, (${seqOf(`o.${scope}`)})::bigint AS v, 'D'::"char" AS op, o.${q(M.key)} AS k, NULL::json AS r, ${hlcSql} AS h, 0 AS ord FROM syncline_old o${where}`;
   const clearTombstones = `, t AS (DELETE FROM ${q(meta)}.sync_tombstones t USING c WHERE c.op = 'U' AND t.scope = c.s AND t.tbl = ${name} AND t.key = c.k)`;
   const keepTombstones = `, d AS (
       INSERT INTO ${q(meta)}.sync_tombstones (scope, tbl, key, version, source, hlc)
@@ -71,7 +85,24 @@ export function captureSql(table: SharedTable, target: { schema: string; name: s
   const moved = ` WHERE NOT EXISTS (SELECT 1 FROM syncline_new n WHERE n.${scope} = o.${scope} AND n.${q(M.key)} = o.${q(M.key)})`;
   return `
 CREATE OR REPLACE FUNCTION ${fn('row')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE v_seq text;
+BEGIN
+  -- Every row after the first of a scope in a transaction takes the fast way: one
+  -- test and four assignments (each expression of a row trigger is paid per row).
+  IF current_setting('${LAST_SCOPE}', true) IS DISTINCT FROM 's:' || NEW.${scope} OR current_setting('${APPLYING_SETTING}', true) = 'on' THEN
+    ${skipWhenApplying('NEW')}
+    -- A NULL scope is left to the column's NOT NULL constraint, which refuses the row.
+    IF NEW.${scope} IS NULL THEN RETURN NEW; END IF;
+    PERFORM set_config('${LAST_SEQ}', ${open}(NEW.${scope})::text, true), set_config('${LAST_HLC}', ${hlcSql}, true), set_config('${LAST_SCOPE}', 's:' || NEW.${scope}, true);
+  END IF;
+  NEW.${q(M.key)} := ${keyTextSql(table, 'NEW')};
+  NEW.${q(M.version)} := current_setting('${LAST_SEQ}')::bigint;
+  NEW.${q(M.source)} := '${BACKEND_SOURCE}';
+  NEW.${q(M.hlc)} := current_setting('${LAST_HLC}');
+  RETURN NEW;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${fn('change')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   IF TG_OP = 'DELETE' THEN
     ${skipWhenApplying('OLD')}
@@ -79,23 +110,35 @@ BEGIN
     RETURN OLD;
   END IF;
   ${skipWhenApplying('NEW')}
-  -- A NULL scope is left to the column's NOT NULL constraint, which refuses the row.
   IF NEW.${scope} IS NULL THEN RETURN NEW; END IF;
-  IF TG_OP = 'UPDATE' AND OLD.${scope} IS DISTINCT FROM NEW.${scope} AND coalesce(${seqOf(`OLD.${scope}`)}, '') = '' THEN PERFORM ${open}(OLD.${scope}); END IF;
-  v_seq := ${seqOf(`NEW.${scope}`)};
-  IF coalesce(v_seq, '') = '' THEN v_seq := ${open}(NEW.${scope})::text; END IF;
+  -- A row moving to another scope is deleted from the old one, in that scope's bundle.
+  IF OLD.${scope} IS DISTINCT FROM NEW.${scope} AND coalesce(${seqOf(`OLD.${scope}`)}, '') = '' THEN PERFORM ${open}(OLD.${scope}); END IF;
+  IF current_setting('${LAST_SCOPE}', true) IS DISTINCT FROM 's:' || NEW.${scope} THEN
+    PERFORM set_config('${LAST_SEQ}', ${open}(NEW.${scope})::text, true), set_config('${LAST_HLC}', ${hlcSql}, true), set_config('${LAST_SCOPE}', 's:' || NEW.${scope}, true);
+  END IF;
   NEW.${q(M.key)} := ${keyTextSql(table, 'NEW')};
-  NEW.${q(M.version)} := v_seq::bigint;
+  NEW.${q(M.version)} := current_setting('${LAST_SEQ}')::bigint;
   NEW.${q(M.source)} := '${BACKEND_SOURCE}';
-  NEW.${q(M.hlc)} := ${hlcSql};
+  NEW.${q(M.hlc)} := current_setting('${LAST_HLC}');
   RETURN NEW;
 END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ${fn('stmt')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE v_scope text; v_seq bigint; v_count bigint; v_base bigint;
 BEGIN
   ${skipWhenApplying('NULL')}
-  IF TG_OP = 'INSERT' THEN${bundleRows(upserts('n', 1), clearTombstones)}
+  IF TG_OP = 'INSERT' THEN
+    -- Every row of one scope in a statement has the same version (the transaction's bundle of that scope).
+    FOR v_scope, v_seq, v_count IN SELECT n.${scope}, n.${q(M.version)}, count(*) FROM syncline_new n GROUP BY 1, 2 LOOP
+      UPDATE ${q(meta)}.sync_bundles b SET row_count = b.row_count + v_count WHERE b.scope = v_scope AND b.bundle_seq = v_seq RETURNING b.row_count - v_count INTO v_base;
+      INSERT INTO ${q(meta)}.sync_bundle_rows (scope, bundle_seq, ordinal, tbl, op, key, row, hlc)
+        SELECT v_scope, v_seq, v_base + row_number() OVER () - 1, ${name}, 'U', n.${q(M.key)}::jsonb, ${rowJson('n')}, n.${q(M.hlc)} FROM syncline_new n WHERE n.${scope} = v_scope;
+      -- An insert revives a deleted key: its tombstone goes (looked for only when the scope has any for this table).
+      IF EXISTS (SELECT 1 FROM ${q(meta)}.sync_tombstones t WHERE t.scope = v_scope AND t.tbl = ${name}) THEN
+        DELETE FROM ${q(meta)}.sync_tombstones t USING syncline_new n WHERE n.${scope} = v_scope AND t.scope = v_scope AND t.tbl = ${name} AND t.key = n.${q(M.key)};
+      END IF;
+    END LOOP;
   ELSIF TG_OP = 'UPDATE' THEN${bundleRows(`${deletes(moved)} UNION ALL ${upserts('n', 1)}`, `${clearTombstones}${keepTombstones}`)}
   ELSE${bundleRows(deletes(''), keepTombstones)}
   END IF;
@@ -111,18 +154,11 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}row BEFORE INSERT OR UPDATE OR DELETE ON ${ref} FOR EACH ROW EXECUTE FUNCTION ${fn('row')}();
+CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}row BEFORE INSERT ON ${ref} FOR EACH ROW EXECUTE FUNCTION ${fn('row')}();
+CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}change BEFORE UPDATE OR DELETE ON ${ref} FOR EACH ROW EXECUTE FUNCTION ${fn('change')}();
 CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}insert AFTER INSERT ON ${ref} REFERENCING NEW TABLE AS syncline_new FOR EACH STATEMENT EXECUTE FUNCTION ${fn('stmt')}();
 CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}update AFTER UPDATE ON ${ref} REFERENCING OLD TABLE AS syncline_old NEW TABLE AS syncline_new FOR EACH STATEMENT EXECUTE FUNCTION ${fn('stmt')}();
 CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}delete AFTER DELETE ON ${ref} REFERENCING OLD TABLE AS syncline_old FOR EACH STATEMENT EXECUTE FUNCTION ${fn('stmt')}();
 CREATE OR REPLACE TRIGGER ${CAPTURE_PREFIX}truncate BEFORE TRUNCATE ON ${ref} FOR EACH STATEMENT EXECUTE FUNCTION ${fn('truncate')}();
 `;
-}
-
-/** Drops every capture trigger and function Syncline installed on `target` (the rows stay). */
-export function uncaptureSql(target: { schema: string; name: string }, meta: string): string {
-  const ref = `${q(target.schema)}.${q(target.name)}`;
-  const triggers = ['row', 'insert', 'update', 'delete', 'truncate'].map((t) => `DROP TRIGGER IF EXISTS ${CAPTURE_PREFIX}${t} ON ${ref};`);
-  const functions = (['row', 'stmt', 'truncate'] as const).map((p) => `DROP FUNCTION IF EXISTS ${q(meta)}.${q(captureFunctionName(target.schema, target.name, p))}();`);
-  return [...triggers, ...functions].join('\n');
 }

@@ -133,7 +133,7 @@ async function recordBundle(tx: Queryable, request: CommitRequest, changes: read
     const part = changes.slice(start, start + 2000);
     await tx.query(
       `INSERT INTO sync_bundle_rows (scope, bundle_seq, ordinal, tbl, op, key, row, hlc)
-       SELECT $1, $2::bigint, u.o, u.t, u.op::"char", u.k::jsonb, u.r::jsonb, u.h
+       SELECT $1, $2::bigint, u.o, u.t, u.op::"char", u.k::jsonb, u.r::json, u.h
          FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u(o, t, op, k, r, h)`,
       [
         request.scope,

@@ -8,6 +8,7 @@ import { sharedSync } from './migrations/0005-shared-sync.js';
 import { rowRejections } from './migrations/0007-row-rejections.js';
 import { backendCapture } from './migrations/0010-backend-capture.js';
 import { telemetry } from './migrations/0011-telemetry.js';
+import { bundleRowsJson } from './migrations/0012-bundle-rows-json.js';
 import type { Store } from './store.js';
 
 export interface Migration {
@@ -22,7 +23,7 @@ export interface Migration {
  * Every schema version, in order. To add one, write `migrations/000N-name.ts`
  * exporting a Migration and append it here; released entries never change.
  */
-export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry];
+export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson];
 
 /**
  * An arbitrary constant shared by every Syncline process: the transaction-scoped
