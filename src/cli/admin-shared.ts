@@ -13,7 +13,9 @@ export const adminSharedOptions = {
 
 const USAGE = 'syncline admin shared uninstall [--database-url URL | --data DIR] [--json]';
 const SUMMARY = `Removes the triggers and functions two-way sync installed to capture writes to shared tables,
-from every table of the database, and leaves every row and table as it is. Stop the servers first:
+from every table of the database, and the bookkeeping columns (_syncline_key, _syncline_version,
+_syncline_source, _syncline_hlc) --provision added to business tables in your own schemas; every row
+and every column of yours stays. Tables Syncline created in syncline_shared keep theirs. Stop the servers first:
 a server that starts installs capture again. Works on the database directly (no running server needed).`;
 
 export async function runAdminShared(argv: string[]): Promise<number> {
@@ -28,7 +30,8 @@ export async function runAdminShared(argv: string[]): Promise<number> {
   try {
     const result = await uninstallCapture(store);
     printResult(result, options.json, () =>
-      result.tables.length === 0 ? 'no capture triggers were installed; nothing to remove' : `capture removed from ${result.tables.length} table(s), data kept:\n  ${result.tables.join('\n  ')}`,
+      result.tables.length === 0 ? 'no capture triggers were installed; nothing to remove' : `capture removed from ${result.tables.length} table(s), data kept:\n  ${result.tables.join('\n  ')}` +
+          (result.bookkeeping_removed.length > 0 ? `\nbookkeeping columns dropped from:\n  ${result.bookkeeping_removed.join('\n  ')}` : ''),
     );
     return 0;
   } finally {

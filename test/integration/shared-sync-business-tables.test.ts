@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { SynclineError } from '../../src/protocol/errors.js';
+import { uninstallCapture } from '../../src/cloud/shared/uninstall.js';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { openSharedDevice, sharedTestConfig, startSharedServer } from '../support/shared-fixtures.js';
 import { deviceRowsText } from '../support/shared-scenarios.js';
@@ -98,5 +99,24 @@ describeEachStore('shared sync: business tables in their own schema', (ctx) => {
     assert.deepEqual(rows.map((r) => r.body), ['kept by the app', 'kept by the app', 'kept by the app']);
     assert.deepEqual(rows.map((r) => r.title), ['edited by the backend', 'from the phone', 'from the backend']);
     await phone.close();
+  });
+
+  test('uninstall leaves the business tables as they were before Syncline: no bookkeeping columns, index or triggers, every row kept', async () => {
+    await server?.stop();
+    server = undefined;
+    const before = await ctx.store.query(`SELECT id::text, _sync_scope_id, author_id::text, title, body FROM business.posts ORDER BY id`);
+    const result = await uninstallCapture(ctx.store);
+    assert.deepEqual(result.bookkeeping_removed, ['business.authors', 'business.posts']);
+    assert.ok(result.tables.includes('business.posts') && result.tables.includes('business.authors'), JSON.stringify(result));
+    const left = await ctx.store.query(
+      `SELECT (SELECT count(*) FROM information_schema.columns WHERE table_schema = 'business' AND column_name LIKE '\\_syncline\\_%')::int AS columns,
+              (SELECT count(*) FROM pg_indexes WHERE schemaname = 'business' AND indexname LIKE 'syncline\\_%')::int AS indexes,
+              (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'business' AND NOT t.tgisinternal)::int AS triggers`,
+    );
+    assert.deepEqual(left.rows, [{ columns: 0, indexes: 0, triggers: 0 }]);
+    assert.deepEqual((await ctx.store.query(`SELECT id::text, _sync_scope_id, author_id::text, title, body FROM business.posts ORDER BY id`)).rows, before.rows);
+    // The application's own INSERT works as it did before Syncline, and Syncline's tables in syncline_shared are not touched.
+    await ctx.store.query(`INSERT INTO business.posts (id, _sync_scope_id, author_id, title) VALUES ($1, 'ann', $2, 'after Syncline')`, [uuid(5), uuid(1)]);
+    assert.deepEqual((await uninstallCapture(ctx.store)).bookkeeping_removed, []);
   });
 });

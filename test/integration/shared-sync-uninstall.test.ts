@@ -31,7 +31,9 @@ describeEachStore('shared sync: uninstalling capture', (ctx) => {
     await ctx.store.query(`INSERT INTO syncline_shared.catalog (_syncline_scope, sku, price, _syncline_key, _syncline_version, _syncline_source, _syncline_hlc) VALUES ('u', 'b', 2, '["b"]', 0, 'x', 'x')`);
     assert.equal(await bundles(ctx.store, 'u'), '1');
     assert.deepEqual((await ctx.store.query(`SELECT sku FROM syncline_shared.catalog WHERE _syncline_scope = 'u' ORDER BY sku`)).rows, [{ sku: 'a' }, { sku: 'b' }]);
-    assert.deepEqual(await uninstallCapture(ctx.store), { tables: [], functions: 0 });
+    assert.deepEqual(await uninstallCapture(ctx.store), { tables: [], functions: 0, bookkeeping_removed: [] });
+    // Tables Syncline created keep their columns: they are Syncline's own.
+    assert.equal((await ctx.store.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'syncline_shared' AND table_name = 'catalog' AND column_name = '_syncline_key'`)).rows[0]!.n, 1);
     const again = await startSharedServer(ctx.store);
     await again.stop();
     assert.ok(Number(await captureObjects(ctx.store)) > 0);

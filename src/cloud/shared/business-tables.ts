@@ -7,7 +7,7 @@ import { APPLYING_SETTING, BACKEND_SOURCE } from './capture-sql.js';
 import { MetaColumns as M, keyTextSql, pgTypeOfShared, scopeColumn, sharedTableRef, tableSchema } from './shared-columns.js';
 
 /** Syncline's bookkeeping columns, which a business table needs besides its own. */
-const BOOKKEEPING: readonly [string, string][] = [
+export const BOOKKEEPING: readonly [string, string][] = [
   [M.key, 'text'],
   [M.version, 'bigint'],
   [M.source, 'text'],
