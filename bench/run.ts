@@ -11,6 +11,7 @@ import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
 import { BenchReport, progress } from './report.js';
 import { benchSharedBackend } from './shared-backend.js';
+import { benchSharedPropagation } from './shared-propagation.js';
 import { benchSharedSync } from './shared-sync.js';
 import { benchTelemetry } from './telemetry.js';
 
@@ -26,6 +27,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   mqtt: benchMqtt,
   'shared-sync': benchSharedSync,
   'shared-backend': benchSharedBackend,
+  'shared-propagation': benchSharedPropagation,
   chaos: benchChaos,
   telemetry: benchTelemetry,
   'cli-help': benchCliHelp,

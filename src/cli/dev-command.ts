@@ -134,7 +134,7 @@ export async function runDev(argv: string[]): Promise<number> {
   const report = setInterval(() => {
     admin
       .request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages)
-      .then(({ lineages }) => process.stdout.write(`\n${formatTable(lineages, ['source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table'])}\n${shared.status()}\n`))
+      .then(async ({ lineages }) => process.stdout.write(`\n${formatTable(lineages, ['source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table'])}\n${await shared.status()}\n`))
       .catch(() => {});
   }, 10_000);
 

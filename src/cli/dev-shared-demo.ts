@@ -45,7 +45,7 @@ export function demoToken(secret: string, source: string): Promise<string> {
 export interface SharedDemo {
   devices: SharedSync[];
   /** One line per device: rows, pending changes, conflicts. */
-  status(): string;
+  status(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -67,13 +67,15 @@ export async function startSharedDemo(options: { serverUrl: string; secret: stri
   }, options.intervalMs * 3);
   return {
     devices,
-    status: () =>
-      devices
-        .map((d) => {
+    status: async () => {
+      const lines = await Promise.all(
+        devices.map(async (d) => {
           const rows = (d.db.prepare('SELECT count(*) AS n, sum(done) AS done FROM todos').get() as { n: bigint; done: bigint | null });
-          return `  ${d.source.padEnd(7)} todos ${rows.n} (${rows.done ?? 0n} done)  pending ${d.pending()}  conflicts ${d.conflicts().length}  at bundle ${d.watermark}`;
-        })
-        .join('\n'),
+          return `  ${d.source.padEnd(7)} todos ${rows.n} (${rows.done ?? 0n} done)  pending ${await d.pending()}  conflicts ${(await d.conflicts()).length}  at bundle ${d.watermark}`;
+        }),
+      );
+      return lines.join('\n');
+    },
     async stop() {
       clearInterval(edit);
       for (const device of devices) await device.close();

@@ -108,8 +108,8 @@ export async function runSharedAgent(options: SharedAgentOptions, logger: Logger
   try {
     if (options.once) {
       const report = await syncOnce(sync, options, shutdown.signal).finally(hydration.end);
-      process.stdout.write(`${JSON.stringify({ ...report, source: sync.source, pending: sync.pending(), watermark: sync.watermark.toString(), conflicts: sync.conflicts().length })}\n`);
-      return sync.pending() === 0 ? 0 : 1;
+      process.stdout.write(`${JSON.stringify({ ...report, source: sync.source, pending: await sync.pending(), watermark: sync.watermark.toString(), conflicts: (await sync.conflicts()).length })}\n`);
+      return (await sync.pending()) === 0 ? 0 : 1;
     }
     sync.onChange((event) => {
       if (event.cause === 'hydrate') hydration.end();

@@ -87,8 +87,9 @@ function readBlob(text: string, start: number, out: SqlValue[]): number {
   if (close < 0) throw corrupt(text, start, 'unterminated blob');
   const hex = text.slice(start + 2, close);
   if (hex.length % 2 !== 0 || !/^[0-9A-Fa-f]*$/.test(hex)) throw corrupt(text, start, 'blob is not hex');
-  const bytes = Buffer.from(hex, 'hex');
-  out.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  out.push(bytes);
   return close + 1;
 }
 
@@ -149,6 +150,7 @@ function renderLiteral(value: SqlValue): string {
     case 'string':
       return `'${value.replaceAll("'", "''")}'`;
     default:
-      return `X'${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex').toUpperCase()}'`;
+      // Plain Uint8Array work: this module runs in browsers too (no Buffer).
+      return `X'${Array.from(value, (byte) => byte.toString(16).padStart(2, '0')).join('').toUpperCase()}'`;
   }
 }

@@ -131,12 +131,12 @@ describeEachStore('shared sync: writes by a backend in plain SQL', (ctx) => {
     // folders is server_wins: the backend's row stands; tags is client_wins: the device's.
     assert.deepEqual(await equalsServer(user, phone, 'folders', ['id', 'name']), [['f1', 'backend']]);
     assert.deepEqual(await equalsServer(user, phone, 'tags', ['tag', 'color']), [['t', 'phone']]);
-    const logged = phone.conflicts().map((c) => [c.table, c.policy, c.winner, c.local, c.remote]);
+    const logged = (await phone.conflicts()).map((c) => [c.table, c.policy, c.winner, c.local, c.remote]);
     assert.deepEqual(logged, [
       ['folders', 'server_wins', 'remote', ['f1', 'phone', null], ['f1', 'backend', null]],
       ['tags', 'client_wins', 'local', [uuid(5), 't', 'phone'], [uuid(5), 't', 'backend']],
     ]);
-    assert.equal(phone.pending(), 0);
+    assert.equal(await phone.pending(), 0);
   });
 
   test('a backend write wakes event streams', async () => {

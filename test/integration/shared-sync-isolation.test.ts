@@ -365,7 +365,7 @@ describeEachStore('shared sync scope isolation', (ctx) => {
     aliceLaptop.db.pragma('foreign_keys = ON');
     const report = await aliceLaptop.sync();
     assert.equal(report.push.conflicts, 1);
-    const logged = aliceLaptop.conflicts().at(-1)!;
+    const logged = (await aliceLaptop.conflicts()).at(-1)!;
     assert.equal(logged.kind, 'foreign_key');
     assert.equal(logged.table, 'notes');
     assert.deepEqual(aliceLaptop.db.prepare('SELECT id FROM notes').all(), []);

@@ -102,7 +102,7 @@ describe('shared sync: three server processes behind a round-robin proxy', { ski
       running = false;
       await work;
       // Quiet: each device syncs until nothing is pending and it pulled everything.
-      for (let pass = 0; pass < 2; pass++) for (const device of devices) for (let i = 0; i < 5 && (device.pending() > 0 || i === 0); i++) await device.sync();
+      for (let pass = 0; pass < 2; pass++) for (const device of devices) for (let i = 0; i < 5 && ((await device.pending()) > 0 || i === 0); i++) await device.sync();
       const { rows: head } = await backend.query<{ head: string }>('SELECT head_seq::text AS head FROM sync_scopes WHERE scope = $1', [USER]);
       const { rows: seqs } = await backend.query<{ n: string; max: string }>('SELECT count(*)::text AS n, max(bundle_seq)::text AS max FROM sync_bundles WHERE scope = $1', [USER]);
       assert.equal(seqs[0]!.n, head[0]!.head, 'gap-free bundle_seq');

@@ -148,8 +148,8 @@ function readRow(db: SharedSync['db'], table: TableName, key: readonly SqlValue[
   return row ?? null;
 }
 
-function lastConflictId(device: SharedSync): number {
-  return device.conflicts().at(-1)?.id ?? 0;
+async function lastConflictId(device: SharedSync): Promise<number> {
+  return (await device.conflicts()).at(-1)?.id ?? 0;
 }
 
 // ---- commands ----
@@ -178,7 +178,7 @@ class WriteCommand implements fc.AsyncCommand<Model, Real> {
     const spec = SPECS[this.table];
     const key = spec.keys[this.keyIndex % spec.keys.length]!;
     const fresh = (column: string) => `${real.names[this.device]}:${column}#${step}`;
-    const conflictMark = lastConflictId(device);
+    const conflictMark = await lastConflictId(device);
     const head = await scopeHead(real);
     const where = spec.key.map((k) => `${q(k)} = ?`).join(' AND ');
     let changes: number;
@@ -372,7 +372,7 @@ async function checkFinalState(model: Model, real: Real): Promise<void> {
     const report = await device.sync();
     assert.equal(report.push.rows, 0, `d${i} still had changes to push after two rounds`);
     assert.equal(report.pull.rows, 0, `d${i} still had bundles to pull after two rounds`);
-    assert.equal(device.pending(), 0, `d${i} has pending changes`);
+    assert.equal(await device.pending(), 0, `d${i} has pending changes`);
   }
 
   // (a) every device holds what PostgreSQL holds.
@@ -389,9 +389,7 @@ async function checkFinalState(model: Model, real: Real): Promise<void> {
     const name = real.names[intent.device]!;
     const label = `d${intent.device}'s write at step ${intent.step} of ${intent.table}[${intent.key.map(String).join(',')}] = ${JSON.stringify(intent.row?.map(textOf) ?? 'deleted')}`;
     if (sameOptionalRow(readRow(device.db, intent.table, intent.key), intent.row)) continue;
-    const settled = device
-      .conflicts(intent.conflictMark)
-      .some((c) => c.table === intent.table && sameKey(c.key, intent.key) && sameOptionalRow(c.local, intent.row) && c.winner !== 'local');
+    const settled = (await device.conflicts(intent.conflictMark)).some((c) => c.table === intent.table && sameKey(c.key, intent.key) && sameOptionalRow(c.local, intent.row) && c.winner !== 'local');
     if (settled) continue;
     const history = await keyHistory(real, intent.table, intent.key);
     const sameChange = (h: BundleRow) => (intent.row === null ? h.op === 'D' : h.op === 'U' && sameOptionalRow(h.row, intent.row));
@@ -402,7 +400,7 @@ async function checkFinalState(model: Model, real: Real): Promise<void> {
     const committedAt = history.findIndex((h) => h.seq > intent.head && sameChange(h) && (h.source === name || metItsTwin(h)));
     assert.ok(
       committedAt >= 0,
-      `${label} is not in the final state, not in its conflict log, and was never committed. History: ${JSON.stringify(history.map((h) => [String(h.seq), h.source, h.op, h.row?.map(textOf)]))}; conflicts: ${JSON.stringify(device.conflicts(intent.conflictMark).map((c) => [c.table, c.key.map(textOf), c.winner, c.local?.map(textOf), c.remote?.map(textOf)]))}`,
+      `${label} is not in the final state, not in its conflict log, and was never committed. History: ${JSON.stringify(history.map((h) => [String(h.seq), h.source, h.op, h.row?.map(textOf)]))}; conflicts: ${JSON.stringify((await device.conflicts(intent.conflictMark)).map((c) => [c.table, c.key.map(textOf), c.winner, c.local?.map(textOf), c.remote?.map(textOf)]))}`,
     );
     const replaced = history.slice(committedAt + 1).some((h) => h.source !== name);
     assert.ok(replaced, `${label} was committed, is not in the final state, and nothing another device committed replaced it. History: ${JSON.stringify(history.map((h) => [String(h.seq), h.source, h.op]))}`);
@@ -410,7 +408,7 @@ async function checkFinalState(model: Model, real: Real): Promise<void> {
 
   // (c) no device records a conflict against a row it committed itself.
   for (const [i, device] of real.devices.entries()) {
-    for (const record of device.conflicts()) {
+    for (const record of (await device.conflicts())) {
       if (record.kind !== 'version' || record.remote === null || record.remoteVersion === null) continue;
       const { rows } = await real.store.query<{ source: string }>('SELECT source FROM sync_bundles WHERE scope = $1 AND bundle_seq = $2::bigint', [real.scope, record.remoteVersion]);
       assert.notEqual(
@@ -469,7 +467,7 @@ describeEachStore('shared sync convergence (property)', (ctx) => {
             await fc.asyncModelRun(() => ({ model, real }), commands);
             await checkFinalState(model, real);
             if (process.env.SYNCLINE_PROPERTY_DEBUG) console.log(String(commands));
-            if (process.env.SYNCLINE_PROPERTY_DEBUG) console.log(`run ${run}: ${deviceCount} devices, ${model.step} steps, ${model.intents.size} intents, conflicts ${devices.map((d) => d.conflicts().length).join('/')}, head ${await scopeHead(real)}`);
+            if (process.env.SYNCLINE_PROPERTY_DEBUG) console.log(`run ${run}: ${deviceCount} devices, ${model.step} steps, ${model.intents.size} intents, conflicts ${(await Promise.all(devices.map(async (d) => (await d.conflicts()).length))).join('/')}, head ${await scopeHead(real)}`);
           } finally {
             for (const device of devices) await device.close();
           }

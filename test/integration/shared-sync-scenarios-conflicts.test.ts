@@ -16,8 +16,8 @@ import { describeEachStore } from '../support/stores.js';
 const uuid = (n: number) => `0190a0a0-0000-7000-8000-${n.toString(16).padStart(12, '0')}`;
 
 /** Without the bookkeeping fields, so records compare whole. */
-function conflictsOf(device: SharedSync) {
-  return device.conflicts().map(({ id: _id, resolvedAt: _at, message: _message, remoteVersion: _version, ...rest }) => rest);
+async function conflictsOf(device: SharedSync) {
+  return (await device.conflicts()).map(({ id: _id, resolvedAt: _at, message: _message, remoteVersion: _version, ...rest }) => rest);
 }
 
 describeEachStore('shared sync scenarios: conflicts', (ctx) => {
@@ -38,7 +38,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     const server = await serverRowsText(ctx.store, table, user, columns);
     for (const device of devices) {
       assert.deepEqual(deviceRowsText(device, table, columns), server, `${device.source} ${table}`);
-      assert.equal(device.pending(), 0, device.source);
+      assert.equal(await device.pending(), 0, device.source);
     }
     return server;
   }
@@ -53,10 +53,10 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     assert.equal(report.push.conflicts, 1);
     await phone.sync();
     assert.deepEqual(await converged(user, [phone, laptop], 'folders', ['id', 'name']), [['f1', 'phone']]);
-    assert.deepEqual(conflictsOf(laptop), [
+    assert.deepEqual((await conflictsOf(laptop)), [
       { table: 'folders', key: ['f1'], kind: 'version', policy: 'server_wins', winner: 'remote', local: ['f1', 'laptop', null], remote: ['f1', 'phone', null], result: ['f1', 'phone', null] },
     ]);
-    assert.deepEqual(phone.conflicts(), []);
+    assert.deepEqual(await phone.conflicts(), []);
   });
 
   test('client_wins: the later device wins, a delete included, and the first device takes its rows', async () => {
@@ -75,13 +75,13 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     ]);
     // The device that found the conflict (the later one) logs it; the phone's change was simply overwritten.
     assert.deepEqual(
-      conflictsOf(laptop).sort((a, b) => String(a.key[1]).localeCompare(String(b.key[1]))),
+      (await conflictsOf(laptop)).sort((a, b) => String(a.key[1]).localeCompare(String(b.key[1]))),
       [
         { table: 'tags', key: [n, 'gone'], kind: 'version', policy: 'client_wins', winner: 'local', local: [n, 'gone', 'black'], remote: null, result: [n, 'gone', 'black'] },
         { table: 'tags', key: [n, 'red'], kind: 'version', policy: 'client_wins', winner: 'local', local: [n, 'red', 'green'], remote: [n, 'red', 'blue'], result: [n, 'red', 'green'] },
       ],
     );
-    assert.deepEqual(phone.conflicts(), []);
+    assert.deepEqual(await phone.conflicts(), []);
   });
 
   test('a row pushed after winning a conflict is not overwritten when the change it beat is pulled later', async () => {
@@ -103,7 +103,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     await phone.sync();
     assert.deepEqual(await converged(user, [phone, again], 'tags', ['note_id', 'tag', 'color']), [[n, 'red', 'purple']]);
     assert.deepEqual(
-      conflictsOf(again).map((c) => [c.winner, c.local?.[2], c.remote?.[2]]),
+      (await conflictsOf(again)).map((c) => [c.winner, c.local?.[2], c.remote?.[2]]),
       [['local', 'green', 'blue']],
       'settled once, when the push met the phone\'s change; not again when the pull brought it',
     );
@@ -130,7 +130,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
       [late, 'laptop, second write'],
       [early, 'phone, second write'],
     ]);
-    const records = conflictsOf(laptop);
+    const records = (await conflictsOf(laptop));
     assert.equal(records.length, 2);
     const byKey = new Map(records.map((r) => [r.key[0], r]));
     assert.deepEqual(
@@ -152,7 +152,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     await laptop.sync();
     await phone.sync();
     assert.deepEqual(await converged(user, [phone, laptop], 'profiles', ['user_no', 'display', 'theme', 'lang']), [['1', 'Me', 'dark', 'fr']]);
-    assert.deepEqual(conflictsOf(laptop), [
+    assert.deepEqual((await conflictsOf(laptop)), [
       { table: 'profiles', key: [1n], kind: 'version', policy: 'merge_columns', winner: 'merged', local: [1n, 'Me', 'light', 'fr'], remote: [1n, 'Me', 'dark', 'en'], result: [1n, 'Me', 'dark', 'fr'] },
     ]);
 
@@ -162,7 +162,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     await laptop.sync();
     await phone.sync();
     assert.deepEqual(await converged(user, [phone, laptop], 'profiles', ['user_no', 'display', 'theme', 'lang']), [['1', 'Phone', 'light', 'de']]);
-    const second = conflictsOf(laptop)[1];
+    const second = (await conflictsOf(laptop))[1];
     assert.deepEqual(second, {
       table: 'profiles',
       key: [1n],
@@ -173,7 +173,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
       remote: [1n, 'Phone', 'light', 'fr'],
       result: [1n, 'Phone', 'light', 'de'],
     });
-    assert.deepEqual(phone.conflicts(), []);
+    assert.deepEqual(await phone.conflicts(), []);
   });
 
   test('a custom resolver decides the cases it knows; the rest go to the table policy', async () => {
@@ -192,7 +192,7 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     assert.deepEqual(await converged(user, [phone, laptop], 'folders', ['id', 'name']), [['f', 'laptop + phone']]);
     assert.deepEqual(await converged(user, [phone, laptop], 'profiles', ['user_no', 'display']), [['7', 'from phone']]);
     assert.deepEqual(
-      conflictsOf(laptop).map((c) => [c.table, c.policy, c.winner, c.result]),
+      (await conflictsOf(laptop)).map((c) => [c.table, c.policy, c.winner, c.result]),
       [
         ['folders', 'custom', 'merged', ['f', 'laptop + phone', null]],
         ['profiles', 'merge_columns', 'remote', [7n, 'from phone', 'y', 'z']],
@@ -219,15 +219,15 @@ describeEachStore('shared sync scenarios: conflicts', (ctx) => {
     assert.equal(report.push.conflicts, 2);
     assert.equal(report.push.rows, 2, 'the other rows of the push committed');
 
-    const records = conflictsOf(phone);
+    const records = (await conflictsOf(phone));
     assert.equal(records.length, 2);
     const email = records.find((r) => r.table === 'emails')!;
     assert.ok(email.kind === 'invalid' || email.kind === 'not_null', email.kind);
     assert.deepEqual({ ...email, kind: 'invalid' }, { table: 'emails', key: [2n], kind: 'invalid', policy: 'rejected', winner: 'remote', local: [2n, null], remote: null, result: null });
     const note = records.find((r) => r.table === 'notes')!;
     assert.deepEqual(note, { table: 'notes', key: [uuid(2)], kind: 'foreign_key', policy: 'rejected', winner: 'remote', local: [uuid(2), 'doomed', 'orphan', null, null, null], remote: null, result: null });
-    assert.match(phone.conflicts().find((r) => r.table === 'notes')!.message ?? '', /folders/);
-    assert.match(phone.conflicts().find((r) => r.table === 'emails')!.message ?? '', /address/);
+    assert.match((await phone.conflicts()).find((r) => r.table === 'notes')!.message ?? '', /folders/);
+    assert.match((await phone.conflicts()).find((r) => r.table === 'emails')!.message ?? '', /address/);
 
     await laptop.sync();
     assert.deepEqual(await converged(user, [phone, laptop], 'emails', ['id', 'address']), [['1', 'a@example.com']]);

@@ -186,7 +186,7 @@ describeEachStore('shared sync scenarios: data in transit', (ctx) => {
     for (const sql of [`INSERT INTO catalog VALUES ('pear', 1.0)`, `UPDATE catalog SET price = 0 WHERE sku = 'apple'`, `DELETE FROM catalog WHERE sku = 'melon'`]) {
       assert.throws(() => phone.db.exec(sql), (error: Error) => error.message.includes('catalog syncs down only') && (error as { code?: string }).code === 'SQLITE_CONSTRAINT_TRIGGER', sql);
     }
-    assert.equal(phone.pending(), 0);
+    assert.equal(await phone.pending(), 0);
 
     const removed = await adminBundle(suite.server, user, { source_bundle_id: 'price-list-2', rows: [{ table: 'catalog', op: 'delete', key: ['apple'], hlc: hlc() }] });
     assert.equal(removed.answer.status, 'committed');
@@ -237,7 +237,7 @@ describeEachStore('shared sync scenarios: data in transit', (ctx) => {
       { cause: 'pull', tables: ['notes', 'folders'], keys: { notes: [[uuid(1)]], folders: [['f1']] }, full: false },
     ]);
     assert.deepEqual(deviceRows(laptop, 'folders', 'id'), [['f1', 'Uno', null]]);
-    assert.equal(laptop.pending(), 0, 'applying remote changes left nothing to push');
+    assert.equal(await laptop.pending(), 0, 'applying remote changes left nothing to push');
     assert.equal(laptop.db.prepare('SELECT count(*) FROM _syncline_dirty').pluck().get(), 0n);
     assert.equal((await laptop.sync()).push.rows, 0);
     assert.equal(await bundleCount(ctx.store, user), heads, 'no bundle echoed back');

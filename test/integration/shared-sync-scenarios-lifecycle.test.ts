@@ -46,10 +46,10 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
     await phone.close();
 
     const online = await suite.device('offline-ann', 'phone');
-    assert.equal(online.pending(), 4, 'rows written before capture existed are pending');
+    assert.equal(await online.pending(), 4, 'rows written before capture existed are pending');
     const report = await online.sync();
     assert.equal(report.push.rows, 4);
-    assert.equal(online.pending(), 0);
+    assert.equal(await online.pending(), 0);
     assert.deepEqual(await serverRowsText(ctx.store, 'folders', 'offline-ann', ['id', 'name', 'parent_id']), [
       ['f1', 'Inbox', null],
       ['f2', 'Work', 'f1'],
@@ -99,7 +99,7 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
     for (const device of [online, laptop]) {
       assert.deepEqual(deviceRowsText(device, 'folders', ['id', 'name', 'parent_id']), folders, device.source);
       assert.deepEqual(deviceRowsText(device, 'notes', NOTE_COLUMNS), notes, device.source);
-      assert.equal(device.pending(), 0);
+      assert.equal(await device.pending(), 0);
     }
     assert.deepEqual(await serverRowsText(ctx.store, 'folders', 'offline-ben', ['id', 'name', 'parent_id']), folders);
     assert.deepEqual(await serverRowsText(ctx.store, 'notes', 'offline-ben', NOTE_COLUMNS), notes);
@@ -137,7 +137,7 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
     assert.equal(stars, maxInt);
     assert.equal(typeof score, 'number', 'an integral REAL stays REAL');
     assert.equal(again.db.prepare(`SELECT typeof(score) FROM notes WHERE id = ?`).pluck().get(uuid(1)), 'real');
-    assert.equal(again.pending(), 0);
+    assert.equal(await again.pending(), 0);
     await again.close();
   });
 
@@ -148,7 +148,7 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
     await old.sync();
     old.db.exec(`INSERT INTO folders VALUES ('lost', 'Never pushed', NULL)`);
     old.db.prepare(`UPDATE notes SET title = 'edit never pushed'`).run();
-    assert.equal(old.pending(), 2);
+    assert.equal(await old.pending(), 2);
     await old.close(); // the phone is lost with its file
 
     const replacement = await suite.device('replace', 'new-phone');
@@ -193,8 +193,8 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
 
     const restarted = await suite.device(user, 'phone', { chunkRows: 50 });
     await restarted.sync();
-    assert.equal(restarted.pending(), 0);
-    assert.equal(restarted.conflicts().length, 0, 'its own rows never meet themselves as conflicts');
+    assert.equal(await restarted.pending(), 0);
+    assert.equal((await restarted.conflicts()).length, 0, 'its own rows never meet themselves as conflicts');
     assert.equal(await bundleCount(ctx.store, user), 1);
     const { rows: bundles } = await ctx.store.query<{ source_bundle_id: string; row_count: number }>('SELECT source_bundle_id, row_count FROM sync_bundles WHERE scope = $1', [user]);
     assert.deepEqual(bundles, [{ source_bundle_id: frozenId, row_count: 500 }], 'the bundle committed under the id frozen before the crash');
@@ -218,14 +218,14 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
     const expected = deviceRowsText(crashing, 'notes', NOTE_COLUMNS);
     await assert.rejects(crashing.pushPending(), /simulated: connection lost before the answer/);
     assert.equal(await bundleCount(ctx.store, user), 1, 'the commit reached the server');
-    assert.equal(crashing.pending(), 500, 'the device still holds the outbox');
+    assert.equal(await crashing.pending(), 500, 'the device still holds the outbox');
     await crashing.close();
 
     const restarted = await suite.device(user, 'phone', { chunkRows: 50 });
     await restarted.sync();
     assert.equal(await bundleCount(ctx.store, user), 1, 'the retry is answered as a duplicate: no second bundle');
-    assert.equal(restarted.conflicts().length, 0, 'its own rows never meet themselves as conflicts');
-    assert.equal(restarted.pending(), 0, 'the outbox is empty');
+    assert.equal((await restarted.conflicts()).length, 0, 'its own rows never meet themselves as conflicts');
+    assert.equal(await restarted.pending(), 0, 'the outbox is empty');
     assert.equal(restarted.db.prepare('SELECT count(*) FROM _syncline_outbox').pluck().get(), 0n);
     assert.equal(restarted.watermark, 1n);
     assert.deepEqual(deviceRowsText(restarted, 'notes', NOTE_COLUMNS), expected);
@@ -268,7 +268,7 @@ describeEachStore('shared sync scenarios: behind the retention horizon', (ctx) =
     const report = await a.sync();
     assert.equal(report.push.rows, 2, 'the pending change survived the rebuild and was pushed');
     assert.deepEqual(aEvents, ['hydrate'], 'the push found the history pruned: a rebuilt from a snapshot');
-    assert.equal(a.pending(), 0);
+    assert.equal(await a.pending(), 0);
     await b.sync();
     await idle.sync();
     assert.deepEqual(idleEvents, ['hydrate'], 'with nothing to push, the pull found the history pruned and rebuilt');
@@ -279,7 +279,7 @@ describeEachStore('shared sync scenarios: behind the retention horizon', (ctx) =
     for (const device of [a, b, idle]) {
       assert.deepEqual(deviceRowsText(device, 'folders', ['id', 'name', 'parent_id']), expected, device.source);
       assert.equal(device.watermark, 12n, device.source);
-      assert.equal(device.pending(), 0, device.source);
+      assert.equal(await device.pending(), 0, device.source);
     }
   });
 
@@ -306,7 +306,7 @@ describeEachStore('shared sync scenarios: behind the retention horizon', (ctx) =
     }
     await a.sync();
     await b.sync();
-    assert.deepEqual(a.conflicts(), [], 'nobody else touched the row: there is nothing to resolve');
+    assert.deepEqual(await a.conflicts(), [], 'nobody else touched the row: there is nothing to resolve');
     assert.deepEqual(await serverRowsText(ctx.store, 'folders', user, ['id', 'name']).then((rows) => rows.find((r) => r[0] === 'doc')), ['doc', 'v2 by a']);
     for (const device of [a, b]) assert.deepEqual(deviceRowsText(device, 'folders', ['id', 'name']), await serverRowsText(ctx.store, 'folders', user, ['id', 'name']), device.source);
   });

@@ -33,8 +33,8 @@ describeEachStore('shared sync smoke', (ctx) => {
     await laptop.sync();
     await phone.sync();
     assert.deepEqual(phone.db.prepare('SELECT title FROM notes').raw().get(), ['edited']);
-    assert.equal(phone.pending(), 0);
-    assert.equal(laptop.pending(), 0);
+    assert.equal(await phone.pending(), 0);
+    assert.equal(await laptop.pending(), 0);
     await phone.close();
     await laptop.close();
   });

@@ -1,6 +1,6 @@
 import type { WireConflict } from '../../protocol/shared-sync.js';
 import { decodeValue, encodeValue, type SqlValue } from '../../protocol/values.js';
-import type { DeviceDb } from '../device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { SharedTables } from './shared-schema.js';
 
 /** A resolved conflict as the app reads it back. Rows are in declared column order; null means absent (deleted). */
@@ -27,11 +27,11 @@ export type NewConflict = Omit<ConflictRecord, 'id' | 'resolvedAt'>;
 const toJson = (row: readonly SqlValue[] | null): string | null => (row ? JSON.stringify(row.map(encodeValue)) : null);
 const fromJson = (text: string | null): SqlValue[] | null => (text === null ? null : (JSON.parse(text) as unknown[]).map((v) => decodeValue(v)));
 
-export function logConflict(db: DeviceDb, conflict: NewConflict): void {
-  db.prepare(
+export async function logConflict(db: SqliteQueryable, conflict: NewConflict): Promise<void> {
+  await db.run(
     `INSERT INTO ${SharedTables.conflicts} (tbl, key, kind, policy, winner, local_row, remote_row, remote_version, result_row, message, resolved_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(
+    [
     conflict.table,
     toJson(conflict.key),
     conflict.kind,
@@ -43,10 +43,11 @@ export function logConflict(db: DeviceDb, conflict: NewConflict): void {
     toJson(conflict.result),
     conflict.message,
     new Date().toISOString(),
+    ],
   );
 }
 
-interface ConflictRow {
+type ConflictRow = {
   id: bigint;
   tbl: string;
   key: string;
@@ -59,11 +60,11 @@ interface ConflictRow {
   result_row: string | null;
   message: string | null;
   resolved_at: string;
-}
+};
 
 /** Conflicts in the order they were resolved, after `afterId` when given. */
-export function readConflicts(db: DeviceDb, afterId = 0): ConflictRecord[] {
-  const rows = db.prepare(`SELECT * FROM ${SharedTables.conflicts} WHERE id > ? ORDER BY id`).all(afterId) as ConflictRow[];
+export async function readConflicts(db: SqliteQueryable, afterId = 0): Promise<ConflictRecord[]> {
+  const rows = (await db.all(`SELECT * FROM ${SharedTables.conflicts} WHERE id > ? ORDER BY id`, [afterId])) as ConflictRow[];
   return rows.map((r) => ({
     id: Number(r.id),
     table: r.tbl,

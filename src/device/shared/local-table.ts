@@ -1,50 +1,41 @@
-import type Database from 'better-sqlite3';
 import { SynclineError } from '../../protocol/errors.js';
 import { affinityOf } from '../../protocol/schema.js';
 import type { SharedTable } from '../../protocol/shared-sync.js';
 import type { SqlValue } from '../../protocol/values.js';
-import type { DeviceDb } from '../device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { quoteIdent } from '../sql-text.js';
 
 /** SQLite column types for declared types; a UUID is kept as its text. */
 const LOCAL_TYPE = { INTEGER: 'INTEGER', REAL: 'REAL', TEXT: 'TEXT', BLOB: 'BLOB', UUID: 'TEXT' } as const;
 
-/** better-sqlite3 binds Buffers, not plain Uint8Arrays. */
-export function bindable(value: SqlValue): SqlValue | Buffer {
-  return value instanceof Uint8Array && !Buffer.isBuffer(value) ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
-}
-
-function fromSqlite(value: unknown): SqlValue {
-  return Buffer.isBuffer(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : (value as SqlValue);
-}
-
 /**
  * One shared table in the device's file: reads and writes by key, in declared
- * column order. Statements are prepared once; the app's own columns beyond the
- * declaration are left alone.
+ * column order, on whatever connection or transaction it is handed. The SQL is
+ * built once (the driver keeps the statements prepared); the app's own columns
+ * beyond the declaration are left alone.
  */
 export class LocalTable {
   readonly declaration: SharedTable;
-  readonly #select: Database.Statement;
-  readonly #upsert: Database.Statement;
-  readonly #insert: Database.Statement;
-  readonly #delete: Database.Statement;
-  /** Only a table with BLOB columns needs its values converted before binding. */
-  readonly #hasBlobs: boolean;
+  readonly #select: string;
+  readonly #upsert: string;
+  readonly #insert: string;
+  readonly #delete: string;
+  /** Result columns are aliased by position, so no column name (say `__proto__`) can upset the row object. */
+  readonly #aliases: string[];
 
-  constructor(db: DeviceDb, declaration: SharedTable) {
+  constructor(declaration: SharedTable) {
     this.declaration = declaration;
     const t = quoteIdent(declaration.name);
     const cols = declaration.columns.map((c) => quoteIdent(c.name));
     const byKey = declaration.key.map((k) => `${quoteIdent(k)} = ?`).join(' AND ');
     const nonKey = declaration.columns.filter((c) => !declaration.key.includes(c.name)).map((c) => quoteIdent(c.name));
     const values = `(${cols.map(() => '?').join(', ')})`;
-    this.#select = db.prepare(`SELECT ${cols.join(', ')} FROM ${t} WHERE ${byKey}`).raw(true);
-    this.#insert = db.prepare(`INSERT INTO ${t} (${cols.join(', ')}) VALUES ${values}`);
+    this.#aliases = cols.map((_, i) => `c${i}`);
+    this.#select = `SELECT ${cols.map((c, i) => `${c} AS c${i}`).join(', ')} FROM ${t} WHERE ${byKey}`;
+    this.#insert = `INSERT INTO ${t} (${cols.join(', ')}) VALUES ${values}`;
     const onConflict = nonKey.length > 0 ? `DO UPDATE SET ${nonKey.map((c) => `${c} = excluded.${c}`).join(', ')}` : 'DO NOTHING';
-    this.#upsert = db.prepare(`INSERT INTO ${t} (${cols.join(', ')}) VALUES ${values} ON CONFLICT (${declaration.key.map(quoteIdent).join(', ')}) ${onConflict}`);
-    this.#delete = db.prepare(`DELETE FROM ${t} WHERE ${byKey}`);
-    this.#hasBlobs = declaration.columns.some((c) => c.type === 'BLOB');
+    this.#upsert = `INSERT INTO ${t} (${cols.join(', ')}) VALUES ${values} ON CONFLICT (${declaration.key.map(quoteIdent).join(', ')}) ${onConflict}`;
+    this.#delete = `DELETE FROM ${t} WHERE ${byKey}`;
   }
 
   get name(): string {
@@ -52,36 +43,35 @@ export class LocalTable {
   }
 
   /** The row at `key` in declared column order, or null. */
-  read(key: readonly SqlValue[]): SqlValue[] | null {
-    const row = this.#select.get(...key.map(bindable)) as unknown[] | undefined;
-    return row ? row.map(fromSqlite) : null;
+  async read(db: SqliteQueryable, key: readonly SqlValue[]): Promise<SqlValue[] | null> {
+    const row = await db.get(this.#select, key);
+    return row ? this.#aliases.map((alias) => row[alias]!) : null;
   }
 
-  write(row: readonly SqlValue[]): void {
-    this.#upsert.run(...row.map(bindable));
+  async write(db: SqliteQueryable, row: readonly SqlValue[]): Promise<void> {
+    await db.run(this.#upsert, row);
   }
 
   /** A plain insert, for hydration into a table cleared of the keys it receives. */
-  insert(row: readonly SqlValue[]): void {
-    this.#insert.run(this.#hasBlobs ? row.map(bindable) : row);
+  async insert(db: SqliteQueryable, row: readonly SqlValue[]): Promise<void> {
+    await db.run(this.#insert, row);
   }
 
-  remove(key: readonly SqlValue[]): void {
-    this.#delete.run(...key.map(bindable));
+  async remove(db: SqliteQueryable, key: readonly SqlValue[]): Promise<void> {
+    await db.run(this.#delete, key);
   }
 
   /** Writes the row, or removes the key when there is no row. */
-  put(key: readonly SqlValue[], row: readonly SqlValue[] | null): void {
-    if (row) this.write(row);
-    else this.remove(key);
+  put(db: SqliteQueryable, key: readonly SqlValue[], row: readonly SqlValue[] | null): Promise<void> {
+    return row ? this.write(db, row) : this.remove(db, key);
   }
 }
 
-interface ColumnInfo {
+type ColumnInfo = {
   name: string;
   type: string;
-  pk: number;
-}
+  pk: bigint;
+};
 
 /** The affinity a key column needs locally, so the key values the triggers render match the ones the cloud sends. */
 const KEY_AFFINITY = { INTEGER: 'INTEGER', TEXT: 'TEXT', UUID: 'TEXT', BLOB: 'BLOB', REAL: 'REAL' } as const;
@@ -91,10 +81,10 @@ const KEY_AFFINITY = { INTEGER: 'INTEGER', TEXT: 'TEXT', UUID: 'TEXT', BLOB: 'BL
  * and the declared key as its primary key or a unique index), or creates it when
  * the app has not yet. Returns the problems found; none means usable.
  */
-export function ensureLocalTable(db: DeviceDb, table: SharedTable, all: readonly SharedTable[]): string[] {
-  const columns = db.prepare(`SELECT name, type, pk FROM pragma_table_xinfo(?)`).all(table.name) as ColumnInfo[];
+export async function ensureLocalTable(db: SqliteQueryable, table: SharedTable, all: readonly SharedTable[]): Promise<string[]> {
+  const columns = await db.all<ColumnInfo>(`SELECT name, type, pk FROM pragma_table_xinfo(?)`, [table.name]);
   if (columns.length === 0) {
-    db.exec(createLocalTableSql(table, all));
+    await db.exec(createLocalTableSql(table, all));
     return [];
   }
   const problems: string[] = [];
@@ -108,17 +98,18 @@ export function ensureLocalTable(db: DeviceDb, table: SharedTable, all: readonly
     }
   }
   const wanted = [...table.key].sort().join('\u0000');
-  const pk = columns.filter((c) => c.pk > 0).map((c) => c.name).sort().join('\u0000');
-  if (pk !== wanted && !hasUniqueIndex(db, table.name, wanted)) problems.push(`${table.name} needs (${table.key.join(', ')}) as its primary key or a unique index`);
+  const pk = columns.filter((c) => c.pk > 0n).map((c) => c.name).sort().join('\u0000');
+  if (pk !== wanted && !(await hasUniqueIndex(db, table.name, wanted))) problems.push(`${table.name} needs (${table.key.join(', ')}) as its primary key or a unique index`);
   return problems;
 }
 
-function hasUniqueIndex(db: DeviceDb, table: string, wanted: string): boolean {
-  const indexes = db.prepare(`SELECT name FROM pragma_index_list(?) WHERE "unique" = 1 AND partial = 0`).all(table) as { name: string }[];
-  return indexes.some(({ name }) => {
-    const cols = db.prepare(`SELECT name FROM pragma_index_info(?)`).all(name) as { name: string | null }[];
-    return cols.map((c) => c.name ?? '').sort().join('\u0000') === wanted;
-  });
+async function hasUniqueIndex(db: SqliteQueryable, table: string, wanted: string): Promise<boolean> {
+  const indexes = await db.all<{ name: string }>(`SELECT name FROM pragma_index_list(?) WHERE "unique" = 1 AND partial = 0`, [table]);
+  for (const { name } of indexes) {
+    const cols = await db.all<{ name: string | null }>(`SELECT name FROM pragma_index_info(?)`, [name]);
+    if (cols.map((c) => c.name ?? '').sort().join('\u0000') === wanted) return true;
+  }
+  return false;
 }
 
 function createLocalTableSql(table: SharedTable, all: readonly SharedTable[]): string {

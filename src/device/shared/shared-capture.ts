@@ -1,5 +1,5 @@
 import type { SharedTable } from '../../protocol/shared-sync.js';
-import { immediate, type DeviceDb } from '../device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { ensureLocalTable, missingTableError } from './local-table.js';
 import { SharedTables } from './shared-schema.js';
 import { dropSharedTriggerStatements, markAllDirtyStatement, sharedTriggerStatements } from './shared-triggers.js';
@@ -12,29 +12,28 @@ import { dropSharedTriggerStatements, markAllDirtyStatement, sharedTriggerStatem
  * are pushed, never wiped by the first hydration. Tables whose declaration
  * changed get new triggers; tables no longer declared lose theirs.
  */
-export function installSharedCapture(db: DeviceDb, tables: readonly SharedTable[]): void {
-  immediate(db, () => {
-    const problems = tables.flatMap((t) => ensureLocalTable(db, t, tables));
+export function installSharedCapture(driver: SqliteDriver, tables: readonly SharedTable[]): Promise<void> {
+  return driver.writeTransaction(async (tx) => {
+    const problems: string[] = [];
+    for (const table of tables) problems.push(...(await ensureLocalTable(tx, table, tables)));
     if (problems.length > 0) throw missingTableError(problems);
-    const installed = new Map(
-      (db.prepare(`SELECT name, declaration FROM ${SharedTables.captured}`).all() as { name: string; declaration: string }[]).map((r) => [r.name, r.declaration]),
-    );
+    const installed = new Map((await tx.all<{ name: string; declaration: string }>(`SELECT name, declaration FROM ${SharedTables.captured}`)).map((r) => [r.name, r.declaration]));
     for (const table of tables) {
       const declaration = JSON.stringify(table);
       const before = installed.get(table.name);
       installed.delete(table.name);
       if (before === declaration) continue;
-      for (const sql of [...dropSharedTriggerStatements(table.name), ...sharedTriggerStatements(table)]) db.exec(sql);
-      if (before === undefined && table.direction !== 'down') db.exec(markAllDirtyStatement(table));
-      db.prepare(`INSERT INTO ${SharedTables.captured} (name, declaration, installed_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET declaration = excluded.declaration`).run(
+      for (const sql of [...dropSharedTriggerStatements(table.name), ...sharedTriggerStatements(table)]) await tx.exec(sql);
+      if (before === undefined && table.direction !== 'down') await tx.exec(markAllDirtyStatement(table));
+      await tx.run(`INSERT INTO ${SharedTables.captured} (name, declaration, installed_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET declaration = excluded.declaration`, [
         table.name,
         declaration,
         new Date().toISOString(),
-      );
+      ]);
     }
     for (const name of installed.keys()) {
-      for (const sql of dropSharedTriggerStatements(name)) db.exec(sql);
-      db.prepare(`DELETE FROM ${SharedTables.captured} WHERE name = ?`).run(name);
+      for (const sql of dropSharedTriggerStatements(name)) await tx.exec(sql);
+      await tx.run(`DELETE FROM ${SharedTables.captured} WHERE name = ?`, [name]);
     }
   });
 }

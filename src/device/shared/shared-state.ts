@@ -1,22 +1,23 @@
 import type { DeviceDb } from '../device-db.js';
+import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { SHARED_DDL, SharedTables } from './shared-schema.js';
 
 /** Creates the two-way sync tables in the file (idempotent). */
-export function ensureSharedSchema(db: DeviceDb): void {
-  db.exec(SHARED_DDL);
+export async function ensureSharedSchema(db: SqliteQueryable): Promise<void> {
+  await db.exec(SHARED_DDL);
 }
 
-export function readSharedState(db: DeviceDb, key: string): string | undefined {
-  const row = db.prepare(`SELECT value FROM ${SharedTables.state} WHERE key = ?`).get(key) as { value: string } | undefined;
+export async function readSharedState(db: SqliteQueryable, key: string): Promise<string | undefined> {
+  const row = await db.get<{ value: string }>(`SELECT value FROM ${SharedTables.state} WHERE key = ?`, [key]);
   return row?.value;
 }
 
-export function writeSharedState(db: DeviceDb, key: string, value: string): void {
-  db.prepare(`INSERT INTO ${SharedTables.state} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(key, value);
+export async function writeSharedState(db: SqliteQueryable, key: string, value: string): Promise<void> {
+  await db.run(`INSERT INTO ${SharedTables.state} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
 }
 
-export function deleteSharedState(db: DeviceDb, key: string): void {
-  db.prepare(`DELETE FROM ${SharedTables.state} WHERE key = ?`).run(key);
+export async function deleteSharedState(db: SqliteQueryable, key: string): Promise<void> {
+  await db.run(`DELETE FROM ${SharedTables.state} WHERE key = ?`, [key]);
 }
 
 /**
@@ -24,28 +25,25 @@ export function deleteSharedState(db: DeviceDb, key: string): void {
  * applying marker, which the triggers check. Deferred foreign keys let a bundle
  * land in any order, as on the server.
  */
-export function withCaptureSuppressed<T>(db: DeviceDb, fn: () => T): T {
-  return db
-    .transaction(() => {
-      beginSuppressed(db);
-      const result = fn();
-      endSuppressed(db);
-      return result;
-    })
-    .immediate();
+export function withCaptureSuppressed<T>(driver: SqliteDriver, fn: (tx: SqliteQueryable) => Promise<T>): Promise<T> {
+  return driver.writeTransaction(async (tx) => {
+    await beginSuppressed(tx);
+    const result = await fn(tx);
+    await endSuppressed(tx);
+    return result;
+  });
 }
 
-/** The parts of withCaptureSuppressed, for a transaction that awaits between statements (hydration). */
-export function beginSuppressed(db: DeviceDb): void {
-  db.pragma('defer_foreign_keys = ON');
-  db.prepare(`INSERT INTO ${SharedTables.applying} (applying) VALUES (1)`).run();
+async function beginSuppressed(tx: SqliteQueryable): Promise<void> {
+  await tx.exec('PRAGMA defer_foreign_keys = ON');
+  await tx.run(`INSERT INTO ${SharedTables.applying} (applying) VALUES (1)`);
 }
 
-export function endSuppressed(db: DeviceDb): void {
-  db.prepare(`DELETE FROM ${SharedTables.applying}`).run();
+async function endSuppressed(tx: SqliteQueryable): Promise<void> {
+  await tx.run(`DELETE FROM ${SharedTables.applying}`);
 }
 
-/** Tables two-way sync captures in this file; edge capture leaves them to it. */
+/** Tables two-way sync captures in this file; edge capture (still on the synchronous connection) leaves them to it. */
 export function sharedTableNames(db: DeviceDb): Set<string> {
   const present = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(SharedTables.captured);
   if (!present) return new Set();

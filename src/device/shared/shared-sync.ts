@@ -1,6 +1,3 @@
-import { existsSync } from 'node:fs';
-import Database from 'better-sqlite3';
-import mqtt from 'mqtt';
 import pino, { type Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../../protocol/errors.js';
@@ -11,7 +8,8 @@ import { parseJson } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, openDeviceDb, type DeviceDb } from '../device-db.js';
+import type { DeviceDb } from '../device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { readConflicts, type ConflictRecord } from './conflict-log.js';
 import type { ConflictResolver } from './resolve-conflict.js';
 import { installSharedCapture } from './shared-capture.js';
@@ -20,8 +18,13 @@ import { SharedStateKeys as K, SharedTables } from './shared-schema.js';
 import { ensureSharedSchema, readSharedState, writeSharedState } from './shared-state.js';
 
 export interface SharedSyncOptions {
-  /** The app's SQLite file; created when missing (the declared tables are created in it on first contact). */
-  path: string;
+  /**
+   * The app's SQLite file (Node, through better-sqlite3); created when missing (the declared tables are created
+   * in it on first contact). Give either this or `driver`.
+   */
+  path?: string;
+  /** An open database through any SqliteDriver adapter (a browser's SQLite WASM, say); closed by close(). */
+  driver?: SqliteDriver;
   serverUrl: string;
   /** A JWT whose `sub` (or tenant claim) is the scope, or a function returning a fresh one. */
   token: string | (() => string | Promise<string>);
@@ -66,15 +69,22 @@ export interface SyncReport {
 
 const MAX_PUSH_ROUNDS = 8;
 
+/** How often the file's commit counter is read for local writes to push; cheap, so short (idle CPU stays well under 1%). */
+const DEFAULT_WATCH_MS = 10;
+
 /**
  * Two-way sync of the shared tables in one SQLite file: the app writes its
  * tables as usual; pending changes are pushed as bundles, remote bundles pulled
  * and rebased under pending ones, conflicts settled by each table's policy (or
  * the app's resolver) and logged. Every method is safe to call at any time: they
  * run one at a time, and each resumes whatever a crash interrupted.
+ *
+ * All of it goes through the async SqliteDriver, so the same class runs over
+ * better-sqlite3 in Node and over SQLite WASM in a browser.
  */
 export class SharedSync {
-  readonly db: DeviceDb;
+  readonly driver: SqliteDriver;
+  readonly #database: DeviceDb | undefined;
   readonly #client: SharedHttpClient;
   readonly #options: SharedSyncOptions;
   readonly #log: Logger;
@@ -86,8 +96,9 @@ export class SharedSync {
   /** The source id the file kept before open() replaced it (the token's sid or the source option named another). */
   replacedSource: string | undefined;
 
-  private constructor(db: DeviceDb, options: SharedSyncOptions, source: string) {
-    this.db = db;
+  private constructor(driver: SqliteDriver, database: DeviceDb | undefined, options: SharedSyncOptions, source: string) {
+    this.driver = driver;
+    this.#database = database;
     this.#options = options;
     this.#source = source;
     this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'shared-sync', source });
@@ -101,30 +112,48 @@ export class SharedSync {
    * whatever the app wrote until then.
    */
   static async open(options: SharedSyncOptions): Promise<SharedSync> {
-    const db = existsSync(options.path) ? openDeviceDb(options.path) : createDb(options.path);
+    let driver = options.driver;
+    let database: DeviceDb | undefined;
+    if (!driver) {
+      if (options.path === undefined) throw new SynclineError('invalid_config', 'SharedSync.open needs a path or a driver', { field: 'path' });
+      // Loaded only here, so a browser bundle that passes its own driver never reaches better-sqlite3.
+      const { BetterSqlite3Driver } = await import('../driver/better-sqlite3-driver.js');
+      const node = BetterSqlite3Driver.open(options.path, { create: true });
+      driver = node;
+      database = node.database;
+    }
     try {
-      ensureSharedSchema(db);
-      const stored = readSharedState(db, K.source);
+      await ensureSharedSchema(driver);
+      const stored = await readSharedState(driver, K.source);
       // The token's sid claim names the device when there is one: the server refuses any other source for it.
       const claimed = options.source ?? sourceClaim(typeof options.token === 'string' ? options.token : await options.token());
       const source = claimed ?? stored ?? uuidv7();
-      writeSharedState(db, K.source, source);
-      const sync = new SharedSync(db, options, source);
+      await writeSharedState(driver, K.source, source);
+      const sync = new SharedSync(driver, database, options, source);
       if (stored !== undefined && stored !== source) {
         sync.replacedSource = stored;
         sync.#log.warn({ previous_source: stored }, 'the file kept another source id than this device runs as; it now uses the new one');
       }
-      const kept = readSharedState(db, K.config);
-      if (kept) sync.#install(JSON.parse(kept) as SharedConfigAnswer);
+      const kept = await readSharedState(driver, K.config);
+      if (kept) await sync.#install(JSON.parse(kept) as SharedConfigAnswer);
       await sync.#contact().catch((error: unknown) => {
         if (!isTransportError(error) || !error.retryable) throw error;
         sync.#log.info({ err: error.message }, 'server unreachable; working offline');
       });
       return sync;
     } catch (error) {
-      db.close();
+      await driver.close();
       throw error;
     }
+  }
+
+  /**
+   * The file's better-sqlite3 connection, for Node apps that write their tables on it (opened with `path`).
+   * Its writes are captured like any other; a browser app writes through its own driver.
+   */
+  get db(): DeviceDb {
+    if (!this.#database) throw new SynclineError('invalid_config', 'this SharedSync was opened over a driver; write through that driver');
+    return this.#database;
   }
 
   get source(): string {
@@ -141,12 +170,12 @@ export class SharedSync {
   }
 
   /** Rows with changes the server has not committed yet. */
-  pending(): number {
-    return this.#engine?.pendingCount() ?? 0;
+  async pending(): Promise<number> {
+    return (await this.#engine?.pendingCount()) ?? 0;
   }
 
-  conflicts(afterId = 0): ConflictRecord[] {
-    return readConflicts(this.db, afterId);
+  conflicts(afterId = 0): Promise<ConflictRecord[]> {
+    return readConflicts(this.driver, afterId);
   }
 
   /** Called after remote changes are applied, with the tables and keys they changed. */
@@ -173,7 +202,7 @@ export class SharedSync {
   pull(): Promise<PullReport> {
     return this.#serial(async () => {
       const engine = await this.#ready();
-      if (engine.outbox()) await this.#push(engine);
+      if (await engine.outbox()) await this.#push(engine);
       return this.#pull(engine);
     });
   }
@@ -184,8 +213,9 @@ export class SharedSync {
 
   /**
    * Syncs in the background: at once, whenever the server announces a bundle
-   * (event stream), whenever another connection commits to the file, and every
-   * `pollMs` regardless, so it converges even without the event stream.
+   * (event stream), whenever the app commits to the file (checked every
+   * `watchMs`), and every `pollMs` regardless, so it converges even without the
+   * event stream.
    */
   start(options: { pollMs?: number; watchMs?: number } = {}): void {
     if (this.#loop) return;
@@ -223,7 +253,7 @@ export class SharedSync {
       }
     };
     const watchServer = this.#options.mqttUrl ? this.#watchMqtt(this.#options.mqttUrl, stop.signal, wake) : this.#watchServer(stop.signal, wake);
-    const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, wake, options.watchMs ?? 200)]).then(() => undefined);
+    const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, wake, options.watchMs ?? DEFAULT_WATCH_MS)]).then(() => undefined);
     this.#loop = { stop, done, wake };
   }
 
@@ -239,7 +269,7 @@ export class SharedSync {
   async close(): Promise<void> {
     await this.stop();
     await this.#queue.catch(() => undefined);
-    this.db.close();
+    await this.driver.close();
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -261,15 +291,15 @@ export class SharedSync {
     }
   }
 
-  #install(config: SharedConfigAnswer): void {
-    const keptScope = readSharedState(this.db, K.scope);
+  async #install(config: SharedConfigAnswer): Promise<void> {
+    const keptScope = await readSharedState(this.driver, K.scope);
     if (keptScope !== undefined && keptScope !== config.scope) {
       throw new SynclineError('forbidden', "this file holds another user's shared data; open a separate file per user", { scope: config.scope });
     }
-    installSharedCapture(this.db, config.tables);
-    writeSharedState(this.db, K.scope, config.scope);
-    writeSharedState(this.db, K.config, JSON.stringify(config));
-    this.#engine = new SharedEngine(this.db, config.tables, this.#source, this.#options.resolver);
+    await installSharedCapture(this.driver, config.tables);
+    await writeSharedState(this.driver, K.scope, config.scope);
+    await writeSharedState(this.driver, K.config, JSON.stringify(config));
+    this.#engine = await SharedEngine.load(this.driver, config.tables, this.#source, this.#options.resolver);
   }
 
   /** Fetches the declarations and installs capture for them. */
@@ -278,8 +308,8 @@ export class SharedSync {
     if (config.source_id !== this.#source) {
       throw new SynclineError('invalid_config', `the server knows this device as ${config.source_id} but it runs as ${this.#source}; pass the token's source id as \`source\``);
     }
-    const kept = readSharedState(this.db, K.config);
-    if (!this.#engine || kept !== JSON.stringify(config)) this.#install(config);
+    const kept = await readSharedState(this.driver, K.config);
+    if (!this.#engine || kept !== JSON.stringify(config)) await this.#install(config);
     return this.#engine!;
   }
 
@@ -290,7 +320,7 @@ export class SharedSync {
   async #push(engine: SharedEngine): Promise<PushReport> {
     const report: PushReport = { rows: 0, bundleSeq: null, conflicts: 0 };
     for (let round = 1; round <= MAX_PUSH_ROUNDS; round++) {
-      const outbox = engine.freeze();
+      const outbox = await engine.freeze();
       if (!outbox) return report;
       let answer: PushAnswer;
       try {
@@ -298,19 +328,19 @@ export class SharedSync {
       } catch (error) {
         if (!isTransportError(error) || error.code !== 'history_pruned') throw error;
         this.#log.info('the server pruned the history this push was based on; rebuilding from a snapshot');
-        engine.requeueOutbox();
+        await engine.requeueOutbox();
         await this.#hydrate(engine);
         continue;
       }
       if (answer.status === 'committed') {
-        engine.committed(BigInt(answer.bundle_seq));
+        await engine.committed(BigInt(answer.bundle_seq));
         this.#log.debug({ bundle_seq: answer.bundle_seq, rows: outbox.entries.length, duplicate: answer.duplicate }, 'push committed');
         return { rows: report.rows + outbox.entries.length, bundleSeq: answer.bundle_seq, conflicts: report.conflicts };
       }
       if (answer.status !== 'conflict') throw new SynclineError('internal', `unexpected push answer ${answer.status}`);
       report.conflicts += answer.conflicts.length;
       this.#log.info({ conflicts: answer.conflicts.length }, 'push refused with conflicts; settling them by policy');
-      this.#emit('conflict', engine.settleRefusal(answer.conflicts));
+      this.#emit('conflict', await engine.settleRefusal(answer.conflicts));
     }
     throw new SynclineError('conflict', `the push still conflicted after ${MAX_PUSH_ROUNDS} rounds; other devices keep changing the same rows`);
   }
@@ -352,7 +382,7 @@ export class SharedSync {
         if (partial?.bundle_seq === bundle.bundle_seq) partial = { ...partial, rows: [...partial.rows, ...bundle.rows], complete: bundle.complete };
         else partial = { ...bundle, rows: [...bundle.rows] };
         if (!partial.complete) continue;
-        this.#emit('pull', engine.applyBundle(partial));
+        this.#emit('pull', await engine.applyBundle(partial));
         report.bundles++;
         report.rows += partial.rows.length;
         partial = undefined;
@@ -360,7 +390,7 @@ export class SharedSync {
       if (!page.next) break;
       page = await this.#client.pull({ after: BigInt(page.next.after), afterOrdinal: page.next.after_ordinal, target, limit });
     }
-    engine.advanceTo(BigInt(target));
+    await engine.advanceTo(BigInt(target));
     return report;
   }
 
@@ -368,35 +398,33 @@ export class SharedSync {
   async #hydrate(engine: SharedEngine): Promise<PullReport> {
     // An outbox may already be committed (the answer was lost in a crash). Requeued, its rows would go out again
     // under a new bundle id and meet themselves as conflicts; pushed as it is, the server recognises it.
-    if (engine.outbox()) await this.#push(engine);
+    if (await engine.outbox()) await this.#push(engine);
     const snapshot = await this.#client.createSnapshot(this.#options.chunkRows);
     this.#log.info({ snapshot_seq: snapshot.snapshot_seq }, 'hydrating');
+    const client = this.#client;
     const fetchChunk = (i: number) => {
-      const answer = this.#client.snapshotChunk(snapshot.snapshot_id, i);
+      const answer = client.snapshotChunk(snapshot.snapshot_id, i);
       // A prefetched chunk that fails after we stopped waiting must not become an unhandled rejection.
       answer.catch(() => undefined);
       return answer;
     };
-    let next = fetchChunk(0);
-    const run = engine.startHydration();
-    try {
+    async function* chunks() {
+      let next = fetchChunk(0);
       for (let i = 0; ; i++) {
         const chunk = await next;
-        if ('end' in chunk) break;
+        if ('end' in chunk) return;
         next = fetchChunk(i + 1);
-        run.add(chunk);
-        this.#options.onHydrationProgress?.({ chunks: i + 1, rows: run.rows });
-        if ((i + 1) % 25 === 0) this.#log.info({ chunks: i + 1, rows: run.rows }, 'hydration progress');
+        yield chunk;
       }
-      run.finish(BigInt(snapshot.snapshot_seq));
-    } catch (error) {
-      run.abort();
-      throw error;
     }
+    const rows = await engine.hydrate(chunks(), BigInt(snapshot.snapshot_seq), (done, rows) => {
+      this.#options.onHydrationProgress?.({ chunks: done, rows });
+      if (done % 25 === 0) this.#log.info({ chunks: done, rows }, 'hydration progress');
+    });
     await this.#client.dropSnapshot(snapshot.snapshot_id).catch((error: unknown) => this.#log.warn({ err: error }, 'could not drop the snapshot; it expires on its own'));
-    this.#log.info({ rows: run.rows, snapshot_seq: snapshot.snapshot_seq }, 'hydrated');
+    this.#log.info({ rows, snapshot_seq: snapshot.snapshot_seq }, 'hydrated');
     this.#emit('hydrate', { keys: new Map(), full: true });
-    return { bundles: 0, rows: run.rows };
+    return { bundles: 0, rows };
   }
 
   async #watchServer(signal: AbortSignal, wake: () => void): Promise<void> {
@@ -417,10 +445,12 @@ export class SharedSync {
   /** Follows the scope's retained wake-up topic; mqtt.js reconnects on its own, and polling covers the gaps. */
   async #watchMqtt(url: string, signal: AbortSignal, wake: () => void): Promise<void> {
     // A device that has not reached the server yet learns its scope at first contact; offline, polling carries on alone.
-    if (readSharedState(this.db, K.scope) === undefined) await this.#serial(() => this.#ready()).catch(() => undefined);
-    const scope = readSharedState(this.db, K.scope);
+    if ((await readSharedState(this.driver, K.scope)) === undefined) await this.#serial(() => this.#ready()).catch(() => undefined);
+    const scope = await readSharedState(this.driver, K.scope);
     if (scope === undefined || signal.aborted) return;
     const token = this.#options.token;
+    // Loaded only for MQTT wake-ups, which most devices never use.
+    const { default: mqtt } = await import('mqtt');
     const client = mqtt.connect(url, {
       clientId: this.#source,
       username: SHARED_WAKE_USERNAME,
@@ -430,7 +460,7 @@ export class SharedSync {
     });
     client.on('connect', () => void client.subscribeAsync(sharedWakeTopic(scope), { qos: 1 }).catch((error: unknown) => this.#log.warn({ err: error }, 'wake-up subscription refused')));
     client.on('message', (_topic, payload) => {
-      const head = (parseJson(payload.toString('utf8')) as { head_seq?: unknown } | undefined)?.head_seq;
+      const head = (parseJson(new TextDecoder().decode(payload)) as { head_seq?: unknown } | undefined)?.head_seq;
       if (typeof head === 'string' && /^[0-9]+$/.test(head) && BigInt(head) > this.watermark) wake();
     });
     client.on('error', (error) => this.#log.debug({ err: error }, 'MQTT wake-ups unavailable; polling until they are back'));
@@ -444,16 +474,21 @@ export class SharedSync {
    * (an app using `sync.db`), which data_version ignores, show in the dirty-row
    * table the capture triggers keep. Syncline's own bookkeeping writes do not
    * touch that table except to empty it, so a failing push does not wake itself.
+   * Both reads are a few microseconds, so the check runs every few milliseconds
+   * and a local commit is on its way almost at once.
    */
   async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
-    const dirty = this.db.prepare(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`);
-    const stamp = () => `${String(this.db.pragma('data_version', { simple: true }))}:${Object.values(dirty.get() as object).join(':')}`;
-    let seen = stamp();
+    const stamp = async () => {
+      const version = await this.driver.get('PRAGMA data_version');
+      const dirty = await this.driver.get(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`);
+      return `${Object.values(version ?? {}).join(':')}:${Object.values(dirty ?? {}).join(':')}`;
+    };
+    let seen = await stamp();
     while (!signal.aborted) {
       await sleep(everyMs, signal);
       if (signal.aborted) return;
-      const now = stamp();
-      if (now !== seen && this.pending() > 0) wake();
+      const now = await stamp();
+      if (now !== seen && (await this.pending()) > 0) wake();
       seen = now;
     }
   }
@@ -464,17 +499,10 @@ export function sourceClaim(token: string): string | undefined {
   const payload = token.split('.')[1];
   if (!payload) return undefined;
   try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sid?: unknown };
+    const binary = atob(payload.replace(/-/g, '+').replace(/_/g, '/'));
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)))) as { sid?: unknown };
     return typeof claims.sid === 'string' && claims.sid !== '' ? claims.sid : undefined;
   } catch {
     return undefined;
   }
 }
-
-function createDb(path: string): DeviceDb {
-  const db = new Database(path, { timeout: DEFAULT_BUSY_TIMEOUT_MS });
-  db.pragma('journal_mode = WAL');
-  db.close();
-  return openDeviceDb(path);
-}
-
