@@ -395,8 +395,9 @@ async function checkFinalState(model: Model, real: Real): Promise<void> {
     const sameChange = (h: BundleRow) => (intent.row === null ? h.op === 'D' : h.op === 'U' && sameOptionalRow(h.row, intent.row));
     // Another source committed the very same change (both deleted the row, say) and the device settled its own
     // against that commit: the write took effect there, whichever side the policy named, and nothing was left to push.
+    const logged = await device.conflicts(intent.conflictMark);
     const metItsTwin = (h: BundleRow) =>
-      device.conflicts(intent.conflictMark).some((c) => c.table === intent.table && sameKey(c.key, intent.key) && sameOptionalRow(c.local, intent.row) && c.remoteVersion === String(h.seq));
+      logged.some((c) => c.table === intent.table && sameKey(c.key, intent.key) && sameOptionalRow(c.local, intent.row) && c.remoteVersion === String(h.seq));
     const committedAt = history.findIndex((h) => h.seq > intent.head && sameChange(h) && (h.source === name || metItsTwin(h)));
     assert.ok(
       committedAt >= 0,
