@@ -21,6 +21,9 @@ await build({
   bundle: true,
   platform: 'browser',
   format: 'esm',
+  // Modules loaded on demand (mqtt, only for MQTT wake-ups) become chunks fetched when used, not part of client.js.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   target: ['chrome110', 'firefox115', 'safari16.4'],
   minify: true,
   sourcemap: true,

@@ -45,7 +45,8 @@ export class SharedHttpClient {
   constructor(options: SharedHttpClientOptions) {
     endpoint(options.serverUrl, '');
     this.#o = options;
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    // Called through a wrapper: a browser's fetch throws 'Illegal invocation' when called as another object's method.
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.#timeoutMs = options.requestTimeoutMs ?? PublisherDefaults.requestTimeoutMs;
   }
 

@@ -35,7 +35,7 @@ export async function servePages(dir: string, pages: Record<string, string>, api
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (pages[path] !== undefined) {
-      res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'no-store' }).end(pages[path]);
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'text/html', 'cache-control': 'no-store' }).end(pages[path]);
       return;
     }
     const file = join(dir, normalize(path).replace(/^(\.\.[/\\])+/, ''));
