@@ -9,7 +9,7 @@ try {
   const result = await runChaos({ dir: dir.path, ...CHAOS_FULL, log: (m) => progress(`chaos: ${m}`) });
   writeChaosResults(result);
   const { rows_lost, rows_duplicated, wrong_values, changes_lost, changes_duplicated, server_crashes, unrecovered } = result;
-  progress(JSON.stringify({ rows_lost, rows_duplicated, wrong_values, changes_lost, changes_duplicated, server_crashes, unrecovered, recovery_ms: result.recovery_ms }));
+  process.stdout.write(`${JSON.stringify({ rows_lost, rows_duplicated, wrong_values, changes_lost, changes_duplicated, server_crashes, unrecovered, recovery_ms: result.recovery_ms })}\n`);
   process.exitCode = rows_lost + rows_duplicated + wrong_values + changes_lost + changes_duplicated + server_crashes + unrecovered === 0 ? 0 : 1;
 } finally {
   dir.remove();

@@ -41,8 +41,17 @@ function format(value: number): string {
   return Math.abs(value) >= 1000 ? Math.round(value).toLocaleString('en-US') : value.toFixed(value < 10 ? 3 : 1);
 }
 
+const benchStarted = Date.now();
+
+/**
+ * A step of the bench for a person watching it: on a terminal (stderr), a line
+ * with the time since the start. In a pipe nothing, so stdout holds the figures
+ * alone and scripts read the results file.
+ */
 export function progress(message: string): void {
-  process.stdout.write(`[bench] ${message}\n`);
+  if (!process.stderr.isTTY) return;
+  const seconds = Math.round((Date.now() - benchStarted) / 1000);
+  process.stderr.write(`[bench ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}] ${message}\n`);
 }
 
 /**

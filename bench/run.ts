@@ -17,7 +17,9 @@ import { benchTelemetry } from './telemetry.js';
 
 /**
  * `npm run bench`: every figure is a ratio against a raw baseline measured in the
- * same run. `npm run bench -- capture drain` runs only the named groups.
+ * same run. `npm run bench -- capture drain` runs only the named groups. Figures go
+ * to stdout and the results file (SYNCLINE_BENCH_OUT, default
+ * bench/results/latest.json); progress lines only to a terminal.
  */
 const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>> = {
   capture: benchCapture,
@@ -34,6 +36,12 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
 };
 
 const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !Object.hasOwn(GROUPS, name));
+if (unknown.length > 0) {
+  // A typo would otherwise run nothing and still overwrite the results file.
+  process.stderr.write(`bench: no group ${unknown.join(', ')}; the groups are ${Object.keys(GROUPS).join(', ')}.\n`);
+  process.exit(2);
+}
 const dir = tempDir('syncline-bench-');
 const report = new BenchReport();
 try {
@@ -47,4 +55,4 @@ try {
 } finally {
   dir.remove();
 }
-report.write(fileURLToPath(new URL('./results/latest.json', import.meta.url)));
+report.write(process.env.SYNCLINE_BENCH_OUT || fileURLToPath(new URL('./results/latest.json', import.meta.url)));

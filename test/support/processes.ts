@@ -26,7 +26,8 @@ export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}): Chil
 
 /** Runs a TypeScript script (test/support/*.ts) as its own process. */
 export function spawnScript(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [node, ...rest] = tsxCommand(script, args);
+  return spawn(node!, rest, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export async function finished(child: ChildProcess, timeoutMs = 120_000): Promise<RunResult> {
@@ -44,19 +45,25 @@ export async function runSyncline(args: string[], env: NodeJS.ProcessEnv = {}, t
   return finished(spawnSyncline(args, env), timeoutMs);
 }
 
+/** The command line that runs a TypeScript file (the CLI's main, a script of bench/ or test/support/) through tsx. */
+export function tsxCommand(script: string, args: string[]): string[] {
+  return [process.execPath, '--import', TSX, script, ...args];
+}
+
 /**
- * Runs the CLI on a terminal: a pseudo-terminal from util-linux `script`, so the
+ * Runs a command on a terminal: a pseudo-terminal from util-linux `script`, so the
  * process sees isTTY on stdout and stderr (both arrive in `stdout`, as a person
  * would see them). Progress lines are drawn only there.
  */
-export async function runSynclineOnTerminal(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
+export async function runOnTerminal(command: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
   const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, '--import', TSX, CLI_MAIN, ...args].map(quote).join(' ');
-  const child = spawn('script', ['-qec', command, '/dev/null'], {
-    env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn('script', ['-qec', command.map(quote).join(' '), '/dev/null'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   return finished(child, timeoutMs);
+}
+
+/** `syncline ARGS` on a terminal (see runOnTerminal). */
+export function runSynclineOnTerminal(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
+  return runOnTerminal(tsxCommand(CLI_MAIN, args), { SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env }, timeoutMs);
 }
 
 export interface ServerProcess {

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { finished, runOnTerminal, spawnScript, tsxCommand } from '../support/processes.js';
+import { tempDir } from '../support/temp.js';
+
+/**
+ * `npm run bench` (bench/run.ts as its own process): progress lines on a terminal,
+ * only the figures and the results file in a pipe, and a group it does not have
+ * refused before it overwrites anything. The group run here is shared-backend
+ * against a PostgreSQL address nothing listens on, so it skips at once.
+ */
+const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+test('the bench shows its progress on a terminal only, and refuses a group it does not have', async () => {
+  const dir = tempDir('syncline-bench-progress-');
+  try {
+    // CI=true would make an unreachable PostgreSQL an error instead of a skip.
+    const nowhere = { SYNCLINE_TEST_PG_URL: `postgres://postgres@127.0.0.1:${await closedPort()}/none`, CI: '', SYNCLINE_BENCH_OUT: join(dir.path, 'tty.json') };
+    const tty = await runOnTerminal(tsxCommand(RUN, ['shared-backend']), nowhere);
+    assert.equal(tty.code, 0, tty.stdout);
+    assert.match(tty.stdout, /^\[bench 0:\d\d\] == shared-backend\r?$/m);
+    assert.match(tty.stdout, /^\[bench 0:\d\d\] shared backend: PostgreSQL is not reachable; skipped\r?$/m);
+    assert.ok(existsSync(nowhere.SYNCLINE_BENCH_OUT));
+
+    const pipedEnv = { ...nowhere, SYNCLINE_BENCH_OUT: join(dir.path, 'piped.json') };
+    const piped = await finished(spawnScript(RUN, ['shared-backend'], pipedEnv));
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(piped.stderr, '');
+    assert.equal(piped.stdout.trim(), `wrote ${pipedEnv.SYNCLINE_BENCH_OUT}`, 'no progress in a pipe: the figures (none here) and the file');
+    assert.deepEqual((JSON.parse(readFileSync(pipedEnv.SYNCLINE_BENCH_OUT, 'utf8')) as { figures: unknown[] }).figures, []);
+
+    const typo = await finished(spawnScript(RUN, ['captur'], { ...pipedEnv, SYNCLINE_BENCH_OUT: join(dir.path, 'typo.json') }));
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /^bench: no group captur; the groups are capture, drain, .*cli-help\.\n$/);
+    assert.ok(!existsSync(join(dir.path, 'typo.json')), 'nothing written');
+  } finally {
+    dir.remove();
+  }
+});
