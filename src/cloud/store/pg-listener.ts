@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../../protocol/backoff.js';
 import { quoteIdent } from '../identifiers.js';
 
 export interface ListenHandlers {
@@ -21,7 +22,7 @@ export class PgListener {
   #client: pg.Client | undefined;
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
-  #delayMs = 100;
+  #attempt = 0;
 
   private constructor(url: string, channel: string, handlers: ListenHandlers, logger?: Logger) {
     this.#url = url;
@@ -54,7 +55,7 @@ export class PgListener {
     await client.connect();
     await client.query(`LISTEN ${quoteIdent(this.#channel)}`);
     this.#client = client;
-    this.#delayMs = 100;
+    this.#attempt = 0;
   }
 
   #schedule(): void {
@@ -65,11 +66,11 @@ export class PgListener {
         (error: unknown) => {
           if (this.#stopped) return;
           this.#log?.warn({ err: error, channel: this.#channel }, 'LISTEN reconnect failed');
-          this.#delayMs = Math.min(this.#delayMs * 2, 5000);
+          this.#attempt++;
           this.#schedule();
         },
       );
-    }, this.#delayMs);
+    }, backoffDelay(this.#attempt, 100, 5000));
   }
 
   async stop(): Promise<void> {
