@@ -4,6 +4,7 @@ import { appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { spawnScript, spawnSyncline, startServer, type ServerProcess } from '../../test/support/processes.js';
+import type { AppResult, WriterPlan } from './plan.js';
 
 const WRITER = fileURLToPath(new URL('./writer.ts', import.meta.url));
 
@@ -50,14 +51,17 @@ export class ChaosAgent {
   readonly #args: string[];
   readonly #logFile: string;
 
+  readonly #env: NodeJS.ProcessEnv;
+
   /** The agent's log lines go to `logFile` (kept with the run's files for a look after a bad run). */
-  constructor(args: string[], logFile: string) {
+  constructor(args: string[], logFile: string, env: NodeJS.ProcessEnv = {}) {
     this.#args = args;
     this.#logFile = logFile;
+    this.#env = env;
   }
 
   start(): void {
-    this.#child = spawnSyncline(['agent', ...this.#args]);
+    this.#child = spawnSyncline(['agent', ...this.#args], this.#env);
     this.#child.stdout?.resume();
     this.#child.stderr?.on('data', (chunk: Buffer) => appendFileSync(this.#logFile, chunk));
   }
@@ -71,41 +75,45 @@ export class ChaosAgent {
   }
 }
 
-export interface WriterResult {
-  commits: number;
-  changes: Record<string, number>;
-  full_refusals: number;
-}
-
-/** The app process of one device file (see writer.ts). */
+/** The apps of every device file, in one process (see writer.ts). */
 export class ChaosWriter {
-  readonly db: string;
+  readonly #plan: WriterPlan;
   readonly #child: ChildProcess;
-  readonly #done: Promise<WriterResult>;
+  readonly #done: Promise<AppResult[]>;
 
-  constructor(db: string, seed: number, pauseMs: number) {
-    this.db = db;
-    this.#child = spawnScript(WRITER, [db, String(seed), String(pauseMs)]);
+  constructor(plan: WriterPlan) {
+    this.#plan = plan;
+    this.#child = spawnScript(WRITER, [JSON.stringify(plan)]);
     let out = '';
     let err = '';
     this.#child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     this.#child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     this.#done = once(this.#child, 'exit').then(([code]) => {
       const last = out.trim().split('\n').at(-1) ?? '';
-      if (code !== 0 || !last.includes('commits')) throw new Error(`writer ${db} exited ${code}: ${err}`);
-      return JSON.parse(last) as WriterResult;
+      if (code !== 0 || !last.includes('apps')) throw new Error(`the chaos apps exited ${code}: ${err}`);
+      return (JSON.parse(last) as { apps: AppResult[] }).apps;
     });
   }
 
+  /** Fills (or frees) the disk of every edge device. */
   setFull(full: boolean): void {
-    if (full) writeFileSync(`${this.db}.full`, '');
-    else rmSync(`${this.db}.full`, { force: true });
+    for (const app of this.#plan.apps) {
+      if (app.kind !== 'edge') continue;
+      if (full) writeFileSync(`${app.db}.full`, '');
+      else rmSync(`${app.db}.full`, { force: true });
+    }
   }
 
-  async finish(): Promise<WriterResult> {
-    writeFileSync(`${this.db}.stop`, '');
+  async finish(): Promise<AppResult[]> {
+    writeFileSync(this.#plan.stopFile, '');
     return this.#done;
   }
+}
+
+/** Sets a device's clock offset (its app reads `<db>.clock`, its agent too through clock-offset-preload.js); 0 puts it right. */
+export function setClockOffset(db: string, offsetMs: number): void {
+  if (offsetMs === 0) rmSync(`${db}.clock`, { force: true });
+  else writeFileSync(`${db}.clock`, String(offsetMs));
 }
 
 /** Terminates every other backend of the database every `everyMs` until stopped; returns how many it killed. */
