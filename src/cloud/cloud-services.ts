@@ -6,6 +6,7 @@ import { flowLimits, type FlowLimits } from './flow-control/flow-decision.js';
 import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type SchemaPolicy } from './governance/policy.js';
 import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
+import { convertLegacyMirrors } from './ingest/mirror-digest-conversion.js';
 import type { AppOptions } from './http/build-app.js';
 import type { MqttStats } from './mqtt/mqtt-stats.js';
 import type { SharedSyncConfig } from './shared/declarations.js';
@@ -47,7 +48,7 @@ export interface CloudServices {
   group: GroupCommitter;
   /** Options of the HTTP routes, wired to these workers (the MQTT stats come from whoever runs a broker). */
   routes(mqttStats?: () => MqttStats | undefined): AppOptions;
-  /** Runs the replay worker, flow control and telemetry maintenance until the signal aborts. */
+  /** Runs the replay worker, flow control, telemetry maintenance and the conversion of legacy mirrors to digest keys until the signal aborts. */
   run(signal: AbortSignal): Promise<void>;
 }
 
@@ -109,7 +110,8 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
       flow: { limits: flow.limits, ...(mqttStats ? { mqttStats } : {}), onChange: () => flow.wake(), onIngested: () => flow.wake() },
     }),
     run: async (signal) => {
-      await Promise.all([worker.run(signal), flow.run(signal), telemetry.maintenance.run(signal)]);
+      const conversions = convertLegacyMirrors(options.store, { logger: governanceLog, signal });
+      await Promise.all([worker.run(signal), flow.run(signal), telemetry.maintenance.run(signal), conversions]);
     },
   };
 }
