@@ -64,19 +64,20 @@ const COLUMNS = 'id, project_id, device_id, source_table, key_kind, key_columns,
  * Returns the lineage of (device, source table), creating it on first sight, and
  * holds its row lock until the transaction ends: concurrent ingests of one lineage
  * (two server processes, an HTTP retry racing the original) run one after the other.
+ * The lock is tried first: the lineage almost always exists, and the insert would
+ * be a statement per batch for nothing.
  */
 export async function lockLineage(tx: Queryable, device: DeviceIdentity, batch: RowBatch): Promise<Lineage> {
+  const lock = () => tx.query<LineageRow>(`SELECT ${COLUMNS} FROM edge_table_lineages WHERE device_id = $1 AND source_table = $2 FOR UPDATE`, [device.device_id, batch.source_table]);
+  const found = (await lock()).rows[0];
+  if (found) return toLineage(found);
   await tx.query(
     `INSERT INTO edge_table_lineages (id, project_id, device_id, source_table, key_kind, key_columns)
      VALUES ($1, $2, $3, $4, $5, $6::jsonb)
      ON CONFLICT (device_id, source_table) DO NOTHING`,
     [uuidv7(), device.project_id, device.device_id, batch.source_table, batch.key.kind, JSON.stringify(batch.key.columns)],
   );
-  const { rows } = await tx.query<LineageRow>(
-    `SELECT ${COLUMNS} FROM edge_table_lineages WHERE device_id = $1 AND source_table = $2 FOR UPDATE`,
-    [device.device_id, batch.source_table],
-  );
-  return toLineage(rows[0]!);
+  return toLineage((await lock()).rows[0]!);
 }
 
 function toLineage(row: LineageRow): Lineage {

@@ -8,17 +8,18 @@ export interface TelemetryLineage {
   last_seq: number;
 }
 
-/** The lineage of (device, telemetry table), created on first sight and row-locked until the transaction ends (one batch of it at a time). */
+/** The lineage of (device, telemetry table), created on first sight and row-locked until the transaction ends (one batch of it at a time); locked first, as lockLineage does. */
 export async function lockTelemetryLineage(tx: Queryable, device: DeviceIdentity, table: string): Promise<TelemetryLineage> {
-  await tx.query(
-    `INSERT INTO telemetry_lineages (id, project_id, device_id, source_table) VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, source_table) DO NOTHING`,
-    [uuidv7(), device.project_id, device.device_id, table],
-  );
-  const { rows } = await tx.query<{ id: string; journal_epoch: string | null; last_seq: string }>(
-    'SELECT id, journal_epoch, last_seq FROM telemetry_lineages WHERE device_id = $1 AND source_table = $2 FOR UPDATE',
-    [device.device_id, table],
-  );
-  const row = rows[0]!;
+  const lock = () =>
+    tx.query<{ id: string; journal_epoch: string | null; last_seq: string }>('SELECT id, journal_epoch, last_seq FROM telemetry_lineages WHERE device_id = $1 AND source_table = $2 FOR UPDATE', [device.device_id, table]);
+  let row = (await lock()).rows[0];
+  if (!row) {
+    await tx.query(
+      `INSERT INTO telemetry_lineages (id, project_id, device_id, source_table) VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, source_table) DO NOTHING`,
+      [uuidv7(), device.project_id, device.device_id, table],
+    );
+    row = (await lock()).rows[0]!;
+  }
   return { id: row.id, journal_epoch: row.journal_epoch, last_seq: Number(row.last_seq) };
 }
 
