@@ -127,7 +127,10 @@ export class Agent {
       this.#publisher = publisher;
       this.#opts.transport.onControl?.((message) => void controls.handle([message]));
       const once = this.#opts.once === true;
-      const telemetry = startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }));
+      const telemetry = startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }), {
+        isPaused: (table) => controls.isPaused(table),
+        onControls: (messages) => void controls.handle(messages),
+      });
       this.#telemetry = telemetry;
       const shipping = telemetry.run(this.#stopper.signal, once);
       // A failing telemetry table ends a running agent the way a fatal journal error does.

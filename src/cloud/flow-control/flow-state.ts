@@ -27,19 +27,37 @@ export function toFlowRecord(row: FlowRow): FlowRecord {
   return { ...row, staged_rows: Number(row.staged_rows), staged_bytes: Number(row.staged_bytes) };
 }
 
-/** Locks the lineage and its flow row (created when missing); not_found for an unknown lineage. */
-export async function lockFlow(tx: Queryable, lineageId: string): Promise<LockedFlow> {
-  const found = isUuid(lineageId)
-    ? await tx.query<{ id: string; device_id: string; source_table: string; journal_epoch: string | null; last_seq: string; pause_cause: string | null; mirror_table: string | null }>(
-        `SELECT id, device_id, source_table, journal_epoch, last_seq, pause_cause, mirror_table FROM edge_table_lineages WHERE id = $1 FOR UPDATE`,
+type LockedLineage = LockedFlow['lineage'];
+
+/**
+ * Locks a lineage of either kind by id. A telemetry lineage has no governance
+ * pause or mirror, and its controls carry no journal epoch: the device's
+ * telemetry cursor moves on acks alone, so a resume has no watermark to follow.
+ */
+async function lockAnyLineage(tx: Queryable, lineageId: string): Promise<LockedLineage | undefined> {
+  if (!isUuid(lineageId)) return undefined;
+  const rows = await tx.query<{ id: string; device_id: string; source_table: string; journal_epoch: string | null; last_seq: string; pause_cause: string | null; mirror_table: string | null }>(
+    `SELECT id, device_id, source_table, journal_epoch, last_seq, pause_cause, mirror_table FROM edge_table_lineages WHERE id = $1 FOR UPDATE`,
+    [lineageId],
+  );
+  const row =
+    rows.rows[0] ??
+    (
+      await tx.query<{ id: string; device_id: string; source_table: string; journal_epoch: null; last_seq: string; pause_cause: null; mirror_table: null }>(
+        `SELECT id, device_id, source_table, NULL AS journal_epoch, last_seq, NULL AS pause_cause, NULL AS mirror_table FROM telemetry_lineages WHERE id = $1 FOR UPDATE`,
         [lineageId],
       )
-    : { rows: [] };
-  const row = found.rows[0];
-  if (!row) throw new SynclineError('not_found', 'no such lineage', { lineage_id: lineageId.slice(0, 64) });
+    ).rows[0];
+  return row ? { ...row, last_seq: Number(row.last_seq) } : undefined;
+}
+
+/** Locks the lineage (row or telemetry) and its flow row (created when missing); not_found for an unknown lineage. */
+export async function lockFlow(tx: Queryable, lineageId: string): Promise<LockedFlow> {
+  const lineage = await lockAnyLineage(tx, lineageId);
+  if (!lineage) throw new SynclineError('not_found', 'no such lineage', { lineage_id: lineageId.slice(0, 64) });
   await tx.query('INSERT INTO edge_lineage_flow (lineage_id) VALUES ($1) ON CONFLICT (lineage_id) DO NOTHING', [lineageId]);
   const flow = await tx.query<FlowRow>(`SELECT ${FLOW_COLUMNS} FROM edge_lineage_flow WHERE lineage_id = $1 FOR UPDATE`, [lineageId]);
-  return { lineage: { ...row, last_seq: Number(row.last_seq) }, flow: toFlowRecord(flow.rows[0]!) };
+  return { lineage, flow: toFlowRecord(flow.rows[0]!) };
 }
 
 /** Carries out a decided action on a locked flow; returns the control to send, if the device must be told. */
@@ -88,7 +106,7 @@ export async function flowCandidates(db: Queryable, limits: FlowLimits, limit: n
 /** The flow of one lineage as operators see it. */
 export async function readFlow(db: Queryable, lineageId: string): Promise<FlowRecord & { changed_at: string | null }> {
   if (!isUuid(lineageId)) throw new SynclineError('not_found', 'no such lineage', { lineage_id: lineageId.slice(0, 64) });
-  const exists = await db.query('SELECT 1 FROM edge_table_lineages WHERE id = $1', [lineageId]);
+  const exists = await db.query('SELECT 1 FROM edge_table_lineages WHERE id = $1 UNION ALL SELECT 1 FROM telemetry_lineages WHERE id = $1', [lineageId]);
   if (exists.rows.length === 0) throw new SynclineError('not_found', 'no such lineage', { lineage_id: lineageId });
   const { rows } = await db.query<FlowRow & { changed_at: Date }>(`SELECT ${FLOW_COLUMNS}, changed_at FROM edge_lineage_flow WHERE lineage_id = $1`, [lineageId]);
   const row = rows[0];

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import type { ControlMessage } from '../../protocol/control.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { isTransportError, type Transport } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
@@ -15,6 +16,10 @@ export interface TelemetryPublisherOptions {
   options: PublisherOptions;
   pollIntervalMs: number;
   logger?: Logger;
+  /** Flow control: a table the cloud paused is not sent (its rows wait in the table, the cursor stays) until it is resumed. */
+  isPaused?: (table: string) => boolean;
+  /** Controls that came back on an ack (HTTP): a pause must reach the device even when only telemetry is sent. */
+  onControls?: (controls: readonly ControlMessage[]) => void;
 }
 
 export interface TelemetryStats {
@@ -59,6 +64,13 @@ export class TelemetryPublisher {
     // The next full batch, read while the one before it was in flight (from where that one ends).
     let prefetched: TelemetryLook | undefined;
     while (!signal.aborted) {
+      if (this.#o.isPaused?.(table.table)) {
+        // A drain (`once`) ends here like the row publisher's: what is left waits for the resume.
+        if (once) return;
+        prefetched = undefined;
+        await sleep(this.#o.pollIntervalMs, signal);
+        continue;
+      }
       const cursor = readCursor(db, table.table)!;
       const look = prefetched ?? reader.look(cursor, limit);
       prefetched = undefined;
@@ -118,6 +130,7 @@ export class TelemetryPublisher {
       try {
         const ack = await transport.sendTelemetryBatch!(read.batch, json, signal);
         advanceTelemetryCursor(db, table.table, read.end);
+        if (ack.controls && ack.controls.length > 0) this.#o.onControls?.(ack.controls);
         this.stats.batchesAcked += 1;
         this.stats.rowsAcked += read.batch.rows.length;
         if (read.end.gapRows > 0) log.warn({ rows: read.end.gapRows, up_to_rowid: String(read.end.posRowid) }, 'rowids skipped before shipping: rows deleted before they were shipped (or ids the app chose)');

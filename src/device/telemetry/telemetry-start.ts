@@ -3,7 +3,7 @@ import type { Transport } from '../../transport/transport.js';
 import type { DeviceDb } from '../device-db.js';
 import { JournalTables } from '../journal-schema.js';
 import type { PublisherOptions } from '../publisher-options.js';
-import { TelemetryPublisher } from './telemetry-publisher.js';
+import { TelemetryPublisher, type TelemetryPublisherOptions } from './telemetry-publisher.js';
 import { resolveTelemetryTable, type TelemetrySpec } from './telemetry-table.js';
 
 /**
@@ -22,7 +22,7 @@ export function changedRowsInJournal(db: DeviceDb, table: string): number {
   return Number(n);
 }
 
-export function startTelemetry(db: DeviceDb, specs: readonly TelemetrySpec[], transport: Transport, options: PublisherOptions, pollIntervalMs: number, log: Logger): TelemetryPublisher {
+export function startTelemetry(db: DeviceDb, specs: readonly TelemetrySpec[], transport: Transport, options: PublisherOptions, pollIntervalMs: number, log: Logger, flow: Pick<TelemetryPublisherOptions, 'isPaused' | 'onControls'> = {}): TelemetryPublisher {
   const tables = specs.map((spec) => resolveTelemetryTable(db, spec));
   for (const t of tables) {
     const changed = changedRowsInJournal(db, t.table);
@@ -30,5 +30,5 @@ export function startTelemetry(db: DeviceDb, specs: readonly TelemetrySpec[], tr
       log.warn({ table: t.table, updates_and_deletes: changed }, 'this table is updated or deleted from by the app: as a telemetry table only its inserts are shipped, later updates and deletes never reach the cloud');
     }
   }
-  return new TelemetryPublisher({ db, transport, tables, options, pollIntervalMs, logger: log });
+  return new TelemetryPublisher({ db, transport, tables, options, pollIntervalMs, logger: log, ...flow });
 }
