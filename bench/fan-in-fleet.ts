@@ -1,18 +1,21 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import mqtt, { type MqttClient } from 'mqtt';
 import { uuidv7 } from 'uuidv7';
+import { Headers, Routes } from '../src/protocol/constants.js';
 import type { DownlinkMessage } from '../src/protocol/control.js';
 import { deviceRoot, deviceTopic } from '../src/protocol/topics.js';
 import { noDelay } from '../src/transport/mqtt-transport.js';
 import { columns, wireBatch } from '../test/support/batches.js';
 
 /**
- * Simulated devices for the fan-in benchmark: each holds one MQTT connection
- * (persistent session, client id = device id), publishes a small batch every
- * second and measures the time to the cloud's answer. Like the real publisher a
- * device has one batch of its table in flight: when the answer to the previous
- * one has not come, the tick is skipped (and counted), so an overloaded cloud
- * shows as lower throughput and higher latency instead of an unbounded queue.
+ * Simulated devices for the fan-in benchmark: each publishes a small batch every
+ * second, over its own MQTT connection (persistent session, client id = device
+ * id) or over HTTP keep-alive connections, and measures the time to the cloud's
+ * answer. Like the real publisher a device has one batch of its table in flight:
+ * when the answer to the previous one has not come, the tick is skipped (and
+ * counted), so an overloaded cloud shows as lower throughput and higher latency
+ * instead of an unbounded queue.
  */
 
 export interface SimDevice {
@@ -23,15 +26,35 @@ export interface SimDevice {
 const COLUMNS = columns([['id', 'INTEGER', 1], ['v', 'TEXT']]);
 const ROWS_PER_BATCH = 5;
 
-class Simulated {
+interface SimClient {
+  nextAt: number;
+  /** Answers received while the fleet was recording. */
+  answered: number;
+  readonly connected: boolean;
+  /** Whether a batch is sent and not answered yet. */
+  readonly waiting: boolean;
+  ready(): Promise<void>;
+  tick(): boolean;
+  close(): Promise<void>;
+}
+
+function nextBatch(state: { seq: number; epoch: string }): ReturnType<typeof wireBatch> {
+  const rows = Array.from({ length: ROWS_PER_BATCH }, () => {
+    state.seq += 1;
+    return { seq: state.seq, op: 'insert' as const, pk: [state.seq], row: [state.seq, `value ${state.seq}`] };
+  });
+  return wireBatch({ table: 'readings', columns: COLUMNS, rows, epoch: state.epoch });
+}
+
+class MqttDevice implements SimClient {
   readonly client: MqttClient;
   readonly #topic: string;
-  readonly #epoch = uuidv7();
-  #seq = 0;
+  readonly #journal = { seq: 0, epoch: uuidv7() };
   #pending: { batchId: string; sentAt: number } | undefined;
   nextAt = 0;
+  answered = 0;
 
-  constructor(device: SimDevice, url: string, onAnswer: (ms: number) => void) {
+  constructor(device: SimDevice, url: string, onAnswer: (ms: number) => boolean) {
     const root = deviceRoot('default', device.id);
     this.#topic = deviceTopic(root, 'rowBatch');
     this.client = mqtt.connect(url, { clientId: device.id, username: device.id, password: device.token, clean: false, protocolVersion: 4, reconnectPeriod: 2000, connectTimeout: 60_000, keepalive: 120 });
@@ -42,7 +65,7 @@ class Simulated {
     this.client.on('message', (_topic, payload) => {
       const message = JSON.parse(payload.toString()) as DownlinkMessage;
       if (message.type !== 'batch_ack' || message.ack.batch_id !== this.#pending?.batchId) return;
-      onAnswer(performance.now() - this.#pending.sentAt);
+      if (onAnswer(performance.now() - this.#pending.sentAt)) this.answered += 1;
       this.#pending = undefined;
     });
   }
@@ -51,14 +74,18 @@ class Simulated {
     return this.client.connected;
   }
 
+  get waiting(): boolean {
+    return this.#pending !== undefined;
+  }
+
+  ready(): Promise<void> {
+    return this.client.connected ? Promise.resolve() : new Promise((resolve) => this.client.once('connect', () => resolve()));
+  }
+
   /** Publishes the next batch unless the previous one is unanswered; returns whether it published. */
   tick(): boolean {
     if (this.#pending || !this.client.connected) return false;
-    const rows = Array.from({ length: ROWS_PER_BATCH }, () => {
-      this.#seq += 1;
-      return { seq: this.#seq, op: 'insert' as const, pk: [this.#seq], row: [this.#seq, `value ${this.#seq}`] };
-    });
-    const batch = wireBatch({ table: 'readings', columns: COLUMNS, rows, epoch: this.#epoch });
+    const batch = nextBatch(this.#journal);
     this.#pending = { batchId: batch.batch_id, sentAt: performance.now() };
     this.client.publish(this.#topic, JSON.stringify(batch), { qos: 1 });
     return true;
@@ -69,6 +96,66 @@ class Simulated {
   }
 }
 
+/**
+ * A device posting its batches over HTTP. All devices of the fleet share one
+ * keep-alive agent (a process holds only so many sockets; the server caps
+ * connections at 5,000 by default), so each request reuses an open connection.
+ */
+class HttpDevice implements SimClient {
+  readonly #url: URL;
+  readonly #token: string;
+  readonly #agent: http.Agent;
+  readonly #onAnswer: (ms: number) => boolean;
+  readonly #journal = { seq: 0, epoch: uuidv7() };
+  #sentAt: number | undefined;
+  nextAt = 0;
+  answered = 0;
+  readonly connected = true;
+
+  constructor(device: SimDevice, baseUrl: string, agent: http.Agent, onAnswer: (ms: number) => boolean) {
+    this.#url = new URL(Routes.rowBatch, baseUrl);
+    this.#token = device.token;
+    this.#agent = agent;
+    this.#onAnswer = onAnswer;
+  }
+
+  get waiting(): boolean {
+    return this.#sentAt !== undefined;
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  tick(): boolean {
+    if (this.#sentAt !== undefined) return false;
+    const body = JSON.stringify(nextBatch(this.#journal));
+    const sentAt = performance.now();
+    this.#sentAt = sentAt;
+    const request = http.request(this.#url, {
+      method: 'POST',
+      agent: this.#agent,
+      headers: { [Headers.authorization]: `Bearer ${this.#token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    });
+    const done = (ok: boolean) => {
+      if (this.#sentAt !== sentAt) return;
+      this.#sentAt = undefined;
+      if (ok && this.#onAnswer(performance.now() - sentAt)) this.answered += 1;
+    };
+    request.on('response', (response) => {
+      response.resume();
+      response.on('end', () => done(response.statusCode === 200));
+    });
+    request.on('error', () => done(false));
+    request.end(body);
+    return true;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 export interface FanInSample {
   devices: number;
   seconds: number;
@@ -76,6 +163,12 @@ export interface FanInSample {
   answered_per_s: number;
   /** Ticks skipped because the previous batch was still unanswered. */
   skipped_ticks: number;
+  /** Ticks held back because the fleet already had `maxOutstanding` batches unanswered (a broker's queue limit). */
+  held_ticks: number;
+  /** Most batches unanswered at once over the window. */
+  peak_unanswered: number;
+  /** Devices that got no answer at all in the window. */
+  starved_devices: number;
   p50_ms: number;
   p99_ms: number;
   max_ms: number;
@@ -86,15 +179,21 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+export type FleetTransport = { kind: 'mqtt'; url: string } | { kind: 'http'; url: string };
+
 /** A fleet that grows: `grow` connects more devices, `measure` runs every connected device for a window. */
 export class Fleet {
-  readonly #url: string;
-  readonly #devices: Simulated[] = [];
+  readonly #transport: FleetTransport;
+  readonly #devices: SimClient[] = [];
+  /** Unanswered batches the fleet allows at once; a tick beyond is held (counted), as a broker queue limit would drop it. */
+  readonly #maxOutstanding: number;
+  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
   #latencies: number[] = [];
   #recording = false;
 
-  constructor(url: string) {
-    this.#url = url;
+  constructor(transport: FleetTransport, options: { maxOutstanding?: number } = {}) {
+    this.#transport = transport;
+    this.#maxOutstanding = options.maxOutstanding ?? Number.POSITIVE_INFINITY;
   }
 
   get size(): number {
@@ -103,32 +202,50 @@ export class Fleet {
 
   /** Connects `devices`, a wave at a time, and waits until all are connected. */
   async grow(devices: readonly SimDevice[], wave = 200): Promise<void> {
+    const onAnswer = (ms: number) => {
+      if (this.#recording) this.#latencies.push(ms);
+      return this.#recording;
+    };
+    const t = this.#transport;
     for (let i = 0; i < devices.length; i += wave) {
-      const joined = devices.slice(i, i + wave).map((d) => new Simulated(d, this.#url, (ms) => this.#recording && this.#latencies.push(ms)));
+      const joined = devices.slice(i, i + wave).map((d): SimClient => (t.kind === 'mqtt' ? new MqttDevice(d, t.url, onAnswer) : new HttpDevice(d, t.url, this.#agent, onAnswer)));
       this.#devices.push(...joined);
-      await Promise.all(joined.map((d) => (d.connected ? undefined : new Promise<void>((resolve) => d.client.once('connect', () => resolve())))));
+      await Promise.all(joined.map((d) => d.ready()));
     }
   }
 
-  /** Every device publishes once per second (spread over the second) for `warmupS + seconds`; the last `seconds` are measured. */
-  async measure(seconds: number, warmupS: number): Promise<FanInSample> {
+  /** Every device sends once per second (spread over the second) for `warmupS + seconds`; the last `seconds` are measured. */
+  async measure(seconds: number, warmupS: number, onWindow?: () => void): Promise<FanInSample> {
     const start = performance.now();
-    for (const d of this.#devices) d.nextAt = start + Math.random() * 1000;
+    for (const d of this.#devices) {
+      d.nextAt = start + Math.random() * 1000;
+      d.answered = 0;
+    }
     this.#latencies = [];
     let skipped = 0;
+    let held = 0;
+    let peak = 0;
     const end = start + (warmupS + seconds) * 1000;
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
         const now = performance.now();
         if (!this.#recording && now >= start + warmupS * 1000) {
           this.#recording = true;
+          onWindow?.();
           skipped = 0;
+          held = 0;
+          peak = 0;
         }
+        let unanswered = 0;
+        for (const d of this.#devices) if (d.waiting) unanswered += 1;
         for (const d of this.#devices) {
           if (d.nextAt > now) continue;
           d.nextAt += 1000;
-          if (!d.tick()) skipped += 1;
+          if (d.waiting || !d.connected) skipped += 1;
+          else if (unanswered >= this.#maxOutstanding) held += 1;
+          else if (d.tick()) unanswered += 1;
         }
+        peak = Math.max(peak, unanswered);
         if (now >= end) {
           clearInterval(timer);
           resolve();
@@ -142,6 +259,9 @@ export class Fleet {
       seconds,
       answered_per_s: Number((sorted.length / seconds).toFixed(1)),
       skipped_ticks: skipped,
+      held_ticks: held,
+      peak_unanswered: peak,
+      starved_devices: this.#devices.filter((d) => d.answered === 0).length,
       p50_ms: Number(percentile(sorted, 50).toFixed(1)),
       p99_ms: Number(percentile(sorted, 99).toFixed(1)),
       max_ms: Number((sorted.at(-1) ?? Number.NaN).toFixed(1)),
@@ -150,8 +270,23 @@ export class Fleet {
 
   async close(): Promise<void> {
     await Promise.all(this.#devices.map((d) => d.close().catch(() => {})));
+    this.#agent.destroy();
   }
 }
+
+/** CPU time (user + system) a process has used so far, in ms (Linux; 0 once it is gone). */
+export function cpuMs(pid: number): number {
+  try {
+    // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** USER_HZ: Linux reports process times in 1/100 s. */
+const CLOCK_TICKS = 100;
 
 /** Resident memory of a process in MiB (Linux). */
 export function rssMiB(pid: number): number {

@@ -2,7 +2,6 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Agent } from '../src/device/agent.js';
-import { Routes } from '../src/protocol/constants.js';
 import { HttpTransport } from '../src/transport/http-transport.js';
 import { MqttTransport } from '../src/transport/mqtt-transport.js';
 import type { Transport } from '../src/transport/transport.js';
@@ -11,31 +10,10 @@ import { createScratchDatabase, realPostgresReachable } from '../test/support/po
 import { startServer, type ServerProcess } from '../test/support/processes.js';
 import { tempDir } from '../test/support/temp.js';
 import { prepareJournal, ROWS } from './drain.js';
-import { Fleet, rssMiB, type SimDevice } from './mqtt-fan-in.js';
+import { createDevices } from './fan-in.js';
 import { progress, type BenchReport } from './report.js';
 
-/** Fleet sizes of the fan-in figure; SYNCLINE_BENCH_FAN_IN="100,1000" scales it down on a small machine. */
-const FAN_IN_SIZES = (process.env.SYNCLINE_BENCH_FAN_IN ?? '100,1000,5000').split(',').map(Number).filter((n) => n > 0);
-const FAN_IN_SECONDS = 15;
-const FAN_IN_WARMUP_S = 5;
 const DRAIN_ROUNDS = 2;
-/** SYNCLINE_BENCH_MQTT=drain or =fan-in runs one half. */
-const ONLY = process.env.SYNCLINE_BENCH_MQTT;
-
-async function createDevices(server: ServerProcess, count: number, parallel = 16): Promise<SimDevice[]> {
-  const devices: SimDevice[] = [];
-  const one = async (i: number) => {
-    const response = await fetch(`${server.url}${Routes.devices}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: `bench-${i}` }),
-    });
-    const created = (await response.json()) as { device_id: string; token: string };
-    devices.push({ id: created.device_id, token: created.token });
-  };
-  for (let i = 0; i < count; i += parallel) await Promise.all(Array.from({ length: Math.min(parallel, count - i) }, (_, k) => one(i + k)));
-  return devices;
-}
 
 async function startCloud(dir: string, name: string, databaseUrl: string | undefined, policy: 'auto' | 'review'): Promise<{ server: ServerProcess; mqttUrl: string }> {
   const port = await freePort();
@@ -88,37 +66,8 @@ async function drainRatio(report: BenchReport, dir: string, databaseUrl: string 
   }
 }
 
-/** N devices connected at once, each publishing a small batch every second: answer latency and server memory per N. */
-async function fanIn(report: BenchReport, dir: string, databaseUrl: string | undefined, store: string): Promise<void> {
-  // Review policy: every device's first schema waits for review and its rows are staged, so the
-  // figure is the front door and ingest path, not thousands of mirror tables being created.
-  const { server, mqttUrl } = await startCloud(dir, 'fan-in-cloud', databaseUrl, 'review');
-  const fleet = new Fleet(mqttUrl);
-  const rssIdle = rssMiB(server.child.pid!);
-  try {
-    for (const size of FAN_IN_SIZES) {
-      progress(`mqtt fan-in: creating and connecting ${size} devices`);
-      await fleet.grow(await createDevices(server, size - fleet.size));
-      progress(`mqtt fan-in: ${size} devices publishing every second for ${FAN_IN_WARMUP_S + FAN_IN_SECONDS} s`);
-      const sample = await fleet.measure(FAN_IN_SECONDS, FAN_IN_WARMUP_S);
-      const rss = rssMiB(server.child.pid!);
-      progress(`mqtt fan-in: ${JSON.stringify(sample)} server RSS ${rss} MiB`);
-      report.add({
-        name: `MQTT fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s: answer latency p99`,
-        value: sample.p99_ms,
-        unit: 'ms',
-        baseline: `offered ${size} batches/s of ${5} rows; server on ${store}, embedded broker, staging (review policy)`,
-        details: { ...sample, offered_per_s: size, server_rss_mib: rss, server_rss_idle_mib: rssIdle },
-      });
-    }
-  } finally {
-    await fleet.close();
-    await server.stop();
-  }
-}
-
 /**
- * MQTT benchmarks: the drain ratio against HTTP, and fan-in of many devices.
+ * MQTT benchmark: the drain ratio against HTTP (fan-in is its own group, fan-in.ts).
  * Runs on the real PostgreSQL when reachable, else PGlite.
  */
 export async function benchMqtt(report: BenchReport, dir?: string): Promise<void> {
@@ -128,16 +77,11 @@ export async function benchMqtt(report: BenchReport, dir?: string): Promise<void
   const onPostgres = await realPostgresReachable();
   const store = onPostgres ? 'PostgreSQL' : 'PGlite';
   try {
-    for (const [name, run] of [['drain', drainRatio], ['fan-in', fanIn]] as const) {
-      if (ONLY && ONLY !== name) continue;
-      const scratch = onPostgres ? await createScratchDatabase() : undefined;
-      const groupDir = join(root, name);
-      mkdirSync(groupDir, { recursive: true });
-      try {
-        await run(report, groupDir, scratch?.url, store);
-      } finally {
-        await scratch?.drop();
-      }
+    const scratch = onPostgres ? await createScratchDatabase() : undefined;
+    try {
+      await drainRatio(report, root, scratch?.url, store);
+    } finally {
+      await scratch?.drop();
     }
   } finally {
     own?.remove();

@@ -7,6 +7,7 @@ import { benchChangeStream } from './change-stream.js';
 import { benchChaos } from './chaos.js';
 import { benchCliHelp } from './cli-help.js';
 import { benchDrain } from './drain.js';
+import { benchFanIn } from './fan-in.js';
 import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
 import { BenchReport, progress } from './report.js';
@@ -27,6 +28,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   replay: benchReplay,
   'change-stream': benchChangeStream,
   mqtt: benchMqtt,
+  'fan-in': benchFanIn,
   'shared-sync': benchSharedSync,
   'shared-backend': benchSharedBackend,
   'shared-propagation': benchSharedPropagation,
