@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/support/temp.js';
+import { benchBrowserSync } from './browser-sync.js';
 import { benchCapture } from './capture.js';
 import { benchChangeStream } from './change-stream.js';
 import { benchChaos } from './chaos.js';
@@ -35,6 +36,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   chaos: benchChaos,
   telemetry: benchTelemetry,
   'cli-help': benchCliHelp,
+  'browser-sync': benchBrowserSync,
 };
 
 const wanted = process.argv.slice(2);

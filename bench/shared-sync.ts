@@ -86,7 +86,7 @@ export async function seedServer(store: Store, scope: string, rows = HYDRATE_ROW
  * the device's writes and the server's reads run side by side; on PGlite (no
  * PostgreSQL reachable) it runs in this process, which holds the data directory.
  */
-async function startBenchServer(dir: string, scratchUrl: string | undefined): Promise<{ url: string; store: Store; stop(): Promise<void> }> {
+export async function startBenchServer(dir: string, scratchUrl: string | undefined): Promise<{ url: string; store: Store; stop(): Promise<void> }> {
   if (!scratchUrl) {
     const store = await openStore({});
     const server = await CloudServer.start({ store, httpPort: 0, adminToken: 'bench-admin-token-0123456789', schemaPolicy: 'auto', logger: pino({ level: 'warn' }), shared: CONFIG });

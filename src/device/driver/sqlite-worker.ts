@@ -48,7 +48,15 @@ async function handle(request: SqliteWorkerRequest): Promise<SqliteWorkerResult>
     const pool = await openPool(sqlite3, request.directory);
     const db = new pool.OpfsSAHPoolDb(`/${request.name}`);
     // Temporary files stay in memory: the pool has a fixed number of OPFS handles.
-    db.exec('PRAGMA temp_store = MEMORY');
+    // The pool is this connection's alone, so exclusive locking costs nothing and
+    // lets WAL work without shared memory; WAL with synchronous=NORMAL commits
+    // with one append and no flush (1 ms instead of 10 ms a write transaction,
+    // measured in Chromium). A tab or browser crash loses nothing committed; an OS
+    // crash or power loss may lose the last commits, never the file's consistency,
+    // and the sync state rolls back with the rows it describes (a lost pull is
+    // pulled again; a kept outbox whose ack was lost is pushed again under its
+    // bundle id, which the server deduplicates).
+    db.exec('PRAGMA temp_store = MEMORY; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL');
     connection = new SqliteWasmConnection(sqlite3, db);
     return { done: true };
   }
