@@ -137,3 +137,23 @@ test('statements are cached and evicted past the cache size without failing', as
 test('opening a missing file without create is a typed error', () => {
   assert.throws(() => BetterSqlite3Driver.open(join(dir.path, 'missing.db')), (error: Error & { code?: string }) => error.code === 'capture_failed');
 });
+
+test("watch hints at another connection's commit, and stops when asked", async () => {
+  const { driver, path } = await openFresh();
+  let hints = 0;
+  const unwatch = driver.watch((): void => void hints++);
+  assert.ok(unwatch, 'a WAL file can be watched');
+  const other = new Database(path);
+  other.prepare(`INSERT INTO t (v) VALUES ('x')`).run();
+  const deadline = Date.now() + 5000;
+  while (hints === 0 && Date.now() < deadline) await delay(5);
+  assert.ok(hints > 0, 'the commit was hinted');
+  unwatch();
+  await delay(50);
+  const before = hints;
+  other.prepare(`INSERT INTO t (v) VALUES ('y')`).run();
+  await delay(100);
+  assert.equal(hints, before, 'no hints after unwatch');
+  other.close();
+  await driver.close();
+});

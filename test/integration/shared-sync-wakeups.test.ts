@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
@@ -43,6 +45,27 @@ describeEachStore('shared sync wake-ups', (ctx) => {
       await writer.close();
     });
   }
+
+  test("a background device pushes the app's commits at once, from another connection and from its own", async () => {
+    const writer = await openSharedDevice(server, dir.path, 'wake-local', 'writer');
+    const reader = await openSharedDevice(server, dir.path, 'wake-local', 'reader');
+    await writer.sync();
+    await reader.sync();
+    // Polling every ten minutes: only the file watch can explain a push.
+    writer.start({ pollMs: 600_000 });
+    const app = new Database(join(dir.path, 'wake-local-writer.db'));
+    app.prepare("INSERT INTO folders (id, name) VALUES ('a1', 'other connection')").run();
+    await eventually('the other connection\'s commit is pushed', async () => (await writer.pending()) === 0 && (await reader.pull()).rows > 0, 10_000);
+    writer.db.prepare("INSERT INTO folders (id, name) VALUES ('a2', 'own connection')").run();
+    await eventually('the own connection\'s write is pushed', async () => (await writer.pending()) === 0 && (await reader.pull()).rows > 0, 10_000);
+    assert.deepEqual(folders(reader.db), [
+      ['a1', 'other connection'],
+      ['a2', 'own connection'],
+    ]);
+    app.close();
+    await writer.close();
+    await reader.close();
+  });
 
   test("a wake-up session follows only its own scope's topic and may publish nothing", async () => {
     const token = await userToken('wake-acl');

@@ -3,7 +3,7 @@ import { transactionWithRetry, type Store } from '../store/store.js';
 import { claimDueControls, type OutgoingControl } from './controls.js';
 import { decideFlow, type FlowLimits } from './flow-decision.js';
 import { flowCandidates, settleFlow } from './flow-state.js';
-import { WakeableSleep } from '../wakeable-sleep.js';
+import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 
 /** Where controls go out to devices (the MQTT downlink); HTTP devices fetch theirs instead. */
 export interface ControlSink {

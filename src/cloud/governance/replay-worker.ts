@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { replayLineage, type ReplayOptions } from './replay.js';
-import { WakeableSleep } from '../wakeable-sleep.js';
+import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 
 export interface ReplayWorkerOptions extends ReplayOptions {
   store: Store;

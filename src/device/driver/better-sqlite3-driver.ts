@@ -1,3 +1,4 @@
+import { existsSync, watch } from 'node:fs';
 import Database from 'better-sqlite3';
 import { openDeviceDb, type DeviceDb, type OpenDeviceDbOptions } from '../device-db.js';
 import type { SqliteDriver, SqliteParam, SqliteQueryable, SqliteRow, SqliteRunResult, SqliteValue } from './sqlite-driver.js';
@@ -66,6 +67,23 @@ export class BetterSqlite3Driver implements SqliteDriver {
 
   exec(sql: string): Promise<void> {
     return this.#outside(() => this.#exec(sql));
+  }
+
+  /**
+   * Every commit in WAL mode, whoever makes it, writes the `-wal` file, so the
+   * kernel's file watch (inotify) says when to look: no polling while idle.
+   */
+  watch(listener: () => void): (() => void) | undefined {
+    const wal = `${this.database.name}-wal`;
+    // The WAL file appears with the connection's first read.
+    if (!existsSync(wal)) this.database.prepare('SELECT count(*) FROM sqlite_master').get();
+    try {
+      const watcher = watch(wal, { persistent: false }, () => listener());
+      watcher.on('error', () => watcher.close());
+      return () => watcher.close();
+    } catch {
+      return undefined;
+    }
   }
 
   async writeTransaction<T>(fn: (tx: SqliteQueryable) => Promise<T>): Promise<T> {

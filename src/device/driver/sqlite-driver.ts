@@ -41,6 +41,13 @@ export interface SqliteDriver extends SqliteQueryable {
    * A throw rolls back and rethrows.
    */
   writeTransaction<T>(fn: (tx: SqliteQueryable) => Promise<T>): Promise<T>;
+  /**
+   * Optional: calls `listener` whenever the database may have changed, by any
+   * connection, and returns the function that stops it (undefined when it cannot
+   * watch this database). Only a hint to look (it may come early or for
+   * nothing); callers still check, and without it they poll.
+   */
+  watch?(listener: () => void): (() => void) | undefined;
   /** Runs `fn` in a read transaction: one consistent snapshot of the file. */
   readTransaction<T>(fn: (tx: SqliteQueryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;

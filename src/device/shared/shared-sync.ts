@@ -8,6 +8,7 @@ import { parseJson } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
+import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 import type { DeviceDb } from '../device-db.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { readConflicts, type ConflictRecord } from './conflict-log.js';
@@ -69,8 +70,12 @@ export interface SyncReport {
 
 const MAX_PUSH_ROUNDS = 8;
 
-/** How often the file's commit counter is read for local writes to push; cheap, so short (idle CPU stays well under 1%). */
+/** How often the file's commit counters are read for local writes to push while the file is busy (or the driver cannot tell when it changes). */
 const DEFAULT_WATCH_MS = 10;
+/** How long after the driver's last change hint the counters are read every `watchMs`: a hint may come just before its commit is visible. */
+const BUSY_WINDOW_MS = 250;
+/** How often the counters are read otherwise, when the driver gives change hints: a safety net for a missed hint. */
+const QUIET_WATCH_MS = 1000;
 
 /**
  * Two-way sync of the shared tables in one SQLite file: the app writes its
@@ -92,7 +97,7 @@ export class SharedSync {
   #engine: SharedEngine | undefined;
   #source: string;
   #queue: Promise<unknown> = Promise.resolve();
-  #loop: { stop: AbortController; done: Promise<void>; wake: () => void } | undefined;
+  #loop: { stop: AbortController; done: Promise<void> } | undefined;
   /** The source id the file kept before open() replaced it (the token's sid or the source option named another). */
   replacedSource: string | undefined;
 
@@ -220,23 +225,14 @@ export class SharedSync {
   start(options: { pollMs?: number; watchMs?: number } = {}): void {
     if (this.#loop) return;
     const stop = new AbortController();
+    const idle = new WakeableSleep();
+    // Set by a wake that came while a sync ran: the loop then syncs again at once instead of sleeping.
     let woken = false;
-    let wakeSleeper: (() => void) | undefined;
     const wake = () => {
       woken = true;
-      wakeSleeper?.();
+      idle.wake();
     };
-    const nap = (ms: number) =>
-      new Promise<void>((resolve) => {
-        if (woken || stop.signal.aborted) return resolve();
-        const timer = setTimeout(done, ms);
-        function done() {
-          clearTimeout(timer);
-          wakeSleeper = undefined;
-          resolve();
-        }
-        wakeSleeper = done;
-      });
+    const nap = (ms: number) => (woken ? Promise.resolve() : idle.sleep(ms, stop.signal));
     const run = async () => {
       let failures = 0;
       while (!stop.signal.aborted) {
@@ -254,7 +250,7 @@ export class SharedSync {
     };
     const watchServer = this.#options.mqttUrl ? this.#watchMqtt(this.#options.mqttUrl, stop.signal, wake) : this.#watchServer(stop.signal, wake);
     const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, wake, options.watchMs ?? DEFAULT_WATCH_MS)]).then(() => undefined);
-    this.#loop = { stop, done, wake };
+    this.#loop = { stop, done };
   }
 
   async stop(): Promise<void> {
@@ -262,7 +258,6 @@ export class SharedSync {
     if (!loop) return;
     this.#loop = undefined;
     loop.stop.abort();
-    loop.wake();
     await loop.done;
   }
 
@@ -469,27 +464,46 @@ export class SharedSync {
   }
 
   /**
-   * Wakes the loop when the file has new pending changes: another connection's
-   * commit changes PRAGMA data_version, and writes through this very connection
-   * (an app using `sync.db`), which data_version ignores, show in the dirty-row
-   * table the capture triggers keep. Syncline's own bookkeeping writes do not
-   * touch that table except to empty it, so a failing push does not wake itself.
-   * Both reads are a few microseconds, so the check runs every few milliseconds
-   * and a local commit is on its way almost at once.
+   * Wakes the loop when the file has new pending changes. Another connection's
+   * commit changes PRAGMA data_version. Writes through this very connection (an
+   * app using `sync.db`), which data_version ignores, change total_changes(), and
+   * so do Syncline's own; only the app's show in the dirty-row table the capture
+   * triggers keep (Syncline's own writes touch it only to empty it), so that
+   * table is read only then, and a failing push does not wake itself.
+   *
+   * The counters are one statement of a few microseconds, read every `everyMs`.
+   * A driver that hints at changes (better-sqlite3 watches the WAL file) lets an
+   * idle device read them only every second, and every `everyMs` for a short
+   * while after each hint, since a hint can come before its commit is visible.
    */
   async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
-    const stamp = async () => {
-      const version = await this.driver.get('PRAGMA data_version');
-      const dirty = await this.driver.get(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`);
-      return `${Object.values(version ?? {}).join(':')}:${Object.values(dirty ?? {}).join(':')}`;
-    };
-    let seen = await stamp();
-    while (!signal.aborted) {
-      await sleep(everyMs, signal);
-      if (signal.aborted) return;
-      const now = await stamp();
-      if (now !== seen && (await this.pending()) > 0) wake();
-      seen = now;
+    const counters = async () => (await this.driver.get<{ version: bigint; changes: bigint }>(`SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes`))!;
+    const dirty = async () => Object.values((await this.driver.get(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`))!).join(':');
+    const tick = new WakeableSleep();
+    let busyUntil = Number.POSITIVE_INFINITY;
+    const unwatch = this.driver.watch?.(() => {
+      const idle = performance.now() >= busyUntil;
+      busyUntil = performance.now() + BUSY_WINDOW_MS;
+      if (idle) tick.wake();
+    });
+    if (unwatch) busyUntil = 0;
+    try {
+      let seen = await counters();
+      let seenDirty = await dirty();
+      while (!signal.aborted) {
+        await tick.sleep(performance.now() < busyUntil ? everyMs : QUIET_WATCH_MS, signal);
+        if (signal.aborted) return;
+        const now = await counters();
+        if (now.version === seen.version && now.changes === seen.changes) continue;
+        const otherConnection = now.version !== seen.version;
+        const nowDirty = await dirty();
+        const ownConnection = nowDirty !== seenDirty;
+        seen = now;
+        seenDirty = nowDirty;
+        if ((otherConnection || ownConnection) && (await this.pending()) > 0) wake();
+      }
+    } finally {
+      unwatch?.();
     }
   }
 }
