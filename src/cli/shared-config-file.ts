@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { SharedSyncConfig } from '../cloud/shared/declarations.js';
+import { MIB, SNAPSHOT_LIMIT_DEFAULTS, type SnapshotLimits } from '../cloud/shared/snapshot-limits.js';
 import { SynclineError } from '../protocol/errors.js';
 import type { OptionTable } from './options.js';
 
@@ -32,11 +33,67 @@ export const sharedConfigOptions = {
     default: false,
     description: "let the server add Syncline's bookkeeping columns and unique index to declared business tables (tables with a \"schema\"); without it, they are only checked",
   },
+  snapshotMaxPerScope: {
+    flag: 'snapshot-max-per-scope',
+    env: 'SYNCLINE_SNAPSHOT_MAX_PER_SCOPE',
+    kind: 'integer',
+    default: SNAPSHOT_LIMIT_DEFAULTS.maxPerScope,
+    description: 'snapshots one scope may hold at a time, across every server process; a new one frees the oldest',
+  },
+  snapshotMaxScopeMib: {
+    flag: 'snapshot-max-scope-mib',
+    env: 'SYNCLINE_SNAPSHOT_MAX_SCOPE_MIB',
+    kind: 'integer',
+    default: SNAPSHOT_LIMIT_DEFAULTS.maxScopeBytes / MIB,
+    description: "MiB one scope's snapshots may hold in PostgreSQL; a build past it fails with 503 unavailable",
+  },
+  snapshotMaxTotalMib: {
+    flag: 'snapshot-max-total-mib',
+    env: 'SYNCLINE_SNAPSHOT_MAX_TOTAL_MIB',
+    kind: 'integer',
+    default: SNAPSHOT_LIMIT_DEFAULTS.maxBytes / MIB,
+    description: 'MiB all snapshots may hold in PostgreSQL; past it new snapshots get 503 unavailable until some are freed',
+  },
+  snapshotIdleSeconds: {
+    flag: 'snapshot-idle-seconds',
+    env: 'SYNCLINE_SNAPSHOT_IDLE_SECONDS',
+    kind: 'integer',
+    default: SNAPSHOT_LIMIT_DEFAULTS.idleMs / 1000,
+    description: 'a snapshot nobody read for this long is freed (a device still hydrating from it starts over)',
+  },
 } satisfies OptionTable;
 
+interface SnapshotLimitOptions {
+  snapshotMaxPerScope: number;
+  snapshotMaxScopeMib: number;
+  snapshotMaxTotalMib: number;
+  snapshotIdleSeconds: number;
+}
+
+/** The snapshot caps of the flags; each must be at least 1. */
+export function snapshotLimits(options: SnapshotLimitOptions): Partial<SnapshotLimits> {
+  for (const [name, flag] of [
+    ['snapshotMaxPerScope', 'snapshot-max-per-scope'],
+    ['snapshotMaxScopeMib', 'snapshot-max-scope-mib'],
+    ['snapshotMaxTotalMib', 'snapshot-max-total-mib'],
+    ['snapshotIdleSeconds', 'snapshot-idle-seconds'],
+  ] as const) {
+    if (options[name] < 1) throw new SynclineError('invalid_config', `--${flag} must be at least 1, got ${options[name]}`, { field: flag });
+  }
+  return {
+    maxPerScope: options.snapshotMaxPerScope,
+    maxScopeBytes: options.snapshotMaxScopeMib * MIB,
+    maxBytes: options.snapshotMaxTotalMib * MIB,
+    idleMs: options.snapshotIdleSeconds * 1000,
+  };
+}
+
 /** Reads and validates the shared-table declarations, with credential settings from flags or the environment taking precedence. */
-export async function loadSharedConfig(options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean; provision?: boolean }): Promise<SharedSyncConfig | undefined> {
+export async function loadSharedConfig(
+  options: { sharedConfig: string; jwtSecret: string; jwksUrl: string; jwtMaxLifetime: string; jwtAllowNoExp: boolean; provision?: boolean } & SnapshotLimitOptions,
+): Promise<SharedSyncConfig | undefined> {
   if (!options.sharedConfig) return undefined;
+  const snapshots = snapshotLimits(options);
   let text: string;
   try {
     text = readFileSync(options.sharedConfig, 'utf8');
@@ -59,7 +116,7 @@ export async function loadSharedConfig(options: { sharedConfig: string; jwtSecre
   }
   // The declarations' zod schemas load only when a config is given (not for `--help`).
   const { parseSharedConfig } = await import('../cloud/shared/declarations.js');
-  return { ...parseSharedConfig(document, { requireAuth: true }), provision: options.provision === true };
+  return { ...parseSharedConfig(document, { requireAuth: true }), provision: options.provision === true, snapshots };
 }
 
 function wholeSeconds(text: string): number {

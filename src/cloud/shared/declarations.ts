@@ -3,6 +3,7 @@ import { RESERVED_PREFIX } from '../../protocol/constants.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { SHARED_KEY_TYPES, SharedDefaults, sharedTableSchema, type Direction, type SharedTable } from '../../protocol/shared-sync.js';
 import { validateSourceName } from '../identifiers.js';
+import type { SnapshotLimits } from './snapshot-limits.js';
 
 /**
  * The shared-table declarations of a server, checked before it starts. Every
@@ -36,6 +37,8 @@ export interface SharedSyncConfig {
   tables: SharedTable[];
   /** `--provision`: Syncline may add its bookkeeping columns, index and foreign keys to business tables (never otherwise). */
   provision?: boolean;
+  /** Caps on snapshot state (per scope and in all, across every server process); unset ones keep their defaults. */
+  snapshots?: Partial<SnapshotLimits>;
 }
 
 /** Directions a device may push in, and directions it pulls. */

@@ -38,7 +38,7 @@ export async function startSharedSync(store: Store, config: SharedSyncConfig, lo
   logger.info({ tables: config.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`) }, 'two-way sync ready');
   const events = new ScopeEvents();
   await events.listen(store, logger.child({ component: 'shared-events' }));
-  return { config, verifier, events, snapshots: new SnapshotBuilder(store, config, { logger: logger.child({ component: 'shared-snapshots' }) }) };
+  return { config, verifier, events, snapshots: new SnapshotBuilder(store, config, { ...(config.snapshots ? { limits: config.snapshots } : {}), logger: logger.child({ component: 'shared-snapshots' }) }) };
 }
 
 /** How the embedded MQTT broker checks a device that signs in with its sync JWT: the scope it may follow. */

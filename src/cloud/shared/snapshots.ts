@@ -7,33 +7,11 @@ import type { Store } from '../store/store.js';
 import { pulls, type SharedSyncConfig } from './declarations.js';
 import type { Pusher } from './push-sessions.js';
 import { readTableChunks } from './snapshot-chunks.js';
+import { SNAPSHOT_LIMIT_DEFAULTS, type SnapshotLimits } from './snapshot-limits.js';
 
-export interface SnapshotLimits {
-  /** Rows per chunk. */
-  chunkRows: number;
-  /** Bytes all snapshots in the database may hold; a new snapshot beyond it is refused as unavailable. */
-  maxBytes: number;
-  /** Bytes one scope's snapshots may hold; a build going past it fails. */
-  maxScopeBytes: number;
-  /** Snapshots of one scope at a time; a new one frees the oldest beyond it. */
-  maxPerScope: number;
-  /** A snapshot nobody read for this long is freed. */
-  idleMs: number;
-  /** A build that stopped making progress for this long counts as failed. */
-  stallMs: number;
-  /** How often a reader looks for a chunk another process is still building. */
-  pollMs: number;
-}
+export type { SnapshotLimits } from './snapshot-limits.js';
 
-const DEFAULT_LIMITS: SnapshotLimits = {
-  chunkRows: SharedDefaults.chunkRows * 4,
-  maxBytes: 4 * 1024 ** 3,
-  maxScopeBytes: 1024 ** 3,
-  maxPerScope: 3,
-  idleMs: 2 * 60_000,
-  stallMs: 30_000,
-  pollMs: 20,
-};
+const DEFAULT_LIMITS: SnapshotLimits = { chunkRows: SharedDefaults.chunkRows * 4, ...SNAPSHOT_LIMIT_DEFAULTS };
 
 /** A build running in this process. */
 interface LocalBuild {
