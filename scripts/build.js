@@ -5,17 +5,16 @@
 // It skips the work when dist/ is newer than every input, and tsc is incremental
 // (dist/.tsbuildinfo); `--force` starts from an empty dist/.
 // Steps run in order; a later step (e.g. bundling a web page with esbuild) is one
-// more entry in STEPS, and its inputs one more entry in INPUTS.
+// more entry in STEPS, and its inputs one more entry in INPUTS (scripts/dist-fresh.js).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { distUpToDate, STAMP } from './dist-fresh.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-const STAMP = join(root, 'dist', '.build-stamp');
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js', 'scripts/build-console.js', 'scripts/build-browser.js'];
 
 function run(what, args) {
   const started = Date.now();
@@ -25,12 +24,6 @@ function run(what, args) {
     process.exit(result.status ?? 1);
   }
   console.error(`build: ${what} (${Date.now() - started} ms)`);
-}
-
-function newestInput(path) {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newestInput(join(path, name))));
 }
 
 // Outputs of other steps than tsc, which pruning leaves alone.
@@ -58,8 +51,7 @@ const STEPS = [
   { what: 'browser', run: () => run('browser client (scripts/build-browser.js)', [join(root, 'scripts', 'build-browser.js')]) },
 ];
 
-const upToDate = existsSync(STAMP) && statSync(STAMP).mtimeMs > Math.max(...INPUTS.map((input) => newestInput(join(root, input))));
-if (upToDate && !process.argv.includes('--force')) {
+if (distUpToDate() && !process.argv.includes('--force')) {
   console.error('build: dist/ is up to date');
 } else {
   for (const step of STEPS) step.run();

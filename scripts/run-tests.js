@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { distUpToDate } from './dist-fresh.js';
 
 const REPORTER = fileURLToPath(new URL('./test-summary-reporter.js', import.meta.url));
 const PRELOAD = fileURLToPath(new URL('./test-timeout-preload.js', import.meta.url));
@@ -22,6 +23,9 @@ const TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_TIMEOUT_MS ?? 180_000);
 // A whole file fails past this (node's --test-timeout, which in Node 20 limits a file, not a test).
 const FILE_TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_FILE_TIMEOUT_MS ?? 600_000);
 const CONCURRENCY = Math.max(1, Number(process.env.SYNCLINE_TEST_CONCURRENCY ?? 2));
+// Tests spawn the CLI hundreds of times: from dist/ when it is built from the current src/ (as after
+// `npm ci` or `npm run build`), each start saves tsx's second; otherwise through tsx (test/support/processes.ts).
+const CLI_FROM = distUpToDate() ? 'dist' : 'src';
 
 function collect(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -83,7 +87,7 @@ function runFile(file, index) {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', '--import', PRELOAD, '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${REPORTER}`, `--test-reporter-destination=${results}`, file],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'test' }, detached: true },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { SYNCLINE_TEST_CLI: CLI_FROM, ...process.env, NODE_ENV: 'test' }, detached: true },
   );
   running.add(child);
   let output = '';

@@ -17,6 +17,7 @@ export const agentOptions = {
   rebindDevice: { flag: 'rebind-device', kind: 'boolean', default: false, description: 'let this device take over a file another device shipped before: every table is snapshotted again, so its mirror is complete' },
   flushIntervalMs: { flag: 'flush-interval-ms', env: 'SYNCLINE_FLUSH_INTERVAL_MS', kind: 'integer', default: PublisherDefaults.flushIntervalMs, description: 'send a partial batch after this long' },
   maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
+  retryMaxMs: { flag: 'retry-max-ms', env: 'SYNCLINE_RETRY_MAX_MS', kind: 'integer', default: PublisherDefaults.retryMaxMs, description: 'the longest wait between attempts while the server cannot be reached (exponential backoff with jitter up to this)' },
   maxBatchBytes: { flag: 'max-batch-bytes', env: 'SYNCLINE_MAX_BATCH_BYTES', kind: 'integer', default: PublisherDefaults.maxBatchBytes, description: 'encoded bytes per batch at most' },
   telemetry: { flag: 'telemetry', env: 'SYNCLINE_TELEMETRY', kind: 'list', description: 'ship TABLE as an append-only telemetry table, read by a cursor without triggers: TABLE (rowid order; needs an INTEGER PRIMARY KEY) or TABLE=TIME_COLUMN; updates and deletes are not shipped' },
   ...agentTransportOptions,
@@ -54,6 +55,8 @@ export async function runAgent(argv: string[]): Promise<number> {
     return 0;
   }
   const { options } = parseCommand(agentOptions, argv);
+  // Below the first backoff step an unreachable server would be retried in a tight loop.
+  if (options.retryMaxMs < PublisherDefaults.retryBaseMs) throw new SynclineError('invalid_config', `--retry-max-ms must be at least ${PublisherDefaults.retryBaseMs}`, { field: 'retryMaxMs' });
   const logger = createLogger();
   // The device engine loads here, not at the top: `agent --help` answers without it.
   if (options.shared) return (await import('./shared-agent.js')).runSharedAgent({ ...options, onceTimeoutMs: options.onceTimeoutMs }, logger);
@@ -75,6 +78,7 @@ export async function runAgent(argv: string[]): Promise<number> {
       flushIntervalMs: options.flushIntervalMs,
       maxBatchRows: options.maxBatchRows,
       maxBatchBytes: options.maxBatchBytes,
+      retryMaxMs: options.retryMaxMs,
       ...(options.once ? { maxAttempts: Number.POSITIVE_INFINITY } : {}),
     },
   });

@@ -127,8 +127,12 @@ describe('change stream: durable checkpoints', () => {
   test('a running stream whose entries were pruned under it stops with checkpoint_expired', async () => {
     const path = join(dir.path, 'live-expire.db');
     await app(path, 'setup');
-    const stream = changes({ db: path, tables: ['items'], maxBuffered: 1, pollIntervalMs: 60_000 });
+    await changes({ db: path, tables: ['items'] }).close(); // installs capture
+    const from = withDb(path, maxJournalSeq);
     await app(path, 'insert', 3, 1);
+    // Opened after the writes (from before them), so its first read finds them at once; the long poll
+    // interval keeps a full one-event buffer from counting as a stalled subscriber before the test takes it.
+    const stream = changes({ db: path, tables: ['items'], from, maxBuffered: 1, pollIntervalMs: 60_000 });
     const iterator = stream[Symbol.asyncIterator]();
     const first = await iterator.next();
     assert.equal(first.done, false);

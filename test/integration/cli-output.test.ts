@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { uuidv7 } from 'uuidv7';
 import { Routes } from '../../src/protocol/constants.js';
@@ -79,6 +80,9 @@ describe('the CLI as a new user meets it (real server process, PGlite)', () => {
     const noDb = await runSyncline(['agent', '--server', server.url, '--token', 'x']);
     assert.equal(noDb.code, 2);
     assertOneLineError(noDb.stderr, /--db \(or SYNCLINE_DB\) is required/);
+    const busyLoop = await runSyncline(['agent', '--db', join(dir.path, 'x.db'), '--server', server.url, '--token', 'x', '--retry-max-ms', '10']);
+    assert.equal(busyLoop.code, 2);
+    assertOneLineError(busyLoop.stderr, /--retry-max-ms must be at least 250/);
     const noId = await admin(['reviews', 'approve']);
     assert.equal(noId.code, 2);
     assertOneLineError(noId.stderr, /REVIEW_ID is required/);

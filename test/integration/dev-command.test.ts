@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { freePort } from '../support/mqtt-fixtures.js';
+import { seedDataDir } from '../support/pglite-template.js';
 import { spawnSyncline } from '../support/processes.js';
 import { eventually, lineages } from '../support/replication-check.js';
 import { tempDir } from '../support/temp.js';
@@ -13,7 +16,8 @@ interface DevRun {
 }
 
 async function startDev(dataDir: string): Promise<DevRun> {
-  const child = spawnSyncline(['dev', '--http-port', '0', '--data', dataDir, '--interval-ms', '200', '--flush-interval-ms', '200']);
+  // A free broker port of its own: the default (1883, else 18830) is shared with mqtt-cli.test.ts and anything else on the host.
+  const child = spawnSyncline(['dev', '--http-port', '0', '--mqtt-port', String(await freePort()), '--data', dataDir, '--interval-ms', '200', '--flush-interval-ms', '200']);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -45,6 +49,8 @@ async function startDev(dataDir: string): Promise<DevRun> {
 test('syncline dev mirrors the demo app, stops cleanly on SIGTERM and SIGINT, and resumes exactly after a restart', async () => {
   const dir = tempDir('syncline-dev-');
   try {
+    // dev keeps PGlite in <data>/pglite; a migrated copy spares the test initdb (what dev says and does is the same).
+    await seedDataDir(join(dir.path, 'pglite'));
     const first = await startDev(dir.path);
     await eventually('both demo tables to be mirrored', async () => {
       const byTable = new Map((await lineages(first.server)).map((l) => [l.source_table, l]));

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { DefaultPorts } from '../../src/protocol/constants.js';
 import { freePort, portOpen } from '../support/mqtt-fixtures.js';
+import { seedDataDir } from '../support/pglite-template.js';
 import { createDeviceToken, finished, runSyncline, spawnScript, spawnSyncline, startServer, type ServerProcess } from '../support/processes.js';
 import { assertMirrorMatches, lineages } from '../support/replication-check.js';
 import { tempDir } from '../support/temp.js';
@@ -56,6 +57,7 @@ describe('syncline server and agent over MQTT', () => {
       t.skip(`needs ${DefaultPorts.mqtt} taken and ${DefaultPorts.mqttFallback} free`);
       return;
     }
+    await seedDataDir(join(dir.path, 'fallback'));
     const child = spawnSyncline(['server', '--http-port', '0', '--data', join(dir.path, 'fallback')], { SYNCLINE_ADMIN_TOKEN: 'sla_test_fallback_token_123', SYNCLINE_MQTT_PORT: '', MQTT_URL: '', DATABASE_URL: '' });
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

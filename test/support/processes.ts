@@ -1,14 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
  * Real Syncline processes for end-to-end tests: the CLI's own entry point, with real
  * sockets between them. It runs from src/ through tsx so a test always runs the code
- * it sits beside; the built bin (dist/) is run by the package test (package.test.ts).
+ * it sits beside, or from dist/ when scripts/run-tests.js found dist/ built from the
+ * current src/ (SYNCLINE_TEST_CLI=dist): the same code without tsx's start-up, about a
+ * second per process on a loaded machine. The package test runs the installed bin.
  */
-const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
+const CLI = process.env.SYNCLINE_TEST_CLI === 'dist' ? [fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))] : ['--import', TSX, fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))];
 
 export interface RunResult {
   code: number | null;
@@ -18,7 +21,7 @@ export interface RunResult {
 }
 
 export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI_MAIN, ...args], {
+  return spawn(process.execPath, [...CLI, ...args], {
     env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -45,7 +48,7 @@ export async function runSyncline(args: string[], env: NodeJS.ProcessEnv = {}, t
   return finished(spawnSyncline(args, env), timeoutMs);
 }
 
-/** The command line that runs a TypeScript file (the CLI's main, a script of bench/ or test/support/) through tsx. */
+/** The command line that runs a TypeScript file (a script of bench/ or test/support/) through tsx. */
 export function tsxCommand(script: string, args: string[]): string[] {
   return [process.execPath, '--import', TSX, script, ...args];
 }
@@ -63,7 +66,7 @@ export async function runOnTerminal(command: string[], env: NodeJS.ProcessEnv = 
 
 /** `syncline ARGS` on a terminal (see runOnTerminal). */
 export function runSynclineOnTerminal(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<RunResult> {
-  return runOnTerminal(tsxCommand(CLI_MAIN, args), { SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env }, timeoutMs);
+  return runOnTerminal([process.execPath, ...CLI, ...args], { SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env }, timeoutMs);
 }
 
 export interface ServerProcess {
@@ -103,6 +106,8 @@ export async function startServer(options: { dataDir: string; databaseUrl?: stri
   const adminToken = options.adminToken ?? `sla_test_${Math.random().toString(36).slice(2)}`;
   // MQTT off unless a test asks for it (--mqtt-port in extraArgs): parallel servers would contend for the broker's default port.
   const env: NodeJS.ProcessEnv = { SYNCLINE_ADMIN_TOKEN: adminToken, DATABASE_URL: options.databaseUrl ?? '', SYNCLINE_MQTT_PORT: '0', MQTT_URL: '' };
+  const fresh = !existsSync(options.dataDir) || readdirSync(options.dataDir).length === 0;
+  if (!options.databaseUrl && fresh) await (await import('./pglite-template.js')).seedDataDir(options.dataDir);
   const child = spawnSyncline(['server', '--http-port', String(options.httpPort ?? 0), '--data', options.dataDir, ...(options.extraArgs ?? [])], env);
   const output = { stdout: '', stderr: '' };
   // A start takes seconds; the margin is for a machine shared by many test runs (PGlite's initdb is CPU-bound).

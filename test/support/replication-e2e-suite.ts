@@ -95,7 +95,8 @@ export async function defineReplicationEndToEnd(kind: 'pglite' | 'postgres'): Pr
       await app(db, 'setup');
       await app(db, 'insert', 400, 1);
       const port = new URL(server.url).port;
-      const agent = spawnSyncline(['agent', '--db', db, '--server', server.url, '--token', device.token, '--max-batch-rows', '40', '--flush-interval-ms', '100']);
+      // Backoff capped at 1 s: the restart is seen at once rather than up to 30 s later (the default cap).
+      const agent = spawnSyncline(['agent', '--db', db, '--server', server.url, '--token', device.token, '--max-batch-rows', '40', '--flush-interval-ms', '100', '--retry-max-ms', '1000']);
       const agentExit = finished(agent);
       await eventually('a few batches acked', async () => (await lineages(server, device.device_id)).some((l) => l.last_seq > 0));
       await server.stop();
