@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import type { CloudServer } from '../../src/cloud/server.js';
 import type { SharedSync } from '../../src/device/shared/shared-sync.js';
@@ -143,5 +145,33 @@ describe('browser client two-way sync in Chromium', { skip: chromiumMissing }, (
     assert.deepEqual((await app<{ id: string }[]>('todos')).map((t) => t.id), ['n1', 'n2', 'p1', 'p2']);
     assert.equal((await app<unknown[]>('conflicts')).length, 1, 'the conflict log survived the reload');
     await app('close');
+  });
+
+  test("the README's browser example (examples/client-browser.html) lists the user's todos and syncs both ways in the background", async () => {
+    // Served as the README says: the page, syncline's dist/browser/ at /syncline/, and the app's own sign-in handing out the JWT.
+    const example = await servePages(bundle.path, { '/': readFileSync('examples/client-browser.html', 'utf8') }, server.url, {
+      bundleAt: '/syncline/',
+      posts: { '/login': async ({ user }: { user: string }) => ({ token: await userToken(user) }) },
+    });
+    try {
+      const tab = await browser.context.newPage();
+      await tab.goto(`${example.url}/?user=${USER}`);
+      const item = (title: string) => tab.getByRole('listitem').filter({ hasText: title });
+      await item('after the reload').waitFor();
+      await tab.getByLabel('New todo').fill('added in the example');
+      await tab.getByRole('button', { name: 'Add' }).click();
+      await item('added in the example').waitFor();
+      for (let tries = 0; !(await laptopTodos()).some((t) => t.title === 'added in the example'); tries++) {
+        assert.ok(tries < 100, 'the tab pushes its new todo in the background');
+        await delay(50);
+        await laptop.sync();
+      }
+      await laptop.driver.run("INSERT INTO todos (id, title, done) VALUES ('n3', 'from the laptop, live', 0)");
+      await laptop.sync();
+      await item('from the laptop, live').waitFor();
+      await tab.close();
+    } finally {
+      await example.close();
+    }
   });
 });

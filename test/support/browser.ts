@@ -30,16 +30,36 @@ export interface PageServer {
  * that server, so the page reaches Syncline from its own origin as it would
  * behind an app's reverse proxy (streams, such as the event stream, included).
  */
-export async function servePages(dir: string, pages: Record<string, string>, api?: string): Promise<PageServer> {
+export interface PageServerOptions {
+  /** Where the bundle's files are served (default `/`). */
+  bundleAt?: string;
+  /** POST routes of the app the page belongs to (its sign-in, say): JSON body in, JSON answer out. */
+  posts?: Record<string, (body: any) => Promise<unknown>>;
+}
+
+export async function servePages(dir: string, pages: Record<string, string>, api?: string, options: PageServerOptions = {}): Promise<PageServer> {
   const target = api ? new URL(api) : undefined;
+  const bundleAt = options.bundleAt ?? '/';
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (pages[path] !== undefined) {
       res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'text/html', 'cache-control': 'no-store' }).end(pages[path]);
       return;
     }
-    const file = join(dir, normalize(path).replace(/^(\.\.[/\\])+/, ''));
-    if (existsSync(file) && TYPES[extname(file)]) {
+    const post = req.method === 'POST' ? options.posts?.[path] : undefined;
+    if (post) {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        post(JSON.parse(body)).then(
+          (answer) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)),
+          (error: Error) => res.writeHead(500).end(error.message),
+        );
+      });
+      return;
+    }
+    const file = path.startsWith(bundleAt) ? join(dir, normalize(path.slice(bundleAt.length - 1)).replace(/^(\.\.[/\\])+/, '')) : '';
+    if (file && existsSync(file) && TYPES[extname(file)]) {
       res.writeHead(200, { 'content-type': TYPES[extname(file)]!, 'cache-control': 'no-store' }).end(readFileSync(file));
       return;
     }
