@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 
@@ -14,26 +14,80 @@ export interface Figure {
   details?: Record<string, unknown>;
 }
 
+/** The figures of one group as its last run left them, with when and where that run was. */
+interface GroupResult {
+  generated_at: string;
+  duration_s: number;
+  machine: Record<string, unknown>;
+  figures: Figure[];
+}
+
+/** A results file written before results were kept per group: its figures stay as this group until a full run. */
+const EARLIER = 'earlier (one run of several groups)';
+
+function machine(): Record<string, unknown> {
+  return { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30) };
+}
+
+function readGroups(path: string): Record<string, GroupResult> {
+  let old: { groups?: Record<string, GroupResult>; generated_at?: string; duration_s?: number; machine?: Record<string, unknown>; figures?: Figure[] };
+  try {
+    old = JSON.parse(readFileSync(path, 'utf8')) as typeof old;
+  } catch {
+    return {};
+  }
+  if (old.groups) return old.groups;
+  if (!old.figures?.length) return {};
+  return { [EARLIER]: { generated_at: old.generated_at ?? '', duration_s: old.duration_s ?? 0, machine: old.machine ?? {}, figures: old.figures } };
+}
+
 export class BenchReport {
-  readonly #figures: Figure[] = [];
-  readonly #started = Date.now();
+  readonly #groups = new Map<string, GroupResult>();
+  #current: { result: GroupResult; started: number } | undefined;
+
+  /** Figures added from now on belong to group `name`; the results file replaces that group alone. */
+  startGroup(name: string): void {
+    this.#endGroup();
+    const result: GroupResult = { generated_at: '', duration_s: 0, machine: machine(), figures: [] };
+    this.#groups.set(name, result);
+    this.#current = { result, started: Date.now() };
+  }
 
   add(figure: Figure): void {
-    this.#figures.push(figure);
+    if (!this.#current) throw new Error('BenchReport.add before startGroup');
+    this.#current.result.figures.push(figure);
     const target = figure.target ? `  target ${figure.target} ${figure.met ? 'MET' : 'MISSED'}` : '';
     process.stdout.write(`  ${figure.name.padEnd(48)} ${format(figure.value)} ${figure.unit}${target}\n`);
   }
 
-  write(path: string): void {
+  /**
+   * Merges this run's groups into the results file at `path`: a group that ran replaces its
+   * earlier result, the others keep theirs (each with its own time and machine). `order` lists
+   * every group; when all of them ran, nothing of an earlier file is kept.
+   */
+  write(path: string, order: readonly string[]): void {
+    this.#endGroup();
+    const ranAll = order.every((name) => this.#groups.has(name));
+    const merged = { ...(ranAll ? {} : readGroups(path)), ...Object.fromEntries(this.#groups) };
+    const names = [...order.filter((name) => name in merged), ...Object.keys(merged).filter((name) => !order.includes(name))];
+    const groups = Object.fromEntries(names.map((name) => [name, merged[name]!]));
     mkdirSync(dirname(path), { recursive: true });
     const body = {
       generated_at: new Date().toISOString(),
-      duration_s: (Date.now() - this.#started) / 1000,
-      machine: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gib: Math.round(totalmem() / 2 ** 30) },
-      figures: this.#figures,
+      machine: machine(),
+      // Every group's figures in group order, for readers that want one list.
+      figures: Object.values(groups).flatMap((g) => g.figures),
+      groups,
     };
     writeFileSync(path, `${JSON.stringify(body, null, 2)}\n`);
     process.stdout.write(`\nwrote ${path}\n`);
+  }
+
+  #endGroup(): void {
+    if (!this.#current) return;
+    this.#current.result.generated_at = new Date().toISOString();
+    this.#current.result.duration_s = (Date.now() - this.#current.started) / 1000;
+    this.#current = undefined;
   }
 }
 

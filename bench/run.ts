@@ -21,7 +21,8 @@ import { benchTelemetry } from './telemetry.js';
  * `npm run bench`: every figure is a ratio against a raw baseline measured in the
  * same run. `npm run bench -- capture drain` runs only the named groups. Figures go
  * to stdout and the results file (SYNCLINE_BENCH_OUT, default
- * bench/results/latest.json); progress lines only to a terminal.
+ * bench/results/latest.json), where they replace only the groups that ran; progress
+ * lines only to a terminal.
  */
 const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>> = {
   capture: benchCapture,
@@ -52,6 +53,7 @@ try {
   for (const [name, run] of Object.entries(GROUPS)) {
     if (wanted.length > 0 && !wanted.includes(name)) continue;
     progress(`== ${name}`);
+    report.startGroup(name);
     const groupDir = join(dir.path, name);
     mkdirSync(groupDir, { recursive: true });
     await run(report, groupDir);
@@ -59,4 +61,4 @@ try {
 } finally {
   dir.remove();
 }
-report.write(process.env.SYNCLINE_BENCH_OUT || fileURLToPath(new URL('./results/latest.json', import.meta.url)));
+report.write(process.env.SYNCLINE_BENCH_OUT || fileURLToPath(new URL('./results/latest.json', import.meta.url)), Object.keys(GROUPS));
