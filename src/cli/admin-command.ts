@@ -68,6 +68,10 @@ export async function runAdmin(argv: string[]): Promise<number> {
   if (argv[0] === 'telemetry') return (await import('./admin-telemetry.js')).runAdminTelemetry(argv.slice(1));
   if (argv[0] === 'shared') return (await import('./admin-shared.js')).runAdminShared(argv.slice(1));
   if (argv[0] === 'mqtt-config') return (await import('./admin-mqtt-config.js')).runAdminMqttConfig(argv.slice(1));
+  // An unknown word is said to be one before anything else (its --help, a missing token) is asked about.
+  if (argv[0] && !argv[0].startsWith('-') && !Object.hasOwn(SUBCOMMAND_HELP, argv[0])) {
+    throw new SynclineError('invalid_config', `unknown admin subcommand "${argv[0]}" (run \`syncline admin --help\` for the list)`);
+  }
   const own = argv.includes('--help') && argv[0] ? subcommandHelp(argv[0]) : undefined;
   if (own) {
     process.stdout.write(`${own}\n`);

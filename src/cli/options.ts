@@ -52,7 +52,9 @@ export function parseCommand<T extends OptionTable>(table: T, argv: string[], en
   try {
     parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new SynclineError('invalid_config', (error as Error).message);
+    // Node's own wording for an unknown flag explains positionals after '--', which no command here takes.
+    const unknown = /^Unknown option '([^']+)'/.exec((error as Error).message);
+    throw new SynclineError('invalid_config', unknown ? `unknown option ${unknown[1]}` : (error as Error).message, unknown ? { field: unknown[1] } : {});
   }
   const options: Record<string, string | number | boolean | string[]> = {};
   for (const [name, spec] of Object.entries(table)) {

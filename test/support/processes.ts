@@ -20,10 +20,12 @@ export interface RunResult {
   stderr: string;
 }
 
-export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+/** `syncline ARGS` as a child process; `cwd` is where relative paths in ARGS land (default the test's own). */
+export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): ChildProcess {
   return spawn(process.execPath, [...CLI, ...args], {
     env: { ...process.env, SYNCLINE_LOG_LEVEL: process.env.SYNCLINE_TEST_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cwd ? { cwd } : {}),
   });
 }
 
