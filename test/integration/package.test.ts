@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { build } from 'esbuild';
 import { copyExample, linkDevPackage, packAndInstall, REPO, type InstalledPackage } from '../support/installed-package.js';
 import { finished, listeningUrl, type RunResult } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
@@ -69,6 +70,7 @@ describe('the npm package, installed from its tarball', { timeout: 240_000 }, ()
       `import { Agent, HttpTransport, SharedSync, changes, type ChangeEvent, type ConflictRecord } from 'syncline/client';
 import { CloudServer, openStore, synclinePlugin, type SynclinePluginOptions, type SharedPrincipal } from 'syncline/server';
 import { encodeValue, type WireRowBatch } from 'syncline/protocol';
+import { OpfsDriver, SharedSync as BrowserSharedSync } from 'syncline/client/browser';
 export const agent = new Agent({ dbPath: 'app.db', transport: new HttpTransport({ serverUrl: 'http://127.0.0.1:8080', token: 't' }) });
 export const stream = changes({ db: 'app.db' });
 export async function sync(): Promise<ConflictRecord[]> {
@@ -86,10 +88,35 @@ export function typedDb(sync: SharedSync): void {
 }
 // @ts-expect-error: the plugin needs a store
 export const missing: SynclinePluginOptions = { adminToken: 'x'.repeat(16) };
+// The browser build's declarations, for TypeScript without the "browser" condition.
+export async function inBrowser(token: string): Promise<number> {
+  const driver = await OpfsDriver.open({ name: 'todos.db' });
+  const browserSync = await BrowserSharedSync.open({ driver, serverUrl: 'https://app.example', token });
+  return browserSync.pending();
+}
 `,
     );
     const result = await node(pkg.app, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', '.']);
     assert.equal(result.code, 0, result.stdout + result.stderr);
+  });
+
+  test("a browser app's bundler gets the browser build of syncline/client, with its worker and wasm beside it", async () => {
+    for (const file of ['client.js', 'sqlite-worker.js', 'sqlite3.wasm']) assert.ok(pkg.files.includes(`dist/browser/${file}`), `dist/browser/${file}`);
+    const result = await build({
+      stdin: { contents: "import { OpfsDriver, SharedSync } from 'syncline/client'; export const parts = [OpfsDriver.open, SharedSync.open];", resolveDir: pkg.app, loader: 'js' },
+      absWorkingDir: pkg.app,
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      splitting: true,
+      outdir: join(dir.path, 'app-bundle'),
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    assert.ok(inputs.includes('node_modules/syncline/dist/browser/client.js'), inputs.join(', '));
+    assert.equal(inputs.filter((input) => !input.startsWith('node_modules/syncline/dist/browser/') && input !== '<stdin>').length, 0, inputs.join(', '));
   });
 
   test('the CLI runs from node_modules/.bin', async () => {
