@@ -106,14 +106,16 @@ class HttpDevice implements SimClient {
   readonly #token: string;
   readonly #agent: http.Agent;
   readonly #onAnswer: (ms: number) => boolean;
+  readonly #onError: (reason: string) => void;
   readonly #journal = { seq: 0, epoch: uuidv7() };
   #sentAt: number | undefined;
   nextAt = 0;
   answered = 0;
   readonly connected = true;
 
-  constructor(device: SimDevice, baseUrl: string, agent: http.Agent, onAnswer: (ms: number) => boolean) {
+  constructor(device: SimDevice, baseUrl: string, agent: http.Agent, onAnswer: (ms: number) => boolean, onError: (reason: string) => void) {
     this.#url = new URL(Routes.rowBatch, baseUrl);
+    this.#onError = onError;
     this.#token = device.token;
     this.#agent = agent;
     this.#onAnswer = onAnswer;
@@ -137,16 +139,17 @@ class HttpDevice implements SimClient {
       agent: this.#agent,
       headers: { [Headers.authorization]: `Bearer ${this.#token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
     });
-    const done = (ok: boolean) => {
+    const done = (failure: string | undefined) => {
       if (this.#sentAt !== sentAt) return;
       this.#sentAt = undefined;
-      if (ok && this.#onAnswer(performance.now() - sentAt)) this.answered += 1;
+      if (failure !== undefined) this.#onError(failure);
+      else if (this.#onAnswer(performance.now() - sentAt)) this.answered += 1;
     };
     request.on('response', (response) => {
       response.resume();
-      response.on('end', () => done(response.statusCode === 200));
+      response.on('end', () => done(response.statusCode === 200 ? undefined : `HTTP ${response.statusCode}`));
     });
-    request.on('error', () => done(false));
+    request.on('error', (error) => done(error.message));
     request.end(body);
     return true;
   }
@@ -169,6 +172,9 @@ export interface FanInSample {
   peak_unanswered: number;
   /** Devices that got no answer at all in the window. */
   starved_devices: number;
+  /** Requests that failed (HTTP status or socket error) in the window, and the last reason. */
+  errors: number;
+  last_error: string | null;
   p50_ms: number;
   p99_ms: number;
   max_ms: number;
@@ -190,6 +196,8 @@ export class Fleet {
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
   #latencies: number[] = [];
   #recording = false;
+  #errors = 0;
+  #lastError: string | null = null;
 
   constructor(transport: FleetTransport, options: { maxOutstanding?: number } = {}) {
     this.#transport = transport;
@@ -206,9 +214,14 @@ export class Fleet {
       if (this.#recording) this.#latencies.push(ms);
       return this.#recording;
     };
+    const onError = (reason: string) => {
+      if (!this.#recording) return;
+      this.#errors += 1;
+      this.#lastError = reason;
+    };
     const t = this.#transport;
     for (let i = 0; i < devices.length; i += wave) {
-      const joined = devices.slice(i, i + wave).map((d): SimClient => (t.kind === 'mqtt' ? new MqttDevice(d, t.url, onAnswer) : new HttpDevice(d, t.url, this.#agent, onAnswer)));
+      const joined = devices.slice(i, i + wave).map((d): SimClient => (t.kind === 'mqtt' ? new MqttDevice(d, t.url, onAnswer) : new HttpDevice(d, t.url, this.#agent, onAnswer, onError)));
       this.#devices.push(...joined);
       await Promise.all(joined.map((d) => d.ready()));
     }
@@ -222,6 +235,8 @@ export class Fleet {
       d.answered = 0;
     }
     this.#latencies = [];
+    this.#errors = 0;
+    this.#lastError = null;
     let skipped = 0;
     let held = 0;
     let peak = 0;
@@ -262,6 +277,8 @@ export class Fleet {
       held_ticks: held,
       peak_unanswered: peak,
       starved_devices: this.#devices.filter((d) => d.answered === 0).length,
+      errors: this.#errors,
+      last_error: this.#lastError,
       p50_ms: Number(percentile(sorted, 50).toFixed(1)),
       p99_ms: Number(percentile(sorted, 99).toFixed(1)),
       max_ms: Number((sorted.at(-1) ?? Number.NaN).toFixed(1)),
