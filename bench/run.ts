@@ -12,7 +12,7 @@ import { benchFanIn } from './fan-in.js';
 import { benchMqtt } from './mqtt.js';
 import { benchReplay } from './replay.js';
 import { BenchReport, progress } from './report.js';
-import { benchSharedBackend } from './shared-backend.js';
+import { benchSharedBackend, benchSharedBackendHydrate } from './shared-backend.js';
 import { benchSharedPropagation } from './shared-propagation.js';
 import { benchSharedSync } from './shared-sync.js';
 import { benchTelemetry } from './telemetry.js';
@@ -33,6 +33,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   'fan-in': benchFanIn,
   'shared-sync': benchSharedSync,
   'shared-backend': benchSharedBackend,
+  'shared-backend-hydrate': benchSharedBackendHydrate,
   'shared-propagation': benchSharedPropagation,
   chaos: benchChaos,
   telemetry: benchTelemetry,

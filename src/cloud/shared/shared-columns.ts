@@ -117,7 +117,8 @@ export function wireJsonSql(expr: string, type: SharedColumnType): string {
     case 'INTEGER':
       return `CASE WHEN ${expr} BETWEEN -9007199254740991 AND 9007199254740991 THEN to_json(${expr}) WHEN ${expr} IS NOT NULL THEN json_build_object('$int', ${expr}::text) END`;
     case 'REAL':
-      return `CASE WHEN ${expr} = trunc(${expr}) OR ${expr}::text = '-0' THEN json_build_object('$real', ${expr}::text) ELSE to_json(${expr}) END`;
+      // Whole numbers (-0, NaN and the infinities compare equal to their trunc() in PostgreSQL) travel as text.
+      return `CASE WHEN ${expr} = trunc(${expr}) THEN json_build_object('$real', ${expr}::text) ELSE to_json(${expr}) END`;
     case 'BLOB':
       return `CASE WHEN ${expr} IS NOT NULL THEN json_build_object('$blob', translate(encode(${expr}, 'base64'), E'\\n', '')) END`;
     default:
