@@ -6,6 +6,7 @@ import { SynclineError, isSynclineError } from '../protocol/errors.js';
 import { encodeValue } from '../protocol/values.js';
 import { isTransportError, type EncodedRowBatch, type Transport } from '../transport/transport.js';
 import { backoffDelay, sleep } from '../protocol/backoff.js';
+import { WakeableSleep } from '../protocol/wakeable-sleep.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from './cursors.js';
 import type { DeviceDb } from './device-db.js';
@@ -93,7 +94,8 @@ export class Publisher {
   #activity = false;
   /** Due tables the last pump left waiting for a delivery slot; as many deliveries end instead of sending their own next batch. */
   #slotsWanted = 0;
-  #wake: (() => void) | undefined;
+  /** The pump's idle wait, cut short when a delivery settles. */
+  readonly #idle = new WakeableSleep();
   readonly stats: PublisherStats = { batchesAcked: 0, rowsAcked: 0, batchesQuarantined: 0, retries: 0, epochRotations: 0, lastError: undefined };
 
   constructor(deps: PublisherDeps) {
@@ -171,19 +173,7 @@ export class Publisher {
 
   /** Resolves true when a delivery settled (now or since the last call), false after `ms` or when `signal` aborts. */
   async waitForActivity(ms: number, signal?: AbortSignal): Promise<boolean> {
-    if (!this.#activity) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', done);
-          this.#wake = undefined;
-          resolve();
-        };
-        const timer = setTimeout(done, ms);
-        signal?.addEventListener('abort', done, { once: true });
-        this.#wake = done;
-      });
-    }
+    if (!this.#activity) await this.#idle.sleep(ms, signal);
     const woke = this.#activity;
     this.#activity = false;
     return woke;
@@ -204,7 +194,7 @@ export class Publisher {
 
   #notify(): void {
     this.#activity = true;
-    this.#wake?.();
+    this.#idle.wake();
   }
 
   #syncLanes(): void {
