@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { REPLAY_CHUNK_ROWS, type AdditivePolicy, type SchemaPolicy } from '../cloud/governance/policy.js';
-import { SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
+import { Routes, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
@@ -106,6 +106,7 @@ export async function runServer(argv: string[]): Promise<number> {
   process.stdout.write(
     `syncline server listening on ${server.url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${server.policy.schema}, additive: ${server.policy.additive})\n`,
   );
+  process.stdout.write(`web console: ${server.url}${Routes.console} (sign in with ${options.adminToken ? 'the admin token of SYNCLINE_ADMIN_TOKEN / --admin-token' : "this run's admin token above"}, or a role token from \`syncline admin token create\`)\n`);
   if (server.metricsUrl) process.stdout.write(`metrics (no token): ${server.metricsUrl}\n`);
   process.stdout.write(`${mqttBanner(mqtt, server.mqtt?.url, server.mqtt?.tlsUrl)}\n`);
   if (shared) process.stdout.write(`two-way sync: ${shared.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`).join(', ')}\n`);

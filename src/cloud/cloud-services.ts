@@ -8,6 +8,7 @@ import { reconcileReviews } from './governance/reconcile.js';
 import { ReplayWorker } from './governance/replay-worker.js';
 import { convertLegacyMirrors } from './ingest/mirror-digest-conversion.js';
 import type { AppOptions } from './http/build-app.js';
+import { ActivityRecorder } from './metrics/activity-recorder.js';
 import type { MqttStats } from './mqtt/mqtt-stats.js';
 import type { SharedSyncConfig } from './shared/declarations.js';
 import { startSharedSync, type SharedSync } from './shared/shared-service.js';
@@ -36,6 +37,8 @@ export interface CloudServiceOptions {
   shared?: SharedSyncConfig;
   /** Telemetry: days of values kept (0, the default, keeps everything). */
   telemetryRetentionDays?: number;
+  /** How often device last-seen times, two-way pull watermarks and two-way counters are written (default ACTIVITY_FLUSH_MS). */
+  activityFlushMs?: number;
 }
 
 export interface CloudServices {
@@ -46,9 +49,11 @@ export interface CloudServices {
   telemetry: TelemetryService;
   /** Group commit of the batches both front doors take (one per server process). */
   group: GroupCommitter;
+  /** Device activity (last seen, transport, pull watermarks, two-way counters), written in the background. */
+  activity: ActivityRecorder;
   /** Options of the HTTP routes, wired to these workers (the MQTT stats come from whoever runs a broker). */
   routes(mqttStats?: () => MqttStats | undefined): AppOptions;
-  /** Runs the replay worker, flow control, telemetry maintenance and the conversion of legacy mirrors to digest keys until the signal aborts. */
+  /** Runs the replay worker, flow control, telemetry maintenance, the conversion of legacy mirrors to digest keys and the activity writer until the signal aborts. */
   run(signal: AbortSignal): Promise<void>;
 }
 
@@ -87,6 +92,7 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
   const group = new GroupCommitter(options.store, { logger: options.logger.child({ component: 'ingest' }) });
   const telemetry = new TelemetryService({ store: options.store, policy, logger: options.logger, retentionDays: options.telemetryRetentionDays ?? 0, group });
   await telemetry.maintenance.once();
+  const activity = new ActivityRecorder({ db: options.store, logger: options.logger.child({ component: 'activity' }), ...(options.activityFlushMs !== undefined ? { flushMs: options.activityFlushMs } : {}) });
   return {
     policy,
     bodyLimit,
@@ -94,9 +100,11 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
     shared,
     telemetry,
     group,
+    activity,
     routes: (mqttStats) => ({
       telemetry,
       group,
+      activity,
       ...(shared ? { shared } : {}),
       store: options.store,
       adminToken: options.adminToken,
@@ -111,7 +119,7 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
     }),
     run: async (signal) => {
       const conversions = convertLegacyMirrors(options.store, { logger: governanceLog, signal });
-      await Promise.all([worker.run(signal), flow.run(signal), telemetry.maintenance.run(signal), conversions]);
+      await Promise.all([worker.run(signal), flow.run(signal), telemetry.maintenance.run(signal), conversions, activity.run(signal)]);
     },
   };
 }

@@ -24,7 +24,16 @@ export type WireValueAnswer = z.infer<typeof wireValueSchema>;
 
 export const errorAnswerSchema = z.object({ error: z.string().describe('code from the error catalogue'), message: z.string(), context: z.record(z.string(), z.unknown()) });
 
-export const deviceSchema = z.object({ device_id: uuid, org_id: z.string(), project_id: z.string(), name: z.string(), created_at: iso, revoked_at: nullable(iso) });
+export const deviceSchema = z.object({
+  device_id: uuid,
+  org_id: z.string(),
+  project_id: z.string(),
+  name: z.string(),
+  created_at: iso,
+  revoked_at: nullable(iso),
+  last_seen_at: nullable(iso).describe('last batch, control poll or MQTT connection; written every few seconds'),
+  last_transport: nullable(z.enum(['http', 'mqtt'])).describe('the transport of that last contact'),
+});
 export type DeviceAnswer = z.infer<typeof deviceSchema>;
 export const deviceListSchema = z.object({ devices: z.array(deviceSchema) });
 export const deviceCreatedSchema = z.object({ device_id: uuid, token: z.string().describe('shown once; the server keeps its hash') });
@@ -71,6 +80,8 @@ export const lineageSchema = z
     mirror_table: nullable(z.string()),
     created_at: iso,
     updated_at: iso,
+    device_state: z.enum(['sending', 'paused']).describe('what flow control told the device'),
+    device_pause_reason: nullable(z.string()).describe('volume_backpressure, circuit_breaker or operator_pause (PAUSE_REASONS of the control protocol)'),
   })
   ;
 export type LineageAnswer = z.infer<typeof lineageSchema>;
@@ -200,6 +211,12 @@ export type ApproveAnswer = z.infer<typeof approveAnswerSchema>;
 export const purgeAnswerSchema = z.object({ lineage_id: uuid, purged: z.number(), by_schema: z.array(z.object({ schema_hash: z.string(), rows: z.number() })) });
 const deviceFlowResult = z.object({ device_state: z.enum(['sending', 'paused']), control_id: nullable(z.string()) });
 export const resumeAnswerSchema = z.object({ lineage_id: uuid, replay: nullable(replayIntentSchema), device: deviceFlowResult });
+export const pauseAnswerSchema = z.object({ lineage_id: uuid, device: deviceFlowResult });
+export const devicePauseAnswerSchema = z.object({
+  device_id: uuid,
+  lineages: z.array(z.object({ lineage_id: uuid, source_table: z.string(), device: deviceFlowResult })).describe('every lineage of the device, each with its state after the action'),
+});
+export type DevicePauseAnswer = z.infer<typeof devicePauseAnswerSchema>;
 export const resetAnswerSchema = z.object({ lineage_id: uuid, governance: z.unknown(), device: deviceFlowResult });
 export const replayAnswerSchema = z.object({ replay: nullable(replayIntentSchema) });
 
@@ -244,7 +261,12 @@ export const twowayOverviewSchema = z.object({
   scopes: z.array(z.object({ scope: z.string(), head_seq: z.string(), floor_seq: z.string(), bundles: z.number(), last_commit: nullable(iso) })),
   sources: z.array(z.object({ scope: z.string(), source: z.string(), last_seq: z.string(), bundles: z.number(), last_commit: iso })),
   recent_bundles: z.array(z.object({ scope: z.string(), bundle_seq: z.string(), source: z.string(), row_count: z.number(), committed_at: iso })),
-  counters: z.object({ committed: z.number(), duplicate: z.number(), conflict: z.number(), conflicting_rows: z.number(), pulls: z.number(), snapshots: z.number() }).describe('this server process since it started'),
+  watermarks: z
+    .array(z.object({ scope: z.string(), source: z.string(), after_seq: z.string(), pulled_seq: z.string(), head_seq: z.string(), behind: z.string(), pulled_at: iso }))
+    .describe('per two-way device: the bundle it has pulled up to and how many bundles the scope head is ahead of it (written every few seconds)'),
+  counters: z
+    .object({ committed: z.number(), duplicate: z.number(), conflict: z.number(), conflicting_rows: z.number(), pulls: z.number(), pulled_bundles: z.number(), snapshots: z.number() })
+    .describe('every server process on this database, written every few seconds'),
   snapshots: nullable(z.object({ open: z.number(), bytes: z.number() })).describe('held by this process; null without two-way sync'),
 });
 export type TwowayOverviewAnswer = z.infer<typeof twowayOverviewSchema>;

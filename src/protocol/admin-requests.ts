@@ -8,3 +8,7 @@ export const telemetryApproveBody = z.object({
   time_unit: z.enum(['auto', 's', 'ms', 'us']).optional(),
   columns: z.array(z.object({ name: z.string(), action: z.enum(['point', 'ignore']), point: z.string().optional(), kind: z.enum(['numeric', 'text', 'boolean']).optional() })),
 });
+
+/** POST /v1/lineages/:id/pause and /v1/admin/devices/:id/pause: an optional note for the audit log. */
+export const pauseBody = z.strictObject({ note: z.string().min(1).max(500).optional().describe('why, for the audit log (1 to 500 characters)') });
+export type PauseBody = z.infer<typeof pauseBody>;

@@ -26,6 +26,9 @@ export const Routes = {
   devices: '/v1/admin/devices',
   device: '/v1/admin/devices/:id',
   deviceRevoke: '/v1/admin/devices/:id/revoke',
+  /** Operator: pause, or resume, every lineage of a device (flow control, as for one lineage). */
+  devicePause: '/v1/admin/devices/:id/pause',
+  deviceResume: '/v1/admin/devices/:id/resume',
   // Schema governance: reviews, staged rows, replays, the audit log, admin tokens and project settings.
   schemaReviews: '/v1/schema-reviews',
   schemaReview: '/v1/schema-reviews/:id',
@@ -36,6 +39,8 @@ export const Routes = {
   stagedRows: '/v1/lineages/:id/staged-rows',
   purgeStaged: '/v1/lineages/:id/purge-staged',
   lineageResume: '/v1/lineages/:id/resume',
+  /** Operator: tell the lineage's device to stop sending it (buffered on the device) until resumed. */
+  lineagePause: '/v1/lineages/:id/pause',
   lineageReplay: '/v1/lineages/:id/replay',
   audit: '/v1/audit',
   adminTokens: '/v1/admin/tokens',

@@ -13,12 +13,12 @@ import { SynclineError } from './errors.js';
  * that arrives late (a redelivery overtaken by a newer control).
  */
 
-/** Why the cloud asks a device to stop sending a table and buffer it locally. */
-export type PauseReason = 'volume_backpressure' | 'circuit_breaker';
+/** Why the cloud asks a device to stop sending a table and buffer it locally (`operator_pause`: until an operator resumes it). */
+export type PauseReason = 'volume_backpressure' | 'circuit_breaker' | 'operator_pause';
 /** Why the cloud lets it go again. */
 export type ResumeReason = 'backlog_drained' | 'operator_resume' | 'materialization_reset';
 
-export const PAUSE_REASONS: readonly PauseReason[] = ['volume_backpressure', 'circuit_breaker'];
+export const PAUSE_REASONS: readonly PauseReason[] = ['volume_backpressure', 'circuit_breaker', 'operator_pause'];
 export const RESUME_REASONS: readonly ResumeReason[] = ['backlog_drained', 'operator_resume', 'materialization_reset'];
 
 interface ControlBase {

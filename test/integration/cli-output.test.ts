@@ -8,6 +8,7 @@ import { Routes } from '../../src/protocol/constants.js';
 import { wireBatch, type TableSpec } from '../support/cloud-batches.js';
 import { createDeviceToken, runSyncline, startServer, type ServerProcess } from '../support/processes.js';
 import { realPostgresReachable } from '../support/postgres.js';
+import { eventually } from '../support/replication-check.js';
 import { tempDir } from '../support/temp.js';
 
 /** The first hour of a new user, through the real CLI against one real server process: errors, help, --json, tables, reviews. */
@@ -100,6 +101,18 @@ describe('the CLI as a new user meets it (real server process, PGlite)', () => {
 
     const badToken = await admin(['lineages'], { SYNCLINE_ADMIN_TOKEN: 'sla_wrong' });
     assertOneLineError(badToken.stderr, /\[unauthorized\]\. Check the token/);
+  });
+
+  test('server: the banner names the web console and how to sign in, and the page is there', async () => {
+    await eventually('the console line', () => /web console: /.test(server.stdout()), 10_000);
+    const line = /^web console: (\S+) \((.*)\)$/m.exec(server.stdout());
+    assert.ok(line, server.stdout());
+    assert.equal(line[1], `${server.url}${Routes.console}`);
+    assert.match(line[2]!, /SYNCLINE_ADMIN_TOKEN/, 'the token came from the environment: the hint says so rather than printing it');
+    assert.doesNotMatch(server.stdout(), new RegExp(server.adminToken), 'a token the operator set is never echoed');
+    const page = await fetch(line[1]!);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/);
   });
 
   test('server: a database that cannot be opened is one line, and no admin token is handed out', { skip: !PG_REACHABLE && 'PostgreSQL not reachable' }, async () => {

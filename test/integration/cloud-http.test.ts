@@ -74,7 +74,7 @@ describeEachStore('HTTP front door', (ctx) => {
     assert.match(device.token, /^sld_/);
     const list = await admin('GET', Routes.devices);
     const listed = (list.body.devices as Record<string, unknown>[]).find((d) => d.device_id === device.device_id);
-    assert.deepEqual(Object.keys(listed!).sort(), ['created_at', 'device_id', 'name', 'org_id', 'project_id', 'revoked_at']);
+    assert.deepEqual(Object.keys(listed!).sort(), ['created_at', 'device_id', 'last_seen_at', 'last_transport', 'name', 'org_id', 'project_id', 'revoked_at']);
     assert.ok(!JSON.stringify(list.body).includes(device.token));
     const revoked = await admin('POST', path(Routes.deviceRevoke, device.device_id));
     assert.equal(revoked.status, 200);

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { Routes } from '../../src/protocol/constants.js';
 import { freePort } from '../support/mqtt-fixtures.js';
 import { seedDataDir } from '../support/pglite-template.js';
 import { finished, spawnSyncline } from '../support/processes.js';
@@ -118,6 +119,9 @@ test('syncline dev mirrors the demo app, stops cleanly on SIGTERM and SIGINT, an
       return (byTable.get('settings')?.rows_applied ?? 0) >= 2 && (byTable.get('sensor_readings')?.rows_applied ?? 0) >= 6;
     }, 60_000);
     await eventually('the two-way demo devices to share their todos', () => /phone\s+todos [1-9]/.test(first.stdout()) && /laptop\s+todos [1-9]/.test(first.stdout()), 60_000);
+    const consoleUrl = /console\s+(http:\/\/\S+)\s+\(sign in with the admin token below\)/.exec(first.stdout())?.[1];
+    assert.equal(consoleUrl, `${first.server.url}${Routes.console}`, first.stdout());
+    assert.equal((await fetch(consoleUrl)).status, 200);
     const before = (await lineages(first.server)).find((l) => l.source_table === 'sensor_readings')!;
     const stopped = await first.stop('SIGTERM');
     assert.equal(stopped.code, 0, stopped.stdout);

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/cloud/http/build-app.js';
+import { ActivityRecorder } from '../../src/cloud/metrics/activity-recorder.js';
 import { httpLimits, type HttpLimits } from '../../src/cloud/http/connection-limits.js';
 import { Routes } from '../../src/protocol/constants.js';
 import { openTestStore, type TestStore } from '../support/stores.js';
@@ -52,7 +53,7 @@ describe('HTTP front door under slow and greedy clients', () => {
   const apps: FastifyInstance[] = [];
 
   async function serve(limits: Partial<HttpLimits>): Promise<number> {
-    const app = await buildApp({ store: handle.store, adminToken: ADMIN_TOKEN, bodyLimit: 64 * 1024, logger: pino({ level: 'silent' }), httpLimits: httpLimits(limits) });
+    const app = await buildApp({ store: handle.store, activity: new ActivityRecorder({ db: handle.store, logger: pino({ level: 'silent' }) }), adminToken: ADMIN_TOKEN, bodyLimit: 64 * 1024, logger: pino({ level: 'silent' }), httpLimits: httpLimits(limits) });
     await app.listen({ port: 0, host: '127.0.0.1' });
     apps.push(app);
     return (app.server.address() as AddressInfo).port;

@@ -77,6 +77,8 @@ export interface ServerProcess {
   child: ChildProcess;
   /** Everything the server wrote to stderr so far (its JSON log lines). */
   logs(): string;
+  /** Everything it printed on stdout so far (the banner). */
+  stdout(): string;
   stop(signal?: NodeJS.Signals): Promise<RunResult>;
 }
 
@@ -119,6 +121,7 @@ export async function startServer(options: { dataDir: string; databaseUrl?: stri
     adminToken,
     child,
     logs: () => output.stderr,
+    stdout: () => output.stdout,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode, ...output };
       const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;

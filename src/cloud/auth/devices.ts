@@ -18,6 +18,9 @@ export interface DeviceRecord {
   name: string;
   created_at: string;
   revoked_at: string | null;
+  /** When the server last heard from it (written every few seconds, see ActivityRecorder), and over which transport. */
+  last_seen_at: string | null;
+  last_transport: 'http' | 'mqtt' | null;
 }
 
 const DEFAULT_PROJECT = 'default';
@@ -30,7 +33,11 @@ interface DeviceRow {
   name: string;
   created_at: Date;
   revoked_at: Date | null;
+  last_seen_at: Date | null;
+  last_transport: 'http' | 'mqtt' | null;
 }
+
+const DEVICE_COLUMNS = 'id, org_id, project_id, name, created_at, revoked_at, last_seen_at, last_transport';
 
 function toRecord(row: DeviceRow): DeviceRecord {
   return {
@@ -40,6 +47,8 @@ function toRecord(row: DeviceRow): DeviceRecord {
     name: row.name,
     created_at: row.created_at.toISOString(),
     revoked_at: row.revoked_at ? row.revoked_at.toISOString() : null,
+    last_seen_at: row.last_seen_at ? row.last_seen_at.toISOString() : null,
+    last_transport: row.last_transport,
   };
 }
 
@@ -82,7 +91,7 @@ export async function authenticateDevice(db: Queryable, token: string | undefine
 }
 
 export async function listDevices(db: Queryable): Promise<DeviceRecord[]> {
-  const { rows } = await db.query<DeviceRow>('SELECT id, org_id, project_id, name, created_at, revoked_at FROM devices ORDER BY created_at, id');
+  const { rows } = await db.query<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices ORDER BY created_at, id`);
   return rows.map(toRecord);
 }
 
@@ -97,7 +106,7 @@ export async function revokeDevice(db: Queryable, deviceId: string): Promise<Dev
   if (!isUuid(deviceId)) throw new SynclineError('not_found', 'no such device', { device_id: deviceId.slice(0, 64) });
   const { rows } = await db.query<DeviceRow>(
     `UPDATE devices SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
-     RETURNING id, org_id, project_id, name, created_at, revoked_at`,
+     RETURNING ${DEVICE_COLUMNS}`,
     [deviceId],
   );
   const row = rows[0];
@@ -107,7 +116,7 @@ export async function revokeDevice(db: Queryable, deviceId: string): Promise<Dev
 
 export async function getDevice(db: Queryable, deviceId: string): Promise<DeviceRecord> {
   const row = isUuid(deviceId)
-    ? (await db.query<DeviceRow>('SELECT id, org_id, project_id, name, created_at, revoked_at FROM devices WHERE id = $1', [deviceId])).rows[0]
+    ? (await db.query<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE id = $1`, [deviceId])).rows[0]
     : undefined;
   if (!row) throw new SynclineError('not_found', 'no such device', { device_id: deviceId.slice(0, 64) });
   return toRecord(row);

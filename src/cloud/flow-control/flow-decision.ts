@@ -75,6 +75,8 @@ const TRANSITIONS: Record<FlowStateName, (c: Conditions) => FlowAction> = {
     if (c.tripped) return NONE;
     return c.over ? { kind: 'relabel', reason: 'volume_backpressure' } : { kind: 'resume', reason: 'materialization_reset' };
   },
+  // An operator's pause outlasts every counter: only an operator's resume ends it.
+  'paused:operator_pause': () => NONE,
 };
 
 export function conditions(flow: FlowRecord, limits: FlowLimits): Conditions {

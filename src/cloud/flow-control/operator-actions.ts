@@ -1,7 +1,7 @@
 import type { ControlMessage } from '../../protocol/control.js';
 import type { Queryable } from '../store/store.js';
 import { issueControl } from './controls.js';
-import { applyFlowAction, lockFlow } from './flow-state.js';
+import { applyFlowAction, lockFlow, type LockedFlow } from './flow-state.js';
 import { decideFlow, type FlowLimits } from './flow-decision.js';
 
 /**
@@ -33,16 +33,43 @@ export async function resumeWithDevice<T extends { lineage_id: string; replay: u
   const locked = await lockFlow(tx, lineageId);
   const devicePaused = locked.flow.device_state === 'paused';
   const lineageResumable = locked.lineage.pause_cause !== null && GOVERNANCE_RESUMABLE.has(locked.lineage.pause_cause);
-  let control: ControlMessage | undefined;
-  if (devicePaused) {
-    await tx.query(
-      `UPDATE edge_lineage_flow SET device_state = 'sending', pause_reason = NULL, consecutive_failures = 0, operator_override = true, changed_at = now() WHERE lineage_id = $1`,
-      [lineageId],
-    );
-    control = await issueControl(tx, locked.lineage, { type: 'resume_lineage', reason: 'operator_resume' });
-  }
+  const control = devicePaused ? await resumeDeviceFlow(tx, locked) : undefined;
   const governance = lineageResumable || !devicePaused ? await governanceResume() : { lineage_id: locked.lineage.id, replay: null };
   return { ...governance, device: { device_state: 'sending', control_id: control?.control_id ?? null } };
+}
+
+/** Lets the device of a locked, device-paused lineage send again, over the cap if need be, and tells it so. */
+async function resumeDeviceFlow(tx: Queryable, locked: LockedFlow): Promise<ControlMessage> {
+  await tx.query(
+    `UPDATE edge_lineage_flow SET device_state = 'sending', pause_reason = NULL, consecutive_failures = 0, operator_override = true, changed_at = now() WHERE lineage_id = $1`,
+    [locked.lineage.id],
+  );
+  return issueControl(tx, locked.lineage, { type: 'resume_lineage', reason: 'operator_resume' });
+}
+
+/**
+ * POST /v1/lineages/:id/pause: tells the device to stop sending the lineage and
+ * buffer it locally until an operator resumes it (flow control leaves an
+ * operator's pause alone). A lineage already paused by backpressure or the
+ * breaker is relabelled, so draining its backlog no longer resumes it; pausing
+ * twice changes nothing and issues no second control.
+ */
+export async function pauseByOperator(tx: Queryable, lineageId: string): Promise<DeviceFlowResult> {
+  const locked = await lockFlow(tx, lineageId);
+  if (locked.flow.device_state === 'paused') {
+    if (locked.flow.pause_reason !== 'operator_pause') await applyFlowAction(tx, locked, { kind: 'relabel', reason: 'operator_pause' });
+    return { device_state: 'paused', control_id: null };
+  }
+  const control = await applyFlowAction(tx, locked, { kind: 'pause', reason: 'operator_pause' });
+  return { device_state: 'paused', control_id: control?.control_id ?? null };
+}
+
+/** Resumes the device side only (for a whole device): governance pauses stay as they are. Not paused: nothing to do. */
+export async function resumeDeviceByOperator(tx: Queryable, lineageId: string): Promise<DeviceFlowResult> {
+  const locked = await lockFlow(tx, lineageId);
+  if (locked.flow.device_state !== 'paused') return { device_state: 'sending', control_id: null };
+  const control = await resumeDeviceFlow(tx, locked);
+  return { device_state: 'sending', control_id: control.control_id };
 }
 
 /**

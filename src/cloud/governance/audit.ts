@@ -22,7 +22,9 @@ export type AuditAction =
   | 'replay.failed'
   | 'token.create'
   | 'token.revoke'
-  | 'project.settings';
+  | 'project.settings'
+  | 'flow.pause'
+  | 'flow.resume';
 
 export interface AuditRecord {
   /** The admin token's label, or `system` for what Syncline did on its own. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SynclineError } from '../../protocol/errors.js';
-import { PG_TYPES, type PgType } from '../type-mapping.js';
+import { pauseBody, type PauseBody } from '../../protocol/admin-requests.js';
+import { PG_TYPES, pgSafeText, type PgType } from '../type-mapping.js';
 import { ADMIN_ROLES, type AdminRole } from './admin-tokens.js';
 import type { ApproveRequest } from './approve.js';
 import { COALESCING_MODES, type Coalescing } from './coalescing.js';
@@ -44,3 +45,9 @@ export const parseRelease = (body: unknown): { action_version: number } => parse
 export const parsePurge = (body: unknown): { schema_hash?: string } => parse(purgeBody, body);
 export const parseTokenCreate = (body: unknown): { name: string; role: AdminRole } => parse(tokenBody, body);
 export const parseProjectSettings = (body: unknown): { coalescing: Coalescing } => parse(projectSettingsBody, body);
+export function parsePause(body: unknown): PauseBody {
+  const parsed = parse(pauseBody, body);
+  // The note goes into the audit log's jsonb, which holds no NUL and no lone surrogate.
+  if (parsed.note !== undefined && !pgSafeText(parsed.note)) throw new SynclineError('invalid_request', 'note: cannot hold NUL or lone surrogates', { field: 'note' });
+  return parsed;
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import * as answers from '../../protocol/admin-answers.js';
-import { deviceCreateBody, telemetryApproveBody } from '../../protocol/admin-requests.js';
+import { deviceCreateBody, pauseBody, telemetryApproveBody } from '../../protocol/admin-requests.js';
 import { telemetryBatchSchema } from '../../protocol/telemetry-batch.js';
 import { rowBatchSchema } from '../../protocol/batch.js';
 import { Routes } from '../../protocol/constants.js';
@@ -55,11 +55,14 @@ export const API_ROUTES: readonly RouteDoc[] = [
   { method: 'GET', url: Routes.devices, summary: 'List devices', tag: 'fleet', caller: 'viewer', responses: ok(answers.deviceListSchema) },
   { method: 'GET', url: Routes.device, summary: 'One device', tag: 'fleet', caller: 'viewer', responses: ok(answers.deviceSchema) },
   { method: 'POST', url: Routes.deviceRevoke, summary: 'Revoke a device token', tag: 'fleet', caller: 'admin', responses: ok(answers.deviceSchema) },
+  { method: 'POST', url: Routes.devicePause, summary: 'Tell a device to stop sending every lineage (buffered on the device) until an operator resumes it (audited)', tag: 'fleet', caller: 'operator', body: pauseBody, responses: ok(answers.devicePauseAnswerSchema) },
+  { method: 'POST', url: Routes.deviceResume, summary: 'Let a device send every lineage again (audited; governance pauses stay)', tag: 'fleet', caller: 'operator', responses: ok(answers.devicePauseAnswerSchema) },
   { method: 'GET', url: Routes.lineages, summary: 'List lineages (one per device and source table)', tag: 'lineages', caller: 'viewer', query: z.object({ device_id: text('only this device') }), responses: ok(answers.lineageListSchema) },
   { method: 'GET', url: Routes.lineage, summary: 'One lineage with schemas, bindings, staged count and replay', tag: 'lineages', caller: 'viewer', responses: ok(answers.lineageDetailSchema) },
   { method: 'GET', url: Routes.mirrorRows, summary: 'Mirror rows, keyset paged, values exact', tag: 'lineages', caller: 'viewer', query: pageQuery, responses: ok(answers.mirrorPageSchema) },
   { method: 'GET', url: Routes.stagedRows, summary: 'Staged rows, paged', tag: 'lineages', caller: 'viewer', query: pageQuery.extend({ schema_hash: text('only rows of this schema') }), responses: ok(answers.stagedPageSchema) },
   { method: 'POST', url: Routes.purgeStaged, summary: 'Discard staged rows (audited)', tag: 'lineages', caller: 'operator', body: purgeBody, responses: ok(answers.purgeAnswerSchema) },
+  { method: 'POST', url: Routes.lineagePause, summary: 'Tell the device to stop sending this lineage (buffered on the device) until an operator resumes it (audited)', tag: 'lineages', caller: 'operator', body: pauseBody, responses: ok(answers.pauseAnswerSchema) },
   { method: 'POST', url: Routes.lineageResume, summary: 'Resume a paused lineage and its device', tag: 'lineages', caller: 'operator', responses: ok(answers.resumeAnswerSchema) },
   { method: 'GET', url: Routes.lineageReplay, summary: 'Latest replay of staged rows and its progress', tag: 'lineages', caller: 'viewer', responses: ok(answers.replayAnswerSchema) },
   { method: 'GET', url: Routes.lineageFlow, summary: 'Flow control state, limits and recent controls', tag: 'lineages', caller: 'viewer', responses: ok(answers.flowAnswerSchema) },

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { Routes } from '../../protocol/constants.js';
 import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
 import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
+import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { metricsRoutes, observeRequests } from '../metrics/metrics-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import type { SharedSync } from '../shared/shared-service.js';
@@ -28,6 +29,8 @@ export interface AppOptions {
   telemetry?: TelemetryService;
   adminToken: string;
   bodyLimit: number;
+  /** Where device requests are noted (last seen, transport, pulls); its owner runs and flushes it. */
+  activity: ActivityRecorder;
   /** Timeouts and the connection cap; DEFAULT_HTTP_LIMITS when not given. */
   httpLimits?: HttpLimits;
   logger: Logger;
@@ -38,7 +41,7 @@ export interface AppOptions {
   /** Called when an operator's decision leaves staged rows to replay. */
   onReplayRequested?: () => void;
   /** Flow control (backpressure, circuit breaker) and MQTT admin routes. */
-  flow?: Omit<FlowRoutesOptions, 'store' | 'adminToken' | 'bodyLimit'> & { onIngested?: () => void };
+  flow?: Omit<FlowRoutesOptions, 'store' | 'activity' | 'adminToken' | 'bodyLimit'> & { onIngested?: () => void };
   /** Two-way sync routes, when the server declares shared tables. */
   shared?: SharedSync;
   /** Served at GET /metrics (admin token, viewer and up) when given. */
@@ -110,13 +113,14 @@ export async function synclineRoutes(app: FastifyInstance, options: AppOptions):
     store: options.store,
     bodyLimit: options.bodyLimit,
     logger,
+    activity: options.activity,
     policy: options.policy ?? DEFAULT_POLICY,
     ...(options.group ? { group: options.group } : {}),
     ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}),
   });
   await app.register(adminRoutes, { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit });
   if (options.telemetry) {
-    const telemetry = { telemetry: options.telemetry, adminToken: options.adminToken, bodyLimit: options.bodyLimit, ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}) };
+    const telemetry = { telemetry: options.telemetry, activity: options.activity, adminToken: options.adminToken, bodyLimit: options.bodyLimit, ...(options.flow?.onIngested ? { onIngested: options.flow.onIngested } : {}) };
     await app.register(telemetryDeviceRoutes, telemetry);
     await app.register(telemetryAdminRoutes, telemetry);
   }
@@ -126,12 +130,13 @@ export async function synclineRoutes(app: FastifyInstance, options: AppOptions):
     bodyLimit: options.bodyLimit,
     ...(options.onReplayRequested ? { onReplayRequested: options.onReplayRequested } : {}),
   });
-  const flow: FlowRoutesOptions = { store: options.store, adminToken: options.adminToken, bodyLimit: options.bodyLimit, limits: options.flow?.limits ?? DEFAULT_FLOW_LIMITS, ...options.flow };
+  const flow: FlowRoutesOptions = { store: options.store, activity: options.activity, adminToken: options.adminToken, bodyLimit: options.bodyLimit, limits: options.flow?.limits ?? DEFAULT_FLOW_LIMITS, ...options.flow };
   if (options.shared) {
     await app.register(sharedRoutes, {
       ...options.shared,
       ...(options.authenticate ? { authenticate: options.authenticate } : {}),
       store: options.store,
+      activity: options.activity,
       adminToken: options.adminToken,
       bodyLimit: options.bodyLimit,
       logger,

@@ -14,7 +14,7 @@ import {
   type PushAnswer,
   type SharedConfigAnswer,
 } from '../../protocol/shared-sync.js';
-import { countPull, countPush, countSnapshot } from '../metrics/instruments.js';
+import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { commitBundle, type CommitOutcome } from '../shared/commit-bundle.js';
 import { JwtVerifier, checkedPrincipal, type SharedPrincipal } from '../shared/credentials.js';
 import type { SharedSyncConfig } from '../shared/declarations.js';
@@ -33,6 +33,8 @@ export type SharedAuthenticate = (request: FastifyRequest) => SharedPrincipal | 
 
 export interface SharedRoutesOptions {
   store: Store;
+  /** Counts pushes, pulls and snapshots, and notes each device's pull watermark. */
+  activity: ActivityRecorder;
   config: SharedSyncConfig;
   verifier: JwtVerifier | undefined;
   /** The embedding app's own check of who calls (instead of the JWT verifier): the user, tenant and device source. */
@@ -98,7 +100,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   // Commits wake devices through PostgreSQL NOTIFY (see ScopeEvents), on this process and every other.
   const answered = (reply: FastifyReply, answer: CommitOutcome | PushAnswer) => {
     if (answer.status === 'conflict') reply.status(409);
-    countPush(answer);
+    options.activity.push(answer);
     return answer;
   };
 
@@ -130,20 +132,22 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   app.get<{ Querystring: Record<string, string | undefined> }>(SharedRoutes.pull, { onRequest: authenticate }, async (request) => {
     const query = request.query;
     const target = query.target === undefined ? undefined : seqParam(query.target, 'target');
+    const { scope, source } = who(request);
+    const after = seqParam(query.after, 'after', 0n);
     const answer = await pullBundles(store, config, {
-      scope: who(request).scope,
-      after: seqParam(query.after, 'after', 0n),
+      scope,
+      after,
       ...(query.after_ordinal === undefined ? {} : { afterOrdinal: intParam(query.after_ordinal, 'after_ordinal', 0, 2_147_483_647) }),
       ...(target === undefined ? {} : { target }),
       limit: intParam(query.limit, 'limit', 1, 50_000, SharedDefaults.chunkRows),
     });
-    countPull(answer);
+    options.activity.pull(scope, source, after, answer);
     return answer;
   });
 
   app.post<{ Querystring: Record<string, string | undefined> }>(SharedRoutes.snapshots, { onRequest: authenticate }, async (request) => {
     const limit = request.query.limit;
-    countSnapshot();
+    options.activity.snapshot();
     return options.snapshots.create(who(request), limit === undefined ? {} : { chunkRows: intParam(limit, 'limit', 1, 50_000) });
   });
 

@@ -1,22 +1,23 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { parseRowBatch } from '../../protocol/batch.js';
-import { Headers, Routes } from '../../protocol/constants.js';
+import { Routes } from '../../protocol/constants.js';
 import { isSynclineError } from '../../protocol/errors.js';
-import { authenticateDevice, type DeviceIdentity } from '../auth/devices.js';
-import { bearerToken } from '../auth/tokens.js';
 import { withPendingControls } from '../flow-control/controls.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { GroupCommitter } from '../ingest/group-commit.js';
 import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
+import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { ingestTimer, rowsOf } from '../metrics/instruments.js';
 import type { Store } from '../store/store.js';
 import { decodeBody, decodedBodyBytes } from './body.js';
+import { deviceAuthenticator } from './device-auth.js';
 
 export interface SyncRoutesOptions {
   store: Store;
   bodyLimit: number;
   logger: Logger;
+  activity: ActivityRecorder;
   policy: GovernancePolicy;
   /** Group commit shared with the other front door; each batch alone when absent. */
   group?: GroupCommitter;
@@ -31,15 +32,13 @@ export interface SyncRoutesOptions {
  * cannot make the server inflate or parse anything.
  */
 export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOptions): Promise<void> {
-  const identities = new WeakMap<FastifyRequest, DeviceIdentity>();
+  const auth = deviceAuthenticator(options.store, options.activity);
 
   app.post(Routes.rowBatch, {
-    onRequest: async (request) => {
-      identities.set(request, await authenticateDevice(options.store, bearerToken(request.headers[Headers.authorization])));
-    },
+    onRequest: auth.onRequest,
     preParsing: decodeBody(options.bodyLimit),
     handler: async (request) => {
-      const device = identities.get(request)!;
+      const device = auth.identity(request);
       const timer = ingestTimer('http');
       try {
         const batch = parseRowBatch(request.body);

@@ -77,12 +77,20 @@ const pulls = new Counter({ name: 'syncline_twoway_pulls_total', help: 'Two-way 
 const pulledBundles = new Counter({ name: 'syncline_twoway_pulled_bundles_total', help: 'Bundles handed out by pulls', registers });
 const snapshots = new Counter({ name: 'syncline_twoway_snapshots_total', help: 'Hydration snapshots started', registers });
 
-/** One answered push (an `open` chunked session is counted when it commits). */
-export function countPush(answer: { status: 'open' } | { status: 'committed'; duplicate: boolean } | { status: 'conflict'; conflicts: readonly unknown[] }): void {
-  if (answer.status === 'conflict') {
-    pushes.inc({ outcome: 'conflict' });
-    conflicts.inc(answer.conflicts.length);
-  } else if (answer.status === 'committed') pushes.inc({ outcome: answer.duplicate ? 'duplicate' : 'committed' });
+export type PushAnswerLike = { status: 'open' } | { status: 'committed'; duplicate: boolean } | { status: 'conflict'; conflicts: readonly unknown[] };
+
+/** What a push answer counts as; an `open` chunked session is counted when it commits. */
+export function pushOutcome(answer: PushAnswerLike): PushOutcome | undefined {
+  if (answer.status === 'conflict') return 'conflict';
+  if (answer.status === 'committed') return answer.duplicate ? 'duplicate' : 'committed';
+  return undefined;
+}
+
+/** One answered push. */
+export function countPush(answer: PushAnswerLike): void {
+  const outcome = pushOutcome(answer);
+  if (outcome) pushes.inc({ outcome });
+  if (answer.status === 'conflict') conflicts.inc(answer.conflicts.length);
 }
 
 export function countPull(answer: { bundles: readonly unknown[] }): void {
@@ -105,18 +113,4 @@ export async function ingestTotals(): Promise<{ batches: number; rows: number; a
   const sum = async (metric: { get(): Promise<{ values: { value: number; metricName?: string }[] }> }, suffix?: string) =>
     (await metric.get()).values.filter((v) => suffix === undefined || v.metricName?.endsWith(suffix)).reduce((total, v) => total + v.value, 0);
   return { batches: await sum(ingestBatches), rows: await sum(ingestRows), acks: await sum(ackSeconds, '_count'), ackSeconds: await sum(ackSeconds, '_sum') };
-}
-
-/** Two-way sync counters of this process, for the console. */
-export async function twowayTotals(): Promise<{ committed: number; duplicate: number; conflict: number; conflicting_rows: number; pulls: number; snapshots: number }> {
-  const byOutcome = new Map((await pushes.get()).values.map((v) => [String(v.labels.outcome), v.value]));
-  const one = async (metric: Counter) => (await metric.get()).values.reduce((total, v) => total + v.value, 0);
-  return {
-    committed: byOutcome.get('committed') ?? 0,
-    duplicate: byOutcome.get('duplicate') ?? 0,
-    conflict: byOutcome.get('conflict') ?? 0,
-    conflicting_rows: await one(conflicts),
-    pulls: await one(pulls),
-    snapshots: await one(snapshots),
-  };
 }

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { MqttStats } from '../mqtt/mqtt-stats.js';
+import { TWOWAY_EVENTS } from './activity-recorder.js';
 import type { Store } from '../store/store.js';
 
 /** What one server can tell about its parts that are not in the store. */
@@ -43,7 +44,7 @@ export function storeRegistry(sources: GaugeSources): Registry {
 
   grouped('syncline_staged_rows', 'Rows held back from the mirrors, by reason', 'reason', 'SELECT reason AS k, count(*)::text AS n FROM edge_staged_rows GROUP BY reason', ['schema_review', 'lineage_paused', 'materialization_failed']);
   grouped('syncline_paused_lineages', 'Lineages whose rows are staged instead of mirrored, by cause', 'cause', `SELECT pause_cause AS k, count(*)::text AS n FROM edge_table_lineages WHERE status = 'paused' GROUP BY pause_cause`, ['schema_review', 'materialization_failed']);
-  grouped('syncline_flow_paused_lineages', 'Lineages whose device was told to stop sending, by reason', 'reason', `SELECT pause_reason AS k, count(*)::text AS n FROM edge_lineage_flow WHERE device_state = 'paused' GROUP BY pause_reason`, ['volume_backpressure', 'circuit_breaker']);
+  grouped('syncline_flow_paused_lineages', 'Lineages whose device was told to stop sending, by reason', 'reason', `SELECT pause_reason AS k, count(*)::text AS n FROM edge_lineage_flow WHERE device_state = 'paused' GROUP BY pause_reason`, ['volume_backpressure', 'circuit_breaker', 'operator_pause']);
   grouped('syncline_lineages', 'Lineages (one per device and source table), by status', 'status', 'SELECT status AS k, count(*)::text AS n FROM edge_table_lineages GROUP BY status', ['active', 'paused']);
   grouped('syncline_devices', 'Registered devices, by state', 'state', `SELECT CASE WHEN revoked_at IS NULL THEN 'active' ELSE 'revoked' END AS k, count(*)::text AS n FROM devices GROUP BY 1`, ['active', 'revoked']);
   grouped('syncline_schema_reviews_open', 'Schema reviews waiting for an operator, by status', 'status', `SELECT status AS k, count(*)::text AS n FROM edge_schema_reviews WHERE status IN ('queued', 'in_review') GROUP BY status`, ['queued', 'in_review']);
@@ -56,6 +57,13 @@ export function storeRegistry(sources: GaugeSources): Registry {
     ['total', 'replayed', 'kept'],
   );
   grouped('syncline_replays_pending', 'Replays of staged rows waiting or running, by state', 'state', `SELECT state AS k, count(*)::text AS n FROM edge_replay_intents WHERE state IN ('pending', 'blocked') GROUP BY state`, ['pending', 'blocked']);
+  grouped(
+    'syncline_twoway_fleet_events',
+    'Two-way events of every server process on this database (written every few seconds): pushes by outcome, conflicting rows, pulls, pulled bundles, snapshots started',
+    'event',
+    `SELECT name AS k, value::text AS n FROM syncline_counters WHERE name IN (${TWOWAY_EVENTS.map((e) => `'${e}'`).join(', ')})`,
+    TWOWAY_EVENTS,
+  );
   new Gauge({
     name: 'syncline_twoway_scopes',
     help: 'Two-way sync scopes with at least one committed bundle',

@@ -27,6 +27,8 @@ export interface EmbeddedBrokerOptions {
   db: Queryable;
   logger: Logger;
   stats: MqttStats;
+  /** A device signed in (with its token or client certificate). */
+  onDeviceConnected?: (deviceId: string) => void;
   host: string;
   /** A port (0: any free one), or 'default': 1883, falling back to 18830 when 1883 is taken. */
   port: number | 'default';
@@ -132,6 +134,7 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: 
         : authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then((identity) => {
             sessions.set(client, identity);
             devices.add(identity.device_id, client);
+            options.onDeviceConnected?.(identity.device_id);
           });
     signIn.then(
       () => done(null, true),

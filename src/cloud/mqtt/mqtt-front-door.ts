@@ -34,6 +34,8 @@ export interface MqttFrontDoorOptions {
   maxQueued?: number;
   /** Called after each ingested batch (flow control looks at the counters). */
   onIngested?: () => void;
+  /** Called for each message from a known, active device. */
+  onDeviceSeen?: (deviceId: string) => void;
   /** Takes telemetry batches; without it they are not consumed. */
   telemetry?: TelemetryService;
   /** Group commit shared with the HTTP front door; each batch alone when absent. */
@@ -101,6 +103,7 @@ export class MqttFrontDoor implements ControlSink {
       this.#log.warn({ device_id: topic.deviceId.slice(0, 64), project_id: topic.projectId.slice(0, 64), channel: topic.channel }, 'MQTT message for an unknown, revoked or foreign device dropped');
       return;
     }
+    this.#o.onDeviceSeen?.(device.device_id);
     if (topic.channel === 'controlAck') return this.#controlAck(device, payload);
     return this.#rowBatch(device, payload, topic.channel === 'telemetryBatch');
   }

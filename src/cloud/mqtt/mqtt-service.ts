@@ -3,6 +3,7 @@ import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter, sharedWakeTopic } fro
 import type { FlowController } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { HealthBoard } from '../health.js';
+import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import type { TelemetryService } from '../telemetry/telemetry-service.js';
 import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { Store } from '../store/store.js';
@@ -40,6 +41,8 @@ export interface MqttServiceDeps {
   policy: GovernancePolicy;
   bodyLimit: number;
   flow: FlowController;
+  /** Devices heard from over MQTT (connections, batches, control acks). */
+  activity: ActivityRecorder;
   options: CloudMqttOptions;
   /** Two-way sync: lets devices sign in with their sync JWT to follow their scope's wake-ups. */
   sharedWake?: SharedWakeAuth;
@@ -91,6 +94,7 @@ export class MqttService {
         db: store,
         logger: log,
         stats,
+        onDeviceConnected: (deviceId) => deps.activity.seen(deviceId, 'mqtt'),
         host: options.host ?? '127.0.0.1',
         port: options.port ?? 'default',
         ...(options.tls ? { tls: options.tls } : {}),
@@ -110,6 +114,7 @@ export class MqttService {
       bodyLimit: deps.bodyLimit,
       ...(options.maxConcurrentIngests !== undefined ? { maxConcurrent: options.maxConcurrentIngests } : {}),
       onIngested: () => deps.flow.wake(),
+      onDeviceSeen: (deviceId) => deps.activity.seen(deviceId, 'mqtt'),
       ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
       ...(deps.group ? { group: deps.group } : {}),
     });

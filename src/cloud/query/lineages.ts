@@ -2,6 +2,7 @@ import { SynclineError } from '../../protocol/errors.js';
 import { isUuid } from '../auth/devices.js';
 import { latestIntent, type ReplayIntent } from '../governance/replay-intents.js';
 import { stagedSummary } from '../governance/staged-rows.js';
+import type { PauseReason } from '../../protocol/control.js';
 import type { PauseCause } from '../ingest/lineage.js';
 import type { Queryable } from '../store/store.js';
 
@@ -25,6 +26,9 @@ export interface LineageView {
   mirror_table: string | null;
   created_at: string;
   updated_at: string;
+  /** What flow control told the device: keep sending, or stop (and why: backpressure, breaker, an operator). */
+  device_state: 'sending' | 'paused';
+  device_pause_reason: PauseReason | null;
 }
 
 export interface LineageDetail extends LineageView {
@@ -45,8 +49,11 @@ interface LineageRow extends Omit<LineageView, 'last_seq' | 'rows_received' | 'r
   updated_at: Date;
 }
 
+// A lineage without a flow row was never paused by flow control: its device sends.
 const SELECT = `SELECT id, project_id, device_id, source_table, key_kind, key_columns, status, pause_cause, status_reason, schema_hash,
-  journal_epoch, last_seq, rows_received, rows_applied, mirror_table, created_at, updated_at FROM edge_table_lineages`;
+  journal_epoch, last_seq, rows_received, rows_applied, mirror_table, created_at, updated_at,
+  coalesce(f.device_state, 'sending') AS device_state, f.pause_reason AS device_pause_reason
+  FROM edge_table_lineages LEFT JOIN edge_lineage_flow f ON f.lineage_id = edge_table_lineages.id`;
 
 function toView(row: LineageRow): LineageView {
   return {

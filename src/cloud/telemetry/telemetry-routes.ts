@@ -1,12 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Headers, Routes } from '../../protocol/constants.js';
+import type { FastifyInstance } from 'fastify';
+import { Routes } from '../../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../../protocol/errors.js';
 import { parseTelemetryBatch } from '../../protocol/telemetry-batch.js';
-import { authenticateDevice, type DeviceIdentity } from '../auth/devices.js';
-import { bearerToken } from '../auth/tokens.js';
 import { withPendingControls } from '../flow-control/controls.js';
 import { actorOf, adminAuth, readOrAdmin } from '../http/admin-auth.js';
 import { decodeBody, decodedBodyBytes } from '../http/body.js';
+import { deviceAuthenticator } from '../http/device-auth.js';
+import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { listMappings } from './telemetry-mappings.js';
 import { latestTelemetry, parseTelemetryQuery, queryTelemetry } from './telemetry-query.js';
 import { approveTelemetryMapping } from './telemetry-review.js';
@@ -14,6 +14,7 @@ import type { TelemetryService } from './telemetry-service.js';
 
 export interface TelemetryRoutesOptions {
   telemetry: TelemetryService;
+  activity: ActivityRecorder;
   adminToken: string;
   bodyLimit: number;
   onIngested?: () => void;
@@ -22,14 +23,12 @@ export interface TelemetryRoutesOptions {
 /** `POST /v1/sync/telemetry/batch`: the device and its project come from the bearer token, as for row batches. */
 export async function telemetryDeviceRoutes(app: FastifyInstance, options: TelemetryRoutesOptions): Promise<void> {
   const { telemetry } = options;
-  const identities = new WeakMap<FastifyRequest, DeviceIdentity>();
+  const auth = deviceAuthenticator(telemetry.store, options.activity);
   app.post(Routes.telemetryBatch, {
-    onRequest: async (request) => {
-      identities.set(request, await authenticateDevice(telemetry.store, bearerToken(request.headers[Headers.authorization])));
-    },
+    onRequest: auth.onRequest,
     preParsing: decodeBody(options.bodyLimit),
     handler: async (request) => {
-      const device = identities.get(request)!;
+      const device = auth.identity(request);
       try {
         const ack = await telemetry.ingest(device, parseTelemetryBatch(request.body), decodedBodyBytes(request));
         options.onIngested?.();

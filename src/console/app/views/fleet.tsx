@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { deviceListSchema, deviceSchema, lineageListSchema, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
+import { deviceListSchema, devicePauseAnswerSchema, deviceSchema, lineageListSchema, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
 import { Routes } from '../../../protocol/constants.js';
 import { call, path } from '../api.js';
 import { can, useLoad, when } from '../use-load.js';
@@ -10,16 +10,22 @@ export function Fleet({ me }: { me: WhoAmIAnswer }) {
   const [message, setMessage] = useState<string | null>(null);
   const needle = search.trim().toLowerCase();
   const devices = (data?.devices ?? []).filter((d) => needle === '' || d.name.toLowerCase().includes(needle) || d.device_id.includes(needle));
-  const revoke = async (id: string, name: string) => {
-    if (!confirm(`Revoke the token of ${name}? The device can no longer send.`)) return;
+  const act = async (label: string, run: () => Promise<unknown>) => {
     try {
-      await call(deviceSchema, path(Routes.deviceRevoke, { id }), { method: 'POST' });
-      setMessage(`${name} revoked.`);
+      await run();
+      setMessage(`${label}: done.`);
     } catch (failure) {
-      setMessage((failure as Error).message);
+      setMessage(`${label}: ${(failure as Error).message}`);
     }
     reload();
   };
+  const revoke = (id: string, name: string) => {
+    if (!confirm(`Revoke the token of ${name}? The device can no longer send.`)) return;
+    void act(`Revoke ${name}`, () => call(deviceSchema, path(Routes.deviceRevoke, { id }), { method: 'POST' }));
+  };
+  const pause = (id: string, name: string) => act(`Pause ${name}`, () => call(devicePauseAnswerSchema, path(Routes.devicePause, { id }), { method: 'POST', body: { note: 'paused from the console' } }));
+  const resume = (id: string, name: string) => act(`Resume ${name}`, () => call(devicePauseAnswerSchema, path(Routes.deviceResume, { id }), { method: 'POST' }));
+  const operator = can(me.role, 'operator');
   return (
     <>
       <h1>Fleet</h1>
@@ -30,22 +36,34 @@ export function Fleet({ me }: { me: WhoAmIAnswer }) {
       <div class="scroll">
         <table>
           <caption class="sr-only">Devices</caption>
-          <thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Last seen</th><th scope="col">Lineages</th><th scope="col">Paused</th><th scope="col">State</th>{can(me.role, 'admin') && <th scope="col">Actions</th>}</tr></thead>
+          <thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Last seen</th><th scope="col">Transport</th><th scope="col">Lineages</th><th scope="col">Paused</th><th scope="col">State</th>{operator && <th scope="col">Actions</th>}</tr></thead>
           <tbody>
             {devices.map((d) => {
               const lineages = data!.lineages.filter((l) => l.device_id === d.device_id);
-              const paused = lineages.filter((l) => l.status === 'paused').length;
-              // The newest lineage change is the last time the device's data reached the cloud.
-              const seen = lineages.reduce<string | null>((latest, l) => (latest === null || l.updated_at > latest ? l.updated_at : latest), null);
+              // Paused by governance (rows staged in the cloud) or told to stop sending (rows buffered on the device).
+              const staging = lineages.filter((l) => l.status === 'paused').length;
+              const stopped = lineages.filter((l) => l.device_state === 'paused').length;
               return (
-                <tr>
+                <tr data-device={d.device_id}>
                   <td>{d.name}</td>
                   <td><code>{d.device_id}</code></td>
-                  <td>{when(seen)}</td>
+                  <td>{when(d.last_seen_at)}</td>
+                  <td>{d.last_transport ? d.last_transport.toUpperCase() : '—'}</td>
                   <td>{lineages.map((l) => <a href={`#/lineages/${l.id}`} class="chip">{l.source_table}</a>)}</td>
-                  <td>{paused > 0 ? <span class="badge paused">{paused} paused</span> : 'no'}</td>
+                  <td>
+                    {staging === 0 && stopped === 0 && 'no'}
+                    {staging > 0 && <span class="badge paused">{staging} staging</span>}{' '}
+                    {stopped > 0 && <span class="badge paused">{stopped} stopped on device</span>}
+                  </td>
                   <td>{d.revoked_at ? `revoked ${when(d.revoked_at)}` : 'active'}</td>
-                  {can(me.role, 'admin') && <td>{!d.revoked_at && <button type="button" class="danger" onClick={() => revoke(d.device_id, d.name)}>Revoke</button>}</td>}
+                  {operator && (
+                    <td class="actions">
+                      {!d.revoked_at && lineages.length > 0 && (stopped < lineages.length
+                        ? <button type="button" onClick={() => pause(d.device_id, d.name)} aria-label={`Pause ${d.name}`}>Pause</button>
+                        : <button type="button" onClick={() => resume(d.device_id, d.name)} aria-label={`Resume ${d.name}`}>Resume</button>)}
+                      {can(me.role, 'admin') && !d.revoked_at && <button type="button" class="danger" onClick={() => revoke(d.device_id, d.name)}>Revoke</button>}
+                    </td>
+                  )}
                 </tr>
               );
             })}

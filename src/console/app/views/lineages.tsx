@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { flowAnswerSchema, lineageDetailSchema, lineageListSchema, mirrorPageSchema, purgeAnswerSchema, resetAnswerSchema, resumeAnswerSchema, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
+import { flowAnswerSchema, lineageDetailSchema, lineageListSchema, mirrorPageSchema, pauseAnswerSchema, purgeAnswerSchema, resetAnswerSchema, resumeAnswerSchema, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
 import { Routes } from '../../../protocol/constants.js';
 import { call, path } from '../api.js';
 import { can, short, useLoad, when } from '../use-load.js';
@@ -20,7 +20,7 @@ export function Lineages() {
               <tr>
                 <td><a href={`#/lineages/${l.id}`}>{l.source_table}</a></td>
                 <td><code>{short(l.device_id)}</code></td>
-                <td><span class={`badge ${l.status}`}>{l.status}</span> {l.pause_cause && <small>{l.pause_cause}</small>}</td>
+                <td><span class={`badge ${l.status}`}>{l.status}</span> {l.pause_cause && <small>{l.pause_cause}</small>} {l.device_state === 'paused' && <span class="badge paused">device stopped: {l.device_pause_reason}</span>}</td>
                 <td>{l.last_seq}</td><td>{l.rows_received}</td><td>{l.rows_applied}</td><td>{l.mirror_table ?? '—'}</td>
               </tr>
             ))}
@@ -110,6 +110,7 @@ export function LineageDetail({ id, me }: { id: string; me: WhoAmIAnswer }) {
       </dl>
       {can(me.role, 'operator') && (
         <div class="actions">
+          {lineage.device_state === 'sending' && <button type="button" onClick={() => act('Pause', () => call(pauseAnswerSchema, at(Routes.lineagePause), { method: 'POST', body: { note: 'paused from the console' } }))}>Pause device sending</button>}
           <button type="button" onClick={() => act('Resume', () => call(resumeAnswerSchema, at(Routes.lineageResume), { method: 'POST' }))}>Resume</button>
           <button type="button" onClick={() => act('Reset materialization', () => call(resetAnswerSchema, at(Routes.lineageResetMaterialization), { method: 'POST' }))}>Reset materialization</button>
           <button type="button" class="danger" onClick={purge}>Purge staged…</button>
