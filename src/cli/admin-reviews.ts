@@ -170,7 +170,7 @@ const reviewCommands: Record<string, Command> = {
     const review = await client.request<ReviewDetail>('GET', at(Routes.schemaReview, reviewId));
     // A rerun with the same Idempotency-Key repeats the first answer; without one, a decided review is said to be decided.
     if (review.status !== 'queued' && review.status !== 'in_review' && options.idempotencyKey === undefined) {
-      throw new SynclineError('conflict', `review ${reviewId} is already ${String(review.status)}${review.decided_by ? ` (by ${String(review.decided_by)})` : ''}; there is nothing to approve`, { review_id: reviewId });
+      throw new SynclineError('conflict', `review ${reviewId} is already ${String(review.status)}${review.decided_by ? ` (by ${String(review.decided_by)})` : ''}; there is nothing to approve: run \`syncline admin reviews show ${reviewId}\` for its decision`, { review_id: reviewId });
     }
     const toDecide = columnsToDecide(review);
     const columns = columnActions(options, options.allMirror ? toDecide : []);

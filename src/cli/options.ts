@@ -53,8 +53,13 @@ export function parseCommand<T extends OptionTable>(table: T, argv: string[], en
     parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true });
   } catch (error) {
     // Node's own wording for an unknown flag explains positionals after '--', which no command here takes.
-    const unknown = /^Unknown option '([^']+)'/.exec((error as Error).message);
-    throw new SynclineError('invalid_config', unknown ? `unknown option ${unknown[1]}` : (error as Error).message, unknown ? { field: unknown[1] } : {});
+    // and for a flag without its value (`--token --once`, when $TOKEN was empty) three sentences about dashes.
+    const message = (error as Error).message;
+    const unknown = /^Unknown option '([^']+)'/.exec(message);
+    if (unknown) throw new SynclineError('invalid_config', `unknown option ${unknown[1]}`, { field: unknown[1] });
+    const valueless = /^Option '(--[a-z0-9-]+)(?: <value>)?' argument (?:missing|is ambiguous)/.exec(message);
+    if (valueless) throw new SynclineError('invalid_config', `${valueless[1]} needs a value`, { field: valueless[1] });
+    throw new SynclineError('invalid_config', message);
   }
   const options: Record<string, string | number | boolean | string[]> = {};
   for (const [name, spec] of Object.entries(table)) {

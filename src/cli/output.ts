@@ -63,9 +63,24 @@ export function formatTable(rows: readonly object[], columns?: readonly string[]
   return [line(heads), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
+/**
+ * A value in its wire form (src/protocol/values.ts) as a person reads it: a large
+ * integer as its digits, an integral REAL with its ".0" (so 3.0 is not taken for
+ * the integer 3), a BLOB as a SQL hex literal. --json keeps the wire form.
+ */
+function wireText(value: object): string | undefined {
+  const keys = Object.keys(value);
+  const text = (value as Record<string, unknown>)[keys[0]!];
+  if (keys.length !== 1 || typeof text !== 'string') return undefined;
+  if (keys[0] === '$int') return text;
+  if (keys[0] === '$real') return /^-?\d+$/.test(text) ? `${text}.0` : text;
+  if (keys[0] === '$blob') return `x'${Buffer.from(text, 'base64').toString('hex')}'`;
+  return undefined;
+}
+
 function cellText(value: unknown): string {
   if (value === null || value === undefined) return '';
-  if (typeof value === 'object') return printable(JSON.stringify(value));
+  if (typeof value === 'object') return printable(wireText(value) ?? JSON.stringify(value));
   return printable(String(value));
 }
 

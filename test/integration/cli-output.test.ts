@@ -48,7 +48,7 @@ describe('the CLI as a new user meets it (real server process, PGlite)', () => {
     return JSON.parse(result.stdout) as T;
   };
   const send = async (deviceToken: string) => {
-    const rows = [1, 2].map((i) => ({ seq: i, op: 'insert' as const, pk: [BigInt(i)], row: [BigInt(i), 1_700_000_000n + BigInt(i), 9.5, `n${i}`] }));
+    const rows = [1, 2].map((i) => ({ seq: i, op: 'insert' as const, pk: [BigInt(i)], row: [BigInt(i), 1_700_000_000n + BigInt(i), i === 2 ? 3 : 9.5, `n${i}`] }));
     const sent = await fetch(`${server.url}${Routes.rowBatch}`, { method: 'POST', headers: { authorization: `Bearer ${deviceToken}`, 'content-type': 'application/json' }, body: JSON.stringify(wireBatch(READINGS, rows, { epoch: uuidv7() })) });
     return (await sent.json()) as { lineage_id: string };
   };
@@ -141,6 +141,12 @@ describe('the CLI as a new user meets it (real server process, PGlite)', () => {
     const audit = await json<{ items: unknown[]; next: string | null }>(['audit', '--limit', '2']);
     assert.equal(audit.items.length, 2);
     assert.equal(typeof audit.next, 'string');
+
+    await eventually('the replay', async () => (await api<{ replay: { state: string } | null }>(Routes.lineageReplay.replace(':id', lineage_id))).replay?.state === 'done');
+    const rows = await json<{ items: { price: unknown }[] }>(['mirror-rows', lineage_id]);
+    assert.deepEqual(rows.items.map((r) => r.price), [9.5, { $real: '3' }], '--json keeps the wire form');
+    const table = await admin(['mirror-rows', lineage_id]);
+    assert.match(table.stdout, /^2\s+1700000002\s+3\.0\s+n2\s/m, 'a table shows an integral REAL as 3.0, not its wire form');
   });
 
   test('wide tables fit the terminal with …; control characters are shown escaped; --json keeps everything', async () => {
@@ -197,7 +203,7 @@ describe('the CLI as a new user meets it (real server process, PGlite)', () => {
     assert.match(done.stdout, /replaying 2 staged rows|nothing staged/);
     const again = await admin(['reviews', 'approve', followUp!.id, '--mirror', 'note']);
     assert.equal(again.code, 1);
-    assertOneLineError(again.stderr, /review \S+ is already approved \(by .*\); there is nothing to approve \[conflict\]/);
+    assertOneLineError(again.stderr, /review \S+ is already approved \(by .*\); there is nothing to approve: run `syncline admin reviews show \S+` for its decision \[conflict\]\.$/);
     for (const r of await reviewOf(lineage_id, 'approved')) assert.doesNotMatch(r.summary, /waiting/);
   });
 });

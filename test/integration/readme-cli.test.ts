@@ -64,4 +64,8 @@ test('a subcommand or option that does not exist is said to be unknown, in one l
   const flag = await runSyncline(['agent', '--db', 'x.db', '--nosuch']);
   assert.equal(flag.code, 2);
   assert.equal(flag.stderr, 'syncline: agent: unknown option --nosuch [invalid_config]. Run the command with --help for its options.\n');
+  // `--token $TOKEN --once` with an empty $TOKEN.
+  const valueless = await runSyncline(['agent', '--db', 'x.db', '--token', '--once']);
+  assert.equal(valueless.code, 2);
+  assert.equal(valueless.stderr, 'syncline: agent: --token needs a value [invalid_config]. Run the command with --help for its options.\n');
 });
