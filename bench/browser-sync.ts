@@ -10,8 +10,10 @@ import { SECRET, seedServer, startBenchServer } from './shared-sync.js';
  * The browser client in Chromium (the real dist/browser bundle, SQLite WASM on
  * OPFS in a worker): two-way hydration of 100k rows as a ratio to a plain bulk
  * insert of the same rows into the same browser database (one statement per
- * row in one write transaction, through the same driver), and the push+pull
- * round trip page -> Node device -> page, both running their background sync.
+ * row in one write transaction, through the same driver), in the page (a
+ * message to the SQLite worker per statement) and inside an app's own worker
+ * (the database opened in place); and the push+pull round trip page -> Node
+ * device -> page, both running their background sync.
  */
 
 const HYDRATE_ROWS = 100_000;
@@ -49,6 +51,14 @@ window.bench = {
     await sync.close();
     return { ms, rows: report.rows, count: Number(count) };
   },
+  inWorker(n, token) {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker('/hydrate-worker.js', { type: 'module' });
+      worker.onmessage = ({ data }) => { worker.terminate(); resolve(data); };
+      worker.onerror = (event) => reject(new Error(event.message));
+      worker.postMessage({ n, token });
+    });
+  },
   async startRoundTrips(token) {
     const driver = await OpfsDriver.open({ name: 'round-trip.db' });
     rt = await SharedSync.open({ driver, serverUrl: location.origin, token });
@@ -71,6 +81,30 @@ window.bench = {
 };
 document.title = 'ready';
 `;
+// The same two measurements inside an app's own dedicated worker, where the database opens in place.
+const WORKER = `
+import { OpfsDriver, SharedSync } from '/client.js';
+const FILLER = 'x'.repeat(140);
+const row = (i) => [BigInt(i), 'item-' + i, FILLER + i, i * 0.5 + 0.25, BigInt(i * 7)];
+onmessage = async ({ data: { n, token } }) => {
+  const db = await OpfsDriver.open({ name: 'worker-baseline.db' });
+  await db.exec('DROP TABLE IF EXISTS items; CREATE TABLE items (id INTEGER PRIMARY KEY NOT NULL, name TEXT, body TEXT, score REAL, counter INTEGER)');
+  let t0 = performance.now();
+  await db.writeTransaction(async (tx) => {
+    for (let i = 1; i <= n; i++) await tx.run('INSERT INTO items VALUES (?, ?, ?, ?, ?)', row(i));
+  });
+  const baselineMs = performance.now() - t0;
+  await db.close();
+  const driver = await OpfsDriver.open({ name: 'worker-hydrate.db' });
+  const sync = await SharedSync.open({ driver, serverUrl: location.origin, token });
+  t0 = performance.now();
+  const report = await sync.hydrate();
+  const hydrateMs = performance.now() - t0;
+  const count = (await driver.get('SELECT count(*) AS n FROM items')).n;
+  await sync.close();
+  postMessage({ baselineMs, hydrateMs, rows: report.rows, count: Number(count) });
+};
+`;
 const PAGE = `<!doctype html><meta charset="utf-8"><title>bench</title><script type="module" src="/app.js"></script>`;
 
 export async function benchBrowserSync(report: BenchReport, dir: string): Promise<void> {
@@ -82,7 +116,7 @@ export async function benchBrowserSync(report: BenchReport, dir: string): Promis
   const store = scratch ? 'postgres' : 'pglite';
   const server = await startBenchServer(dir, scratch?.url);
   const bundle = buildBrowserBundle();
-  const pages = await servePages(bundle.path, { '/': PAGE, '/app.js': APP }, server.url);
+  const pages = await servePages(bundle.path, { '/': PAGE, '/app.js': APP, '/hydrate-worker.js': WORKER }, server.url);
   const browser = await launchChromium();
   let node: SharedSync | undefined;
   try {
@@ -105,6 +139,17 @@ export async function benchBrowserSync(report: BenchReport, dir: string): Promis
       unit: 'x',
       baseline: `plain bulk insert of the same rows in the same browser database: ${Math.round(HYDRATE_ROWS / (baseline.ms / 1000)).toLocaleString('en-US')} rows/s`,
       details: { rows: HYDRATE_ROWS, hydrate_seconds: hydrate.ms / 1000, baseline_seconds: baseline.ms / 1000, rows_per_s: HYDRATE_ROWS / (hydrate.ms / 1000), store },
+    });
+
+    progress('browser sync: the same bulk insert and hydration inside an app worker (database opened in place)');
+    const worker = await call<{ baselineMs: number; hydrateMs: number; rows: number; count: number }>('inWorker', HYDRATE_ROWS, await hs256Token(SECRET, { sub: 'bench-browser' }));
+    if (worker.rows !== HYDRATE_ROWS || worker.count !== HYDRATE_ROWS) throw new Error(`hydration in the worker brought ${worker.rows} rows (${worker.count} in the table)`);
+    report.add({
+      name: 'browser: hydrate 100k rows vs bulk insert, in a worker',
+      value: worker.baselineMs / worker.hydrateMs,
+      unit: 'x',
+      baseline: `SharedSync in the app's worker, database opened in place: bulk insert ${Math.round(HYDRATE_ROWS / (worker.baselineMs / 1000)).toLocaleString('en-US')} rows/s, hydration ${(worker.hydrateMs / 1000).toFixed(1)} s`,
+      details: { rows: HYDRATE_ROWS, hydrate_seconds: worker.hydrateMs / 1000, baseline_seconds: worker.baselineMs / 1000, rows_per_s: HYDRATE_ROWS / (worker.hydrateMs / 1000), store },
     });
 
     progress(`browser sync: ${ROUNDS} round trips page -> Node device -> page`);

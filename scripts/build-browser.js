@@ -23,7 +23,8 @@ await build({
   format: 'esm',
   // Modules loaded on demand (mqtt, only for MQTT wake-ups) become chunks fetched when used, not part of client.js.
   splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
+  // Chunks sit beside client.js: SQLite's chunk (for databases opened inside a worker) finds sqlite3.wasm next to itself.
+  chunkNames: '[name]-[hash]',
   target: ['chrome110', 'firefox115', 'safari16.4'],
   minify: true,
   sourcemap: true,

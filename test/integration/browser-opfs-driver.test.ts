@@ -8,6 +8,17 @@ import { buildBrowserBundle, chromiumMissing, launchChromium, servePages, type P
 const PAGE = `<!doctype html><meta charset="utf-8"><title>driver</title>
 <script type="module">import * as syncline from '/client.js'; window.syncline = syncline; document.title = 'ready';</script>`;
 
+// An app's own worker: the database opens right there (no worker of its own, no message per statement).
+const IN_WORKER = `import { OpfsDriver } from '/client.js';
+globalThis.Worker = undefined; // so a nested worker could not stand in for the in-place path
+const db = await OpfsDriver.open({ name: 'in-worker.db' });
+await db.exec('CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v BLOB)');
+await db.writeTransaction(async (tx) => { for (let i = 0; i < 1000; i++) await tx.run('INSERT OR REPLACE INTO t VALUES (?, ?)', [BigInt(i), new Uint8Array([i % 256])]); });
+const row = await db.get('SELECT count(*) AS n, sum(k) AS s, typeof(max(v)) AS blob FROM t');
+const duplicate = await db.run('INSERT INTO t VALUES (1, NULL)').catch((error) => error.code);
+await db.close();
+postMessage({ n: String(row.n), s: typeof row.s + ' ' + String(row.s), blob: row.blob, duplicate });`;
+
 describe('OPFS SQLite driver in Chromium', { skip: chromiumMissing }, () => {
   let bundle: { path: string; remove(): void };
   let pages: PageServer;
@@ -15,7 +26,7 @@ describe('OPFS SQLite driver in Chromium', { skip: chromiumMissing }, () => {
 
   before(async () => {
     bundle = buildBrowserBundle();
-    pages = await servePages(bundle.path, { '/': PAGE });
+    pages = await servePages(bundle.path, { '/': PAGE, '/in-worker.js': IN_WORKER });
     browser = await launchChromium();
   });
   after(async () => {
@@ -104,6 +115,21 @@ describe('OPFS SQLite driver in Chromium', { skip: chromiumMissing }, () => {
     assert.match(result.wrongArity, /takes 2 parameters, 1 given/);
     assert.deepEqual(result.inRead, ['a']);
     assert.match(result.closed, /tx\.db is closed/);
+    await page.close();
+  });
+
+  test("inside an app's dedicated worker the database opens in place, with the same values and errors", async () => {
+    const page = await browser.context.newPage();
+    await ready(page);
+    const result = await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const worker = new (globalThis as any).Worker('/in-worker.js', { type: 'module' });
+          worker.onmessage = (event: { data: unknown }) => resolve(event.data);
+          worker.onerror = (event: { message: string }) => reject(new Error(event.message));
+        }),
+    );
+    assert.deepEqual(result, { n: '1000', s: 'bigint 499500', blob: 'blob', duplicate: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
     await page.close();
   });
 });

@@ -1,5 +1,5 @@
 import { SynclineError } from '../../protocol/errors.js';
-import { sqliteWorkerAnswerSchema, type SqliteWorkerRequest, type SqliteWorkerResult } from '../../protocol/sqlite-worker.js';
+import { sqliteWorkerAnswerSchema, type SqliteWorkerAnswer, type SqliteWorkerRequest, type SqliteWorkerResult } from '../../protocol/sqlite-worker.js';
 import type { SqliteDriver, SqliteParam, SqliteQueryable, SqliteRow, SqliteRunResult } from './sqlite-driver.js';
 
 /** The part of a DOM Worker the driver uses (the project compiles without the DOM library). */
@@ -14,13 +14,15 @@ export interface OpenOpfsOptions {
   /** The database's name in OPFS; the same name opens the same data after a reload. */
   name: string;
   /**
-   * The worker to run SQLite in. By default the bundle's own `sqlite-worker.js`
-   * beside this module (dist/browser/ ships it with sqlite3.wasm).
+   * The worker to run SQLite in. In a page the default is the bundle's own
+   * `sqlite-worker.js` beside this module (dist/browser/ ships it with
+   * sqlite3.wasm); inside a dedicated worker SQLite runs right there, with no
+   * message per statement.
    */
   worker?: WorkerLike;
 }
 
-/** An error SQLite raised in the worker; `code` is its extended result code name, as better-sqlite3's SqliteError has. */
+/** An error SQLite raised; `code` is its extended result code name, as better-sqlite3's SqliteError has. */
 export class SqliteWorkerError extends Error {
   readonly code: string | undefined;
   constructor(message: string, code: string | undefined) {
@@ -30,32 +32,30 @@ export class SqliteWorkerError extends Error {
   }
 }
 
-interface Pending {
-  resolve(result: SqliteWorkerResult): void;
-  reject(error: Error): void;
+/** Where requests go: a worker over messages, or a host in this very worker. */
+interface Channel {
+  request(request: SqliteWorkerRequest): Promise<SqliteWorkerResult>;
+  end(): void;
 }
 
 /**
- * The SqliteDriver of a page: SQLite WASM runs in a dedicated Worker on OPFS
- * (opfs-sahpool: persistent, no COOP/COEP headers needed) and every call is a
- * message to it. One connection, so calls take turns here: a transaction holds
- * the turn from BEGIN to COMMIT, and calls from outside it wait.
+ * The SqliteDriver of a browser app: SQLite WASM on OPFS (opfs-sahpool:
+ * persistent, no COOP/COEP headers needed). In a page every call is a message to
+ * a dedicated worker; in a worker the database is opened in place. One
+ * connection, so calls take turns here: a transaction holds the turn from BEGIN
+ * to COMMIT, and calls from outside it wait.
  */
 export class OpfsDriver implements SqliteDriver {
   readonly name: string;
-  readonly #worker: WorkerLike;
-  readonly #pending = new Map<number, Pending>();
-  #nextId = 1;
+  readonly #channel: Channel;
   #turn: Promise<unknown> = Promise.resolve();
-  #broken: Error | undefined;
+  #closed: Error | undefined;
   readonly #direct: SqliteQueryable;
 
-  private constructor(name: string, worker: WorkerLike) {
+  private constructor(name: string, channel: Channel) {
     this.name = name;
-    this.#worker = worker;
-    worker.addEventListener('message', (event) => this.#answer(event.data));
-    worker.addEventListener('error', (event) => this.#fail(new Error(`the SQLite worker failed: ${event.message ?? 'unknown error'}`)));
-    const send = this.#send.bind(this);
+    this.#channel = channel;
+    const send = (request: SqliteWorkerRequest) => (this.#closed ? Promise.reject(this.#closed) : channel.request(request));
     this.#direct = {
       async all<T extends SqliteRow>(sql: string, params: readonly SqliteParam[] = []) {
         return rowsOf(await send({ id: 0, kind: 'all', sql, params: [...params] })) as T[];
@@ -65,7 +65,7 @@ export class OpfsDriver implements SqliteDriver {
       },
       async run(sql: string, params: readonly SqliteParam[] = []) {
         const result = await send({ id: 0, kind: 'run', sql, params: [...params] });
-        if (!('changes' in result)) throw new Error('the SQLite worker answered run without a change count');
+        if (!('changes' in result)) throw new Error('SQLite answered run without a change count');
         return result;
       },
       async exec(sql: string) {
@@ -74,18 +74,18 @@ export class OpfsDriver implements SqliteDriver {
     };
   }
 
-  /** Starts the worker and opens (or creates) the database `name` in OPFS. */
+  /** Opens (or creates) the database `name` in OPFS: in a worker it starts (a page) or in place (a dedicated worker). */
   static async open(options: OpenOpfsOptions): Promise<OpfsDriver> {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(options.name)) {
       throw new SynclineError('invalid_config', `database name ${JSON.stringify(options.name.slice(0, 64))} must be letters, digits, '.', '_' or '-'`, { field: 'name' });
     }
-    const worker = options.worker ?? defaultWorker();
-    const driver = new OpfsDriver(options.name, worker);
+    const channel = options.worker ? new WorkerChannel(options.worker) : inDedicatedWorker() ? await hostChannel() : new WorkerChannel(defaultWorker());
+    const driver = new OpfsDriver(options.name, channel);
     try {
-      // One OPFS pool directory per database, so two databases (two workers) never contend for one pool.
-      await driver.#send({ id: 0, kind: 'open', name: options.name, directory: `.syncline/${options.name}` });
+      // One OPFS pool directory per database, so two databases never contend for one pool.
+      await channel.request({ id: 0, kind: 'open', name: options.name, directory: `.syncline/${options.name}` });
     } catch (error) {
-      worker.terminate();
+      channel.end();
       throw error;
     }
     return driver;
@@ -116,9 +116,10 @@ export class OpfsDriver implements SqliteDriver {
   }
 
   async close(): Promise<void> {
-    if (this.#broken) return;
-    await this.#inTurn(() => this.#send({ id: 0, kind: 'close' }));
-    this.#fail(new Error(`${this.name} is closed`));
+    if (this.#closed) return;
+    await this.#inTurn(() => this.#channel.request({ id: 0, kind: 'close' }));
+    this.#closed = new Error(`${this.name} is closed`);
+    this.#channel.end();
   }
 
   async #transaction<T>(begin: string, fn: (tx: SqliteQueryable) => Promise<T>): Promise<T> {
@@ -140,28 +141,49 @@ export class OpfsDriver implements SqliteDriver {
     this.#turn = run.catch(() => undefined);
     return run;
   }
+}
 
-  #send(request: SqliteWorkerRequest): Promise<SqliteWorkerResult> {
-    if (this.#broken) return Promise.reject(this.#broken);
+function unwrap(answer: SqliteWorkerAnswer): SqliteWorkerResult {
+  if (!answer.ok) throw new SqliteWorkerError(answer.message, answer.code);
+  return answer.result;
+}
+
+/** A dedicated worker holding the database; answers are checked, since they cross from another realm. */
+class WorkerChannel implements Channel {
+  readonly #worker: WorkerLike;
+  readonly #pending = new Map<number, { resolve(answer: SqliteWorkerAnswer): void; reject(error: Error): void }>();
+  #nextId = 1;
+  #broken: Error | undefined;
+
+  constructor(worker: WorkerLike) {
+    this.#worker = worker;
+    worker.addEventListener('message', (event) => this.#answer(event.data));
+    worker.addEventListener('error', (event) => this.#fail(new Error(`the SQLite worker failed: ${event.message ?? 'unknown error'}`)));
+  }
+
+  async request(request: SqliteWorkerRequest): Promise<SqliteWorkerResult> {
+    if (this.#broken) throw this.#broken;
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
+    const answer = await new Promise<SqliteWorkerAnswer>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage({ ...request, id });
     });
+    return unwrap(answer);
+  }
+
+  end(): void {
+    this.#fail(new Error('the SQLite worker was stopped'));
   }
 
   #answer(data: unknown): void {
     const parsed = sqliteWorkerAnswerSchema.safeParse(data);
     if (!parsed.success) return this.#fail(new Error(`the SQLite worker sent a malformed answer: ${parsed.error.message}`));
-    const answer = parsed.data;
-    const pending = this.#pending.get(answer.id);
-    if (!pending) return;
-    this.#pending.delete(answer.id);
-    if (answer.ok) pending.resolve(answer.result);
-    else pending.reject(new SqliteWorkerError(answer.message, answer.code));
+    const pending = this.#pending.get(parsed.data.id);
+    this.#pending.delete(parsed.data.id);
+    pending?.resolve(parsed.data);
   }
 
-  /** The worker is gone or closed: every waiting call fails, and so does every later one. */
+  /** The worker is gone or stopped: every waiting call fails, and so does every later one. */
   #fail(error: Error): void {
     this.#broken ??= error;
     for (const pending of this.#pending.values()) pending.reject(error);
@@ -170,8 +192,19 @@ export class OpfsDriver implements SqliteDriver {
   }
 }
 
+/** SQLite in this very worker: no messages, no copies. Loaded on demand, so a page's bundle does not carry SQLite. */
+async function hostChannel(): Promise<Channel> {
+  const { SqliteWasmHost } = await import('./sqlite-wasm-host.js');
+  const host = new SqliteWasmHost();
+  return { request: async (request) => unwrap(await host.answer(0, request)), end: () => undefined };
+}
+
+function inDedicatedWorker(): boolean {
+  return typeof (globalThis as { DedicatedWorkerGlobalScope?: unknown }).DedicatedWorkerGlobalScope === 'function';
+}
+
 function rowsOf(result: SqliteWorkerResult): SqliteRow[] {
-  if (!('rows' in result)) throw new Error('the SQLite worker answered a query without rows');
+  if (!('rows' in result)) throw new Error('SQLite answered a query without rows');
   return result.rows;
 }
 
