@@ -138,12 +138,13 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             progress(`fan-in ${kind} (${policy}): ${JSON.stringify({ ...sample, ...cpu })} server RSS ${rss} MiB`);
             report.add({
               name: `${kind.toUpperCase()} fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s (${policy === 'auto' ? 'materialized' : 'staged'}): answer latency p99`,
-              value: sample.p99_ms,
+              // No answer inside the window: the p99 is longer than the whole run, reported as that bound.
+              value: Number.isFinite(sample.p99_ms) ? sample.p99_ms : (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000,
               unit: 'ms',
               baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${kind === 'mqtt' ? `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)` : 'HTTP keep-alive'}; schema policy ${policy}`,
               target: '< 1000',
               met: sample.p99_ms < 1000 && sample.starved_devices === 0,
-              details: { ...sample, offered_per_s: size, server_rss_mib: rss, ...cpu },
+              details: { ...sample, offered_per_s: size, server_rss_mib: rss, ...cpu, ...(Number.isFinite(sample.p99_ms) ? {} : { p99_at_least_ms: (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000 }) },
             });
           }
         } finally {
