@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { CloudServer } from '../../src/cloud/server.js';
-import { openSharedDevice, startSharedServer } from '../support/shared-fixtures.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
+import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { openSharedDevice, startSharedServer, userToken } from '../support/shared-fixtures.js';
 import { describeEachStore } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
 
@@ -37,5 +40,20 @@ describeEachStore('shared sync smoke', (ctx) => {
     assert.equal(await laptop.pending(), 0);
     await phone.close();
     await laptop.close();
+  });
+
+  test('a device opened over a driver syncs through it alone (the way a browser opens one)', async () => {
+    const driver = BetterSqlite3Driver.open(join(dir.path, 'alice-tablet.db'), { create: true });
+    const tablet = await SharedSync.open({ driver, serverUrl: server.url, token: await userToken('alice'), source: 'tablet' });
+    assert.throws(() => tablet.db, (error: Error & { code?: string }) => error.code === 'invalid_config', 'no better-sqlite3 connection to hand out');
+    await tablet.sync();
+    await tablet.driver.run(`INSERT INTO folders (id, name, parent_id) VALUES (?, ?, NULL)`, ['f-tablet', 'from the driver']);
+    assert.equal(await tablet.pending(), 1);
+    assert.equal((await tablet.sync()).push.rows, 1);
+    const phone = await openSharedDevice(server, dir.path, 'alice', 'phone');
+    await phone.sync();
+    assert.deepEqual(phone.db.prepare(`SELECT name FROM folders WHERE id = 'f-tablet'`).raw().get(), ['from the driver']);
+    await phone.close();
+    await tablet.close();
   });
 });
