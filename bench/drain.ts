@@ -86,7 +86,7 @@ async function rawCopy(dir: string, databaseUrl: string | undefined): Promise<nu
 }
 
 /** A journal of ROWS captured inserts, as an app would leave it while the agent was away (bench/mqtt.ts drains copies of it too). */
-export function prepareJournal(dir: string): string {
+export function prepareJournal(dir: string, rows = ROWS): string {
   const path = join(dir, 'drain.db');
   const app = new Database(path);
   app.pragma('journal_mode = WAL');
@@ -94,7 +94,7 @@ export function prepareJournal(dir: string): string {
   const agentDb = openDeviceDb(path);
   ensureCapture(agentDb);
   agentDb.close();
-  insertReadings(app, 1, ROWS + 1, 5000);
+  insertReadings(app, 1, rows + 1, 5000);
   app.close();
   return path;
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/support/temp.js';
+import { benchAgentMemory } from './agent-memory.js';
 import { benchBrowserSync } from './browser-sync.js';
 import { benchCapture } from './capture.js';
 import { benchChangeStream } from './change-stream.js';
@@ -38,6 +39,7 @@ const GROUPS: Record<string, (report: BenchReport, dir: string) => Promise<void>
   chaos: benchChaos,
   telemetry: benchTelemetry,
   'cli-help': benchCliHelp,
+  'agent-memory': benchAgentMemory,
   'browser-sync': benchBrowserSync,
 };
 
