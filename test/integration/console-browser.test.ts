@@ -63,7 +63,7 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     assert.equal(built.status, 0, built.stderr);
     mkdirSync(RESULTS, { recursive: true });
     handle = await openTestStore(postgresReachable ? 'postgres' : 'pglite');
-    server = await CloudServer.start({ store: handle.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'review', logger: pino({ level: 'silent' }), replay: { pollMs: 50 } });
+    server = await CloudServer.start({ store: handle.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'review', logger: pino({ level: 'silent' }), replay: { pollMs: 50 }, activityFlushMs: 100 });
     deviceToken = (await api('POST', Routes.devices, { name: 'kiosk-7' })).token as string;
     profile = tempDir('console-chromium-');
     context = await chromium.launchPersistentContext(profile.path, {
@@ -159,7 +159,7 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     await viewer.getByRole('link', { name: 'doors' }).click();
     await viewer.getByRole('heading', { name: 'Review of doors' }).waitFor();
     await shot(viewer, 'review-viewer-390');
-    const actions = /Claim|Take over|Approve|Reject|Resume|Reset|Purge|Revoke/;
+    const actions = /Claim|Take over|Approve|Reject|Pause|Resume|Reset|Purge|Revoke/;
     assert.equal(await viewer.getByRole('button', { name: actions }).count(), 0);
     await viewer.goto(`${server.url}${Routes.console}#/lineages/${lineageId}`);
     await viewer.getByRole('table', { name: /Rows of/ }).getByText(BIG.toString()).waitFor();
@@ -172,5 +172,45 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     // ... and the API refuses a viewer's change anyway.
     const refused = await fetch(`${server.url}${Routes.deviceRevoke.replace(':id', uuidv7())}`, { method: 'POST', headers: { authorization: `Bearer ${viewerToken}` } });
     assert.equal(refused.status, 403);
+  });
+
+  test('an operator pauses a lineage and a whole device from the console; the fleet shows last seen and transport', async () => {
+    const page = await signIn(ADMIN_TOKEN, 1280);
+    const lineages = (await api('GET', Routes.lineages)).lineages as { id: string; source_table: string; device_state: string }[];
+    const sensors = lineages.find((l) => l.source_table === 'sensors')!;
+
+    // One lineage, from its page: the device is told to stop sending it.
+    await page.goto(`${server.url}${Routes.console}#/lineages/${sensors.id}`);
+    await page.getByRole('button', { name: 'Pause device sending' }).click();
+    await page.getByRole('status').filter({ hasText: 'Pause: done.' }).waitFor();
+    await page.getByText('paused (operator_pause)').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Pause device sending' }).count(), 0, 'no pause button while paused');
+    const flow = await api('GET', Routes.lineageFlow.replace(':id', sensors.id));
+    assert.deepEqual([flow.flow.device_state, flow.flow.pause_reason], ['paused', 'operator_pause']);
+
+    // The fleet: when each device was last heard from and how, and what is stopped.
+    await page.goto(`${server.url}${Routes.console}#/fleet`);
+    const row = page.locator('tr', { hasText: 'kiosk-7' });
+    await row.getByRole('cell', { name: 'HTTP', exact: true }).waitFor();
+    await row.getByText('1 stopped on device').waitFor();
+    const device = (await api('GET', Routes.devices)).devices.find((d: { name: string }) => d.name === 'kiosk-7');
+    assert.equal(device.last_transport, 'http');
+    assert.ok(Date.now() - Date.parse(device.last_seen_at) < 120_000, `last seen ${device.last_seen_at}`);
+    await shot(page, 'fleet-1280');
+
+    // The whole device: every lineage stops, then resumes.
+    await row.getByRole('button', { name: 'Pause kiosk-7' }).click();
+    await page.getByRole('status').filter({ hasText: 'Pause kiosk-7: done.' }).waitFor();
+    const count = (await api('GET', `${Routes.lineages}?device_id=${device.device_id}`)).lineages.length as number;
+    await row.getByText(`${count} stopped on device`).waitFor();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, 'fleet-paused-390');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await row.getByRole('button', { name: 'Resume kiosk-7' }).click();
+    await page.getByRole('status').filter({ hasText: 'Resume kiosk-7: done.' }).waitFor();
+    await row.getByRole('button', { name: 'Pause kiosk-7' }).waitFor();
+    assert.equal(await row.getByText(/stopped on device/).count(), 0);
+    const after = (await api('GET', `${Routes.lineages}?device_id=${device.device_id}`)).lineages as { device_state: string }[];
+    assert.ok(after.every((l) => l.device_state === 'sending'));
   });
 });

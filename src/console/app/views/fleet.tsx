@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { deviceListSchema, devicePauseAnswerSchema, deviceSchema, lineageListSchema, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
 import { Routes } from '../../../protocol/constants.js';
 import { call, path } from '../api.js';
-import { can, useLoad, when } from '../use-load.js';
+import { can, short, useLoad, when } from '../use-load.js';
 
 export function Fleet({ me }: { me: WhoAmIAnswer }) {
   const { data, error, reload } = useLoad(async () => ({ devices: (await call(deviceListSchema, Routes.devices)).devices, lineages: (await call(lineageListSchema, Routes.lineages)).lineages }), []);
@@ -46,7 +46,7 @@ export function Fleet({ me }: { me: WhoAmIAnswer }) {
               return (
                 <tr data-device={d.device_id}>
                   <td>{d.name}</td>
-                  <td><code>{d.device_id}</code></td>
+                  <td><code class="nowrap" title={d.device_id}>{short(d.device_id)}</code></td>
                   <td>{when(d.last_seen_at)}</td>
                   <td>{d.last_transport ? d.last_transport.toUpperCase() : '—'}</td>
                   <td>{lineages.map((l) => <a href={`#/lineages/${l.id}`} class="chip">{l.source_table}</a>)}</td>
@@ -57,12 +57,12 @@ export function Fleet({ me }: { me: WhoAmIAnswer }) {
                   </td>
                   <td>{d.revoked_at ? `revoked ${when(d.revoked_at)}` : 'active'}</td>
                   {operator && (
-                    <td class="actions">
+                    <td><div class="actions">
                       {!d.revoked_at && lineages.length > 0 && (stopped < lineages.length
                         ? <button type="button" onClick={() => pause(d.device_id, d.name)} aria-label={`Pause ${d.name}`}>Pause</button>
                         : <button type="button" onClick={() => resume(d.device_id, d.name)} aria-label={`Resume ${d.name}`}>Resume</button>)}
                       {can(me.role, 'admin') && !d.revoked_at && <button type="button" class="danger" onClick={() => revoke(d.device_id, d.name)}>Revoke</button>}
-                    </td>
+                    </div></td>
                   )}
                 </tr>
               );
