@@ -83,6 +83,14 @@ export function captureSql(table: SharedTable, target: { schema: string; name: s
       SELECT c.s, ${name}, c.k, c.v, '${BACKEND_SOURCE}', c.h FROM c WHERE c.op = 'D'
       ON CONFLICT (scope, tbl, key) DO UPDATE SET version = EXCLUDED.version, source = EXCLUDED.source, hlc = EXCLUDED.hlc)`;
   const moved = ` WHERE NOT EXISTS (SELECT 1 FROM syncline_new n WHERE n.${scope} = o.${scope} AND n.${q(M.key)} = o.${q(M.key)})`;
+  // Opens (or joins) the transaction's bundle of NEW's scope and keeps its seq and HLC for the next rows.
+  const openLastBundle = `PERFORM set_config('${LAST_SEQ}', ${open}(NEW.${scope})::text, true), set_config('${LAST_HLC}', ${hlcSql}, true), set_config('${LAST_SCOPE}', 's:' || NEW.${scope}, true);`;
+  const fillColumns = [
+    `NEW.${q(M.key)} := ${keyTextSql(table, 'NEW')};`,
+    `NEW.${q(M.version)} := current_setting('${LAST_SEQ}')::bigint;`,
+    `NEW.${q(M.source)} := '${BACKEND_SOURCE}';`,
+    `NEW.${q(M.hlc)} := current_setting('${LAST_HLC}');`,
+  ].join('\n  ');
   return `
 CREATE OR REPLACE FUNCTION ${fn('row')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -92,12 +100,9 @@ BEGIN
     ${skipWhenApplying('NEW')}
     -- A NULL scope is left to the column's NOT NULL constraint, which refuses the row.
     IF NEW.${scope} IS NULL THEN RETURN NEW; END IF;
-    PERFORM set_config('${LAST_SEQ}', ${open}(NEW.${scope})::text, true), set_config('${LAST_HLC}', ${hlcSql}, true), set_config('${LAST_SCOPE}', 's:' || NEW.${scope}, true);
+    ${openLastBundle}
   END IF;
-  NEW.${q(M.key)} := ${keyTextSql(table, 'NEW')};
-  NEW.${q(M.version)} := current_setting('${LAST_SEQ}')::bigint;
-  NEW.${q(M.source)} := '${BACKEND_SOURCE}';
-  NEW.${q(M.hlc)} := current_setting('${LAST_HLC}');
+  ${fillColumns}
   RETURN NEW;
 END
 $fn$;
@@ -114,12 +119,9 @@ BEGIN
   -- A row moving to another scope is deleted from the old one, in that scope's bundle.
   IF OLD.${scope} IS DISTINCT FROM NEW.${scope} AND coalesce(${seqOf(`OLD.${scope}`)}, '') = '' THEN PERFORM ${open}(OLD.${scope}); END IF;
   IF current_setting('${LAST_SCOPE}', true) IS DISTINCT FROM 's:' || NEW.${scope} THEN
-    PERFORM set_config('${LAST_SEQ}', ${open}(NEW.${scope})::text, true), set_config('${LAST_HLC}', ${hlcSql}, true), set_config('${LAST_SCOPE}', 's:' || NEW.${scope}, true);
+    ${openLastBundle}
   END IF;
-  NEW.${q(M.key)} := ${keyTextSql(table, 'NEW')};
-  NEW.${q(M.version)} := current_setting('${LAST_SEQ}')::bigint;
-  NEW.${q(M.source)} := '${BACKEND_SOURCE}';
-  NEW.${q(M.hlc)} := current_setting('${LAST_HLC}');
+  ${fillColumns}
   RETURN NEW;
 END
 $fn$;
