@@ -55,6 +55,7 @@ schema reviews (operator role to change, viewer to read):
   reviews staged LINEAGE_ID [--schema HASH] [--limit N] [--after ID]
   reviews purge LINEAGE_ID [--schema HASH]   delete rows staged under rejected schemas (audited)
   reviews resume LINEAGE_ID              replay staged rows after a materialization failure or a purge
+  reviews retry-rejected LINEAGE_ID      try the rows the mirror refused (row_rejected) again, in order
   reviews replay LINEAGE_ID              progress of the lineage's latest replay
 
 audit log (viewer role):
@@ -218,6 +219,11 @@ const reviewCommands: Record<string, Command> = {
     const result = await client.request<{ replay: Json | null }>('POST', at(Routes.lineageResume, need(id, 'LINEAGE_ID')), undefined, changeKey(options));
     const replay = result.replay && (await followReplay(client, options, result.replay));
     printResult(result, options.json, () => (replay ? replayOutcome(replay) : 'nothing staged; the lineage is active'));
+  },
+  async 'retry-rejected'(client, options, [id]) {
+    const result = await client.request<{ rows_rejected: number; replay: Json | null }>('POST', at(Routes.lineageRetryRejected, need(id, 'LINEAGE_ID')), {}, changeKey(options));
+    const replay = result.replay && (await followReplay(client, options, result.replay));
+    printResult(result, options.json, () => (replay ? `${result.rows_rejected} refused rows tried again\n${replayOutcome(replay)}` : 'no refused rows'));
   },
   async replay(client, options, [id]) {
     const answer = await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, need(id, 'LINEAGE_ID')));

@@ -5,6 +5,7 @@ import { FlowController } from './flow-control/flow-controller.js';
 import { flowLimits, type FlowLimits } from './flow-control/flow-decision.js';
 import { governancePolicy, type AdditivePolicy, type GovernancePolicy, type SchemaPolicy } from './governance/policy.js';
 import { reconcileReviews } from './governance/reconcile.js';
+import { retryRejectedAfter } from './governance/replay-intents.js';
 import { ReplayWorker } from './governance/replay-worker.js';
 import { convertLegacyMirrors } from './ingest/mirror-digest-conversion.js';
 import type { AppOptions } from './http/build-app.js';
@@ -118,7 +119,8 @@ export async function prepareCloud(options: CloudServiceOptions, sharedOptions: 
       flow: { limits: flow.limits, ...(mqttStats ? { mqttStats } : {}), onChange: () => flow.wake(), onIngested: () => flow.wake() },
     }),
     run: async (signal) => {
-      const conversions = convertLegacyMirrors(options.store, { logger: governanceLog, signal });
+      // A converted mirror takes keys its old index refused: those rows are tried again at once.
+      const conversions = convertLegacyMirrors(options.store, { logger: governanceLog, signal, onConverted: async (ids) => retryRejectedAfter(options.store, ids, governanceLog, () => worker.wake()) });
       await Promise.all([worker.run(signal), flow.run(signal), telemetry.maintenance.run(signal), conversions, activity.run(signal)]);
     },
   };

@@ -219,6 +219,11 @@ export const devicePauseAnswerSchema = z.object({
 export type DevicePauseAnswer = z.infer<typeof devicePauseAnswerSchema>;
 export const resetAnswerSchema = z.object({ lineage_id: uuid, governance: z.unknown(), device: deviceFlowResult });
 export const replayAnswerSchema = z.object({ replay: nullable(replayIntentSchema) });
+export const retryRejectedAnswerSchema = z.object({
+  lineage_id: uuid,
+  rows_rejected: z.number().describe('refused rows the retry takes'),
+  replay: nullable(replayIntentSchema).describe('the replay that tries them again (follow it at GET /v1/lineages/:id/replay); null when there were none'),
+});
 
 export const adminTokenSchema = z
   .object({ id: uuid, name: z.string(), role: z.enum(['viewer', 'operator', 'admin']), created_by: z.string(), created_at: iso, revoked_at: nullable(iso) })

@@ -12,3 +12,6 @@ export const telemetryApproveBody = z.object({
 /** POST /v1/lineages/:id/pause and /v1/admin/devices/:id/pause: an optional note for the audit log. */
 export const pauseBody = z.strictObject({ note: z.string().min(1).max(500).optional().describe('why, for the audit log (1 to 500 characters)') });
 export type PauseBody = z.infer<typeof pauseBody>;
+
+/** POST /v1/lineages/:id/retry-rejected: nothing to choose (every refused row of the lineage is tried again, in order); other fields are refused. */
+export const retryRejectedBody = z.strictObject({});

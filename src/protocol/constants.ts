@@ -41,6 +41,7 @@ export const Routes = {
   lineageResume: '/v1/lineages/:id/resume',
   /** Operator: tell the lineage's device to stop sending it (buffered on the device) until resumed. */
   lineagePause: '/v1/lineages/:id/pause',
+  lineageRetryRejected: '/v1/lineages/:id/retry-rejected',
   lineageReplay: '/v1/lineages/:id/replay',
   audit: '/v1/audit',
   adminTokens: '/v1/admin/tokens',

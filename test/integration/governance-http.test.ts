@@ -185,6 +185,44 @@ describeEachStore('governance over HTTP', (ctx) => {
     assert.deepEqual((entry.detail as Record<string, unknown>).purged, 7);
   });
 
+  test('retry-rejected tries refused rows again once the cause is gone; bad input and a paused lineage get a clear 4xx', async () => {
+    const operator = await token('carol', 'operator');
+    const { device, lineageId, reviewId } = await stagedLineage(1);
+    const claim = await call('POST', at(Routes.schemaReviewClaim, reviewId), operator, {});
+    assert.equal((await call('POST', at(Routes.schemaReviewApprove, reviewId), operator, { action_version: claim.body.action_version, columns: ALL })).status, 200);
+    await replayFinished(lineageId);
+    const mirror = String((await admin('GET', at(Routes.lineage, lineageId))).body.mirror_table);
+    // A DBA adds a rule some device values break (SQLSTATE 23514): those rows are set aside alone.
+    await ctx.store.exec(`ALTER TABLE "${mirror}" ADD CONSTRAINT no_bad CHECK (label <> 'bad') NOT VALID`);
+    const sent = await call('POST', Routes.rowBatch, device.token, wireBatch(ITEMS, [item(2, 2, 'bad'), item(3, 3, 'fine')], { epoch: String((await admin('GET', at(Routes.lineage, lineageId))).body.journal_epoch) }));
+    assert.deepEqual([sent.status, sent.body.status], [200, 'accepted'], JSON.stringify(sent.body));
+    const staged = await admin('GET', at(Routes.stagedRows, lineageId));
+    assert.deepEqual((staged.body.rows as Record<string, unknown>[]).map((r) => [r.seq, r.reason]), [[2, 'row_rejected']]);
+
+    const refused = await call('POST', at(Routes.lineageRetryRejected, lineageId), operator, { rows: 'all' });
+    assert.deepEqual([refused.status, refused.body.error, (refused.body.context as Record<string, unknown>).field], [400, 'invalid_request', '(body)']);
+    assert.deepEqual((await call('POST', at(Routes.lineageRetryRejected, lineageId), operator, [1])).status, 400);
+    assert.deepEqual((await call('POST', at(Routes.lineageRetryRejected, 'not-a-lineage'), operator, {})).body.error, 'not_found');
+    assert.deepEqual((await call('POST', at(Routes.lineageRetryRejected, uuidv7()), operator, {})).status, 404);
+    assert.equal((await call('POST', at(Routes.lineageRetryRejected, lineageId), await token('vic', 'viewer'), {})).status, 403, 'an operator action');
+
+    await ctx.store.exec(`ALTER TABLE "${mirror}" DROP CONSTRAINT no_bad`);
+    const retried = await call('POST', at(Routes.lineageRetryRejected, lineageId), operator, {});
+    assert.equal(retried.status, 200, JSON.stringify(retried.body));
+    assert.equal(retried.body.rows_rejected, 1);
+    const done = await replayFinished(lineageId);
+    assert.deepEqual([done.state, done.rows_replayed, done.rows_kept], ['done', 1, 0]);
+    const rows = (await admin('GET', at(Routes.mirrorRows, lineageId))).body.rows as Record<string, unknown>[];
+    assert.deepEqual(rows.map((r) => r.name), ['n1', 'bad', 'fine'], JSON.stringify(rows));
+    assert.deepEqual((await call('POST', at(Routes.lineageRetryRejected, lineageId), operator, {})).body.rows_rejected, 0, 'nothing left');
+
+    // Paused: resume is the way (its replay takes refused rows too).
+    await ctx.store.query(`UPDATE edge_table_lineages SET status = 'paused', pause_cause = 'materialization_failed', status_reason = 'test' WHERE id = $1`, [lineageId]);
+    const paused = await call('POST', at(Routes.lineageRetryRejected, lineageId), operator, {});
+    assert.deepEqual([paused.status, paused.body.error], [409, 'conflict']);
+    assert.match(String(paused.body.message), /paused \(materialization_failed\); resume it/);
+  });
+
   test('project coalescing is set by an admin and audited', async () => {
     const set = await admin('POST', at(Routes.projectSettings, 'default'), { coalescing: 'project' });
     assert.deepEqual([set.status, set.body.coalescing], [200, 'project']);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { getReviewDetail } from '../../src/cloud/governance/review-view.js';
+import { retryRejectedRows } from '../../src/cloud/governance/replay-intents.js';
 import { readStagedRows } from '../../src/cloud/governance/staged-rows.js';
 import { getLineageDetail } from '../../src/cloud/query/lineages.js';
 import { SynclineError } from '../../src/protocol/errors.js';
@@ -87,6 +88,31 @@ describeEachStore('rows PostgreSQL cannot store never stall their table', (ctx) 
     assert.deepEqual(staged.rows.filter((r) => r.reason !== 'row_rejected' || !/smallint out of range/.test(r.detail!)), [], 'each staged as row_rejected with the database message');
     const detail = await getLineageDetail(ctx.store, ack.lineage_id);
     assert.deepEqual([detail.status, detail.pause_cause, detail.rows_applied], ['active', null, 37]);
+  });
+
+  test('a later change of a refused row\'s key supersedes it; a retry then brings in exactly what the device holds', async () => {
+    const spec: TableSpec = { table: 'superseded', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'v', type: 'INTEGER' }] };
+    const d = await device();
+    const first = await d.send(spec, [upsert(1, [1n, 1n])]);
+    const mirror = await mirrorOf(first.lineage_id);
+    await ctx.store.exec(`ALTER TABLE "${mirror}" ALTER COLUMN v TYPE smallint`);
+    const big = 100_000n;
+    // 9 is refused and then changed again in the same batch: nothing of it is set aside.
+    await d.send(spec, [upsert(2, [7n, big]), upsert(3, [8n, big]), upsert(4, [9n, big]), upsert(5, [9n, 2n], 'update'), upsert(6, [10n, big])]);
+    const staged = async () => (await readStagedRows(ctx.store, first.lineage_id)).rows.map((r) => [Number(r.seq), r.reason]);
+    assert.deepEqual(await staged(), [[2, 'row_rejected'], [3, 'row_rejected'], [6, 'row_rejected']]);
+    // A later batch: 7 fits now, 8 is deleted, 10 is refused again (the newer refusal speaks for it).
+    await d.send(spec, [upsert(7, [7n, 5n], 'update'), remove(8, 8n), upsert(9, [10n, 2n * big], 'update')]);
+    assert.deepEqual(await staged(), [[9, 'row_rejected']]);
+
+    await ctx.store.exec(`ALTER TABLE "${mirror}" ALTER COLUMN v TYPE bigint`);
+    const started = await ctx.store.transaction((tx) => retryRejectedRows(tx, first.lineage_id, 'test'));
+    assert.equal(started.rows_rejected, 1);
+    assert.equal((await replay(ctx.store, first.lineage_id, AUTO)).state, 'done');
+    assert.deepEqual(await staged(), []);
+    assert.deepEqual(decodedColumns(await allMirrorRows(ctx.store, first.lineage_id), ['id', 'v']), [[1n, 1n], [7n, 5n], [9n, 2n], [10n, 2n * big]]);
+    const again = await ctx.store.transaction((tx) => retryRejectedRows(tx, first.lineage_id, 'test'));
+    assert.deepEqual([again.rows_rejected, again.replay], [0, null]);
   });
 
   test('a table too wide for one PostgreSQL row is refused at classification, before any DDL; ignoring columns lets it through', async () => {

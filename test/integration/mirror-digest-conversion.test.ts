@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { retryRejectedAfter } from '../../src/cloud/governance/replay-intents.js';
 import { readStagedRows } from '../../src/cloud/governance/staged-rows.js';
 import { convertLegacyMirrors, convertMirror, legacyMirrors } from '../../src/cloud/ingest/mirror-digest-conversion.js';
 import { keyDigestSql } from '../../src/cloud/ingest/mirror-schema.js';
@@ -8,7 +9,7 @@ import type { TableSpec } from '../support/cloud-batches.js';
 import { allMirrorRows, decodedColumns, newDevice } from '../support/cloud-fixtures.js';
 import type { RowSpec } from '../support/cloud-batches.js';
 import type { SqlValue } from '../../src/protocol/values.js';
-import { AUTO, FakeDevice, lineageRow } from '../support/governance-fixtures.js';
+import { AUTO, FakeDevice, lineageRow, replay } from '../support/governance-fixtures.js';
 import { describeEachStore } from '../support/stores.js';
 
 /**
@@ -54,8 +55,9 @@ describeEachStore('legacy mirrors are converted to digest keys', (ctx) => {
 
     // Ingest during the conversion (on PostgreSQL truly at the same time; PGlite takes them in turn).
     const converted: string[][] = [];
+    // What the server does once a mirror is converted: its refused rows are tried again.
     const [, during] = await Promise.all([
-      convertLegacyMirrors(ctx.store, { onConverted: (ids) => void converted.push(ids) }),
+      convertLegacyMirrors(ctx.store, { onConverted: async (ids) => (converted.push(ids), retryRejectedAfter(ctx.store, ids, undefined, () => {})) }),
       d.send(spec('legacy_notes'), [upsert(303, [2n, 'during', 'd']), upsert(304, [0n, 'key-0', 'v0 changed'], 'update'), remove(305, 1n, 'key-1')]),
     ]);
     assert.equal(during.rows_applied, 3);
@@ -66,6 +68,11 @@ describeEachStore('legacy mirrors are converted to digest keys', (ctx) => {
     assert.deepEqual(bad, [], 'every row has the digest ingest computes');
     const { rows: leftovers } = await ctx.store.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal`, [`"${mirror}"`]);
     assert.deepEqual(leftovers, [], 'the filling trigger is gone');
+
+    assert.equal((await replay(ctx.store, lineageId, AUTO)).state, 'done');
+    assert.deepEqual((await readStagedRows(ctx.store, lineageId)).rows, [], 'the long key the old index refused went in');
+    const longRow = decodedColumns(await allMirrorRows(ctx.store, lineageId), ['k', 'v']).find((r) => r[0] === long);
+    assert.deepEqual(longRow, [long, 'too long for the old index']);
 
     const after = await d.send(spec('legacy_notes'), [upsert(306, [1n, long, 'long key mirrored']), upsert(307, [0n, 'key-3', 'v3 changed'], 'update'), remove(308, 2n, 'key-5')]);
     assert.equal(after.rows_applied, 3);

@@ -1,8 +1,9 @@
+import type { Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../../protocol/errors.js';
 import { isUuid } from '../auth/devices.js';
 import { lockLineageById, setLineageState, type Lineage, type LineageStateChange } from '../ingest/lineage.js';
-import type { Queryable } from '../store/store.js';
+import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { recordAudit } from './audit.js';
 import { openReviewOf, SYSTEM_ACTOR, type ActorLabel } from './reviews.js';
 
@@ -128,4 +129,42 @@ export async function resumeLineage(tx: Queryable, lineageId: string, actor: Act
       if (lineage.mirror_table === null) throw new SynclineError('conflict', 'no schema of this lineage was approved yet; there is no mirror to replay into', context);
       return { lineage_id: lineage.id, replay: await startReplay(tx, lineage, { reviewId: null, actor }) };
   }
+}
+
+/**
+ * Tries a lineage's `row_rejected` rows again, in the order they came: a replay
+ * of its staged rows (on an active lineage with no replay running they are all
+ * refused rows), behind which new batches queue until it is done. Each refused row
+ * is the latest change of its key (rejected-rows.ts), so whatever now goes in is
+ * what the device holds; a row refused again stays, with the new message. For the
+ * operator once the cause is gone (a DBA widened a column), and run by the server
+ * itself when it can be (a mirror converted to digest keys). A paused lineage is
+ * resumed instead (its replay takes the refused rows too); one replaying answers
+ * its replay.
+ */
+export async function retryRejectedRows(tx: Queryable, lineageId: string, actor: ActorLabel): Promise<{ lineage_id: string; rows_rejected: number; replay: ReplayIntent | null }> {
+  const lineage = isUuid(lineageId) ? await lockLineageById(tx, lineageId) : undefined;
+  if (!lineage) throw new SynclineError('not_found', 'no such lineage', { lineage_id: lineageId.slice(0, 64) });
+  const { rows } = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM edge_staged_rows WHERE lineage_id = $1 AND reason = 'row_rejected'`, [lineage.id]);
+  const rejected = Number(rows[0]?.n ?? 0);
+  const replaying = await pendingIntent(tx, lineage.id);
+  if (replaying) return { lineage_id: lineage.id, rows_rejected: rejected, replay: replaying };
+  if (lineage.status !== 'active') {
+    throw new SynclineError('conflict', `the lineage is paused (${lineage.pause_cause ?? 'unknown'}); resume it (or decide its review) and its replay tries the refused rows too`, { lineage_id: lineage.id, pause_cause: lineage.pause_cause });
+  }
+  if (rejected === 0) return { lineage_id: lineage.id, rows_rejected: 0, replay: null };
+  return { lineage_id: lineage.id, rows_rejected: rejected, replay: await startReplay(tx, lineage, { reviewId: null, actor }) };
+}
+
+/** Starts a retry of the refused rows of each lineage (a paused one retries them when it is resumed), then wakes the replay worker. */
+export async function retryRejectedAfter(store: Store, lineageIds: readonly string[], logger: Logger | undefined, wake: () => void): Promise<void> {
+  for (const id of lineageIds) {
+    try {
+      const { rows_rejected } = await transactionWithRetry(store, (tx) => retryRejectedRows(tx, id, SYSTEM_ACTOR));
+      if (rows_rejected > 0) logger?.info({ lineage_id: id, rows: rows_rejected }, 'refused rows are tried again');
+    } catch (error) {
+      if (!(error instanceof SynclineError && error.code === 'conflict')) throw error;
+    }
+  }
+  wake();
 }

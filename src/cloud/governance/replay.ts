@@ -6,6 +6,7 @@ import type { ColumnInfo } from '../../protocol/schema.js';
 import { lockLineageById, setLineageState, type Lineage } from '../ingest/lineage.js';
 import { isLineageError, materializeSettingAside } from '../ingest/set-aside.js';
 import { loadMirrorTarget, loadSchema, type MirrorTarget } from '../ingest/mirror-schema.js';
+import { dropSupersededRejections, storedKey } from '../ingest/rejected-rows.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { applyColumnDecision } from './apply-decision.js';
 import { sameKey, type SchemaSnapshot } from './classify.js';
@@ -46,7 +47,8 @@ type RunVerdict = { replay: true; target: MirrorTarget } | { replay: false; stop
  * review for that schema (or, if it was rejected, pause as rejected). An error of
  * the mirror itself (set-aside.ts) stops it as `materialization_failed`; what was
  * replayed before it in the chunk stays. Rows the mirror refuses one by one stay
- * staged as `row_rejected` and are stepped over.
+ * staged as `row_rejected` and are stepped over, unless a later change of their
+ * key comes after them (rejected-rows.ts).
  */
 export async function replayStep(store: Store, lineageId: string, options: ReplayOptions): Promise<ReplayStep> {
   const chunkRows = options.chunkRows ?? REPLAY_CHUNK_ROWS;
@@ -66,7 +68,7 @@ export async function replayStep(store: Store, lineageId: string, options: Repla
     }
     let target = await loadMirrorTarget(tx, lineage);
     const schemas = new Map<string, SchemaSnapshot>();
-    const progress: Progress = { afterId: intent.after_id, replayed: 0, kept: [] };
+    const progress: Progress = { afterId: intent.after_id, replayed: 0, kept: [], keys: new Set() };
     // Called after the chunk's progress is recorded, so how the replay ended counts every row it replayed.
     let stop: (() => Promise<ReplayStep>) | undefined;
     for (const run of runs) {
@@ -82,8 +84,12 @@ export async function replayStep(store: Store, lineageId: string, options: Repla
         const result = await materializeSettingAside(tx, target, runBatch(lineage, run, schema), run.rows, { deviceId: lineage.device_id, epoch: run.epoch, batchId: run.batchId });
         const detail = new Map(result.rejected.map((r) => [r.row, r.detail]));
         run.rows.forEach((row, i) => {
+          const key = storedKey(row);
+          // A later change of the key supersedes a refused row before it (rejected-rows.ts).
+          progress.kept = progress.kept.filter((k) => k.key !== key);
+          progress.keys.add(key);
           const why = detail.get(row);
-          if (why !== undefined) progress.kept.push({ id: run.ids[i]!, detail: why });
+          if (why !== undefined) progress.kept.push({ id: run.ids[i]!, key, detail: why });
         });
         progress.replayed += result.applied;
         progress.afterId = run.ids.at(-1)!;
@@ -170,14 +176,17 @@ interface Progress {
   afterId: string;
   /** Journal rows now in the mirror. */
   replayed: number;
-  /** Staged rows handled but kept (refused by the mirror), with why; every other id up to afterId was replayed. */
-  kept: { id: string; detail: string }[];
+  /** Staged rows handled but kept (refused by the mirror, the latest change of their key), with why; every other id up to afterId was replayed or superseded. */
+  kept: { id: string; key: string; detail: string }[];
+  /** Keys of every row handled: they supersede rows refused in earlier chunks. */
+  keys: Set<string>;
 }
 
 async function recordProgress(tx: Queryable, lineageId: string, intent: ReplayIntent, progress: Progress): Promise<void> {
   // A range, not a list of ids: the chunk is every staged row of the lineage in (intent.after_id, afterId],
   // since only transactions holding the lineage lock (ours) stage rows for it.
   if (progress.afterId !== intent.after_id) {
+    await dropSupersededRejections(tx, lineageId, progress.keys, String(BigInt(intent.after_id) + 1n));
     await tx.query('DELETE FROM edge_staged_rows WHERE lineage_id = $1 AND id > $2::bigint AND id <= $3::bigint AND id <> ALL($4::bigint[])', [lineageId, intent.after_id, progress.afterId, progress.kept.map((k) => k.id)]);
   }
   // Refused rows stay staged for good; their reason says so whatever paused the lineage when they came.

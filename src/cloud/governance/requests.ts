@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { retryRejectedBody } from '../../protocol/admin-requests.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { pauseBody, type PauseBody } from '../../protocol/admin-requests.js';
 import { PG_TYPES, pgSafeText, type PgType } from '../type-mapping.js';
@@ -42,6 +43,7 @@ export const parseApprove = (body: unknown): ApproveRequest => parse(approveBody
 export const parseReject = (body: unknown): RejectRequest => parse(rejectBody, body);
 export const parseClaim = (body: unknown): { force?: boolean } => parse(claimBody, body);
 export const parseRelease = (body: unknown): { action_version: number } => parse(releaseBody, body);
+export const parseRetryRejected = (body: unknown): Record<string, never> => parse(retryRejectedBody, body);
 export const parsePurge = (body: unknown): { schema_hash?: string } => parse(purgeBody, body);
 export const parseTokenCreate = (body: unknown): { name: string; role: AdminRole } => parse(tokenBody, body);
 export const parseProjectSettings = (body: unknown): { coalescing: Coalescing } => parse(projectSettingsBody, body);

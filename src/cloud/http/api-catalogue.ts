@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import * as answers from '../../protocol/admin-answers.js';
-import { deviceCreateBody, pauseBody, telemetryApproveBody } from '../../protocol/admin-requests.js';
+import { deviceCreateBody, pauseBody, retryRejectedBody, telemetryApproveBody } from '../../protocol/admin-requests.js';
 import { telemetryBatchSchema } from '../../protocol/telemetry-batch.js';
 import { rowBatchSchema } from '../../protocol/batch.js';
 import { Routes } from '../../protocol/constants.js';
@@ -63,6 +63,7 @@ export const API_ROUTES: readonly RouteDoc[] = [
   { method: 'GET', url: Routes.stagedRows, summary: 'Staged rows, paged', tag: 'lineages', caller: 'viewer', query: pageQuery.extend({ schema_hash: text('only rows of this schema') }), responses: ok(answers.stagedPageSchema) },
   { method: 'POST', url: Routes.purgeStaged, summary: 'Discard staged rows (audited)', tag: 'lineages', caller: 'operator', body: purgeBody, responses: ok(answers.purgeAnswerSchema) },
   { method: 'POST', url: Routes.lineagePause, summary: 'Tell the device to stop sending this lineage (buffered on the device) until an operator resumes it (audited)', tag: 'lineages', caller: 'operator', body: pauseBody, responses: ok(answers.pauseAnswerSchema) },
+  { method: 'POST', url: Routes.lineageRetryRejected, summary: 'Try the rows the mirror refused (row_rejected) again, in order, as a replay', tag: 'lineages', caller: 'operator', body: retryRejectedBody, responses: ok(answers.retryRejectedAnswerSchema) },
   { method: 'POST', url: Routes.lineageResume, summary: 'Resume a paused lineage and its device', tag: 'lineages', caller: 'operator', responses: ok(answers.resumeAnswerSchema) },
   { method: 'GET', url: Routes.lineageReplay, summary: 'Latest replay of staged rows and its progress', tag: 'lineages', caller: 'viewer', responses: ok(answers.replayAnswerSchema) },
   { method: 'GET', url: Routes.lineageFlow, summary: 'Flow control state, limits and recent controls', tag: 'lineages', caller: 'viewer', responses: ok(answers.flowAnswerSchema) },

@@ -7,8 +7,8 @@ import { listAudit } from '../governance/audit.js';
 import { getLineage } from '../query/lineages.js';
 import { listProjects, setProjectCoalescing } from '../governance/coalescing.js';
 import { idempotent } from '../governance/idempotency.js';
-import { latestIntent, resumeLineage } from '../governance/replay-intents.js';
-import { parseApprove, parseClaim, parseProjectSettings, parsePurge, parseReject, parseRelease, parseTokenCreate } from '../governance/requests.js';
+import { latestIntent, resumeLineage, retryRejectedRows } from '../governance/replay-intents.js';
+import { parseApprove, parseClaim, parseProjectSettings, parsePurge, parseReject, parseRelease, parseRetryRejected, parseTokenCreate } from '../governance/requests.js';
 import { claimReview, purgeStaged, rejectReview, releaseReview } from '../governance/review-actions.js';
 import { getReviewDetail, listReviews } from '../governance/review-view.js';
 import { parseStagedLimit, readStagedRows } from '../governance/staged-rows.js';
@@ -99,6 +99,10 @@ export async function governanceRoutes(app: FastifyInstance, options: Governance
   app.post<IdParams>(Routes.lineageResume, async (request) =>
     change(request, request.params.id, null, (tx) => resumeWithDevice(tx, request.params.id, () => resumeLineage(tx, request.params.id, label(request))), true),
   );
+  app.post<IdParams>(Routes.lineageRetryRejected, body, async (request) => {
+    const parsed = parseRetryRejected(request.body);
+    return change(request, request.params.id, parsed, (tx) => retryRejectedRows(tx, request.params.id, label(request)), true);
+  });
   app.get<IdParams>(Routes.lineageReplay, async (request) => {
     await getLineage(store, request.params.id); // 404 for a lineage that does not exist
     return { replay: await latestIntent(store, request.params.id) };

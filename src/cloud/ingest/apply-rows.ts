@@ -8,6 +8,7 @@ import type { Lineage, LineageState } from './lineage.js';
 import type { BatchMeta } from './materialize.js';
 import { recordSchema } from './mirror-schema.js';
 import { isLineageError, materializeSettingAside } from './set-aside.js';
+import { dropSupersededRejections, latestRejections, storedKey } from './rejected-rows.js';
 import { stageRejected, stageRows } from './stage.js';
 
 export interface ApplyOutcome {
@@ -53,7 +54,9 @@ export async function applyRows(tx: Queryable, lineage: Lineage, batch: RowBatch
   const { target, state } = admission;
   try {
     const result = await materializeSettingAside(tx, target, batch, rows, meta);
-    await stageRejected(tx, lineage.id, batch, result.rejected);
+    // Every row of the batch is a later change of its key than any row refused before.
+    if (lineage.has_rejected_rows) await dropSupersededRejections(tx, lineage.id, rows.map(storedKey));
+    await stageRejected(tx, lineage.id, batch, latestRejections(rows, result.rejected));
     if (result.rejected.length > 0) options.logger?.warn({ lineage_id: lineage.id, batch_id: batch.batch_id, rows: result.rejected.length, first: result.rejected[0]!.detail }, 'rows refused by the mirror were set aside');
     return { materialized: result.applied, state };
   } catch (error) {

@@ -40,6 +40,8 @@ export interface Lineage {
   journal_epoch: string | null;
   last_seq: number;
   mirror_table: string | null;
+  /** Set by lockLineage only: whether rows the mirror refused are staged (a later change of their key supersedes them). */
+  has_rejected_rows?: boolean;
 }
 
 interface LineageRow {
@@ -56,6 +58,7 @@ interface LineageRow {
   journal_epoch: string | null;
   last_seq: string;
   mirror_table: string | null;
+  has_rejected_rows?: boolean;
 }
 
 const COLUMNS = 'id, project_id, device_id, source_table, key_kind, key_columns, status, pause_cause, status_reason, schema_hash, journal_epoch, last_seq, mirror_table';
@@ -68,16 +71,23 @@ const COLUMNS = 'id, project_id, device_id, source_table, key_kind, key_columns,
  * be a statement per batch for nothing.
  */
 export async function lockLineage(tx: Queryable, device: DeviceIdentity, batch: RowBatch): Promise<Lineage> {
-  const lock = () => tx.query<LineageRow>(`SELECT ${COLUMNS} FROM edge_table_lineages WHERE device_id = $1 AND source_table = $2 FOR UPDATE`, [device.device_id, batch.source_table]);
+  // In the same statement (no extra round trip): whether refused rows wait, an index probe (edge_staged_rows_rejected).
+  const lock = () =>
+    tx.query<LineageRow>(
+      `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM edge_staged_rows s WHERE s.lineage_id = l.id AND s.reason = 'row_rejected') AS has_rejected_rows
+       FROM edge_table_lineages l WHERE device_id = $1 AND source_table = $2 FOR UPDATE OF l`,
+      [device.device_id, batch.source_table],
+    );
+  const lockedLineage = (row: LineageRow): Lineage => ({ ...toLineage(row), has_rejected_rows: row.has_rejected_rows === true });
   const found = (await lock()).rows[0];
-  if (found) return toLineage(found);
+  if (found) return lockedLineage(found);
   await tx.query(
     `INSERT INTO edge_table_lineages (id, project_id, device_id, source_table, key_kind, key_columns)
      VALUES ($1, $2, $3, $4, $5, $6::jsonb)
      ON CONFLICT (device_id, source_table) DO NOTHING`,
     [uuidv7(), device.project_id, device.device_id, batch.source_table, batch.key.kind, JSON.stringify(batch.key.columns)],
   );
-  return toLineage((await lock()).rows[0]!);
+  return lockedLineage((await lock()).rows[0]!);
 }
 
 function toLineage(row: LineageRow): Lineage {

@@ -13,9 +13,9 @@ import { toStoredJson } from '../type-mapping.js';
  * - materialization_failed: the mirror itself failed (a column or table gone, a
  *   privilege revoked) and the lineage paused; rows resume with the lineage;
  * - row_rejected: the mirror refused this very row (the database's message is the
- *   detail) while the rest of its batch went in; it stays staged for an operator
- *   to read and purge, and replays step over it (later changes of its key may
- *   already be in the mirror).
+ *   detail) while the rest of its batch went in; it stays staged, the latest change
+ *   of its key (a later one drops it: rejected-rows.ts), for an operator to read,
+ *   retry or purge, and every replay tries it again.
  */
 export type StagingReason = 'schema_review' | 'lineage_paused' | 'materialization_failed' | 'row_rejected';
 
