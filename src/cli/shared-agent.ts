@@ -75,14 +75,19 @@ function jwtRefusal(error: unknown): unknown {
   return new SynclineError('unauthorized', `the server refused --jwt: ${reason}; ${fix}`, { field: 'jwt' }, { cause: error });
 }
 
-/** On a terminal, a hydration (the first sync of a file, or one after a long time offline) draws its progress. */
+/**
+ * On a terminal, a hydration (the first sync of a file, or one after a long time
+ * offline) draws its progress; the rate counts from its first chunk, so the time
+ * before it (opening, asking for the snapshot) does not dilute it.
+ */
 function hydrationProgress(db: string): { report(progress: { chunks: number; rows: number }): void; end(): void } {
   const line = progressLine();
-  let startedAt: number | undefined;
+  let first = { at: 0, rows: 0 };
   return {
     report({ chunks, rows }) {
-      startedAt ??= Date.now();
-      line?.show(`hydrating ${db}: ${rows} rows in ${chunks} chunks, ${perSecond(rows, startedAt)} rows/s`);
+      if (chunks === 1) first = { at: Date.now(), rows };
+      const rate = chunks > 1 ? `, ${perSecond(rows - first.rows, first.at)} rows/s` : '';
+      line?.show(`hydrating ${db}: ${rows} rows in ${chunks} chunk${chunks === 1 ? '' : 's'}${rate}`);
     },
     end: () => line?.end(),
   };
