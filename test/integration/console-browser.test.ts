@@ -14,6 +14,8 @@ import { wireBatch, type TableSpec } from '../support/cloud-batches.js';
 import { columns } from '../support/batches.js';
 import { postgresReachable, openTestStore, type TestStore } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
+import { sharedTestConfig, userToken } from '../support/shared-fixtures.js';
+import { SharedSync } from '../../src/device/shared/shared-sync.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN_TOKEN = 'console-admin-token-0123456789';
@@ -63,7 +65,7 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     assert.equal(built.status, 0, built.stderr);
     mkdirSync(RESULTS, { recursive: true });
     handle = await openTestStore(postgresReachable ? 'postgres' : 'pglite');
-    server = await CloudServer.start({ store: handle.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'review', logger: pino({ level: 'silent' }), replay: { pollMs: 50 }, activityFlushMs: 100 });
+    server = await CloudServer.start({ store: handle.store, httpPort: 0, adminToken: ADMIN_TOKEN, schemaPolicy: 'review', logger: pino({ level: 'silent' }), replay: { pollMs: 50 }, activityFlushMs: 100, shared: sharedTestConfig() });
     deviceToken = (await api('POST', Routes.devices, { name: 'kiosk-7' })).token as string;
     profile = tempDir('console-chromium-');
     context = await chromium.launchPersistentContext(profile.path, {
@@ -212,5 +214,37 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     assert.equal(await row.getByText(/stopped on device/).count(), 0);
     const after = (await api('GET', `${Routes.lineages}?device_id=${device.device_id}`)).lineages as { device_state: string }[];
     assert.ok(after.every((l) => l.device_state === 'sending'));
+  });
+
+  test('two-way: each device shows the bundle it pulled up to and how far behind the head it is', async () => {
+    const dir = tempDir('console-twoway-');
+    const token = await userToken('console-user');
+    const phone = await SharedSync.open({ path: join(dir.path, 'phone.db'), serverUrl: server.url, token, source: 'phone' });
+    const tablet = await SharedSync.open({ path: join(dir.path, 'tablet.db'), serverUrl: server.url, token, source: 'tablet' });
+    try {
+      phone.db.exec(`INSERT INTO folders (id, name) VALUES ('f1', 'one')`);
+      await phone.sync();
+      await tablet.sync();
+      phone.db.exec(`INSERT INTO folders (id, name) VALUES ('f2', 'two')`);
+      await phone.sync();
+    } finally {
+      await phone.close();
+      await tablet.close();
+      dir.remove();
+    }
+    const page = await signIn(ADMIN_TOKEN, 1280);
+    await page.goto(`${server.url}${Routes.console}#/twoway`);
+    const marks = page.getByRole('table', { name: 'Pull watermarks' });
+    // Written within the flush interval; the page loads on navigation.
+    for (let i = 0; i < 50 && (await marks.getByRole('row').count()) < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await page.reload();
+    }
+    const overview = await api('GET', Routes.twowayOverview);
+    const tablet2 = overview.watermarks.find((w: { source: string }) => w.source === 'tablet');
+    assert.equal(tablet2.behind, '1', JSON.stringify(overview.watermarks));
+    await marks.locator('tr', { hasText: 'tablet' }).getByText('1 behind').waitFor();
+    await page.getByText(/All servers on this database: 2 pushes committed/).waitFor();
+    await shot(page, 'twoway-1280');
   });
 });
