@@ -16,42 +16,15 @@ import { TelemetryPartitions } from '../../src/cloud/telemetry/telemetry-partiti
 import { TelemetryService } from '../../src/cloud/telemetry/telemetry-service.js';
 import { Agent } from '../../src/device/agent.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
-import { TELEMETRY_BATCH_FORMAT_VERSION } from '../../src/protocol/constants.js';
-import { affinityOf, schemaFingerprint, type ColumnInfo } from '../../src/protocol/schema.js';
-import { parseTelemetryBatch } from '../../src/protocol/telemetry-batch.js';
-import { encodeValue } from '../../src/protocol/values.js';
 import { newDevice } from '../support/cloud-fixtures.js';
 import { eventually } from '../support/replication-check.js';
 import { describeEachStore, openTestStore } from '../support/stores.js';
+import { readingBatch } from '../support/telemetry-batches.js';
 import { tempDir } from '../support/temp.js';
 
 /** Flow control acts on telemetry lineages as on row lineages: a backlog staged for review pauses the device; approval drains it and resumes it. */
 
 const logger = pino({ level: 'silent' });
-const COLUMNS: ColumnInfo[] = [
-  { name: 'ts', declared_type: 'INTEGER', affinity: affinityOf('INTEGER'), pk: 0, notnull: false, has_default: false },
-  { name: 'temp', declared_type: 'REAL', affinity: affinityOf('REAL'), pk: 0, notnull: false, has_default: false },
-];
-
-function batch(table: string, from: number, count: number, epoch: string) {
-  const rows = Array.from({ length: count }, (_, i) => ({ seq: from + i, row: [encodeValue(1_772_000_000_000 + (from + i) * 1000), encodeValue(20 + i / 4)] }));
-  return parseTelemetryBatch(
-    JSON.parse(
-      JSON.stringify({
-        format_version: TELEMETRY_BATCH_FORMAT_VERSION,
-        batch_id: uuidv7(),
-        journal_epoch: epoch,
-        source_table: table,
-        time_column: 'ts',
-        schema: { hash: schemaFingerprint(COLUMNS), columns: COLUMNS },
-        first_seq: from,
-        last_seq: from + count - 1,
-        rows,
-      }),
-    ),
-  );
-}
-
 describeEachStore('flow control of telemetry lineages', (ctx) => {
   test('a staged backlog over the cap pauses the device; approving the mapping drains it and resumes', async () => {
     const service = new TelemetryService({ store: ctx.store, policy: governancePolicy('review'), logger });
@@ -59,12 +32,12 @@ describeEachStore('flow control of telemetry lineages', (ctx) => {
     const device = await newDevice(ctx.store);
     const table = `flow_${uuidv7().slice(-8)}`;
     const epoch = uuidv7();
-    const first = await service.ingest(device, batch(table, 1, 8, epoch), 100);
+    const first = await service.ingest(device, readingBatch(table, 1, 8, epoch), 100);
     await flow.tick();
     assert.deepEqual(await pendingControls(ctx.store, device.device_id), [], 'under the cap: nothing to say');
     assert.equal((await readFlow(ctx.store, first.lineage_id)).staged_rows, 8, 'the staged telemetry rows are counted');
 
-    await service.ingest(device, batch(table, 9, 5, epoch), 100);
+    await service.ingest(device, readingBatch(table, 9, 5, epoch), 100);
     await flow.tick();
     const [pause, ...more] = await pendingControls(ctx.store, device.device_id);
     assert.equal(more.length, 0);

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pino from 'pino';
 import { uuidv7 } from 'uuidv7';
 import { governancePolicy } from '../../src/cloud/governance/policy.js';
 import { GroupCommitter } from '../../src/cloud/ingest/group-commit.js';
 import { ingestRowBatch } from '../../src/cloud/ingest/ingest-row-batch.js';
 import { getLineage } from '../../src/cloud/query/lineages.js';
+import { TelemetryService } from '../../src/cloud/telemetry/telemetry-service.js';
 import type { Store } from '../../src/cloud/store/store.js';
 import { SynclineError } from '../../src/protocol/errors.js';
 import type { SqlValue } from '../../src/protocol/values.js';
 import { rowBatch, type RowSpec, type TableSpec } from '../support/cloud-batches.js';
 import { allMirrorRows, decodedColumns, newDevice } from '../support/cloud-fixtures.js';
 import { describeEachStore } from '../support/stores.js';
+import { readingBatch } from '../support/telemetry-batches.js';
 
 const READINGS: TableSpec = { table: 'readings', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'v', type: 'TEXT' }] };
 const row = (seq: number, id: number, v: string): RowSpec => ({ seq, op: 'insert', pk: [BigInt(id)], row: [BigInt(id), v] });
@@ -116,5 +119,29 @@ describeEachStore('group commit of row batches', (ctx) => {
     assert.equal(group.stats.batches, 7);
     assert.equal(group.stats.largest, 3);
     assert.equal(group.stats.groups, 3, 'two full groups and the big batch alone');
+  });
+
+  test('telemetry batches share groups too; those that need partitions not known yet are rolled back and run alone, which creates them', async () => {
+    const group = new GroupCommitter(ctx.store);
+    const service = new TelemetryService({ store: ctx.store, policy: AUTO, logger: pino({ level: 'silent' }), group });
+    const devices = await Promise.all(Array.from({ length: 5 }, () => newDevice(ctx.store)));
+    const table = `tg_${uuidv7().slice(-8)}`;
+    const epoch = uuidv7();
+    // A new table: its mapping is approved (auto) inside the group, whose transaction cannot create partitions; device 3's day is years ahead.
+    const farDay = Date.UTC(2031, 0, 1 + Math.floor(Math.random() * 300));
+    const acks = await Promise.all(devices.map((device, d) => service.ingest(device, readingBatch(table, 1, 4, epoch, d === 3 ? farDay : undefined), 10)));
+    assert.equal(group.stats.largest, 5);
+    assert.ok(group.stats.isolated >= 1, `isolated: ${group.stats.isolated}`);
+    assert.ok(acks.every((a) => a.status === 'accepted' && a.rows_applied === 4));
+    const { rows } = await ctx.store.query<{ device_id: string; n: string }>(
+      'SELECT device_id::text, count(*)::text AS n FROM telemetry_values WHERE device_id = ANY($1::uuid[]) GROUP BY device_id',
+      [devices.map((d) => d.device_id)],
+    );
+    assert.deepEqual(Object.fromEntries(rows.map((r) => [r.device_id, r.n])), Object.fromEntries(devices.map((d) => [d.device_id, '4'])));
+    // Later batches find the mapping cached and their partitions made before the group: none is set apart.
+    const before = group.stats.isolated;
+    const next = await Promise.all(devices.map((device, d) => service.ingest(device, readingBatch(table, 5, 2, epoch, d === 3 ? farDay : undefined), 10)));
+    assert.ok(next.every((a) => a.status === 'accepted' && a.rows_applied === 2 && a.last_seq === 6));
+    assert.equal(group.stats.isolated, before);
   });
 });
