@@ -113,7 +113,7 @@ export async function runDev(argv: string[]): Promise<number> {
       '',
       'Syncline dev is running.',
       `  server       ${server.url}  (store: PGlite)`,
-      `  console      ${server.url}${Routes.console}  (sign in with the admin token below)`,
+      `  console      ${server.url}${Routes.console}  (sign in with the admin token)`,
       `  mqtt         ${mqttBanner(mqttConfig({ mqttPort: options.mqttPort }, '127.0.0.1'), server.mqtt?.url, server.mqtt?.tlsUrl)}`,
       `  demo app     writes ${dbPath} every ${options.intervalMs} ms (settings, sensor_readings)`,
       `  device       ${device.device_id}`,

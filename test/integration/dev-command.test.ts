@@ -119,7 +119,7 @@ test('syncline dev mirrors the demo app, stops cleanly on SIGTERM and SIGINT, an
       return (byTable.get('settings')?.rows_applied ?? 0) >= 2 && (byTable.get('sensor_readings')?.rows_applied ?? 0) >= 6;
     }, 60_000);
     await eventually('the two-way demo devices to share their todos', () => /phone\s+todos [1-9]/.test(first.stdout()) && /laptop\s+todos [1-9]/.test(first.stdout()), 60_000);
-    const consoleUrl = /console\s+(http:\/\/\S+)\s+\(sign in with the admin token below\)/.exec(first.stdout())?.[1];
+    const consoleUrl = /console\s+(http:\/\/\S+)\s+\(sign in with the admin token\)/.exec(first.stdout())?.[1];
     assert.equal(consoleUrl, `${first.server.url}${Routes.console}`, first.stdout());
     assert.equal((await fetch(consoleUrl)).status, 200);
     const before = (await lineages(first.server)).find((l) => l.source_table === 'sensor_readings')!;
