@@ -45,11 +45,16 @@ export interface SharedSyncConfig {
 export const pushes = (direction: Direction): boolean => direction === 'up' || direction === 'both';
 export const pulls = (direction: Direction): boolean => direction === 'down' || direction === 'both';
 
+/** zod's issues on one line, each at its path (`direction: Invalid option: ...`); prettifyError draws them over lines with marks. */
+function issuesText(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length > 0 ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ');
+}
+
 /** Parses and validates a config document (the JSON of --shared-config). */
 /** `requireAuth`: a server's config must say how device JWTs are checked (a test of declarations alone need not). */
 export function parseSharedConfig(document: unknown, options: { requireAuth?: boolean } = {}): SharedSyncConfig {
   const problems: string[] = [];
-  const issue = (where: string, error: z.ZodError) => problems.push(`${where}: ${z.prettifyError(error).replaceAll('\n', '; ')}`);
+  const issue = (where: string, error: z.ZodError) => problems.push(`${where}: ${issuesText(error)}`);
   if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new SynclineError('invalid_config', 'shared config: the file must hold a JSON object with "tables" (and optionally "auth", "retention")');
   const { auth: rawAuth, retention: rawRetention, tables: rawTables, ...unknown } = document as Record<string, unknown>;
   // Each part is checked on its own, so one mistake never hides another, and all before anything touches the database.
@@ -73,7 +78,7 @@ export function parseSharedConfig(document: unknown, options: { requireAuth?: bo
     const name = typeof raw === 'object' && raw !== null ? (raw as { name?: unknown }).name : undefined;
     if (typeof name === 'string') refused.add(name);
     const label = typeof name === 'string' ? `table ${JSON.stringify(name)} (tables[${index}])` : `tables[${index}]`;
-    problems.push(`${label}: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`);
+    problems.push(`${label}: ${issuesText(parsed.error)}`);
     problems.push(...looseKeyProblems(raw).map((p) => `${label}: ${p}`));
   });
   problems.push(...tableProblems(tables, refused));
