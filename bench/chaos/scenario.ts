@@ -34,6 +34,8 @@ export interface ChaosOptions {
    * are then those of the three together.
    */
   windowsTogether?: boolean;
+  /** The edge agents' --retry-max-ms (default theirs, 30 s): a small round caps it so a restarted server is found within a second. */
+  agentRetryMaxMs?: number;
   log?: (message: string) => void;
 }
 
@@ -159,7 +161,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     writer = new ChaosWriter(plan);
     await server.start();
     const devices = await Promise.all(edge.map(async (d) => ({ ...d, ...(await createDevice(server, `chaos-${d.name}`)) })));
-    const batching = ['--max-batch-rows', '50', '--flush-interval-ms', '100'];
+    const batching = ['--max-batch-rows', '50', '--flush-interval-ms', '100', ...(options.agentRetryMaxMs ? ['--retry-max-ms', String(options.agentRetryMaxMs)] : [])];
     agents.push(new ChaosAgent(['--db', devices[0]!.path, '--server', server.url, '--token', devices[0]!.token, ...batching], join(options.dir, 'agent-http.log')));
     agents.push(new ChaosAgent(['--db', devices[1]!.path, '--transport', 'mqtt', '--mqtt-url', `mqtt://127.0.0.1:${mqttPort}`, '--device-id', devices[1]!.device_id, '--token', devices[1]!.token, ...batching], join(options.dir, 'agent-mqtt.log')));
     // A day's token: the run's clock jumps stay far inside it.
@@ -169,6 +171,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       agents.push(new ChaosAgent(['--db', d.path, '--server', server.url, '--shared', '--jwt', jwt, '--source', d.name, '--poll-ms', '500'], join(options.dir, `agent-${d.name}.log`), clock));
     }
     for (const a of agents) a.start();
+    // The faults are for the two-way devices too: they begin once both agents have installed capture (their apps start writing then).
+    const captured = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return Number(db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'notes'").pluck().get()) > 0;
+      } finally {
+        db.close();
+      }
+    };
+    const captureDeadline = Date.now() + 60_000;
+    while (!twoWay.every((d) => captured(d.path)) && Date.now() < captureDeadline) await sleep(100);
 
     const admin = { get url() { return server.url; }, adminToken: ADMIN_TOKEN };
     const received = async (): Promise<number | undefined> => {
