@@ -79,6 +79,9 @@ describe('syncline admin reviews / audit / token / project (real server process,
     const rejected = await cli(['reviews', 'reject', reviews[0]!.id, '--reason', 'not ours']);
     assert.equal(rejected.code, 0, rejected.stderr);
     assert.match(rejected.stdout, /rejected; its rows stay staged/);
+    const retry = await cli(['reviews', 'retry-rejected', ack.lineage_id]);
+    assert.notEqual(retry.code, 0, 'a paused lineage is resumed, not retried');
+    assert.match(retry.stderr, /paused \(schema_rejected\); resume it/);
     const staged = await cli(['reviews', 'staged', ack.lineage_id]);
     assert.match(staged.stdout, /schema_review/);
     assert.equal((await json<{ items: unknown[] }>(['reviews', 'staged', ack.lineage_id])).items.length, 2);
