@@ -50,3 +50,6 @@ const stop = () => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// Started by `syncline dev` (with an IPC channel), it ends with dev even when dev is killed outright,
+// instead of writing on into a file nobody watches.
+if (process.send) process.on('disconnect', stop);

@@ -15,7 +15,7 @@ import { helpText, parseCommand, type OptionTable } from './options.js';
 import { formatTable } from './output.js';
 import { generateAdminToken } from './server-command.js';
 import { mqttBanner, mqttConfig } from './server-mqtt-options.js';
-import { untilShutdown } from './shutdown.js';
+import { shutdownStep, untilShutdown } from './shutdown.js';
 
 export const devOptions = {
   httpPort: { flag: 'http-port', env: 'SYNCLINE_HTTP_PORT', kind: 'integer', default: 8080, description: 'HTTP port (falls back to a free one when taken)' },
@@ -92,7 +92,7 @@ export async function runDev(argv: string[]): Promise<number> {
   const device = await demoDevice(admin, kept?.device ?? null);
   writeDevState(dataDir, { admin_token: adminToken, jwt_secret: secret, device });
 
-  const app = spawn(process.execPath, [...DEMO_APP_ARGS, dbPath, String(options.intervalMs)], { stdio: 'inherit' });
+  const app = spawn(process.execPath, [...DEMO_APP_ARGS, dbPath, String(options.intervalMs)], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
   await waitForFile(dbPath, 30_000);
   const agent = new Agent({
     dbPath,
@@ -143,18 +143,18 @@ export async function runDev(argv: string[]): Promise<number> {
   clearInterval(report);
   process.stdout.write(`\n${signal}: stopping ...\n`);
   const stopped: string[] = [];
-  await shared.stop();
+  await shutdownStep(logger, 'two-way devices', shared.stop());
   stopped.push(`two-way devices ${shared.devices.map((d) => d.source).join(', ')}`);
   const appExited = app.exitCode === null && app.signalCode === null ? once(app, 'exit') : Promise.resolve();
   app.kill('SIGTERM');
-  await appExited;
+  await shutdownStep<unknown>(logger, 'demo app', appExited);
   stopped.push(`demo app (pid ${app.pid})`);
-  await agentDone;
+  await shutdownStep(logger, 'agent', agentDone);
   const status = agent.status();
   stopped.push(`agent (${status.rows_acked} rows shipped this run, ${status.pending_total} pending)`);
-  await server.stop();
+  await shutdownStep(logger, 'server', server.stop());
   stopped.push(`server ${server.url}`);
-  await store.close();
+  await shutdownStep(logger, 'PGlite', store.close());
   stopped.push('PGlite');
   process.stdout.write(`stopped: ${stopped.join('; ')}.\n`);
   return 0;

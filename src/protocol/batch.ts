@@ -121,7 +121,7 @@ export function parseRowBatch(input: unknown, limits: { maxRows?: number } = {})
     throw new SynclineError('invalid_batch', `${field}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, { field });
   }
   const b = parsed.data;
-  const { context, names } = checkEnvelope(b);
+  const { context } = checkEnvelope(b);
   if (b.key.kind === 'primary_key') {
     const declared = b.schema.columns.filter((c) => c.pk > 0).sort((x, y) => x.pk - y.pk).map((c) => c.name);
     if (declared.join('\u0000') !== b.key.columns.join('\u0000')) {

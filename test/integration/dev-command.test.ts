@@ -10,11 +10,14 @@ import { finished, spawnSyncline } from '../support/processes.js';
 import { eventually, lineages } from '../support/replication-check.js';
 import { tempDir } from '../support/temp.js';
 
+// The banner's own line, not a mention of the token elsewhere (the console line names it too).
+const ADMIN_TOKEN_LINE = /^\s+admin token\s+(\S+)\s*$/m;
+
 interface DevRun {
   stdout: () => string;
   server: { url: string; adminToken: string };
   device: string;
-  stop(signal: NodeJS.Signals): Promise<{ code: number | null; stdout: string }>;
+  stop(signal: NodeJS.Signals): Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
 async function startDev(dataDir: string, httpPort = '0'): Promise<DevRun> {
@@ -25,20 +28,20 @@ async function startDev(dataDir: string, httpPort = '0'): Promise<DevRun> {
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit') as Promise<[number | null]>;
-  await eventually('dev to print its server and admin token', () => /admin token\s+(\S+)/.test(stdout) && /server\s+(http:\/\/\S+)/.test(stdout), 90_000).catch((error: Error) => {
+  await eventually('dev to print its server and admin token', () => ADMIN_TOKEN_LINE.test(stdout) && /server\s+(http:\/\/\S+)/.test(stdout), 90_000).catch((error: Error) => {
     child.kill('SIGKILL');
     throw new Error(`${error.message}\nstdout: ${stdout}\nstderr: ${stderr}`);
   });
   return {
     stdout: () => stdout,
-    server: { url: /server\s+(http:\/\/\S+)/.exec(stdout)![1]!, adminToken: /admin token\s+(\S+)/.exec(stdout)![1]! },
+    server: { url: /server\s+(http:\/\/\S+)/.exec(stdout)![1]!, adminToken: ADMIN_TOKEN_LINE.exec(stdout)![1]! },
     device: /device\s+(\S+)/.exec(stdout)![1]!,
     async stop(signal) {
       child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       const [code] = await exited;
       clearTimeout(timer);
-      return { code, stdout };
+      return { code, stdout, stderr };
     },
   };
 }
@@ -124,7 +127,7 @@ test('syncline dev mirrors the demo app, stops cleanly on SIGTERM and SIGINT, an
     assert.equal((await fetch(consoleUrl)).status, 200);
     const before = (await lineages(first.server)).find((l) => l.source_table === 'sensor_readings')!;
     const stopped = await first.stop('SIGTERM');
-    assert.equal(stopped.code, 0, stopped.stdout);
+    assert.equal(stopped.code, 0, `${stopped.stdout}\nstderr: ${stopped.stderr}`);
     assert.match(stopped.stdout, /SIGTERM: stopping \.\.\.\nstopped: two-way devices phone, laptop; demo app \(pid \d+\); agent \(\d+ rows shipped this run, \d+ pending\); server http:\/\/\S+; PGlite\./);
 
     const second = await startDev(dir.path, new URL(first.server.url).port);
