@@ -4,7 +4,7 @@ import { prepareCloud, type CloudServiceOptions } from './cloud-services.js';
 import type { FlowController } from './flow-control/flow-controller.js';
 import type { GovernancePolicy } from './governance/policy.js';
 import { buildApp, registeredRoutes } from './http/build-app.js';
-import { httpLimits, type HttpLimits } from './http/connection-limits.js';
+import { closeLettingRequestsFinish, httpLimits, type HttpLimits } from './http/connection-limits.js';
 import { HealthBoard } from './health.js';
 import { countStoreErrors } from './metrics/counted-store.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
@@ -114,7 +114,7 @@ export class CloudServer {
     try {
       await this.#metricsServer?.close();
       await this.mqtt?.stop();
-      await this.#app.close();
+      await closeLettingRequestsFinish(this.#app.server, () => this.#app.close());
     } finally {
       this.#stopWorker.abort();
       await this.#worker;
