@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { finished, runOnTerminal, spawnScript, tsxCommand } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
+import { freePort } from '../support/mqtt-fixtures.js';
 
 /**
  * `npm run bench` (bench/run.ts as its own process): progress lines on a terminal,
@@ -17,19 +17,11 @@ import { tempDir } from '../support/temp.js';
  */
 const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
 
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 test('the bench shows its progress on a terminal only, and refuses a group it does not have', async () => {
   const dir = tempDir('syncline-bench-progress-');
   try {
     // CI=true would make an unreachable PostgreSQL an error instead of a skip.
-    const nowhere = { SYNCLINE_TEST_PG_URL: `postgres://postgres@127.0.0.1:${await closedPort()}/none`, CI: '', SYNCLINE_BENCH_OUT: join(dir.path, 'tty.json') };
+    const nowhere = { SYNCLINE_TEST_PG_URL: `postgres://postgres@127.0.0.1:${await freePort()}/none`, CI: '', SYNCLINE_BENCH_OUT: join(dir.path, 'tty.json') };
     const tty = await runOnTerminal(tsxCommand(RUN, ['shared-backend']), nowhere);
     assert.equal(tty.code, 0, tty.stdout);
     assert.match(tty.stdout, /^\[bench 0:\d\d\] == shared-backend\r?$/m);

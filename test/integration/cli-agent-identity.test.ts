@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -9,6 +8,7 @@ import { createDeviceToken, runSyncline, startServer, type ServerProcess } from 
 import { lineages, mirrorRows } from '../support/replication-check.js';
 import { JWT_SECRET, userToken } from '../support/shared-fixtures.js';
 import { tempDir } from '../support/temp.js';
+import { freePort } from '../support/mqtt-fixtures.js';
 
 /**
  * Which device a file ships for, and giving up plainly: `syncline agent` (edge and
@@ -19,14 +19,6 @@ const SHARED = {
   auth: { hs256_secret: JWT_SECRET },
   tables: [{ name: 'todos', direction: 'both', key: ['id'], columns: [{ name: 'id', type: 'TEXT' }, { name: 'title', type: 'TEXT' }] }],
 };
-
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 function oneLine(stderr: string): string {
   const lines = stderr.trimEnd().split('\n').filter((line) => !line.startsWith('{'));
@@ -73,7 +65,7 @@ describe('syncline agent: the device of a file, and --once giving up', () => {
   });
 
   test('edge and two-way --once give up after --once-timeout-ms with one plain line naming where they tried', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const path = join(dir.path, 'offline.db');
     const app = new Database(path);
     app.exec('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);');

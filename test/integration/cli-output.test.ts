@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { uuidv7 } from 'uuidv7';
@@ -10,6 +9,7 @@ import { createDeviceToken, runSyncline, startServer, type ServerProcess } from 
 import { realPostgresReachable } from '../support/postgres.js';
 import { eventually } from '../support/replication-check.js';
 import { tempDir } from '../support/temp.js';
+import { freePort } from '../support/mqtt-fixtures.js';
 
 /** The first hour of a new user, through the real CLI against one real server process: errors, help, --json, tables, reviews. */
 
@@ -17,15 +17,6 @@ const READINGS: TableSpec = {
   table: 'readings',
   columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'at', type: 'INTEGER' }, { name: 'price', type: 'REAL' }, { name: 'note', type: 'TEXT' }],
 };
-
-/** A port nothing listens on: bound once, then released. */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** One line on stderr in the documented shape, and no stack. */
 function assertOneLineError(stderr: string, pattern: RegExp): void {
@@ -92,7 +83,7 @@ describe('the CLI as a new user meets it (real server process, PGlite)', () => {
   });
 
   test('errors are one line with what to do; --verbose adds the stack', async () => {
-    const closed = await closedPort();
+    const closed = await freePort();
     const down = await runSyncline(['admin', 'lineages', '--server', `http://127.0.0.1:${closed}`], { SYNCLINE_ADMIN_TOKEN: 'x' });
     assert.equal(down.code, 1);
     assertOneLineError(down.stderr, /^syncline: admin lineages: cannot reach the server at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED \[transport_failed\]\. Check that the server is running/);
