@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { SharedSync } from '../src/device/shared/shared-sync.js';
+import { SharedSync } from '../src/device/twoway/shared-sync.js';
 import { buildBrowserBundle, chromiumMissing, launchChromium, servePages } from '../test/support/browser.js';
 import { hs256Token } from '../test/support/jwt.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';

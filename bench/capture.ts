@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ensureCapture } from '../src/device/capture.js';
-import { openDeviceDb } from '../src/device/device-db.js';
+import { ensureCapture } from '../src/device/capture/capture.js';
+import { openDeviceDb } from '../src/device/journal/device-db.js';
 import { progress, type BenchReport } from './report.js';
 import { insertReadings, READINGS_DDL } from './workload.js';
 

@@ -1,10 +1,10 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ensureCapture } from '../src/device/capture.js';
-import { changes } from '../src/device/change-stream.js';
-import { ChangeStreamDefaults } from '../src/device/change-stream-options.js';
-import { openDeviceDb } from '../src/device/device-db.js';
+import { ensureCapture } from '../src/device/capture/capture.js';
+import { changes } from '../src/device/change-stream/change-stream.js';
+import { ChangeStreamDefaults } from '../src/device/change-stream/change-stream-options.js';
+import { openDeviceDb } from '../src/device/journal/device-db.js';
 import { tempDir } from '../test/support/temp.js';
 import { progress, rate, type BenchReport } from './report.js';
 import { insertReadings, READINGS_DDL } from './workload.js';

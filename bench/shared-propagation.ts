@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { SharedSync } from '../src/device/shared/shared-sync.js';
+import { SharedSync } from '../src/device/twoway/shared-sync.js';
 import { hs256Token } from '../test/support/jwt.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { spawnSyncline, startServer } from '../test/support/processes.js';

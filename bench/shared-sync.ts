@@ -6,7 +6,7 @@ import { parseSharedConfig } from '../src/cloud/shared/declarations.js';
 import { CloudServer } from '../src/cloud/server.js';
 import { openStore } from '../src/cloud/store/open-store.js';
 import type { Store } from '../src/cloud/store/store.js';
-import { SharedSync } from '../src/device/shared/shared-sync.js';
+import { SharedSync } from '../src/device/twoway/shared-sync.js';
 import { hs256Token } from '../test/support/jwt.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { startServer } from '../test/support/processes.js';

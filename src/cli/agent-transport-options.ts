@@ -5,7 +5,7 @@ import { SynclineError } from '../protocol/errors.js';
 import { MQTT_ACK_TIMEOUT_MS, MQTT_MAX_IN_FLIGHT } from '../transport/mqtt-defaults.js';
 import { MQTT_RESEND_MIN_MS } from '../transport/resend-timeout.js';
 import type { Transport } from '../transport/transport.js';
-import type { DeviceIdentity } from '../device/device-binding.js';
+import type { DeviceIdentity } from '../device/journal/device-binding.js';
 import type { OptionTable, ParsedOptions } from './options.js';
 
 /** `syncline agent` options choosing and configuring the transport; spread into the agent's option table. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import type { Logger } from 'pino';
 import { parseSharedConfig, type SharedSyncConfig } from '../cloud/shared/declarations.js';
-import { SharedSync } from '../device/shared/shared-sync.js';
+import { SharedSync } from '../device/twoway/shared-sync.js';
 
 /**
  * The two-way half of `syncline dev`: a shared `todos` table and two devices of

@@ -1,7 +1,7 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Logger } from 'pino';
 import { backoffDelay, sleep } from '../protocol/backoff.js';
-import { SharedSync, type SyncReport } from '../device/shared/shared-sync.js';
+import { SharedSync, type SyncReport } from '../device/twoway/shared-sync.js';
 import { SynclineError } from '../protocol/errors.js';
 import { isTransportError } from '../transport/transport.js';
 import { shownUrl } from './agent-transport-options.js';

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type Database from 'better-sqlite3';
-import type { ChangeEvent, ChangeOp, RowValues } from '../device/change-stream-event.js';
-import { ChangeStreamDefaults } from '../device/change-stream-options.js';
+import type { ChangeEvent, ChangeOp, RowValues } from '../device/change-stream/change-stream-event.js';
+import { ChangeStreamDefaults } from '../device/change-stream/change-stream-options.js';
 import { SynclineError } from '../protocol/errors.js';
 import { encodeValue, type SqlValue, type WireValue } from '../protocol/values.js';
 import { createLogger } from './logger.js';
@@ -111,7 +111,7 @@ export async function runWatch(argv: string[]): Promise<number> {
   if (options.beforeImages && !tables) throw new SynclineError('invalid_config', '--before-images applies to the --table tables; name them', { field: 'before-images' });
   if (tables && !options.waitForTables) await checkTablesExist(options.db, tables);
   // The device engine (better-sqlite3) loads here, not at the top: `watch --help` answers without it.
-  const { changes } = await import('../device/change-stream.js');
+  const { changes } = await import('../device/change-stream/change-stream.js');
   const stream = changes({
     db: options.db,
     ...(tables ? { tables: tables.map((name) => ({ name, beforeImages: options.beforeImages })) } : {}),

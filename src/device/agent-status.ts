@@ -1,7 +1,7 @@
-import type { DeviceDb } from './device-db.js';
-import { JournalTables } from './journal-schema.js';
-import type { PublisherStats } from './publisher-options.js';
-import { countQuarantined } from './quarantine.js';
+import type { DeviceDb } from './journal/device-db.js';
+import { JournalTables } from './journal/journal-schema.js';
+import type { PublisherStats } from './publisher/publisher-options.js';
+import { countQuarantined } from './journal/quarantine.js';
 
 /** What `syncline agent` reports: per-table backlog and cursors, plus this run's counters. */
 export interface AgentStatus {

@@ -7,7 +7,7 @@ export type { SqliteDriver, SqliteQueryable, SqliteParam, SqliteRow, SqliteRunRe
 export { SynclineError, isSynclineError } from '../protocol/errors.js';
 export { TransportError, isTransportError } from '../transport/transport.js';
 export type { SqlValue } from '../protocol/values.js';
-export { SharedSync } from '../device/shared/shared-sync.js';
-export type { SharedSyncOptions, ChangeEvent as SharedChangeEvent, PushReport, PullReport, SyncReport } from '../device/shared/shared-sync.js';
-export type { ConflictRecord } from '../device/shared/conflict-log.js';
-export type { ConflictResolver, ConflictCase, Resolution } from '../device/shared/resolve-conflict.js';
+export { SharedSync } from '../device/twoway/shared-sync.js';
+export type { SharedSyncOptions, ChangeEvent as SharedChangeEvent, PushReport, PullReport, SyncReport } from '../device/twoway/shared-sync.js';
+export type { ConflictRecord } from '../device/twoway/conflict-log.js';
+export type { ConflictResolver, ConflictCase, Resolution } from '../device/twoway/resolve-conflict.js';

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import type { CloudServer } from '../../src/cloud/server.js';
-import type { SharedSync } from '../../src/device/shared/shared-sync.js';
+import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { buildBrowserBundle, chromiumMissing, launchChromium, servePages, type PageServer } from '../support/browser.js';
 import { openSharedDevice, serverRows, sharedTestConfig, startSharedServer, userToken } from '../support/shared-fixtures.js';
 import { openTestStore, postgresReachable, type TestStore } from '../support/stores.js';

@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { changes } from '../../src/device/change-stream.js';
-import type { ChangeEvent } from '../../src/device/change-stream-event.js';
-import { openDeviceDb } from '../../src/device/device-db.js';
-import { maxJournalSeq } from '../../src/device/journal-state.js';
+import { changes } from '../../src/device/change-stream/change-stream.js';
+import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
+import { openDeviceDb } from '../../src/device/journal/device-db.js';
+import { maxJournalSeq } from '../../src/device/journal/journal-state.js';
 import { finished, spawnScript } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
 import { APP, app, assertInCommitOrder, collect, replay, tableState } from './change-stream-support.js';

@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { changes } from '../../src/device/change-stream.js';
-import type { ChangeEvent } from '../../src/device/change-stream-event.js';
+import { changes } from '../../src/device/change-stream/change-stream.js';
+import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { finished, spawnScript } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';

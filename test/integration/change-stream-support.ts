@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { ChangeStream } from '../../src/device/change-stream.js';
-import type { ChangeEvent, RowValues } from '../../src/device/change-stream-event.js';
-import { quoteIdent } from '../../src/device/sql-text.js';
-import { keyColumnsOf, readTableShape } from '../../src/device/table-shape.js';
+import type { ChangeStream } from '../../src/device/change-stream/change-stream.js';
+import type { ChangeEvent, RowValues } from '../../src/device/change-stream/change-stream-event.js';
+import { quoteIdent } from '../../src/device/capture/sql-text.js';
+import { keyColumnsOf, readTableShape } from '../../src/device/capture/table-shape.js';
 import type { SqlValue } from '../../src/protocol/values.js';
 import { finished, spawnScript } from '../support/processes.js';
 

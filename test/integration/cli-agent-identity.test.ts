@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { createDeviceToken, runSyncline, startServer, type ServerProcess } from '../support/processes.js';
 import { lineages, mirrorRows } from '../support/replication-check.js';
 import { JWT_SECRET, userToken } from '../support/shared-fixtures.js';

@@ -15,7 +15,7 @@ import { columns } from '../support/batches.js';
 import { postgresReachable, openTestStore, type TestStore } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
 import { sharedTestConfig, userToken } from '../support/shared-fixtures.js';
-import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { SharedSync } from '../../src/device/twoway/shared-sync.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN_TOKEN = 'console-admin-token-0123456789';

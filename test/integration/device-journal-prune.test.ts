@@ -2,10 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ensureCapture } from '../../src/device/capture.js';
-import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
-import { pruneAcked } from '../../src/device/journal-prune.js';
-import { JournalReader } from '../../src/device/journal-reader.js';
+import { ensureCapture } from '../../src/device/capture/capture.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/journal/device-db.js';
+import { pruneAcked } from '../../src/device/journal/journal-prune.js';
+import { JournalReader } from '../../src/device/journal/journal-reader.js';
 import { tempDir } from '../support/temp.js';
 
 function seqs(db: DeviceDb): [number, string][] {

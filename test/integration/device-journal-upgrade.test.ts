@@ -2,12 +2,12 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ensureCapture } from '../../src/device/capture.js';
-import { readStoredTables } from '../../src/device/capture-table.js';
-import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
-import { JournalReader } from '../../src/device/journal-reader.js';
-import { JOURNAL_LAYOUT_VERSION } from '../../src/device/journal-schema.js';
-import { readEpoch, readState } from '../../src/device/journal-state.js';
+import { ensureCapture } from '../../src/device/capture/capture.js';
+import { readStoredTables } from '../../src/device/capture/capture-table.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/journal/device-db.js';
+import { JournalReader } from '../../src/device/journal/journal-reader.js';
+import { JOURNAL_LAYOUT_VERSION } from '../../src/device/journal/journal-schema.js';
+import { readEpoch, readState } from '../../src/device/journal/journal-state.js';
 import { tempDir } from '../support/temp.js';
 
 /**

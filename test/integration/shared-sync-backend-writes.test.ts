@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SharedRoutes } from '../../src/protocol/shared-sync.js';
-import type { SharedSync } from '../../src/device/shared/shared-sync.js';
+import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { sqlState } from '../../src/cloud/store/store.js';
 import { userToken } from '../support/shared-fixtures.js';
 import { deviceRowsText, scenarioSuite, serverRowsText } from '../support/shared-scenarios.js';

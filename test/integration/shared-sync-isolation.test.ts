@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type { CloudServer } from '../../src/cloud/server.js';
-import type { SharedSync } from '../../src/device/shared/shared-sync.js';
+import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { formatHlc } from '../../src/protocol/hlc.js';
 import { SOURCE_HEADER, type PullAnswer, type PushAnswer, type SnapshotAnswer } from '../../src/protocol/shared-sync.js';
 import { hs256Token } from '../support/jwt.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
-import type { SharedSync } from '../../src/device/shared/shared-sync.js';
+import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { eventually } from '../support/replication-check.js';
 import { ADMIN_TOKEN, openSharedDevice, sharedTestConfig } from '../support/shared-fixtures.js';
 import { openTestStore, postgresReachable, type TestStore } from '../support/stores.js';

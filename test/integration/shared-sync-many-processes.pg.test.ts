@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';
 import { startServer, type ServerProcess } from '../support/processes.js';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../support/round-robin-proxy.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import type { SharedSync } from '../../src/device/shared/shared-sync.js';
-import type { ConflictResolver } from '../../src/device/shared/resolve-conflict.js';
+import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
+import type { ConflictResolver } from '../../src/device/twoway/resolve-conflict.js';
 import { deviceRowsText, failingFetch, pastPendingWrites, scenarioSuite, serverRowsText } from '../support/shared-scenarios.js';
 import { describeEachStore } from '../support/stores.js';
 

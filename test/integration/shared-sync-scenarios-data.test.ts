@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatHlc } from '../../src/protocol/hlc.js';
-import type { ChangeEvent, SharedSync } from '../../src/device/shared/shared-sync.js';
+import type { ChangeEvent, SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { adminBundle, bundleCount, countingFetch, deviceRows, deviceRowsText, scenarioSuite, serverRowsText } from '../support/shared-scenarios.js';
 import { describeEachStore } from '../support/stores.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { sharedTestConfig, userToken } from '../support/shared-fixtures.js';
 import {
   bundleCount,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { CloudServer } from '../../src/cloud/server.js';
 import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
-import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { openSharedDevice, startSharedServer, userToken } from '../support/shared-fixtures.js';
 import { describeEachStore } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';

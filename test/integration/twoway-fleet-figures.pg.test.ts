@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { SharedSync } from '../../src/device/shared/shared-sync.js';
+import { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { twowayOverviewSchema, type TwowayOverviewAnswer } from '../../src/protocol/admin-answers.js';
 import { Routes } from '../../src/protocol/constants.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/postgres.js';

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { parseSharedConfig, type SharedSyncConfig } from '../../src/cloud/shared/declarations.js';
 import { CloudServer } from '../../src/cloud/server.js';
 import type { Store } from '../../src/cloud/store/store.js';
-import { SharedSync, type SharedSyncOptions } from '../../src/device/shared/shared-sync.js';
+import { SharedSync, type SharedSyncOptions } from '../../src/device/twoway/shared-sync.js';
 import { hs256Token } from './jwt.js';
 
 export const JWT_SECRET = 'shared-sync-test-secret-0123456789abcdef';

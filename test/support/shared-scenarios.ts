@@ -4,7 +4,7 @@ import { after, before } from 'node:test';
 import type { SharedSyncConfig } from '../../src/cloud/shared/declarations.js';
 import type { CloudServer } from '../../src/cloud/server.js';
 import type { Store } from '../../src/cloud/store/store.js';
-import type { SharedSync, SharedSyncOptions } from '../../src/device/shared/shared-sync.js';
+import type { SharedSync, SharedSyncOptions } from '../../src/device/twoway/shared-sync.js';
 import { ADMIN_TOKEN, openSharedDevice, serverRows, sharedTestConfig, startSharedServer } from './shared-fixtures.js';
 import type { StoreContext } from './stores.js';
 import { tempDir } from './temp.js';

@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { changeOpOf, EventBuilder, originOf, rowValues } from '../../src/device/change-stream-event.js';
-import type { CapturedSchema, JournalEntry, RawJournalEntry } from '../../src/device/journal-reader.js';
-import { slotLayout } from '../../src/device/journal-slots.js';
+import { changeOpOf, EventBuilder, originOf, rowValues } from '../../src/device/change-stream/change-stream-event.js';
+import type { CapturedSchema, JournalEntry, RawJournalEntry } from '../../src/device/journal/journal-reader.js';
+import { slotLayout } from '../../src/device/journal/journal-slots.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { columns } from '../support/batches.js';
 

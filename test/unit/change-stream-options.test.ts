@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectsTable, streamSettings, type ChangeStreamOptions } from '../../src/device/change-stream-options.js';
-import { bootstrapGuardName, validCheckpointName } from '../../src/device/checkpoint-store.js';
+import { selectsTable, streamSettings, type ChangeStreamOptions } from '../../src/device/change-stream/change-stream-options.js';
+import { bootstrapGuardName, validCheckpointName } from '../../src/device/change-stream/checkpoint-store.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 
 const invalid = (field: string) => (error: unknown) => isSynclineError(error) && error.code === 'invalid_config' && error.context.field === field;

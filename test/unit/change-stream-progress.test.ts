@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { EventBuffer, type BufferedEvent } from '../../src/device/change-stream-buffer.js';
-import type { ChangeEvent } from '../../src/device/change-stream-event.js';
-import { AckTracker } from '../../src/device/change-stream-progress.js';
+import { EventBuffer, type BufferedEvent } from '../../src/device/change-stream/change-stream-buffer.js';
+import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
+import { AckTracker } from '../../src/device/change-stream/change-stream-progress.js';
 
 function item(seq: number): BufferedEvent {
   const event: ChangeEvent = { op: 'insert', table: 't', key: { id: BigInt(seq) }, after: { id: BigInt(seq) }, seq, origin: 'local', at: 0 };

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { humanLine, jsonLine } from '../../src/cli/watch-command.js';
-import type { ChangeEvent } from '../../src/device/change-stream-event.js';
+import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
 
 const at = Date.parse('2030-01-02T03:04:05.006Z');
 

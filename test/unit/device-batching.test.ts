@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { uuidv7 } from 'uuidv7';
-import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from '../../src/device/batching.js';
+import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from '../../src/device/publisher/batching.js';
 import { parseRowBatch } from '../../src/protocol/batch.js';
 import { keyOf, schemaFingerprint } from '../../src/protocol/schema.js';
 import { sqlValue } from '../support/arbitraries.js';

@@ -2,8 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { backoffDelay } from '../../src/protocol/backoff.js';
-import { restoredFromBackup } from '../../src/device/epoch-sidecar.js';
-import { classifySendError } from '../../src/device/send-outcome.js';
+import { restoredFromBackup } from '../../src/device/journal/epoch-sidecar.js';
+import { classifySendError } from '../../src/device/publisher/send-outcome.js';
 import { TransportError } from '../../src/transport/transport.js';
 
 const http = (status: number, code?: string, retryable = status >= 500 || status === 429) => new TransportError(`status ${status}`, { status, retryable, ...(code ? { code } : {}) });

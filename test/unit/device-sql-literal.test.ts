@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { parseLiteralList } from '../../src/device/sql-literal.js';
+import { parseLiteralList } from '../../src/device/journal/sql-literal.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { sameValue, type SqlValue } from '../../src/protocol/values.js';
 import { sqlValue } from '../support/arbitraries.js';

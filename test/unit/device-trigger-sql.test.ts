@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { isSynclineError } from '../../src/protocol/errors.js';
-import { JournalReader } from '../../src/device/journal-reader.js';
-import { JOURNAL_DDL } from '../../src/device/journal-schema.js';
-import { slotLayout, slotsNeeded } from '../../src/device/journal-slots.js';
-import { ensureJournalSlots } from '../../src/device/journal-state.js';
-import { concatBalanced, quoteIdent, quoteText } from '../../src/device/sql-text.js';
-import { createTriggerStatements, dropTriggerStatements, isOwnTriggerOf, rowAtKeyStatement, snapshotStatement, triggerName, type CaptureSpec } from '../../src/device/trigger-sql.js';
+import { JournalReader } from '../../src/device/journal/journal-reader.js';
+import { JOURNAL_DDL } from '../../src/device/journal/journal-schema.js';
+import { slotLayout, slotsNeeded } from '../../src/device/journal/journal-slots.js';
+import { ensureJournalSlots } from '../../src/device/journal/journal-state.js';
+import { concatBalanced, quoteIdent, quoteText } from '../../src/device/capture/sql-text.js';
+import { createTriggerStatements, dropTriggerStatements, isOwnTriggerOf, rowAtKeyStatement, snapshotStatement, triggerName, type CaptureSpec } from '../../src/device/capture/trigger-sql.js';
 
 const HOSTILE = 'x"; DROP TABLE y; --';
 

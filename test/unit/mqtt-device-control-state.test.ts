@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { uuidv7 } from 'uuidv7';
-import { ensureCapture } from '../../src/device/capture.js';
-import { applyControl, readPausedTables } from '../../src/device/control-state.js';
-import { readCursors } from '../../src/device/cursors.js';
-import { openDeviceDb, type DeviceDb } from '../../src/device/device-db.js';
-import { readEpoch } from '../../src/device/journal-state.js';
+import { ensureCapture } from '../../src/device/capture/capture.js';
+import { applyControl, readPausedTables } from '../../src/device/publisher/control-state.js';
+import { readCursors } from '../../src/device/journal/cursors.js';
+import { openDeviceDb, type DeviceDb } from '../../src/device/journal/device-db.js';
+import { readEpoch } from '../../src/device/journal/journal-state.js';
 import type { ControlMessage } from '../../src/protocol/control.js';
 import { tempDir } from '../support/temp.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { resolveConflict, sameRow, type ChangeSide, type ConflictCase, type ConflictResolver, type Resolution } from '../../src/device/shared/resolve-conflict.js';
+import { resolveConflict, sameRow, type ChangeSide, type ConflictCase, type ConflictResolver, type Resolution } from '../../src/device/twoway/resolve-conflict.js';
 import { formatHlc } from '../../src/protocol/hlc.js';
 import type { ConflictPolicy, SharedTable, Tiebreak } from '../../src/protocol/shared-sync.js';
 import { sameValue, type SqlValue } from '../../src/protocol/values.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { parseLiteralList, renderLiteralList } from '../../src/device/sql-literal.js';
+import { parseLiteralList, renderLiteralList } from '../../src/device/journal/sql-literal.js';
 import { sameValue, type SqlValue } from '../../src/protocol/values.js';
 
 /**

@@ -1,6 +1,6 @@
 import { existsSync, watch } from 'node:fs';
 import Database from 'better-sqlite3';
-import { openDeviceDb, type DeviceDb, type OpenDeviceDbOptions } from '../device-db.js';
+import { openDeviceDb, type DeviceDb, type OpenDeviceDbOptions } from '../journal/device-db.js';
 import type { SqliteDriver, SqliteParam, SqliteQueryable, SqliteRow, SqliteRunResult, SqliteValue } from './sqlite-driver.js';
 
 /** Statements kept prepared per connection; an engine uses a few dozen, so this only bounds an app that generates SQL. */

@@ -1,7 +1,7 @@
 import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../../protocol/errors.js';
 import type { SqlValue } from '../../protocol/values.js';
-import type { DeviceDb } from '../device-db.js';
+import type { DeviceDb } from '../journal/device-db.js';
 
 /**
  * The durable cursor of one telemetry table, in the file itself (a copy of the

@@ -4,8 +4,8 @@ import { TELEMETRY_BATCH_FORMAT_VERSION } from '../../protocol/constants.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { WireTelemetryBatch } from '../../protocol/telemetry-batch.js';
 import { encodeValue, type SqlValue } from '../../protocol/values.js';
-import type { DeviceDb } from '../device-db.js';
-import { quoteIdent } from '../sql-text.js';
+import type { DeviceDb } from '../journal/device-db.js';
+import { quoteIdent } from '../capture/sql-text.js';
 import type { TelemetryCursor } from './telemetry-cursor.js';
 import { selectList, type TelemetryTable } from './telemetry-table.js';
 

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Transport } from '../../transport/transport.js';
-import type { DeviceDb } from '../device-db.js';
-import { JournalTables } from '../journal-schema.js';
-import type { PublisherOptions } from '../publisher-options.js';
+import type { DeviceDb } from '../journal/device-db.js';
+import { JournalTables } from '../journal/journal-schema.js';
+import type { PublisherOptions } from '../publisher/publisher-options.js';
 import { TelemetryPublisher, type TelemetryPublisherOptions } from './telemetry-publisher.js';
 import { resolveTelemetryTable, type TelemetrySpec } from './telemetry-table.js';
 

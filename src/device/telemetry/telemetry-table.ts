@@ -1,8 +1,8 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo } from '../../protocol/schema.js';
-import type { DeviceDb } from '../device-db.js';
-import { quoteIdent } from '../sql-text.js';
-import { readTableShape } from '../table-shape.js';
+import type { DeviceDb } from '../journal/device-db.js';
+import { quoteIdent } from '../capture/sql-text.js';
+import { readTableShape } from '../capture/table-shape.js';
 
 /** What the operator asked for: `TABLE` (rowid order) or `TABLE=TIME_COLUMN`. */
 export interface TelemetrySpec {

@@ -1,0 +1,173 @@
+import pino, { type Logger } from 'pino';
+import { readCursors } from '../journal/cursors.js';
+import { immediate, type DeviceDb } from '../journal/device-db.js';
+import { ensureJournal, startNewEpoch } from '../journal/journal-state.js';
+import { upgradeJournalLayout } from '../journal/journal-upgrade.js';
+import {
+  decideAction,
+  dropTrigger,
+  installTable,
+  readOwnTriggers,
+  readStoredTables,
+  regenerateTable,
+  releaseTable,
+  strayTriggers,
+  triggersIntact,
+  type StoredTable,
+} from './capture-table.js';
+import { sharedTableNames } from '../twoway/shared-state.js';
+import { isUserTableName, listUserTables, readTableShape } from './table-shape.js';
+
+/**
+ * Keeps capture installed on a SQLite file that an app changes under us: new
+ * tables, ALTER TABLE, rebuilt or dropped tables, a lost journal. Each table is
+ * handled in its own BEGIN IMMEDIATE transaction so the app waits at most for one
+ * table's snapshot, never for the whole file.
+ *
+ * Known limit of trigger capture: SQLite refuses `ALTER TABLE ... DROP COLUMN` on a
+ * captured table while a trigger names the column; the app must rebuild the table
+ * instead (which capture then picks up with a fresh snapshot).
+ */
+
+export interface CaptureOptions {
+  /** Capture these tables (at least). Without it every user table is captured, including ones created later. */
+  tables?: readonly string[];
+  /**
+   * Tables whose updates and deletes also journal the old row. Without it the
+   * flags already recorded in the file stay as they are (new tables: off).
+   */
+  beforeImages?: readonly string[];
+  /**
+   * Tables that get before-images in addition to the above, leaving every other
+   * table's flag alone: how a change-stream subscriber opts in without turning off
+   * what another process asked for (two authoritative lists would flip each other).
+   */
+  addBeforeImages?: readonly string[];
+  /** Never captured (telemetry tables, read by a cursor); a table captured before has its triggers dropped. */
+  exclude?: readonly string[];
+  logger?: Logger;
+}
+
+export interface CaptureReport {
+  epoch: string;
+  journalRecreated: boolean;
+  installed: string[];
+  regenerated: string[];
+  released: string[];
+  failed: { table: string; error: Error }[];
+}
+
+function emptyReport(epoch: string, journalRecreated: boolean): CaptureReport {
+  return { epoch, journalRecreated, installed: [], regenerated: [], released: [], failed: [] };
+}
+
+function wantsBeforeImages(options: CaptureOptions, table: string, stored: StoredTable | undefined): boolean {
+  const listed = options.beforeImages ? options.beforeImages.includes(table) : (stored?.beforeImages ?? false);
+  return listed || (options.addBeforeImages?.includes(table) ?? false);
+}
+
+/** Brings one table's capture up to date; the decision is made again under the write lock. */
+function reconcileTable(db: DeviceDb, table: string, options: CaptureOptions, epoch: string, report: CaptureReport, log: Logger): void {
+  const quick = () => {
+    const stored = readStoredTables(db, table).get(table);
+    const shape = readTableShape(db, table);
+    const intact = triggersIntact(readOwnTriggers(db), table);
+    return { stored, shape, intact, action: decideAction(stored, shape, intact, wantsBeforeImages(options, table, stored)) };
+  };
+  if (quick().action === 'none') return;
+  immediate(db, () => {
+    const { stored, shape, intact, action } = quick();
+    const beforeImages = wantsBeforeImages(options, table, stored);
+    if (action === 'install' && shape) {
+      const rows = installTable(db, shape, beforeImages, epoch);
+      report.installed.push(table);
+      log.info({ table, snapshot_rows: rows, triggers_were_missing: stored !== undefined && !intact }, 'capture installed');
+    } else if (action === 'regenerate' && shape && stored) {
+      const acked = readCursors(db, epoch).get(table) ?? 0;
+      const refreshed = regenerateTable(db, shape, stored, beforeImages, acked);
+      report.regenerated.push(table);
+      log.info({ table, schema_hash: shape.hash, refreshed_rows: refreshed }, 'capture triggers regenerated');
+    } else if (action === 'release') {
+      releaseTable(db, table);
+      report.released.push(table);
+      log.info({ table }, 'table is gone; capture released, its journal entries stay until published');
+    }
+  });
+}
+
+/** One pass over the file; call again until it reports no change (the app may change the schema meanwhile). */
+export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): CaptureReport {
+  const log = options.logger ?? pino({ level: 'silent' });
+  upgradeJournalLayout(db, log);
+  const journal = ensureJournal(db);
+  if (journal.recreated) log.warn({ journal_epoch: journal.epoch }, 'journal was recreated or truncated; started a new epoch and snapshotting every table again');
+  const report = emptyReport(journal.epoch, journal.recreated);
+  const stray = strayTriggers(readOwnTriggers(db));
+  if (stray.length > 0) {
+    immediate(db, () => stray.forEach((name) => dropTrigger(db, name)));
+    log.info({ triggers: stray }, 'dropped capture triggers left on a renamed table');
+  }
+  const shared = sharedTableNames(db);
+  const excluded = new Set(options.exclude ?? []);
+  const wanted = new Set((options.tables ? options.tables.filter(isUserTableName) : listUserTables(db)).filter((name) => !shared.has(name) && !excluded.has(name)));
+  const stored = [...readStoredTables(db).keys()];
+  for (const table of stored.filter((name) => excluded.has(name))) {
+    immediate(db, () => releaseTable(db, table));
+    report.released.push(table);
+    log.warn({ table }, 'table switched to telemetry: capture triggers dropped; its journal entries still ship as rows, and from now on its updates and deletes are not shipped');
+  }
+  const tables = new Set([...stored.filter((name) => !excluded.has(name)), ...wanted]);
+  for (const table of [...tables].sort()) {
+    try {
+      reconcileTable(db, table, options, journal.epoch, report, log);
+    } catch (error) {
+      report.failed.push({ table, error: error as Error });
+      log.error({ table, err: error }, 'capture of table failed; will retry');
+    }
+  }
+  return report;
+}
+
+/** Reconciles until a pass changes nothing, so the schema version read before that pass describes what is captured. */
+export function ensureCapture(db: DeviceDb, options: CaptureOptions = {}): CaptureReport & { schemaVersion: number } {
+  const total = emptyReport('', false);
+  for (let pass = 0; ; pass++) {
+    const schemaVersion = readSchemaVersion(db);
+    const report = reconcileCapture(db, options);
+    total.epoch = report.epoch;
+    total.journalRecreated ||= report.journalRecreated;
+    total.installed.push(...report.installed);
+    total.regenerated.push(...report.regenerated);
+    total.released.push(...report.released);
+    const changed = report.installed.length + report.regenerated.length + report.released.length > 0;
+    if (!changed || pass >= 5) {
+      total.failed = report.failed;
+      return { ...total, schemaVersion };
+    }
+  }
+}
+
+export function readSchemaVersion(db: DeviceDb): number {
+  return Number(db.pragma('schema_version', { simple: true }));
+}
+
+/**
+ * Starts a new journal epoch and appends a snapshot of every captured table, all in
+ * one transaction, so the new epoch on its own describes the whole current state.
+ */
+export function rotateEpoch(db: DeviceDb, options: CaptureOptions = {}): string {
+  const log = options.logger ?? pino({ level: 'silent' });
+  return immediate(db, () => {
+    const epoch = startNewEpoch(db);
+    for (const stored of readStoredTables(db).values()) {
+      const shape = readTableShape(db, stored.name);
+      if (!shape) {
+        releaseTable(db, stored.name);
+        continue;
+      }
+      installTable(db, shape, wantsBeforeImages(options, stored.name, stored), epoch);
+    }
+    log.warn({ journal_epoch: epoch }, 'started a new journal epoch with a fresh snapshot of every table');
+    return epoch;
+  });
+}

@@ -1,0 +1,273 @@
+import pino, { type Logger } from 'pino';
+import { SynclineError } from '../../protocol/errors.js';
+import { EventBuffer, type BufferedEvent } from './change-stream-buffer.js';
+import { StreamCapture } from './change-stream-capture.js';
+import type { ChangeEvent } from './change-stream-event.js';
+import { streamSettings, type ChangeStreamOptions, type StreamSettings } from './change-stream-options.js';
+import type { AckTracker } from './change-stream-progress.js';
+import type { SnapshotReader } from './change-stream-snapshot.js';
+import type { JournalSource } from './change-stream-source.js';
+import { startStream } from './change-stream-start.js';
+import { setCheckpointRetention } from './checkpoint-retention.js';
+import { CheckpointWriter, isBusy } from './checkpoint-writer.js';
+import { openDeviceDb, type DeviceDb } from '../journal/device-db.js';
+
+/** Subscribes to the row changes of a SQLite file; see ChangeStream. */
+export function changes(options: ChangeStreamOptions): ChangeStream {
+  return new ChangeStream(options);
+}
+
+export type ChangeListener = (event: ChangeEvent) => void | Promise<void>;
+
+/**
+ * A subscription to the journal of one SQLite file: changes by this process, by
+ * other processes, and made while no subscriber ran (from a checkpoint or `from`),
+ * in commit order, rolled-back changes never (they never reach the journal).
+ *
+ * Consume it ONE way: `for await (const event of stream)` or `stream.on('change', fn)`.
+ * Acknowledgement (with autoAck, the default): the iterator acknowledges an event
+ * when the loop asks for the next one, i.e. after the loop body returned; leaving
+ * the loop (break, throw) acknowledges nothing more, so call ack(event.seq) first
+ * if the event in hand was handled. A 'change' listener's event is acknowledged
+ * when the listener returns (or its promise resolves); the next event waits for
+ * that. ack(seq) acknowledges explicitly (with autoAck: false, only it does).
+ * The named checkpoint is written at most every checkpointIntervalMs and on close:
+ * after close() a restart resumes exactly after the last acknowledged event; after
+ * a crash it resumes after the last written one (use checkpointIntervalMs: 0 for
+ * exactness at one small write transaction per ack).
+ *
+ * Latency: the journal is polled every pollIntervalMs (default 50 ms; one indexed
+ * query when idle), so a caught-up subscriber sees a commit within that interval
+ * plus the read.
+ *
+ * Slow subscribers: the stream reads only as much as its buffer holds
+ * (maxBuffered), so a backlog is paced by the consumer. A consumer that took no
+ * event during a whole poll interval while its buffer was full and more changes
+ * waited is closed with subscriber_overflow. Writers never wait for subscribers
+ * (they only append to the journal) and each stream reads on its own, so nothing
+ * else slows down; a checkpointed consumer that is closed loses nothing and
+ * resumes from its checkpoint.
+ */
+export class ChangeStream implements AsyncIterable<ChangeEvent> {
+  /** Resolves when the stream has closed, with the error that closed it (undefined for close()). */
+  readonly closed: Promise<Error | undefined>;
+  /** The journal seq the bootstrap snapshot is consistent with; undefined without a snapshot. */
+  readonly snapshotSeq: number | undefined;
+  readonly #settings: StreamSettings;
+  readonly #log: Logger;
+  readonly #db: DeviceDb;
+  readonly #ownsDb: boolean;
+  readonly #capture: StreamCapture;
+  readonly #source: JournalSource;
+  readonly #acks: AckTracker;
+  readonly #checkpoint: CheckpointWriter;
+  readonly #buffer = new EventBuffer((item) => this.#onTake(item));
+  readonly #errorListeners: ((error: Error) => void)[] = [];
+  #resolveClosed: (error: Error | undefined) => void = () => {};
+  #snapshot: SnapshotReader | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #consumer: 'none' | 'iterator' | 'listener' = 'none';
+  #inHand: BufferedEvent | undefined;
+  #stall = { full: false, taken: 0 };
+  #waitingForRoom = false;
+  #closing: Promise<void> | undefined;
+  #error: Error | undefined;
+
+  /** Installs capture where missing and fixes the start position, so configuration and expiry errors throw here. */
+  constructor(options: ChangeStreamOptions) {
+    this.#settings = streamSettings(options);
+    this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'change-stream', checkpoint: this.#settings.checkpoint });
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#ownsDb = typeof options.db === 'string';
+    this.#db = typeof options.db === 'string' ? openDeviceDb(options.db) : options.db;
+    try {
+      this.#capture = new StreamCapture(this.#db, this.#settings.tables, this.#log);
+      this.#capture.ensure();
+      if (options.retention) setCheckpointRetention(this.#db, options.retention);
+      const start = startStream(this.#db, this.#settings);
+      this.#snapshot = start.snapshot;
+      this.snapshotSeq = start.snapshotSeq;
+      this.#source = start.source;
+      this.#acks = start.acks;
+      this.#checkpoint = new CheckpointWriter(this.#db, this.#settings.checkpoint, start.acks, this.#settings.checkpointIntervalMs, this.#log);
+    } catch (error) {
+      if (this.#ownsDb) this.#db.close();
+      throw error;
+    }
+    this.#schedule(0);
+  }
+
+  /** The highest seq acknowledged so far; undefined while a bootstrap snapshot is unacknowledged. */
+  get acked(): number | undefined {
+    return this.#acks.acked;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ChangeEvent> {
+    this.#attach('iterator');
+    return {
+      next: () => this.#next(),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  on(event: 'change', listener: ChangeListener): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+  on(event: 'change' | 'error', listener: ChangeListener | ((error: Error) => void)): this {
+    if (event === 'error') {
+      this.#errorListeners.push(listener as (error: Error) => void);
+    } else {
+      this.#attach('listener');
+      void this.#deliverTo(listener as ChangeListener);
+    }
+    return this;
+  }
+
+  /** Acknowledges every delivered event with a seq <= `seq`; after close it changes nothing. */
+  ack(seq: number): void {
+    this.#acks.ack(seq);
+    this.#flush(false);
+  }
+
+  /** Stops reading, writes the checkpoint, ends the consumer's loop. Idempotent. */
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#shutdown();
+      this.#closing = this.closed.then(() => undefined);
+    }
+    return this.#closing;
+  }
+
+  #attach(kind: 'iterator' | 'listener'): void {
+    if (this.#consumer !== 'none') throw new SynclineError('invalid_config', 'a change stream has one consumer: iterate it or listen to it, once', {});
+    this.#consumer = kind;
+  }
+
+  async #next(): Promise<IteratorResult<ChangeEvent>> {
+    if (this.#inHand && this.#settings.autoAck) this.#ackItem(this.#inHand);
+    this.#inHand = undefined;
+    const taken = this.#buffer.take();
+    const item = taken instanceof Promise ? await taken : taken;
+    if (!item) {
+      if (this.#error) throw this.#error;
+      return { done: true, value: undefined };
+    }
+    this.#inHand = item;
+    return { done: false, value: item.event };
+  }
+
+  async #deliverTo(listener: ChangeListener): Promise<void> {
+    for (;;) {
+      const taken = this.#buffer.take();
+      const item = taken instanceof Promise ? await taken : taken;
+      if (!item) return;
+      try {
+        await listener(item.event);
+      } catch (error) {
+        this.#fail(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (this.#settings.autoAck) this.#ackItem(item);
+    }
+  }
+
+  #ackItem(item: BufferedEvent): void {
+    if (item.ackSeq === undefined) return;
+    this.#acks.ack(item.ackSeq);
+    this.#flush(false);
+  }
+
+  #tick(): void {
+    this.#timer = undefined;
+    if (this.#buffer.closed) return;
+    if (this.#db.inTransaction) {
+      // The app's own connection is inside a transaction: what it would show is not committed yet.
+      this.#schedule(this.#settings.pollIntervalMs);
+      return;
+    }
+    try {
+      this.#capture.refresh();
+      if (this.#consumer !== 'none' && this.#stall.full && this.#buffer.taken === this.#stall.taken) {
+        const max = this.#settings.maxBuffered;
+        this.#fail(new SynclineError('subscriber_overflow', `the subscriber took no event for ${this.#settings.pollIntervalMs} ms while ${max} waited in its buffer and more followed`, { checkpoint: this.#settings.checkpoint, max_buffered: max }));
+        return;
+      }
+      const more = this.#fill();
+      this.#waitingForRoom = more && this.#buffer.size >= this.#settings.maxBuffered;
+      this.#stall = { full: this.#waitingForRoom, taken: this.#buffer.taken };
+      this.#flush(false);
+      this.#schedule(more && !this.#waitingForRoom ? 0 : this.#settings.pollIntervalMs);
+    } catch (error) {
+      if (!isBusy(error)) {
+        this.#fail(error as Error);
+        return;
+      }
+      this.#log.debug({ err: error }, 'database busy; polling again');
+      this.#schedule(this.#settings.pollIntervalMs);
+    }
+  }
+
+  /** Moves what fits from the snapshot, then the journal, into the buffer; true when more is waiting. */
+  #fill(): boolean {
+    let room = this.#settings.maxBuffered - this.#buffer.size;
+    const snapshot = this.#snapshot;
+    if (snapshot) {
+      if (room <= 0) return true;
+      const events = snapshot.read(room);
+      const last = events.length - 1;
+      this.#buffer.push(events.map((event, i) => ({ event, ackSeq: snapshot.done && i === last ? snapshot.seq : undefined })));
+      if (!snapshot.done) return true;
+      this.#snapshot = undefined;
+      room -= events.length;
+    }
+    if (room <= 0) return this.#source.pending();
+    const read = this.#source.read(room, Date.now());
+    this.#buffer.push(read.events);
+    return read.more;
+  }
+
+  #onTake(item: BufferedEvent): void {
+    this.#acks.delivered(item);
+    if (this.#waitingForRoom && this.#buffer.size <= this.#settings.maxBuffered / 2) {
+      this.#waitingForRoom = false;
+      this.#schedule(0);
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#buffer.closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#tick(), delayMs);
+  }
+
+  #flush(force: boolean): void {
+    if (this.#buffer.closed) return;
+    this.#checkpoint.flush(this.#source.position, this.#settled(), force);
+  }
+
+  /** Nothing the stream read waits undelivered (in the buffer or in the snapshot). */
+  #settled(): boolean {
+    return this.#buffer.size === 0 && !this.#snapshot;
+  }
+
+  #fail(error: Error): void {
+    if (this.#error || this.#buffer.closed) return;
+    this.#error = error;
+    this.#log.warn({ err: error }, 'change stream closed by an error');
+    for (const listener of this.#errorListeners) listener(error);
+    void this.close();
+  }
+
+  #shutdown(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#snapshot?.close();
+    // Before the buffer is dropped: events still in it are unacknowledged and hold the checkpoint back.
+    this.#checkpoint.close(this.#source.position, this.#settled());
+    this.#buffer.close();
+    if (this.#ownsDb && this.#db.open) this.#db.close();
+    this.#resolveClosed(this.#error);
+  }
+}
