@@ -3,6 +3,7 @@ import { SynclineError } from '../protocol/errors.js';
 import type { Transport } from '../transport/transport.js';
 import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture/capture-watch.js';
+import { watchWal } from './driver/wal-watch.js';
 import { ControlHandler } from './publisher/control-handler.js';
 import { bindDevice, checkDeviceBinding, type DeviceIdentity } from './journal/device-binding.js';
 import { readCursors } from './journal/cursors.js';
@@ -132,6 +133,11 @@ export class Agent {
         onControls: (messages) => void controls.handle(messages),
       });
       this.#telemetry = telemetry;
+      // Commits to the file end the loops' idle waits at once; their polls are only a safety net.
+      const unwatch = watchWal(db, () => {
+        publisher.wake();
+        telemetry.wake();
+      });
       const shipping = telemetry.run(this.#stopper.signal, once);
       // A failing telemetry table ends a running agent the way a fatal journal error does.
       shipping.catch(() => this.#stopper.abort());
@@ -139,6 +145,7 @@ export class Agent {
         await this.#loop(db, capture, publisher);
         await shipping;
       } finally {
+        unwatch?.();
         this.#stopper.abort();
         await shipping.catch(() => {});
         await publisher.stop();

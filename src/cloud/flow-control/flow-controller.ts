@@ -3,6 +3,7 @@ import { transactionWithRetry, type Store } from '../store/store.js';
 import { claimDueControls, type OutgoingControl } from './controls.js';
 import { decideFlow, type FlowLimits } from './flow-decision.js';
 import { flowCandidates, settleFlow } from './flow-state.js';
+import { sleep } from '../../protocol/backoff.js';
 import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 
 /** Where controls go out to devices (the MQTT downlink); HTTP devices fetch theirs instead. */
@@ -39,8 +40,8 @@ export class FlowController {
   readonly #options: FlowControllerOptions;
   readonly #log: Logger;
   #sink: ControlSink | undefined;
+  /** Its wait between passes; a wake during a pass is kept, so the next pass follows (after MIN_GAP_MS). */
   readonly #idle = new WakeableSleep();
-  #pending = false;
 
   constructor(options: FlowControllerOptions) {
     this.#options = options;
@@ -58,7 +59,6 @@ export class FlowController {
 
   /** Asks for a pass soon (after an ingest staged rows, or an operator action issued a control). */
   wake(): void {
-    this.#pending = true;
     this.#idle.wake();
   }
 
@@ -72,14 +72,12 @@ export class FlowController {
   async run(signal: AbortSignal): Promise<void> {
     const interval = this.#options.intervalMs ?? FLOW_INTERVAL_MS;
     while (!signal.aborted) {
-      this.#pending = false;
       try {
         await this.tick();
       } catch (error) {
         this.#log.error({ err: error }, 'flow control pass failed; retrying');
       }
-      if (this.#pending) await delay(MIN_GAP_MS, signal);
-      else await this.#idle.sleep(interval, signal);
+      if (await this.#idle.sleep(interval, signal)) await sleep(MIN_GAP_MS, signal);
     }
   }
 
@@ -119,16 +117,4 @@ export class FlowController {
     }
     return sent;
   }
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -52,8 +52,8 @@ export async function drainReplays(store: Store, options: ReplayOptions & { sign
  */
 export class ReplayWorker {
   readonly #options: ReplayWorkerOptions;
+  /** Its wait between passes; a wake during a pass is kept, so the next pass follows at once. */
   readonly #idle = new WakeableSleep();
-  #pending = false;
 
   constructor(options: ReplayWorkerOptions) {
     this.#options = options;
@@ -61,7 +61,6 @@ export class ReplayWorker {
 
   /** Asks for a pass now (after an approval or a resume). */
   wake(): void {
-    this.#pending = true;
     this.#idle.wake();
   }
 
@@ -69,14 +68,13 @@ export class ReplayWorker {
     const { store, logger } = this.#options;
     const pollMs = this.#options.pollMs ?? REPLAY_POLL_MS;
     while (!signal.aborted) {
-      this.#pending = false;
       try {
         const replayed = await drainReplays(store, { ...this.#options, signal });
         if (replayed > 0) logger.debug({ rows: replayed }, 'replay pass done');
       } catch (error) {
         logger.error({ err: error }, 'replay pass failed; retrying');
       }
-      if (!this.#pending) await this.#idle.sleep(pollMs, signal);
+      await this.#idle.sleep(pollMs, signal);
     }
   }
 }

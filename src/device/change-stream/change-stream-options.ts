@@ -4,6 +4,7 @@ import type { ChangeOp } from './change-stream-event.js';
 import type { CheckpointRetention } from './checkpoint-retention.js';
 import { validCheckpointName } from './checkpoint-store.js';
 import type { DeviceDb } from '../journal/device-db.js';
+import type { Clock } from '../../protocol/wakeable-sleep.js';
 
 /** One table of the allowlist, optionally opting into before-images. */
 export interface TableSelection {
@@ -41,6 +42,8 @@ export interface ChangeStreamOptions {
   /** Stores the checkpoint retention limits in the file (they apply to every consumer of it). */
   retention?: Partial<CheckpointRetention>;
   logger?: Logger;
+  /** The clock of the poll waits (tests pass a fake one). */
+  clock?: Clock;
 }
 
 export const ChangeStreamDefaults = {

@@ -11,6 +11,7 @@ import { startStream } from './change-stream-start.js';
 import { setCheckpointRetention } from './checkpoint-retention.js';
 import { CheckpointWriter, isBusy } from './checkpoint-writer.js';
 import { openDeviceDb, type DeviceDb } from '../journal/device-db.js';
+import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 
 /** Subscribes to the row changes of a SQLite file; see ChangeStream. */
 export function changes(options: ChangeStreamOptions): ChangeStream {
@@ -65,7 +66,9 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   readonly #errorListeners: ((error: Error) => void)[] = [];
   #resolveClosed: (error: Error | undefined) => void = () => {};
   #snapshot: SnapshotReader | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** The read loop's wait between polls, cut short when the consumer makes room. */
+  readonly #idle: WakeableSleep;
+  readonly #stop = new AbortController();
   #consumer: 'none' | 'iterator' | 'listener' = 'none';
   #inHand: BufferedEvent | undefined;
   #stall = { full: false, taken: 0 };
@@ -78,6 +81,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     this.#settings = streamSettings(options);
     this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'change-stream', checkpoint: this.#settings.checkpoint });
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#idle = new WakeableSleep(options.clock);
     this.#ownsDb = typeof options.db === 'string';
     this.#db = typeof options.db === 'string' ? openDeviceDb(options.db) : options.db;
     try {
@@ -94,7 +98,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
       if (this.#ownsDb) this.#db.close();
       throw error;
     }
-    this.#schedule(0);
+    void this.#run();
   }
 
   /** The highest seq acknowledged so far; undefined while a bootstrap snapshot is unacknowledged. */
@@ -179,33 +183,39 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     this.#flush(false);
   }
 
-  #tick(): void {
-    this.#timer = undefined;
-    if (this.#buffer.closed) return;
+  /** Reads whenever a poll interval ends or the consumer made room, until the stream closes. */
+  async #run(): Promise<void> {
+    let delayMs = 0;
+    for (;;) {
+      await this.#idle.sleep(delayMs, this.#stop.signal);
+      if (this.#buffer.closed) return;
+      delayMs = this.#tick();
+    }
+  }
+
+  /** One read; returns how long to wait before the next. */
+  #tick(): number {
+    const poll = this.#settings.pollIntervalMs;
     if (this.#db.inTransaction) {
       // The app's own connection is inside a transaction: what it would show is not committed yet.
-      this.#schedule(this.#settings.pollIntervalMs);
-      return;
+      return poll;
     }
     try {
       this.#capture.refresh();
       if (this.#consumer !== 'none' && this.#stall.full && this.#buffer.taken === this.#stall.taken) {
         const max = this.#settings.maxBuffered;
-        this.#fail(new SynclineError('subscriber_overflow', `the subscriber took no event for ${this.#settings.pollIntervalMs} ms while ${max} waited in its buffer and more followed`, { checkpoint: this.#settings.checkpoint, max_buffered: max }));
-        return;
+        this.#fail(new SynclineError('subscriber_overflow', `the subscriber took no event for ${poll} ms while ${max} waited in its buffer and more followed`, { checkpoint: this.#settings.checkpoint, max_buffered: max }));
+        return poll;
       }
       const more = this.#fill();
       this.#waitingForRoom = more && this.#buffer.size >= this.#settings.maxBuffered;
       this.#stall = { full: this.#waitingForRoom, taken: this.#buffer.taken };
       this.#flush(false);
-      this.#schedule(more && !this.#waitingForRoom ? 0 : this.#settings.pollIntervalMs);
+      return more && !this.#waitingForRoom ? 0 : poll;
     } catch (error) {
-      if (!isBusy(error)) {
-        this.#fail(error as Error);
-        return;
-      }
-      this.#log.debug({ err: error }, 'database busy; polling again');
-      this.#schedule(this.#settings.pollIntervalMs);
+      if (!isBusy(error)) this.#fail(error as Error);
+      else this.#log.debug({ err: error }, 'database busy; polling again');
+      return poll;
     }
   }
 
@@ -232,14 +242,8 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     this.#acks.delivered(item);
     if (this.#waitingForRoom && this.#buffer.size <= this.#settings.maxBuffered / 2) {
       this.#waitingForRoom = false;
-      this.#schedule(0);
+      this.#idle.wake();
     }
-  }
-
-  #schedule(delayMs: number): void {
-    if (this.#buffer.closed) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#tick(), delayMs);
   }
 
   #flush(force: boolean): void {
@@ -261,8 +265,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   }
 
   #shutdown(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stop.abort();
     this.#snapshot?.close();
     // Before the buffer is dropped: events still in it are unacknowledged and hold the checkpoint back.
     this.#checkpoint.close(this.#source.position, this.#settled());

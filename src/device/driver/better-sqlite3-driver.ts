@@ -1,6 +1,6 @@
-import { existsSync, watch } from 'node:fs';
 import Database from 'better-sqlite3';
 import { openDeviceDb, type DeviceDb, type OpenDeviceDbOptions } from '../journal/device-db.js';
+import { watchWal } from './wal-watch.js';
 import type { SqliteDriver, SqliteParam, SqliteQueryable, SqliteRow, SqliteRunResult, SqliteValue } from './sqlite-driver.js';
 
 /** Statements kept prepared per connection; an engine uses a few dozen, so this only bounds an app that generates SQL. */
@@ -69,21 +69,9 @@ export class BetterSqlite3Driver implements SqliteDriver {
     return this.#outside(() => this.#exec(sql));
   }
 
-  /**
-   * Every commit in WAL mode, whoever makes it, writes the `-wal` file, so the
-   * kernel's file watch (inotify) says when to look: no polling while idle.
-   */
+  /** Hints from the kernel's watch of the `-wal` file (wal-watch.ts): no polling while idle. */
   watch(listener: () => void): (() => void) | undefined {
-    const wal = `${this.database.name}-wal`;
-    // The WAL file appears with the connection's first read.
-    if (!existsSync(wal)) this.database.prepare('SELECT count(*) FROM sqlite_master').get();
-    try {
-      const watcher = watch(wal, { persistent: false }, () => listener());
-      watcher.on('error', () => watcher.close());
-      return () => watcher.close();
-    } catch {
-      return undefined;
-    }
+    return watchWal(this.database, listener);
   }
 
   async writeTransaction<T>(fn: (tx: SqliteQueryable) => Promise<T>): Promise<T> {

@@ -6,7 +6,7 @@ import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import { encodeValue } from '../../protocol/values.js';
 import { isTransportError, type EncodedRowBatch, type Transport } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
-import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
+import { WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from '../journal/cursors.js';
 import type { DeviceDb } from '../journal/device-db.js';
@@ -29,6 +29,8 @@ export interface PublisherDeps {
   onProgress?: () => void;
   random?: () => number;
   now?: () => number;
+  /** The clock of the pump's idle wait and retry waits (tests pass a fake one). */
+  clock?: Clock;
   /** Flow control: the cloud paused this table; it is not sent until resumed. */
   isPaused?: (table: string) => boolean;
   /** Flow control: controls that came back on an ack (HTTP). */
@@ -91,11 +93,12 @@ export class Publisher {
   #fatal: Error | undefined;
   #rotation: string | undefined;
   #rotationsWithoutAck = 0;
-  #activity = false;
   /** Due tables the last pump left waiting for a delivery slot; as many deliveries end instead of sending their own next batch. */
   #slotsWanted = 0;
-  /** The pump's idle wait, cut short when a delivery settles. */
-  readonly #idle = new WakeableSleep();
+  /** The pump's idle wait, cut short when a delivery settles or the agent has a hint. */
+  readonly #idle: WakeableSleep;
+  /** A delivery settled since the last waitForActivity: the pump has something to do. */
+  #settled = false;
   readonly stats: PublisherStats = { batchesAcked: 0, rowsAcked: 0, batchesQuarantined: 0, retries: 0, epochRotations: 0, lastError: undefined };
 
   constructor(deps: PublisherDeps) {
@@ -107,6 +110,7 @@ export class Publisher {
     this.#reader = new JournalReader(deps.db);
     this.#now = deps.now ?? Date.now;
     this.#maxBatchBytes = deps.options.maxBatchBytes;
+    this.#idle = new WakeableSleep(deps.clock);
   }
 
   /** Set when the publisher stopped for good (bad credential, retry budget spent); the agent surfaces it. */
@@ -173,28 +177,34 @@ export class Publisher {
 
   /** Resolves true when a delivery settled (now or since the last call), false after `ms` or when `signal` aborts. */
   async waitForActivity(ms: number, signal?: AbortSignal): Promise<boolean> {
-    if (!this.#activity) await this.#idle.sleep(ms, signal);
-    const woke = this.#activity;
-    this.#activity = false;
-    return woke;
+    // A delivery that settled before this call left its wake kept, so this returns at once then.
+    await this.#idle.sleep(ms, signal);
+    const settled = this.#settled;
+    this.#settled = false;
+    return settled;
+  }
+
+  /** Ends a waitForActivity early without a settled delivery (the agent's WAL change hint: the journal may have grown). */
+  wake(): void {
+    this.#idle.wake();
+  }
+
+  #settle(): void {
+    this.#settled = true;
+    this.#idle.wake();
   }
 
   /** Flow control resumed `table`: forget its lane so the next scan starts again from its cursor (which a resume may have moved). */
   resetLane(table: string): void {
     const lane = this.#lanes.get(table);
     if (lane && !lane.busy) this.#lanes.delete(table);
-    this.#notify();
+    this.#settle();
   }
 
   /** Aborts in-flight requests and waits for their deliveries to wind down; unacked batches stay in the journal. */
   async stop(): Promise<void> {
     this.#abort.abort();
     await Promise.allSettled([...this.#deliveries]);
-  }
-
-  #notify(): void {
-    this.#activity = true;
-    this.#idle.wake();
   }
 
   #syncLanes(): void {
@@ -229,7 +239,7 @@ export class Publisher {
       // The caller reports the error (the CLI in one line); the stack is for debugging.
       this.#log.debug({ err: error }, 'publisher stopped');
     }
-    this.#notify();
+    this.#settle();
   }
 
   #startDelivery(lane: Lane, entries: RawJournalEntry[], more: boolean, force: boolean): void {
@@ -252,7 +262,7 @@ export class Publisher {
       // The freed slot serves one of the tables waiting for one.
       this.#slotsWanted = Math.max(0, this.#slotsWanted - 1);
       this.#deliveries.delete(delivery);
-      this.#notify();
+      this.#settle();
     });
     this.#deliveries.add(delivery);
   }
@@ -404,7 +414,7 @@ export class Publisher {
             }
             const wait = Math.max(backoffDelay(attempt, this.#opts.retryBaseMs, this.#opts.retryMaxMs, this.#deps.random), Math.min(isTransportError(error) ? (error.retryAfterMs ?? 0) : 0, this.#opts.retryMaxMs));
             this.#log.warn({ ...context, attempt, retry_in_ms: wait, reason: message }, 'send failed; retrying the same batch');
-            await sleep(wait, signal);
+            await sleep(wait, signal, this.#idle.clock);
           }
         }
       }

@@ -3,6 +3,7 @@ import type { ControlMessage } from '../../protocol/control.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { isTransportError, type Transport } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
+import { systemClock, WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
 import type { DeviceDb } from '../journal/device-db.js';
 import type { PublisherOptions } from '../publisher/publisher-options.js';
 import { advanceTelemetryCursor, openCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
@@ -20,6 +21,8 @@ export interface TelemetryPublisherOptions {
   isPaused?: (table: string) => boolean;
   /** Controls that came back on an ack (HTTP): a pause must reach the device even when only telemetry is sent. */
   onControls?: (controls: readonly ControlMessage[]) => void;
+  /** The clock of the loops' waits and flush deadlines (tests pass a fake one). */
+  clock?: Clock;
 }
 
 export interface TelemetryStats {
@@ -39,11 +42,15 @@ export interface TelemetryStats {
 export class TelemetryPublisher {
   readonly #o: TelemetryPublisherOptions;
   readonly #log: Logger;
+  readonly #clock: Clock;
+  /** Each table loop's idle wait; wake() ends them all. */
+  readonly #idle = new Set<WakeableSleep>();
   readonly stats: TelemetryStats = { batchesAcked: 0, rowsAcked: 0, retries: 0, lastError: undefined };
 
   constructor(options: TelemetryPublisherOptions) {
     this.#o = options;
     this.#log = options.logger ?? pino({ level: 'silent' });
+    this.#clock = options.clock ?? systemClock;
     if (options.tables.length > 0 && !options.transport.sendTelemetryBatch) {
       throw new SynclineError('invalid_config', 'this transport cannot send telemetry batches', { field: 'telemetry' });
     }
@@ -55,6 +62,11 @@ export class TelemetryPublisher {
     await Promise.all(this.#o.tables.map((t) => this.#runTable(t, signal, once)));
   }
 
+  /** Ends the tables' idle waits (the agent's WAL change hint): rows may have arrived. */
+  wake(): void {
+    for (const idle of this.#idle) idle.wake();
+  }
+
   async #runTable(table: TelemetryTable, signal: AbortSignal, once: boolean): Promise<void> {
     const { db, options } = this.#o;
     const reader = new TelemetryReader(db, table);
@@ -63,12 +75,15 @@ export class TelemetryPublisher {
     let limit = options.maxBatchRows;
     // The next full batch, read while the one before it was in flight (from where that one ends).
     let prefetched: TelemetryLook | undefined;
+    const idle = new WakeableSleep(this.#clock);
+    this.#idle.add(idle);
+    const now = () => this.#clock.now();
     while (!signal.aborted) {
       if (this.#o.isPaused?.(table.table)) {
         // A drain (`once`) ends here like the row publisher's: what is left waits for the resume.
         if (once) return;
         prefetched = undefined;
-        await sleep(this.#o.pollIntervalMs, signal);
+        await idle.sleep(this.#o.pollIntervalMs, signal);
         continue;
       }
       const cursor = readCursor(db, table.table)!;
@@ -87,13 +102,13 @@ export class TelemetryPublisher {
       if (!read) {
         if (once) return;
         pendingSince = undefined;
-        await sleep(this.#o.pollIntervalMs, signal);
+        await idle.sleep(this.#o.pollIntervalMs, signal);
         continue;
       }
-      pendingSince ??= Date.now();
-      const due = once || read.batch.rows.length >= limit || Date.now() - pendingSince >= options.flushIntervalMs;
+      pendingSince ??= now();
+      const due = once || read.batch.rows.length >= limit || now() - pendingSince >= options.flushIntervalMs;
       if (!due) {
-        await sleep(Math.min(this.#o.pollIntervalMs, pendingSince + options.flushIntervalMs - Date.now()), signal);
+        await idle.sleepUntil(Math.min(now() + this.#o.pollIntervalMs, pendingSince + options.flushIntervalMs), signal);
         continue;
       }
       const sending = this.#deliver(table, read, signal, log);
@@ -149,7 +164,7 @@ export class TelemetryPublisher {
         if (attempt >= options.maxAttempts) return 'refused';
         const wait = isTransportError(error) && error.retryAfterMs !== undefined ? error.retryAfterMs : backoffDelay(attempt, options.retryBaseMs, options.retryMaxMs);
         log.warn({ err: error, attempt, wait_ms: wait }, 'telemetry batch failed; retrying');
-        await sleep(wait, signal);
+        await sleep(wait, signal, this.#clock);
       }
     }
   }

@@ -8,7 +8,7 @@ import { parseJson } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
-import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
+import { systemClock, WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
 import type { DeviceDb } from '../journal/device-db.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { readConflicts, type ConflictRecord } from './conflict-log.js';
@@ -41,6 +41,8 @@ export interface SharedSyncOptions {
   mqttUrl?: string;
   /** Told after each snapshot chunk a hydration wrote, so a front end can show its progress (the CLI's progress line). */
   onHydrationProgress?: (progress: { chunks: number; rows: number }) => void;
+  /** The clock of the background loop's waits (tests pass a fake one). */
+  clock?: Clock;
 }
 
 /** What remote changes did to the local tables; `full` after a hydration replaced them. */
@@ -70,11 +72,9 @@ export interface SyncReport {
 
 const MAX_PUSH_ROUNDS = 8;
 
-/** How often the file's commit counters are read for local writes to push while the file is busy (or the driver cannot tell when it changes). */
+/** How often the file's commit counters are read for local writes to push when the driver cannot tell when it changes. */
 const DEFAULT_WATCH_MS = 10;
-/** How long after the driver's last change hint the counters are read every `watchMs`: a hint may come just before its commit is visible. */
-const BUSY_WINDOW_MS = 250;
-/** How often the counters are read otherwise, when the driver gives change hints: a safety net for a missed hint. */
+/** How often the counters are read when the driver gives change hints: a safety net for a missed hint. */
 const QUIET_WATCH_MS = 1000;
 
 /**
@@ -161,6 +161,10 @@ export class SharedSync {
     return this.#database;
   }
 
+  get #clock(): Clock {
+    return this.#options.clock ?? systemClock;
+  }
+
   get source(): string {
     return this.#source;
   }
@@ -225,26 +229,20 @@ export class SharedSync {
   start(options: { pollMs?: number; watchMs?: number } = {}): void {
     if (this.#loop) return;
     const stop = new AbortController();
-    const idle = new WakeableSleep();
-    // Set by a wake that came while a sync ran: the loop then syncs again at once instead of sleeping.
-    let woken = false;
-    const wake = () => {
-      woken = true;
-      idle.wake();
-    };
-    const nap = (ms: number) => (woken ? Promise.resolve() : idle.sleep(ms, stop.signal));
+    // A wake that comes while a sync runs is kept: the loop then syncs again at once instead of sleeping.
+    const idle = new WakeableSleep(this.#clock);
+    const wake = () => idle.wake();
     const run = async () => {
       let failures = 0;
       while (!stop.signal.aborted) {
-        woken = false;
         try {
           await this.sync();
           failures = 0;
-          await nap(options.pollMs ?? 30_000);
+          await idle.sleep(options.pollMs ?? 30_000, stop.signal);
         } catch (error) {
           failures++;
           this.#log.warn({ err: error }, 'background sync failed; retrying');
-          await nap(backoffDelay(failures, 250, 30_000) + 50);
+          await idle.sleep(backoffDelay(failures, 250, 30_000) + 50, stop.signal);
         }
       }
     };
@@ -433,7 +431,7 @@ export class SharedSync {
         failures++;
         this.#log.debug({ err: error }, 'event stream unavailable; polling until it is back');
       }
-      await sleep(backoffDelay(failures, 500, 30_000) + 100, signal);
+      await sleep(backoffDelay(failures, 500, 30_000) + 100, signal, this.#clock);
     }
   }
 
@@ -471,27 +469,21 @@ export class SharedSync {
    * triggers keep (Syncline's own writes touch it only to empty it), so that
    * table is read only then, and a failing push does not wake itself.
    *
-   * The counters are one statement of a few microseconds, read every `everyMs`.
-   * A driver that hints at changes (better-sqlite3 watches the WAL file) lets an
-   * idle device read them only every second, and every `everyMs` for a short
-   * while after each hint, since a hint can come before its commit is visible.
+   * The counters are one statement of a few microseconds, read on each change
+   * hint of the driver (better-sqlite3 watches the WAL file, and repeats a hint
+   * shortly after, since it can come before its commit is visible) and every
+   * second as a safety net; every `everyMs` with a driver that gives no hints.
    */
   async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
     const counters = async () => (await this.driver.get<{ version: bigint; changes: bigint }>(`SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes`))!;
     const dirty = async () => Object.values((await this.driver.get(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`))!).join(':');
-    const tick = new WakeableSleep();
-    let busyUntil = Number.POSITIVE_INFINITY;
-    const unwatch = this.driver.watch?.(() => {
-      const idle = performance.now() >= busyUntil;
-      busyUntil = performance.now() + BUSY_WINDOW_MS;
-      if (idle) tick.wake();
-    });
-    if (unwatch) busyUntil = 0;
+    const tick = new WakeableSleep(this.#clock);
+    const unwatch = this.driver.watch?.(() => tick.wake());
     try {
       let seen = await counters();
       let seenDirty = await dirty();
       while (!signal.aborted) {
-        await tick.sleep(performance.now() < busyUntil ? everyMs : QUIET_WATCH_MS, signal);
+        await tick.sleep(unwatch ? QUIET_WATCH_MS : everyMs, signal);
         if (signal.aborted) return;
         const now = await counters();
         if (now.version === seen.version && now.changes === seen.changes) continue;
