@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 
 /**
  * Real Syncline processes for end-to-end tests: the CLI's own entry point, with real
@@ -29,10 +32,37 @@ export function spawnSyncline(args: string[], env: NodeJS.ProcessEnv = {}, cwd?:
   });
 }
 
-/** Runs a TypeScript script (test/support/*.ts) as its own process. */
+/** Runs a TypeScript script (test/support/*.ts) as its own process (see scriptCommand). */
 export function spawnScript(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const [node, ...rest] = tsxCommand(script, args);
+  const [node, ...rest] = scriptCommand(script, args);
   return spawn(node!, rest, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+const COMPILED = fileURLToPath(new URL('../../node_modules/.cache/syncline-test-scripts/', import.meta.url));
+const compiled = new Map<string, string | null>();
+
+/**
+ * A script that imports only packages (the test app sqlite-app.ts, run 100+ times a test run) runs
+ * from its JavaScript, transpiled once per content into node_modules/.cache (where its packages
+ * resolve as from test/support): plain node starts it in a fraction of tsx's start-up. A script
+ * importing our own modules keeps running through tsx, so it always runs the code beside it.
+ */
+function scriptCommand(script: string, args: string[]): string[] {
+  if (!compiled.has(script)) {
+    const built = buildSync({ entryPoints: [script], bundle: true, packages: 'external', format: 'esm', platform: 'node', target: 'node20', write: false, metafile: true, logLevel: 'silent' });
+    const standalone = Object.keys(built.metafile.inputs).length === 1;
+    const code = built.outputFiles[0]!.contents;
+    const path = join(COMPILED, `${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+    if (standalone && !existsSync(path)) {
+      // Written under a temporary name and renamed: two test files may compile the same script at once.
+      mkdirSync(COMPILED, { recursive: true });
+      writeFileSync(`${path}.${process.pid}`, code);
+      renameSync(`${path}.${process.pid}`, path);
+    }
+    compiled.set(script, standalone ? path : null);
+  }
+  const path = compiled.get(script);
+  return path ? [process.execPath, path, ...args] : tsxCommand(script, args);
 }
 
 export async function finished(child: ChildProcess, timeoutMs = 120_000): Promise<RunResult> {

@@ -213,7 +213,7 @@ const scenarios: Record<string, () => Record<string, unknown>> = {
 
 const run = scenarios[scenario];
 if (!run) {
-  process.stderr.write(`unknown scenario ${scenario}; see the top of ${process.argv[1]}\n`);
+  process.stderr.write(`unknown scenario ${scenario}; see the top of test/support/sqlite-app.ts\n`);
   process.exit(2);
 }
 const result = run();
