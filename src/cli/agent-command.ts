@@ -17,7 +17,7 @@ export const agentOptions = {
   rebindDevice: { flag: 'rebind-device', kind: 'boolean', default: false, description: 'let this device take over a file another device shipped before: every table is snapshotted again, so its mirror is complete' },
   flushIntervalMs: { flag: 'flush-interval-ms', env: 'SYNCLINE_FLUSH_INTERVAL_MS', kind: 'integer', default: PublisherDefaults.flushIntervalMs, description: 'send a partial batch after this long' },
   maxBatchRows: { flag: 'max-batch-rows', env: 'SYNCLINE_MAX_BATCH_ROWS', kind: 'integer', default: PublisherDefaults.maxBatchRows, description: 'rows per batch at most' },
-  retryMaxMs: { flag: 'retry-max-ms', env: 'SYNCLINE_RETRY_MAX_MS', kind: 'integer', default: PublisherDefaults.retryMaxMs, description: 'the longest wait between attempts while the server cannot be reached (exponential backoff with jitter up to this)' },
+  retryMaxMs: { flag: 'retry-max-ms', env: 'SYNCLINE_RETRY_MAX_MS', kind: 'integer', default: PublisherDefaults.retryMaxMs, description: 'the longest wait between attempts while the server cannot be reached (exponential backoff with jitter up to this; with --shared --once at most 5 s)' },
   maxBatchBytes: { flag: 'max-batch-bytes', env: 'SYNCLINE_MAX_BATCH_BYTES', kind: 'integer', default: PublisherDefaults.maxBatchBytes, description: 'encoded bytes per batch at most' },
   telemetry: { flag: 'telemetry', env: 'SYNCLINE_TELEMETRY', kind: 'list', description: 'ship TABLE as an append-only telemetry table, read by a cursor without triggers: TABLE (rowid order; needs an INTEGER PRIMARY KEY) or TABLE=TIME_COLUMN; updates and deletes are not shipped' },
   ...agentTransportOptions,

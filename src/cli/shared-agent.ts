@@ -16,7 +16,12 @@ export interface SharedAgentOptions {
   once: boolean;
   onceTimeoutMs: number;
   pollMs: number;
+  /** The longest wait between attempts while the server cannot be reached (--retry-max-ms). */
+  retryMaxMs: number;
 }
+
+/** --once retries at least this often: a person is waiting for it. */
+const ONCE_RETRY_MAX_MS = 5000;
 
 /**
  * With --once: syncs, retrying an unreachable server until the deadline, then
@@ -29,7 +34,7 @@ async function syncOnce(sync: SharedSync, options: SharedAgentOptions, signal: A
       return await sync.sync();
     } catch (error) {
       if (!isTransportError(error) || !error.retryable) throw error;
-      const wait = Math.min(backoffDelay(attempt, 250, 5000) + 100, deadline - Date.now());
+      const wait = Math.min(backoffDelay(attempt, 250, Math.min(ONCE_RETRY_MAX_MS, options.retryMaxMs)) + 100, deadline - Date.now());
       if (wait <= 0 || signal.aborted) {
         throw new SynclineError('transport_failed', `the server could not be reached within ${Math.round(options.onceTimeoutMs / 1000)} s (tried ${shownUrl(options.server)} ${attempt} times; last error: ${error.message})`, {}, { cause: error });
       }
@@ -120,7 +125,7 @@ export async function runSharedAgent(options: SharedAgentOptions, logger: Logger
       if (event.cause === 'hydrate') hydration.end();
       logger.info({ cause: event.cause, tables: event.tables, full: event.full }, 'remote changes applied');
     });
-    sync.start({ pollMs: options.pollMs });
+    sync.start({ pollMs: options.pollMs, retryMaxMs: options.retryMaxMs });
     logger.info({ db: options.db, source: sync.source, tables: sync.tables.map((t) => t.name) }, 'shared sync running');
     await shutdown.done;
     return 0;

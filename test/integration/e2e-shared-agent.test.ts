@@ -3,7 +3,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { runSyncline, startServer, type ServerProcess } from '../support/processes.js';
+import { freePort } from '../support/mqtt-fixtures.js';
+import { finished, runSyncline, spawnSyncline, startServer, type ServerProcess } from '../support/processes.js';
+import { eventually } from '../support/replication-check.js';
 import { JWT_SECRET, userToken } from '../support/shared-fixtures.js';
 import { tempDir } from '../support/temp.js';
 
@@ -79,6 +81,27 @@ describe('syncline agent --shared', () => {
     assert.deepEqual(rows(laptop), rows(phone));
     phone.close();
     laptop.close();
+  });
+
+  test('--retry-max-ms caps the wait between attempts while the server cannot be reached, running and with --once', async () => {
+    const jwt = await userToken('dave');
+    const nowhere = `http://127.0.0.1:${await freePort()}`;
+    const args = (name: string) => ['agent', '--db', join(dir.path, `${name}.db`), '--server', nowhere, '--shared', '--jwt', jwt, '--retry-max-ms', '300'];
+    // --once: retried every 0.1-0.4 s for 4 s (without the cap the waits double towards 5 s: about 5 attempts).
+    const once = runSyncline([...args('offline-once'), '--once', '--once-timeout-ms', '4000']);
+    const running = spawnSyncline(args('offline-running'));
+    const exited = finished(running);
+    let stderr = '';
+    running.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const retries = () => stderr.split('\n').filter((line) => line.includes('background sync failed')).map((line) => JSON.parse(line) as { retry_in_ms: number });
+    // Six failures: uncapped, the fifth wait alone could be up to 4 s.
+    await eventually('six failed attempts of the running agent', () => retries().length >= 6, 60_000).finally(() => running.kill('SIGTERM'));
+    assert.equal((await exited).code, 0);
+    assert.deepEqual(retries().filter((r) => !(r.retry_in_ms <= 350)), [], 'every wait within --retry-max-ms (plus its 50 ms floor)');
+    const gaveUp = await once;
+    assert.equal(gaveUp.code, 1, gaveUp.stderr);
+    const attempts = Number(/tried \S+ (\d+) times/.exec(gaveUp.stderr)?.[1]);
+    assert.ok(attempts >= 8, `--once retried ${attempts} times in 4 s: ${gaveUp.stderr}`);
   });
 
   test('the server refuses to start on declarations it cannot honour, naming every problem at once before touching the database', async () => {

@@ -224,9 +224,9 @@ export class SharedSync {
    * Syncs in the background: at once, whenever the server announces a bundle
    * (event stream), whenever the app commits to the file (checked every
    * `watchMs`), and every `pollMs` regardless, so it converges even without the
-   * event stream.
+   * event stream. After a failed sync it retries with backoff up to `retryMaxMs` (default 30 s).
    */
-  start(options: { pollMs?: number; watchMs?: number } = {}): void {
+  start(options: { pollMs?: number; watchMs?: number; retryMaxMs?: number } = {}): void {
     if (this.#loop) return;
     const stop = new AbortController();
     // A wake that comes while a sync runs is kept: the loop then syncs again at once instead of sleeping.
@@ -241,8 +241,9 @@ export class SharedSync {
           await idle.sleep(options.pollMs ?? 30_000, stop.signal);
         } catch (error) {
           failures++;
-          this.#log.warn({ err: error }, 'background sync failed; retrying');
-          await idle.sleep(backoffDelay(failures, 250, 30_000) + 50, stop.signal);
+          const wait = backoffDelay(failures, 250, options.retryMaxMs ?? 30_000) + 50;
+          this.#log.warn({ err: error, retry_in_ms: wait }, 'background sync failed; retrying');
+          await idle.sleep(wait, stop.signal);
         }
       }
     };
