@@ -100,7 +100,7 @@ describeEachStore('shared sync: writes by a backend in plain SQL', (ctx) => {
     await sql(`INSERT INTO syncline_shared.folders (_syncline_scope, id, name) VALUES ($1, 'w', 'after')`, [a]);
     assert.deepEqual((await bundles(a)).map((x) => [x.bundle_seq, x.row_count]), [['1', 4], ['2', 1]]);
     assert.deepEqual((await bundles(b)).map((x) => [x.bundle_seq, x.row_count]), [['1', 2]]);
-    const { rows } = await sql(`SELECT bundle_seq::text AS s, ordinal, op::text AS op, key::text AS key FROM sync_bundle_rows WHERE scope = $1 ORDER BY bundle_seq, ordinal`, [a]);
+    const { rows } = await sql(`SELECT bundle_seq::text AS s, ordinal, op::text AS op, key::text AS key FROM sync_bundle_changes WHERE scope = $1 ORDER BY bundle_seq, ordinal`, [a]);
     assert.deepEqual(
       rows.map((r) => Object.values(r)),
       [['1', 0, 'U', '["x"]'], ['1', 1, 'U', '["x"]'], ['1', 2, 'U', '["y"]'], ['1', 3, 'D', '["y"]'], ['2', 0, 'U', '["w"]']],
@@ -197,7 +197,7 @@ describeEachStore('shared sync: writes by a backend in plain SQL', (ctx) => {
     const seqs = (await bundles(user)).map((b) => Number(b.bundle_seq));
     assert.deepEqual(seqs, seqs.map((_, i) => i + 1));
     // Replaying every bundle in bundle_seq order gives exactly what the table holds: seq order is commit order.
-    const { rows } = await sql(`SELECT op::text AS op, key::text AS key, row::text AS row FROM sync_bundle_rows WHERE scope = $1 AND tbl = 'folders' ORDER BY bundle_seq, ordinal`, [user]);
+    const { rows } = await sql(`SELECT op::text AS op, key::text AS key, row::text AS row FROM sync_bundle_changes WHERE scope = $1 AND tbl = 'folders' ORDER BY bundle_seq, ordinal`, [user]);
     const replayed = new Map<string, string>();
     for (const r of rows as { op: string; key: string; row: string }[]) {
       if (r.op === 'D') replayed.delete(r.key);

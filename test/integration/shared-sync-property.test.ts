@@ -355,7 +355,7 @@ interface BundleRow {
 async function keyHistory(real: Real, table: TableName, key: readonly SqlValue[]): Promise<BundleRow[]> {
   const { rows } = await real.store.query<{ seq: string; source: string; op: string; row: unknown[] | null }>(
     `SELECT r.bundle_seq::text AS seq, b.source, r.op::text AS op, r.row
-       FROM sync_bundle_rows r JOIN sync_bundles b ON b.scope = r.scope AND b.bundle_seq = r.bundle_seq
+       FROM sync_bundle_changes r JOIN sync_bundles b ON b.scope = r.scope AND b.bundle_seq = r.bundle_seq
       WHERE r.scope = $1 AND r.tbl = $2 AND r.key = $3::jsonb ORDER BY r.bundle_seq, r.ordinal`,
     [real.scope, table, JSON.stringify(key.map(encodeValue))],
   );

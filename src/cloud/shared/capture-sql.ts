@@ -63,25 +63,27 @@ export function captureSql(table: SharedTable, target: { schema: string; name: s
   const scope = q(scopeColumn(table));
   const name = `'${table.name.replaceAll("'", "''")}'`;
   const rowJson = (alias: string) => `json_build_array(${table.columns.map((c) => wireJsonSql(`${alias}.${q(c.name)}`, c.type)).join(', ')})`;
-  const bundleRows = (changes: string, tombstones: string) => `
-    WITH c AS (
-      SELECT u.*, row_number() OVER (PARTITION BY u.s ORDER BY u.ord) AS i FROM (${changes}) u
-    ), x AS (SELECT s, v, count(*) AS cnt FROM c GROUP BY s, v),
-    b AS (
-      UPDATE ${q(meta)}.sync_bundles b SET row_count = b.row_count + x.cnt FROM x
-       WHERE b.scope = x.s AND b.bundle_seq = x.v RETURNING b.scope, b.bundle_seq, b.row_count - x.cnt AS base
-    )${tombstones}
-    INSERT INTO ${q(meta)}.sync_bundle_rows (scope, bundle_seq, ordinal, tbl, op, key, row, hlc)
-    SELECT c.s, c.v, b.base + c.i - 1, ${name}, c.op, c.k::jsonb, c.r, c.h FROM c JOIN b ON b.scope = c.s AND b.bundle_seq = c.v;`;
-  const upserts = (alias: string, ord: number) =>
-    `SELECT ${alias}.${scope} AS s, ${alias}.${q(M.version)} AS v, 'U'::"char" AS op, ${alias}.${q(M.key)} AS k, ${rowJson(alias)} AS r, ${alias}.${q(M.hlc)} AS h, ${ord} AS ord FROM syncline_new ${alias}`;
-  const deletes = (where: string) =>
-    `SELECT o.${scope} AS s, (${seqOf(`o.${scope}`)})::bigint AS v, 'D'::"char" AS op, o.${q(M.key)} AS k, NULL::json AS r, ${hlcSql} AS h, 0 AS ord FROM syncline_old o${where}`;
-  const clearTombstones = `, t AS (DELETE FROM ${q(meta)}.sync_tombstones t USING c WHERE c.op = 'U' AND t.scope = c.s AND t.tbl = ${name} AND t.key = c.k)`;
-  const keepTombstones = `, d AS (
-      INSERT INTO ${q(meta)}.sync_tombstones (scope, tbl, key, version, source, hlc)
-      SELECT c.s, ${name}, c.k, c.v, '${BACKEND_SOURCE}', c.h FROM c WHERE c.op = 'D'
-      ON CONFLICT (scope, tbl, key) DO UPDATE SET version = EXCLUDED.version, source = EXCLUDED.source, hlc = EXCLUDED.hlc)`;
+  const bundles = `${q(meta)}.sync_bundles`;
+  const tombstones = `${q(meta)}.sync_tombstones`;
+  // One group of a statement's changes (one scope, bundle, op and HLC) becomes one chunk of its bundle (migration 18).
+  const groups = (alias: string, source: string, op: 'U' | 'D', seq: string, hlc: string, where = '') =>
+    `SELECT ${alias}.${scope} AS s, ${seq} AS v, '${op}'::"char" AS op, ${hlc} AS h, count(*)::int AS cnt,
+            ('[' || string_agg(${alias}.${q(M.key)}, ',') || ']')::json AS keys, ${op === 'U' ? `json_agg(${rowJson(alias)})` : 'NULL::json'} AS rows
+       FROM ${source} ${alias}${where} GROUP BY 1, 2, 4`;
+  const appendChunk = `
+      UPDATE ${bundles} b SET row_count = b.row_count + g.cnt WHERE b.scope = g.s AND b.bundle_seq = g.v RETURNING b.row_count - g.cnt INTO v_base;
+      INSERT INTO ${q(meta)}.sync_bundle_chunks (scope, bundle_seq, ordinal, tbl, op, hlc, keys, rows) VALUES (g.s, g.v, v_base, ${name}, g.op, g.h, g.keys, g.rows);`;
+  // An upsert revives a deleted key: its tombstone goes (looked for only when the scope has any for this table).
+  const reviveKeys = `
+      IF EXISTS (SELECT 1 FROM ${tombstones} t WHERE t.scope = g.s AND t.tbl = ${name}) THEN
+        DELETE FROM ${tombstones} t USING syncline_new n WHERE n.${scope} = g.s AND t.scope = g.s AND t.tbl = ${name} AND t.key = n.${q(M.key)};
+      END IF;`;
+  const keepTombstones = (where: string) => `
+    INSERT INTO ${tombstones} (scope, tbl, key, version, source, hlc)
+      SELECT o.${scope}, ${name}, o.${q(M.key)}, (${seqOf(`o.${scope}`)})::bigint, '${BACKEND_SOURCE}', v_hlc FROM syncline_old o${where}
+      ON CONFLICT (scope, tbl, key) DO UPDATE SET version = EXCLUDED.version, source = EXCLUDED.source, hlc = EXCLUDED.hlc;`;
+  const deleted = (where: string) => groups('o', 'syncline_old', 'D', `(${seqOf(`o.${scope}`)})::bigint`, 'v_hlc', where);
+  const upserted = groups('n', 'syncline_new', 'U', `n.${q(M.version)}`, `n.${q(M.hlc)}`);
   const moved = ` WHERE NOT EXISTS (SELECT 1 FROM syncline_new n WHERE n.${scope} = o.${scope} AND n.${q(M.key)} = o.${q(M.key)})`;
   // Opens (or joins) the transaction's bundle of NEW's scope and keeps its seq and HLC for the next rows.
   const openLastBundle = `PERFORM set_config('${LAST_SEQ}', ${open}(NEW.${scope})::text, true), set_config('${LAST_HLC}', ${hlcSql}, true), set_config('${LAST_SCOPE}', 's:' || NEW.${scope}, true);`;
@@ -128,22 +130,24 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ${fn('stmt')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
-DECLARE v_scope text; v_seq bigint; v_count bigint; v_base bigint;
+DECLARE g record; v_base bigint; v_hlc text := ${hlcSql};
 BEGIN
   ${skipWhenApplying('NULL')}
   IF TG_OP = 'INSERT' THEN
     -- Every row of one scope in a statement has the same version (the transaction's bundle of that scope).
-    FOR v_scope, v_seq, v_count IN SELECT n.${scope}, n.${q(M.version)}, count(*) FROM syncline_new n GROUP BY 1, 2 LOOP
-      UPDATE ${q(meta)}.sync_bundles b SET row_count = b.row_count + v_count WHERE b.scope = v_scope AND b.bundle_seq = v_seq RETURNING b.row_count - v_count INTO v_base;
-      INSERT INTO ${q(meta)}.sync_bundle_rows (scope, bundle_seq, ordinal, tbl, op, key, row, hlc)
-        SELECT v_scope, v_seq, v_base + row_number() OVER () - 1, ${name}, 'U', n.${q(M.key)}::jsonb, ${rowJson('n')}, n.${q(M.hlc)} FROM syncline_new n WHERE n.${scope} = v_scope;
-      -- An insert revives a deleted key: its tombstone goes (looked for only when the scope has any for this table).
-      IF EXISTS (SELECT 1 FROM ${q(meta)}.sync_tombstones t WHERE t.scope = v_scope AND t.tbl = ${name}) THEN
-        DELETE FROM ${q(meta)}.sync_tombstones t USING syncline_new n WHERE n.${scope} = v_scope AND t.scope = v_scope AND t.tbl = ${name} AND t.key = n.${q(M.key)};
-      END IF;
+    FOR g IN ${upserted} LOOP${appendChunk}${reviveKeys}
     END LOOP;
-  ELSIF TG_OP = 'UPDATE' THEN${bundleRows(`${deletes(moved)} UNION ALL ${upserts('n', 1)}`, `${clearTombstones}${keepTombstones}`)}
-  ELSE${bundleRows(deletes(''), keepTombstones)}
+  ELSIF TG_OP = 'UPDATE' THEN
+    -- A row moved to another scope is deleted from the old one first.
+    FOR g IN ${deleted(moved)} LOOP${appendChunk}
+    END LOOP;
+    IF FOUND THEN${keepTombstones(moved)}
+    END IF;
+    FOR g IN ${upserted} LOOP${appendChunk}${reviveKeys}
+    END LOOP;
+  ELSE
+    FOR g IN ${deleted('')} LOOP${appendChunk}
+    END LOOP;${keepTombstones('')}
   END IF;
   RETURN NULL;
 END

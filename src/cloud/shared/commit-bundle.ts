@@ -161,6 +161,7 @@ async function prune(tx: Queryable, scope: string, head: bigint, floor: bigint, 
   const newFloor = head - BigInt(keep);
   if (newFloor <= floor) return;
   await tx.query('DELETE FROM sync_bundle_rows WHERE scope = $1 AND bundle_seq <= $2::bigint', [scope, newFloor.toString()]);
+  await tx.query('DELETE FROM sync_bundle_chunks WHERE scope = $1 AND bundle_seq <= $2::bigint', [scope, newFloor.toString()]);
   await tx.query('DELETE FROM sync_tombstones WHERE scope = $1 AND version <= $2::bigint', [scope, newFloor.toString()]);
   await tx.query('UPDATE sync_scopes SET floor_seq = $2::bigint WHERE scope = $1', [scope, newFloor.toString()]);
 }

@@ -47,8 +47,8 @@ export async function pullBundles(store: Store, config: SharedSyncConfig, reques
   const tables = config.tables.filter((t) => pulls(t.direction)).map((t) => t.name);
   const { rows } = await store.query<BundleRow>(
     `SELECT r.bundle_seq::text AS bundle_seq, b.source, r.ordinal, r.tbl, r.op::text AS op, r.key, r.row, r.hlc
-       FROM sync_bundle_rows r JOIN sync_bundles b ON b.scope = r.scope AND b.bundle_seq = r.bundle_seq
-      WHERE r.scope = $1 AND (r.bundle_seq, r.ordinal) > ($2::bigint, $3::int) AND r.bundle_seq <= $4::bigint AND r.tbl = ANY($5::text[])
+       FROM sync_bundle_changes r JOIN sync_bundles b ON b.scope = r.scope AND b.bundle_seq = r.bundle_seq
+      WHERE r.scope = $1 AND r.bundle_seq BETWEEN $2::bigint AND $4::bigint AND (r.bundle_seq, r.ordinal) > ($2::bigint, $3::int) AND r.tbl = ANY($5::text[])
       ORDER BY r.bundle_seq, r.ordinal
       LIMIT $6`,
     [request.scope, request.after.toString(), request.afterOrdinal ?? WHOLE, target.toString(), tables, request.limit + 1],
