@@ -17,6 +17,8 @@ import { CONFIG, SECRET, seedServer } from './shared-sync.js';
  * - captured plain-SQL writes against the same writes into a table without capture
  *   (with the floor of any trigger design beside it: the row trigger filling
  *   Syncline's columns alone, no second write of the row);
+ * - delivery to a device syncing in the background, with the CPU each party used,
+ *   and its ceiling: the same rows pulled and applied by one sync while nothing writes.
  * Hydration through a round-robin proxy over three processes is its own group
  * (benchSharedBackendHydrate, below).
  */
@@ -38,17 +40,23 @@ const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length 
  */
 async function backendCpu(client: pg.Client): Promise<() => number> {
   const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const path = `/proc/${rows[0]!.pid}/stat`;
-  const ticksMs = 1000 / 100;
+  return processCpu(rows[0]!.pid);
+}
+
+/** CPU milliseconds process `pid` has used so far, read from /proc (NaN where there is none). */
+function processCpu(pid: number): () => number {
   return () => {
     try {
-      const fields = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) * ticksMs;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime + stime, in clock ticks of 10 ms (USER_HZ is 100 on Linux)
+      return (Number(fields[11]) + Number(fields[12])) * 10;
     } catch {
       return Number.NaN;
     }
   };
 }
+
+const cpuMs = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000;
 
 function until<T>(subscribe: (resolve: (value: T) => void) => () => void): Promise<T> {
   return new Promise<T>((resolve) => {
@@ -141,11 +149,28 @@ export async function benchSharedBackend(report: BenchReport, dir: string): Prom
       if (pulled >= WRITE_ROWS) resolve();
     }));
     delivered.start({ pollMs: 600_000 });
+    // Where delivery spends CPU: this process runs the device, the server is its own process.
+    const serverCpu = processCpu(servers[0]!.child.pid!);
+    const deviceCpu0 = process.cpuUsage();
+    const serverCpu0 = serverCpu();
     const deliverStart = performance.now();
-    const deliverWrite = (await write('syncline_shared.items', 'delivered')).seconds;
+    const deliverWrite = await write('syncline_shared.items', 'delivered');
     await allPulled;
     const deliverSeconds = (performance.now() - deliverStart) / 1000;
+    const deviceCpuMs = cpuMs(process.cpuUsage(deviceCpu0));
+    const serverCpuMs = serverCpu() - serverCpu0;
     await delivered.stop();
+    // The ceiling of delivery whatever the capture costs: the same rows written while the device
+    // is stopped, then pulled and applied by one sync (no write shares the cores with it).
+    const caughtUp = await open(servers[0]!.url, 'caught-up', 'device');
+    await caughtUp.sync();
+    await write('syncline_shared.items', 'caught-up');
+    const catchUpCpu0 = process.cpuUsage();
+    const catchUpStart = performance.now();
+    const catchUp = await caughtUp.sync();
+    const catchUpSeconds = (performance.now() - catchUpStart) / 1000;
+    const catchUpCpuMs = cpuMs(process.cpuUsage(catchUpCpu0));
+    if (catchUp.pull.rows !== WRITE_ROWS) throw new Error(`the catch-up pull brought ${catchUp.pull.rows} rows, expected ${WRITE_ROWS}`);
     const throughput = WRITE_ROWS / deliverSeconds / plainRate;
     report.add({
       name: 'shared: captured backend writes delivered vs plain SQL',
@@ -154,7 +179,20 @@ export async function benchSharedBackend(report: BenchReport, dir: string): Prom
       baseline: `plain SQL into a table without capture: ${Math.round(plainRate).toLocaleString('en-US')} rows/s`,
       target: '>= 0.5',
       met: throughput >= 0.5,
-      details: { rows: WRITE_ROWS, rows_per_statement: WRITE_BATCH, delivered_rows_per_s: WRITE_ROWS / deliverSeconds, deliver_write_seconds: deliverWrite, deliver_seconds: deliverSeconds },
+      details: {
+        rows: WRITE_ROWS,
+        rows_per_statement: WRITE_BATCH,
+        delivered_rows_per_s: WRITE_ROWS / deliverSeconds,
+        deliver_write_seconds: deliverWrite.seconds,
+        deliver_seconds: deliverSeconds,
+        // CPU while delivering: the backend's PostgreSQL connection, the device (this process) and the server process.
+        deliver_backend_cpu_ms: deliverWrite.cpuMs,
+        deliver_device_cpu_ms: deviceCpuMs,
+        deliver_server_cpu_ms: serverCpuMs,
+        catch_up_pull_rows_per_s: WRITE_ROWS / catchUpSeconds,
+        catch_up_device_cpu_ms: catchUpCpuMs,
+        ceiling_ratio: WRITE_ROWS / catchUpSeconds / plainRate,
+      },
     });
     const cost = ratio('captured', 'seconds');
     report.add({

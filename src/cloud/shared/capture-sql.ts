@@ -97,9 +97,12 @@ export function captureSql(table: SharedTable, target: { schema: string; name: s
 CREATE OR REPLACE FUNCTION ${fn('row')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   -- Every row after the first of a scope in a transaction takes the fast way: one
-  -- test and four assignments (each expression of a row trigger is paid per row).
-  -- (A NULL scope must not take it: NULL IS DISTINCT FROM NULL is false in a session that never wrote.)
-  IF current_setting('${LAST_SCOPE}', true) IS DISTINCT FROM 's:' || NEW.${scope} OR NEW.${scope} IS NULL OR current_setting('${APPLYING_SETTING}', true) = 'on' THEN
+  -- comparison and four assignments (each expression of a row trigger is paid per row).
+  -- A NULL scope never takes it (the comparison is NULL), nor does Syncline's own
+  -- write: its transactions turn applying on before any write, so no scope was kept.
+  IF current_setting('${LAST_SCOPE}', true) = 's:' || NEW.${scope} THEN
+    NULL;
+  ELSE
     ${skipWhenApplying('NEW')}
     -- A NULL scope is left to the column's NOT NULL constraint, which refuses the row.
     IF NEW.${scope} IS NULL THEN RETURN NEW; END IF;

@@ -13,7 +13,9 @@ import type { Migration } from '../migrations.js';
  * them. A reader bounds `bundle_seq` (not only the row comparison on it and the
  * ordinal) so the bound reaches the chunks' index.
  *
- * `syncline_open_bundle` prunes chunks with the rows.
+ * `syncline_open_bundle` prunes chunks with the rows, and takes the scope's lock
+ * and next seq in one UPDATE (it ran an upsert, a SELECT FOR UPDATE and an UPDATE:
+ * a bundle is opened per backend transaction, so this is paid per transaction).
  */
 export const bundleChunks: Migration = {
   version: 18,
@@ -47,19 +49,21 @@ LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
   v_slot text := 'syncline.b' || md5(p_scope);
   v_cached text := current_setting(v_slot, true);
-  v_head bigint;
   v_floor bigint;
   v_keep bigint;
   v_seq bigint;
 BEGIN
   IF v_cached IS NOT NULL AND v_cached <> '' THEN RETURN v_cached::bigint; END IF;
-  INSERT INTO sync_scopes (scope) VALUES (p_scope) ON CONFLICT (scope) DO NOTHING;
-  SELECT s.head_seq, s.floor_seq INTO v_head, v_floor FROM sync_scopes s WHERE s.scope = p_scope FOR UPDATE;
-  v_seq := v_head + 1;
+  -- One statement takes the scope's lock and its next seq (the row exists after a scope's first bundle).
+  UPDATE sync_scopes s SET head_seq = s.head_seq + 1 WHERE s.scope = p_scope RETURNING s.head_seq, s.floor_seq INTO v_seq, v_floor;
+  IF NOT FOUND THEN
+    INSERT INTO sync_scopes (scope) VALUES (p_scope) ON CONFLICT (scope) DO NOTHING;
+    UPDATE sync_scopes s SET head_seq = s.head_seq + 1 WHERE s.scope = p_scope RETURNING s.head_seq, s.floor_seq INTO v_seq, v_floor;
+  END IF;
   INSERT INTO sync_bundles (scope, bundle_seq, source, source_bundle_id, row_count)
     VALUES (p_scope, v_seq, 'backend', 'xact:' || pg_current_xact_id()::text, 0);
-  UPDATE sync_scopes SET head_seq = v_seq WHERE scope = p_scope;
-  v_keep := coalesce((SELECT r.keep FROM sync_retention r WHERE r.scope = p_scope), (SELECT r.keep FROM sync_retention r WHERE r.scope = ''), 10000);
+  SELECT coalesce(max(r.keep) FILTER (WHERE r.scope = p_scope), max(r.keep) FILTER (WHERE r.scope = ''), 10000) INTO v_keep
+    FROM sync_retention r WHERE r.scope IN (p_scope, '');
   IF v_seq - v_keep > v_floor THEN
     DELETE FROM sync_bundle_rows WHERE scope = p_scope AND bundle_seq <= v_seq - v_keep;
     DELETE FROM sync_bundle_chunks WHERE scope = p_scope AND bundle_seq <= v_seq - v_keep;
