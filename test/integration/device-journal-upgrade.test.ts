@@ -106,4 +106,58 @@ describe('journal layout upgrade', () => {
       db.close();
     }
   });
+
+  test('a layout-2 journal (no origin, no ms) is rebuilt in place: same seqs and values, origin local, the triggers keep capturing', () => {
+    const path = join(dir.path, 'v2.db');
+    const app = new Database(path);
+    app.pragma('journal_mode = WAL');
+    app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB)');
+    app.close();
+
+    // Set up capture as this version does (its edge triggers are byte for byte those of layout 2), then give the
+    // journal layout 2's shape: seq, schema_id, op and the slots.
+    let db = openDeviceDb(path);
+    ensureCapture(db, { beforeImages: ['items'] });
+    const epoch = readEpoch(db);
+    const slots = (db.prepare(`SELECT name FROM pragma_table_info('_syncline_journal') WHERE name LIKE 'v%'`).pluck().all() as string[]).join(', ');
+    db.exec(`PRAGMA legacy_alter_table = ON;
+      CREATE TABLE v2 (seq INTEGER PRIMARY KEY, schema_id INTEGER NOT NULL, op TEXT NOT NULL, ${slots});
+      DROP TABLE _syncline_journal; ALTER TABLE v2 RENAME TO _syncline_journal; PRAGMA legacy_alter_table = OFF;
+      UPDATE _syncline_state SET value = '2' WHERE key = 'layout_version';`);
+    db.close();
+
+    const writer = new Database(path);
+    writer.exec(`INSERT INTO items VALUES (1, 'one', 1, x'00ff'), (2, 'two', 2, NULL); UPDATE items SET name = 'uno' WHERE id = 1; DELETE FROM items WHERE id = 2;`);
+    assert.deepEqual(writer.prepare('SELECT seq, op FROM _syncline_journal').raw().all(), [[1, 'I'], [2, 'I'], [3, 'U+'], [4, 'D+']], 'the triggers wrote the layout-2 journal');
+    writer.close();
+
+    db = openDeviceDb(path);
+    try {
+      const report = ensureCapture(db);
+      assert.deepEqual([report.installed, report.journalRecreated], [[], false], 'no table is captured afresh');
+      assert.equal(readEpoch(db), epoch);
+      assert.equal(readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
+      assert.deepEqual(
+        (db.prepare(`SELECT name FROM pragma_table_info('_syncline_journal')`).pluck().all() as string[]).slice(0, 5),
+        ['seq', 'schema_id', 'op', 'origin', 'ms'],
+      );
+      const blob = new Uint8Array([0, 255]);
+      const converted = [
+        [1, 'items', 'I', [1n], [1n, 'one', 1n, blob], null],
+        [2, 'items', 'I', [2n], [2n, 'two', 2n, null], null],
+        [3, 'items', 'U', [1n], [1n, 'uno', 1n, blob], [1n, 'one', 1n, blob]],
+        [4, 'items', 'D', [2n], null, [2n, 'two', 2n, null]],
+      ];
+      assert.deepEqual(entries(db), converted);
+      assert.deepEqual(new JournalReader(db).readRaw(0, 10).map((e) => e.origin), ['L', 'L', 'L', 'L']);
+
+      const later = new Database(path);
+      later.exec("INSERT INTO items VALUES (3, 'three', 3, NULL)");
+      later.close();
+      assert.deepEqual((entries(db) as unknown[][]).slice(4), [[5, 'items', 'I', [3n], [3n, 'three', 3n, null], null]]);
+      assert.deepEqual(ensureCapture(db).installed, [], 'a second start changes nothing');
+    } finally {
+      db.close();
+    }
+  });
 });

@@ -5,7 +5,6 @@ import fc from 'fast-check';
 import type { CloudServer } from '../../src/cloud/server.js';
 import type { Store } from '../../src/cloud/store/store.js';
 import { sameRow } from '../../src/device/twoway/resolve-conflict.js';
-import { SharedTables } from '../../src/device/twoway/shared-schema.js';
 import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { renderLiteralList } from '../../src/device/journal/sql-literal.js';
 import { formatHlc } from '../../src/protocol/hlc.js';
@@ -204,9 +203,9 @@ class WriteCommand implements fc.AsyncCommand<Model, Real> {
     const row = readRow(db, this.table, key);
     if (row === null) {
       // Created and deleted again since the device last handed its changes over: no net change to tell anyone.
-      const dirty = db.prepare(`SELECT base_row FROM ${SharedTables.dirty} WHERE tbl = ? AND key = ?`).get(this.table, renderLiteralList(key)) as { base_row: string | null } | undefined;
-      assert.ok(dirty, 'a delete is captured');
-      if (dirty.base_row === null) {
+      const pending = (await device.pendingChanges()).get(this.table)?.get(renderLiteralList(key));
+      assert.ok(pending, 'a delete is captured');
+      if (pending.base === null) {
         model.intents.delete(id);
         return;
       }

@@ -180,7 +180,7 @@ describeEachStore('shared sync scenarios: device lifecycle', (ctx) => {
       for (let i = 1; i < 500; i++) note.run(uuid(i), 'f', `note ${i}`, BigInt(i), i / 4, null);
     })();
     await assert.rejects(crashing.pushPending(), /simulated: connection lost before the request/);
-    const frozenId = crashing.db.prepare(`SELECT value FROM _syncline_shared_state WHERE key = 'outbox_bundle_id'`).pluck().get() as string;
+    const frozenId = crashing.db.prepare(`SELECT value FROM _syncline_state WHERE key = 'twoway_outbox_bundle_id'`).pluck().get() as string;
     assert.ok(frozenId, 'the outbox stays frozen with its bundle id');
     assert.equal(await bundleCount(ctx.store, user), 0);
     const { rows: sessions } = await ctx.store.query<{ n: string; chunks: string }>(

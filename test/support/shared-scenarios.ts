@@ -104,8 +104,8 @@ export function removeDbFiles(path: string): void {
  * every write the device has pending, so the next write is stamped strictly later.
  */
 export async function pastPendingWrites(device: SharedSync): Promise<void> {
-  const { ms } = device.db.prepare('SELECT max(wall_ms) AS ms FROM _syncline_dirty').get() as { ms: bigint | null };
-  const latest = Number(ms ?? 0n);
+  let latest = 0;
+  for (const keys of (await device.pendingChanges()).values()) for (const { ms } of keys.values()) latest = Math.max(latest, Number(ms));
   while (Date.now() <= latest + 1) await new Promise((resolve) => setImmediate(resolve));
 }
 

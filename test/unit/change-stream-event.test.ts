@@ -44,10 +44,11 @@ describe('change events', () => {
     assert.throws(() => changeOpOf('X', 5), (e) => isSynclineError(e) && e.code === 'journal_corrupt' && e.context.seq === 5);
   });
 
-  test('everything the capture triggers journal is local', () => {
+  test("origin is the journal entry's own: 'R' (applied by two-way sync) is remote, 'L' is local", () => {
     for (const op of ['I', 'U', 'D', 'S'] as const) {
-      const raw: RawJournalEntry = { seq: 1, table: 't', op, beforeImage: false, values: [1n], schemaId: 1 };
+      const raw: RawJournalEntry = { seq: 1, table: 't', op, beforeImage: false, origin: 'L', values: [1n], schemaId: 1 };
       assert.equal(originOf(raw), 'local');
+      assert.equal(originOf({ ...raw, origin: 'R' }), 'remote');
     }
   });
 

@@ -2,7 +2,7 @@ import type { ColumnInfo, TableKey } from '../../protocol/schema.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { RESERVED_PREFIX } from '../../protocol/constants.js';
 import { encodeValue, type SqlValue } from '../../protocol/values.js';
-import { isSharedTriggerName } from '../twoway/shared-triggers.js';
+import { isGuardTriggerName } from '../twoway/shared-triggers.js';
 import { ensureCursor } from '../journal/cursors.js';
 import type { DeviceDb } from '../journal/device-db.js';
 import { JournalTables } from '../journal/journal-schema.js';
@@ -56,7 +56,7 @@ export function readStoredTables(db: DeviceDb, only?: string): Map<string, Store
 /** Edge capture's triggers in the file (two-way sync's are its own business): name and the table SQLite attaches each to. */
 export function readOwnTriggers(db: DeviceDb): { name: string; table: string }[] {
   const rows = db.prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string; tbl_name: string }[];
-  return rows.filter((r) => r.name.startsWith(RESERVED_PREFIX) && !isSharedTriggerName(r.name)).map((r) => ({ name: r.name, table: r.tbl_name }));
+  return rows.filter((r) => r.name.startsWith(RESERVED_PREFIX) && !isGuardTriggerName(r.name)).map((r) => ({ name: r.name, table: r.tbl_name }));
 }
 
 /** All three triggers exist and sit on the table they are named for (a renamed table takes its triggers along). */

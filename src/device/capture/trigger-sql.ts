@@ -1,6 +1,6 @@
 import { RESERVED_PREFIX } from '../../protocol/constants.js';
 import type { TableKey } from '../../protocol/schema.js';
-import { BEFORE_IMAGE_MARK, JournalOps, JournalTables } from '../journal/journal-schema.js';
+import { BEFORE_IMAGE_MARK, JournalOps, JournalOrigins, JournalTables, type JournalOrigin } from '../journal/journal-schema.js';
 import { keySlots, rowSlots, slotLayout, slotName, type SlotLayout } from '../journal/journal-slots.js';
 import { quoteIdent } from './sql-text.js';
 
@@ -29,6 +29,12 @@ export interface CaptureSpec {
   keyColumns: readonly string[];
   schemaId: number;
   beforeImages: boolean;
+  /**
+   * Two-way tables: each entry also records when it was written (the `ms` column),
+   * which their conflicts are decided by. Edge tables leave it out, so their
+   * capture reads no clock.
+   */
+  writeTime?: boolean;
 }
 
 export type TriggerKind = 'ins' | 'upd' | 'del';
@@ -58,12 +64,23 @@ function trimmed(slots: readonly string[]): string[] {
   return slots.slice(0, end);
 }
 
-function into(spec: CaptureSpec, entry: Entry): { columns: string; values: string } {
+/** Milliseconds since the Unix epoch, in SQL any SQLite build understands (unixepoch('subsec') needs 3.42). */
+const NOW_MS = `CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)`;
+
+function into(spec: CaptureSpec, entry: Entry, origin?: JournalOrigin): { columns: string; values: string } {
   const slots = trimmed(entry.slots);
-  return {
-    columns: ['schema_id', 'op', ...slots.map((_, i) => slotName(i))].join(', '),
-    values: [String(spec.schemaId), `'${entry.op}'`, ...slots].join(', '),
-  };
+  const columns = ['schema_id', 'op'];
+  const values = [String(spec.schemaId), `'${entry.op}'`];
+  // Left to the column's default ('L') unless another origin is asked for: one value less per captured write.
+  if (origin !== undefined && origin !== JournalOrigins.local) {
+    columns.push('origin');
+    values.push(`'${origin}'`);
+  }
+  if (spec.writeTime) {
+    columns.push('ms');
+    values.push(NOW_MS);
+  }
+  return { columns: [...columns, ...slots.map((_, i) => slotName(i))].join(', '), values: [...values, ...slots].join(', ') };
 }
 
 function insertValues(spec: CaptureSpec, entry: Entry): string {
@@ -71,8 +88,8 @@ function insertValues(spec: CaptureSpec, entry: Entry): string {
   return `INSERT INTO ${J} (${columns}) VALUES (${values})`;
 }
 
-function insertSelect(spec: CaptureSpec, entry: Entry, rest: string): string {
-  const { columns, values } = into(spec, entry);
+function insertSelect(spec: CaptureSpec, entry: Entry, rest: string, origin?: JournalOrigin): string {
+  const { columns, values } = into(spec, entry, origin);
   return `INSERT INTO ${J} (${columns}) SELECT ${values} ${rest}`;
 }
 
@@ -128,10 +145,13 @@ export function dropTriggerStatements(table: string): string[] {
   return TRIGGER_KINDS.map((kind) => `DROP TRIGGER IF EXISTS ${quoteIdent(triggerName(table, kind))}`);
 }
 
-/** Appends every current row of the table as a snapshot ('S') entry. */
-export function snapshotStatement(spec: CaptureSpec): string {
+/**
+ * Appends every current row of the table as a snapshot ('S') entry: the app's rows
+ * when capture is installed, or ('R') the rows a two-way hydration just wrote.
+ */
+export function snapshotStatement(spec: CaptureSpec, origin: JournalOrigin = JournalOrigins.local): string {
   const layout = slotLayout(spec.columns, spec.key);
-  return insertSelect(spec, { op: JournalOps.snapshot, slots: rowFrom(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s`);
+  return insertSelect(spec, { op: JournalOps.snapshot, slots: rowFrom(spec, layout, 's') }, `FROM ${quoteIdent(spec.table)} AS s`, origin);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { SqlValue } from '../../protocol/values.js';
 import type { JournalEntry, RawJournalEntry } from '../journal/journal-reader.js';
-import type { JournalOp } from '../journal/journal-schema.js';
+import { JournalOrigins, type JournalOp } from '../journal/journal-schema.js';
 
 /**
  * What a change-stream subscriber receives. Built from journal entries (live
@@ -60,16 +60,9 @@ export function changeOpOf(op: string, seq: number): ChangeOp {
   return mapped;
 }
 
-/**
- * The seam for two-way sync. Every entry the capture triggers write is 'local'.
- * When two-way sync applies cloud rows it will suppress capture (so they never
- * echo back) and, to let local subscribers see them, journal them with an origin
- * marker that the publisher skips (a journal column in a later layout version).
- * This function is the one place that reads that marker; nothing else in the
- * stream decides origin.
- */
-export function originOf(_entry: RawJournalEntry): ChangeOrigin {
-  return 'local';
+/** The one place the stream decides origin: the journal entry's own column (two-way sync marks what it applied). */
+export function originOf(entry: Pick<RawJournalEntry, 'origin'>): ChangeOrigin {
+  return entry.origin === JournalOrigins.remote ? 'remote' : 'local';
 }
 
 /** An object from parallel name/value lists; a column called `__proto__` becomes an own property, not the prototype. */

@@ -3,7 +3,7 @@ import type { ColumnInfo, TableKey } from '../../protocol/schema.js';
 import type { SqlValue } from '../../protocol/values.js';
 import type { Statement } from 'better-sqlite3';
 import type { DeviceDb } from './device-db.js';
-import { BEFORE_IMAGE_MARK, JournalOps, JournalTables, type JournalOp } from './journal-schema.js';
+import { BEFORE_IMAGE_MARK, JOURNAL_FIXED_COLUMNS, JournalOps, JournalTables, type JournalOp, type JournalOrigin } from './journal-schema.js';
 import { slotLayout, slotsNeeded, type SlotLayout } from './journal-slots.js';
 
 /** A schema a journal entry refers to (`_syncline_schemas`), with the slot layout of its entries. */
@@ -23,6 +23,8 @@ export interface RawJournalEntry {
   op: JournalOp;
   /** The entry holds the old row too (op U+ or D+). */
   beforeImage: boolean;
+  /** The app's change ('L') or a remote one two-way sync applied ('R'). */
+  origin: JournalOrigin;
   /** Slot values (journal-slots.ts), as wide as the journal. */
   values: SqlValue[];
   schemaId: number;
@@ -43,7 +45,7 @@ export interface JournalEntry {
   columns: readonly ColumnInfo[];
 }
 
-type RawTuple = [bigint, bigint, string, ...SqlValue[]];
+type RawTuple = [bigint, bigint, string, JournalOrigin, bigint | null, ...SqlValue[]];
 
 const OPS = new Set<string>(Object.values(JournalOps));
 
@@ -102,9 +104,9 @@ export class JournalReader {
       const op = tuple[2];
       const beforeImage = op.endsWith(BEFORE_IMAGE_MARK);
       const base = beforeImage ? op.slice(0, -BEFORE_IMAGE_MARK.length) : op;
-      const values = tuple.slice(3) as SqlValue[];
+      const values = tuple.slice(JOURNAL_FIXED_COLUMNS.length) as SqlValue[];
       for (let i = 0; i < values.length; i++) values[i] = plainBytes(values[i]!);
-      entries[t] = { seq, table: this.schema(schemaId).table, op: base as JournalOp, beforeImage, values, schemaId };
+      entries[t] = { seq, table: this.schema(schemaId).table, op: base as JournalOp, beforeImage, origin: tuple[3], values, schemaId };
       if (!OPS.has(base)) entries[t]!.corrupt = `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`;
     }
     return entries;

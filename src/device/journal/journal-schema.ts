@@ -6,7 +6,7 @@
  * Bump JOURNAL_LAYOUT_VERSION when a table here changes shape; the agent refuses a
  * file with a newer layout than it knows.
  */
-export const JOURNAL_LAYOUT_VERSION = 2;
+export const JOURNAL_LAYOUT_VERSION = 3;
 
 export const JournalTables = {
   journal: '_syncline_journal',
@@ -26,6 +26,18 @@ export type JournalOp = (typeof JournalOps)[keyof typeof JournalOps];
 /** Appended to 'U' and 'D' when the entry also holds the old row (the table opted into before-images). */
 export const BEFORE_IMAGE_MARK = '+';
 
+/**
+ * Who made a journaled change: the app ('L', the column's default, so edge triggers
+ * never name it) or the cloud, through two-way sync applying pulled rows ('R').
+ * Remote entries are there for local consumers (the change stream); no pusher or
+ * publisher ever ships them back.
+ */
+export const JournalOrigins = { local: 'L', remote: 'R' } as const;
+export type JournalOrigin = (typeof JournalOrigins)[keyof typeof JournalOrigins];
+
+/** The journal's columns before the value slots; readers take the slots from this position on. */
+export const JOURNAL_FIXED_COLUMNS = ['seq', 'schema_id', 'op', 'origin', 'ms'] as const;
+
 /** Keys in `_syncline_state`. */
 export const StateKeys = {
   layoutVersion: 'layout_version',
@@ -44,7 +56,12 @@ CREATE TABLE IF NOT EXISTS _syncline_journal (
   seq INTEGER PRIMARY KEY,
   schema_id INTEGER NOT NULL,
   -- I, U, D or S; U+ and D+ also hold the old row
-  op TEXT NOT NULL
+  op TEXT NOT NULL,
+  -- L: the app's own change; R: a remote change two-way sync applied (never shipped back)
+  origin TEXT NOT NULL DEFAULT 'L',
+  -- two-way tables only: when the app wrote the row (ms since the Unix epoch), which their
+  -- conflicts are decided by; NULL for edge tables, whose capture stays free of clock reads
+  ms INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS _syncline_state (

@@ -7,6 +7,7 @@ import { JournalReader } from './journal-reader.js';
 import { BEFORE_IMAGE_MARK, JOURNAL_DDL, JOURNAL_LAYOUT_VERSION, JournalOps, JournalTables, StateKeys } from './journal-schema.js';
 import { keySlots, rowSlots, slotName, slotsNeeded, type SlotLayout } from './journal-slots.js';
 import { ensureJournalSlots, journalColumns, writeState } from './journal-state.js';
+import { isLayout2Journal, layout2RebuildStatements } from './journal-rebuild.js';
 import { parseLiteralList } from './sql-literal.js';
 
 /**
@@ -72,8 +73,9 @@ function convertEntries(db: DeviceDb): number {
   }
 }
 
-/** Converts a layout-1 journal if the file has one; a no-op otherwise. */
+/** Converts a layout-1 or layout-2 journal if the file has one; a no-op otherwise. */
 export function upgradeJournalLayout(db: DeviceDb, log: Logger): void {
+  upgradeLayout2(db, log);
   if (!hasLayout1Journal(db)) return;
   immediate(db, () => {
     if (!hasLayout1Journal(db)) return;
@@ -87,5 +89,17 @@ export function upgradeJournalLayout(db: DeviceDb, log: Logger): void {
     const kept: string[] = [];
     for (const stored of readStoredTables(db).values()) if (rewriteTriggers(db, stored)) kept.push(stored.name);
     log.info({ entries, tables: kept, layout: JOURNAL_LAYOUT_VERSION }, 'journal converted to the current layout; unchanged tables keep capturing without a new snapshot');
+  });
+}
+
+/** Layout 2 gains origin and ms (journal-rebuild.ts); capture triggers stay as they are. */
+function upgradeLayout2(db: DeviceDb, log: Logger): void {
+  if (!isLayout2Journal(journalColumns(db))) return;
+  immediate(db, () => {
+    const columns = journalColumns(db);
+    if (!isLayout2Journal(columns)) return;
+    for (const sql of layout2RebuildStatements(columns)) db.exec(sql);
+    writeState(db, StateKeys.layoutVersion, String(JOURNAL_LAYOUT_VERSION));
+    log.info({ layout: JOURNAL_LAYOUT_VERSION }, 'journal converted to the current layout (origin column); every entry kept');
   });
 }

@@ -22,6 +22,8 @@ export interface Lane {
   pendingSince: number | undefined;
   /** The cloud paused this table (flow control): it is not scanned or sent, its entries wait in the journal. */
   paused?: boolean;
+  /** A two-way table: its entries share the journal but are pushed as bundles by two-way sync, never sent here. */
+  twoWay?: boolean;
 }
 
 export interface ScanResult {
@@ -41,7 +43,7 @@ const ENTRY_OVERHEAD = 40;
 
 export function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, limits: BatchLimits, budgetRows: number): ScanResult {
   const result: ScanResult = { collected: new Map(), full: new Set(), complete: false, rescan: false };
-  const idle = [...lanes.values()].filter((l) => !l.busy && !l.paused);
+  const idle = [...lanes.values()].filter((l) => !l.busy && !l.paused && !l.twoWay);
   if (idle.length === 0) return { ...result, complete: true };
   const from = Math.min(...idle.map((l) => l.floor));
   const estimate = new Map<Lane, number>();
@@ -58,7 +60,7 @@ export function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, lim
         lanes.set(entry.table, lane);
         if (from > 0) result.rescan = true;
       }
-      if (lane.busy || lane.paused || entry.seq <= lane.floor || result.full.has(lane) || lane.floor < from) continue;
+      if (lane.busy || lane.paused || lane.twoWay || entry.seq <= lane.floor || result.full.has(lane) || lane.floor < from) continue;
       let list = result.collected.get(lane);
       if (!list) {
         list = [];

@@ -9,6 +9,7 @@ import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import { WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from '../journal/cursors.js';
+import { sharedTableNames } from '../twoway/shared-state.js';
 import type { DeviceDb } from '../journal/device-db.js';
 import { JournalReader, type RawJournalEntry } from '../journal/journal-reader.js';
 import { scanJournal, scanTable, type Lane } from './publisher-scan.js';
@@ -215,6 +216,11 @@ export class Publisher {
         lane.acked = acked;
         lane.floor = Math.max(lane.floor, acked);
       }
+    }
+    for (const table of sharedTableNames(this.#db)) {
+      const lane = this.#lanes.get(table);
+      if (lane) lane.twoWay = true;
+      else this.#lanes.set(table, { table, acked: 0, floor: 0, busy: false, pendingSince: undefined, twoWay: true });
     }
     const isPaused = this.#deps.isPaused;
     if (isPaused) for (const lane of this.#lanes.values()) lane.paused = isPaused(lane.table);

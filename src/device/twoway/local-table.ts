@@ -1,5 +1,5 @@
 import { SynclineError } from '../../protocol/errors.js';
-import { affinityOf } from '../../protocol/schema.js';
+import { affinityOf, type ColumnInfo } from '../../protocol/schema.js';
 import type { SharedTable } from '../../protocol/shared-sync.js';
 import type { SqlValue } from '../../protocol/values.js';
 import type { SqliteQueryable } from '../driver/sqlite-driver.js';
@@ -67,11 +67,23 @@ export class LocalTable {
   }
 }
 
-type ColumnInfo = {
+type LocalColumn = {
   name: string;
   type: string;
   pk: bigint;
 };
+
+/** The declaration as the journal's schema record describes a table: declared columns in declared order, with their local types. */
+export function declaredColumns(table: SharedTable): ColumnInfo[] {
+  return table.columns.map((c) => ({
+    name: c.name,
+    declared_type: LOCAL_TYPE[c.type],
+    affinity: affinityOf(LOCAL_TYPE[c.type]),
+    pk: table.key.indexOf(c.name) + 1,
+    notnull: !c.nullable || table.key.includes(c.name),
+    has_default: false,
+  }));
+}
 
 /** The affinity a key column needs locally, so the key values the triggers render match the ones the cloud sends. */
 const KEY_AFFINITY = { INTEGER: 'INTEGER', TEXT: 'TEXT', UUID: 'TEXT', BLOB: 'BLOB', REAL: 'REAL' } as const;
@@ -82,7 +94,7 @@ const KEY_AFFINITY = { INTEGER: 'INTEGER', TEXT: 'TEXT', UUID: 'TEXT', BLOB: 'BL
  * the app has not yet. Returns the problems found; none means usable.
  */
 export async function ensureLocalTable(db: SqliteQueryable, table: SharedTable, all: readonly SharedTable[]): Promise<string[]> {
-  const columns = await db.all<ColumnInfo>(`SELECT name, type, pk FROM pragma_table_xinfo(?)`, [table.name]);
+  const columns = await db.all<LocalColumn>(`SELECT name, type, pk FROM pragma_table_xinfo(?)`, [table.name]);
   if (columns.length === 0) {
     await db.exec(createLocalTableSql(table, all));
     return [];

@@ -6,12 +6,16 @@ import { decodeValue, encodeValue, type SqlValue } from '../../protocol/values.j
 import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { parseLiteralList, renderLiteralList } from '../journal/sql-literal.js';
 import { quoteIdent, quotedList } from '../capture/sql-text.js';
+import { JournalOrigins } from '../journal/journal-schema.js';
 import { logConflict } from './conflict-log.js';
 import { LocalTable } from './local-table.js';
+import { newestLocalSeq, readPending, settleKey, type CapturedSchemas, type PendingChange, type PendingView } from './pending-view.js';
 import { resolveConflict, type ChangeSide, type ConflictResolver } from './resolve-conflict.js';
+import { pushedSchemas } from './shared-capture.js';
 import { SharedStateKeys as K, SharedTables as T } from './shared-schema.js';
-import { dropSharedTriggerStatements, sharedTriggerStatements } from './shared-triggers.js';
-import { deleteSharedState, readSharedState, withCaptureSuppressed, writeSharedState } from './shared-state.js';
+import { dropGuardStatements, guardTriggerStatements } from './shared-triggers.js';
+import { withRemoteApply } from './shared-state.js';
+import { deleteState, dropCapture, installCapture, maxJournalSeq, pruneTwoWay, readState, twoWayCapture, writeState } from './twoway-journal.js';
 
 /** A frozen change waiting in the outbox. */
 export interface OutboxEntry {
@@ -37,11 +41,6 @@ export interface ChangeSet {
   full: boolean;
 }
 
-type DirtyEntry = {
-  base_row: string | null;
-  wall_ms: bigint;
-};
-
 interface RemoteSide {
   row: SqlValue[] | null;
   hlc: string;
@@ -52,9 +51,10 @@ const decodeRow = (row: readonly unknown[] | undefined | null): SqlValue[] | nul
 const renderRow = (row: readonly SqlValue[] | null): string | null => (row ? renderLiteralList(row) : null);
 
 /**
- * The device side of two-way sync over the SQLite file: freezing pending
- * changes into the outbox, settling conflicts, applying pulled bundles and
- * snapshots with capture suppressed. Each step is one write transaction on the
+ * The device side of two-way sync over the SQLite file: freezing the pending
+ * changes the journal holds (pending-view.ts) into the outbox, settling
+ * conflicts, applying pulled bundles and snapshots as remote applies (journaled
+ * with origin 'R', never pushed). Each step is one write transaction on the
  * driver that awaits nothing but its own statements (hydration alone spans its
  * chunk downloads); the network lives in SharedSync.
  */
@@ -65,27 +65,37 @@ export class SharedEngine {
   readonly #order: readonly SharedTable[];
   readonly #clock: HybridClock;
   readonly #resolver: ConflictResolver | undefined;
+  /** Where the journal keeps the entries of the tables this device pushes. */
+  readonly #schemas: CapturedSchemas;
   /** The file's watermark and hydration flag as of the last transaction that changed them, for synchronous readers. */
   #watermark: bigint;
   #hydrated: boolean;
 
-  private constructor(driver: SqliteDriver, declarations: readonly SharedTable[], source: string, clock: HybridClock, watermark: bigint, hydrated: boolean, resolver?: ConflictResolver) {
+  private constructor(
+    driver: SqliteDriver,
+    declarations: readonly SharedTable[],
+    source: string,
+    clock: HybridClock,
+    state: { watermark: bigint; hydrated: boolean; schemas: CapturedSchemas },
+    resolver?: ConflictResolver,
+  ) {
     this.driver = driver;
     this.source = source;
     this.#order = declarations;
     this.tables = new Map(declarations.map((t) => [t.name, new LocalTable(t)]));
     this.#resolver = resolver;
     this.#clock = clock;
-    this.#watermark = watermark;
-    this.#hydrated = hydrated;
+    this.#watermark = state.watermark;
+    this.#hydrated = state.hydrated;
+    this.#schemas = state.schemas;
   }
 
   static async load(driver: SqliteDriver, declarations: readonly SharedTable[], source: string, resolver?: ConflictResolver): Promise<SharedEngine> {
-    const clock = await readSharedState(driver, K.clock);
-    const watermark = BigInt((await readSharedState(driver, K.watermark)) ?? '0');
-    const hydrated = (await readSharedState(driver, K.hydrated)) === '1';
+    const clock = await readState(driver, K.clock);
+    const watermark = BigInt((await readState(driver, K.watermark)) ?? '0');
+    const hydrated = (await readState(driver, K.hydrated)) === '1';
     const hlc = new HybridClock(source, clock ? (JSON.parse(clock) as { ms: number; counter: number }) : undefined);
-    return new SharedEngine(driver, declarations, source, hlc, watermark, hydrated, resolver);
+    return new SharedEngine(driver, declarations, source, hlc, { watermark, hydrated, schemas: await pushedSchemas(driver, declarations) }, resolver);
   }
 
   get watermark(): bigint {
@@ -96,9 +106,31 @@ export class SharedEngine {
     return this.#hydrated;
   }
 
+  async #pushed(tx: SqliteQueryable): Promise<bigint> {
+    return BigInt((await readState(tx, K.pushed)) ?? '0');
+  }
+
+  /** The pending changes not yet frozen into a push. */
+  async #pending(tx: SqliteQueryable): Promise<PendingView> {
+    return readPending(tx, this.#schemas, await this.#pushed(tx));
+  }
+
   async pendingCount(): Promise<number> {
-    const row = await this.driver.get<{ n: bigint }>(`SELECT (SELECT count(*) FROM ${T.dirty}) + (SELECT count(*) FROM ${T.outbox}) AS n`);
-    return Number(row!.n);
+    return this.driver.readTransaction(async (tx) => {
+      let count = Number((await tx.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${T.outbox}`))!.n);
+      for (const keys of (await this.#pending(tx)).values()) count += keys.size;
+      return count;
+    });
+  }
+
+  /** The changes waiting to be frozen into a push, per table and key. */
+  pendingView(): Promise<PendingView> {
+    return this.driver.readTransaction((tx) => this.#pending(tx));
+  }
+
+  /** The newest journal seq of an app write not yet frozen into a push (0: none): cheap, for noticing new local writes. */
+  async localWriteMark(): Promise<bigint> {
+    return this.driver.readTransaction(async (tx) => newestLocalSeq(tx, this.#schemas, await this.#pushed(tx)));
   }
 
   #table(name: string): LocalTable {
@@ -108,42 +140,47 @@ export class SharedEngine {
   }
 
   #saveClock(tx: SqliteQueryable): Promise<void> {
-    return writeSharedState(tx, K.clock, JSON.stringify(this.#clock.state));
+    return writeState(tx, K.clock, JSON.stringify(this.#clock.state));
   }
 
   /**
    * Moves pending changes into the outbox, one entry per row with the row as it is
-   * now, parents first. An outbox left by an unfinished push is returned as it is:
-   * it is resent with the same bundle id, so the cloud can tell a retry.
+   * now, parents first, and the push cursor past them. An outbox left by an
+   * unfinished push is returned as it is: it is resent with the same bundle id, so
+   * the cloud can tell a retry.
    */
   freeze(): Promise<Outbox | undefined> {
     return this.driver.writeTransaction(async (tx) => {
       const existing = await this.#readOutbox(tx);
       if (existing) return existing;
-      const frozen: { table: string; entry: DirtyEntry & { key: string }; row: SqlValue[] | null; hlc: string }[] = [];
+      const pending = await this.#pending(tx);
+      const frozen: { table: string; key: string; change: PendingChange; row: SqlValue[] | null; hlc: string }[] = [];
       for (const declaration of this.#order) {
         const table = this.tables.get(declaration.name)!;
-        const dirty = await tx.all<DirtyEntry & { key: string }>(`SELECT key, base_row, wall_ms FROM ${T.dirty} WHERE tbl = ? ORDER BY key`, [declaration.name]);
-        for (const entry of dirty) {
-          const row = await table.read(tx, parseLiteralList(entry.key));
+        const keys = pending.get(declaration.name);
+        if (!keys) continue;
+        for (const key of [...keys.keys()].sort()) {
+          const change = keys.get(key)!;
+          const row = await table.read(tx, parseLiteralList(key));
           // Created and deleted again before it was ever pushed: nothing to tell the cloud.
-          if (row === null && entry.base_row === null) continue;
-          frozen.push({ table: declaration.name, entry, row, hlc: '' });
+          if (row === null && change.base === null) continue;
+          frozen.push({ table: declaration.name, key, change, row, hlc: '' });
         }
       }
       // Stamped in the order the writes were made, not the parent-first order they travel in: a stamp only moves
       // forward, so stamping an earlier write after a later one would make it the later one for last_writer_wins.
-      for (const change of [...frozen].sort((a, b) => (a.entry.wall_ms < b.entry.wall_ms ? -1 : a.entry.wall_ms > b.entry.wall_ms ? 1 : 0))) {
-        change.hlc = this.#clock.stamp(Number(change.entry.wall_ms));
+      for (const entry of [...frozen].sort((a, b) => (a.change.ms < b.change.ms ? -1 : a.change.ms > b.change.ms ? 1 : 0))) {
+        entry.hlc = this.#clock.stamp(Number(entry.change.ms));
       }
       const insert = `INSERT INTO ${T.outbox} (ordinal, tbl, key, op, row, base_row, hlc) VALUES (?, ?, ?, ?, ?, ?, ?)`;
-      for (const [ordinal, { table, entry, row, hlc }] of frozen.entries()) {
-        await tx.run(insert, [ordinal, table, entry.key, row ? 'upsert' : 'delete', row ? JSON.stringify(row.map(encodeValue)) : null, entry.base_row, hlc]);
+      for (const [ordinal, { table, key, change, row, hlc }] of frozen.entries()) {
+        await tx.run(insert, [ordinal, table, key, row ? 'upsert' : 'delete', row ? JSON.stringify(row.map(encodeValue)) : null, change.base, hlc]);
       }
-      await tx.run(`DELETE FROM ${T.dirty}`);
+      await tx.run(`DELETE FROM ${T.settled}`);
+      await writeState(tx, K.pushed, (await maxJournalSeq(tx)).toString());
       if (frozen.length === 0) return undefined;
-      await writeSharedState(tx, K.outboxId, uuidv7());
-      await writeSharedState(tx, K.outboxBase, (await this.#storedWatermark(tx)).toString());
+      await writeState(tx, K.outboxId, uuidv7());
+      await writeState(tx, K.outboxBase, (await this.#storedWatermark(tx)).toString());
       await this.#saveClock(tx);
       return this.#readOutbox(tx);
     });
@@ -154,7 +191,7 @@ export class SharedEngine {
   }
 
   async #readOutbox(tx: SqliteQueryable): Promise<Outbox | undefined> {
-    const bundleId = await readSharedState(tx, K.outboxId);
+    const bundleId = await readState(tx, K.outboxId);
     if (!bundleId) return undefined;
     const rows = await tx.all<{
       ordinal: bigint;
@@ -176,11 +213,11 @@ export class SharedEngine {
       baseVersion: r.base_version,
       hlc: r.hlc,
     }));
-    return { bundleId, baseSeq: BigInt((await readSharedState(tx, K.outboxBase)) ?? '0'), entries };
+    return { bundleId, baseSeq: BigInt((await readState(tx, K.outboxBase)) ?? '0'), entries };
   }
 
   async #storedWatermark(tx: SqliteQueryable): Promise<bigint> {
-    return BigInt((await readSharedState(tx, K.watermark)) ?? '0');
+    return BigInt((await readState(tx, K.watermark)) ?? '0');
   }
 
   static wire(entry: OutboxEntry): WireRowChange {
@@ -208,27 +245,27 @@ export class SharedEngine {
       );
     }
     await tx.run(`DELETE FROM ${T.outbox}`);
-    await deleteSharedState(tx, K.outboxId);
-    await deleteSharedState(tx, K.outboxBase);
+    await deleteState(tx, K.outboxId);
+    await deleteState(tx, K.outboxBase);
+    await this.#prune(tx);
+  }
+
+  #prune(tx: SqliteQueryable): Promise<void> {
+    return this.#pushed(tx).then((pushed) => pruneTwoWay(tx, this.#order.map((t) => t.name), pushed));
   }
 
   /** Puts the outbox back among the pending changes (before a rebuild); the outbox's older base wins. */
   requeueOutbox(): Promise<void> {
     return this.driver.writeTransaction(async (tx) => {
       const outbox = await this.#readOutbox(tx);
+      const pending = await this.#pending(tx);
       for (const entry of outbox?.entries ?? []) {
-        await tx.run(
-          `INSERT INTO ${T.dirty} (tbl, key, base_row, wall_ms) VALUES (?, ?, ?, ?)
-           ON CONFLICT (tbl, key) DO UPDATE SET base_row = excluded.base_row, wall_ms = max(wall_ms, excluded.wall_ms)`,
-          [entry.table, entry.keyText, entry.baseRow, parseHlc(entry.hlc)?.ms ?? 0],
-        );
+        const newer = pending.get(entry.table)?.get(entry.keyText)?.ms ?? 0n;
+        const ms = BigInt(parseHlc(entry.hlc)?.ms ?? 0);
+        await settleKey(tx, entry.table, entry.keyText, { pending: true, base: entry.baseRow, ms: newer > ms ? newer : ms });
       }
       await this.#committed(tx);
     });
-  }
-
-  #dirty(tx: SqliteQueryable, table: string, keyText: string): Promise<DirtyEntry | undefined> {
-    return tx.get<DirtyEntry>(`SELECT base_row, wall_ms FROM ${T.dirty} WHERE tbl = ? AND key = ?`, [table, keyText]);
   }
 
   async #settle(tx: SqliteQueryable, table: LocalTable, key: SqlValue[], base: string | null, local: ChangeSide, remote: RemoteSide) {
@@ -254,30 +291,33 @@ export class SharedEngine {
   }
 
   /**
-   * A remote change of a row that also has pending local changes: the table's
-   * policy decides, the standing row is written, and the pending entry either
+   * A remote change of a row that also has a pending local change: the table's
+   * policy decides and the standing row is written. The pending change either
    * goes (remote won) or stays with the remote row as its new base, so it is
-   * pushed on top of what it was rebased onto.
+   * pushed on top of what it was rebased onto; returned as it stands now.
    */
-  async rebase(tx: SqliteQueryable, table: LocalTable, key: SqlValue[], keyText: string, dirty: DirtyEntry, remote: RemoteSide): Promise<void> {
+  async rebase(tx: SqliteQueryable, table: LocalTable, key: SqlValue[], keyText: string, pending: PendingChange, remote: RemoteSide): Promise<PendingChange | undefined> {
     const localRow = await table.read(tx, key);
-    const local: ChangeSide = { op: localRow ? 'upsert' : 'delete', row: localRow, hlc: formatHlc({ ms: Number(dirty.wall_ms), counter: 0, source: this.source }) };
-    const { winner, result } = await this.#settle(tx, table, key, dirty.base_row, local, remote);
+    const local: ChangeSide = { op: localRow ? 'upsert' : 'delete', row: localRow, hlc: formatHlc({ ms: Number(pending.ms), counter: 0, source: this.source }) };
+    const { winner, result } = await this.#settle(tx, table, key, pending.base, local, remote);
     if (winner === 'remote') {
       await table.put(tx, key, remote.row);
-      await tx.run(`DELETE FROM ${T.dirty} WHERE tbl = ? AND key = ?`, [table.name, keyText]);
-      return;
+      await settleKey(tx, table.name, keyText, { pending: false });
+      return undefined;
     }
     if (winner === 'merged') await table.put(tx, key, result);
-    await tx.run(`UPDATE ${T.dirty} SET base_row = ? WHERE tbl = ? AND key = ?`, [renderRow(remote.row), table.name, keyText]);
+    const rebased = { base: renderRow(remote.row), ms: pending.ms };
+    await settleKey(tx, table.name, keyText, { pending: true, ...rebased });
+    return rebased;
   }
 
   /** Applies one whole pulled bundle in one transaction and moves the watermark past it. */
   async applyBundle(bundle: WireBundle): Promise<ChangeSet> {
     const changes: ChangeSet = { keys: new Map(), full: false };
     const seq = BigInt(bundle.bundle_seq);
-    await withCaptureSuppressed(this.driver, async (tx) => {
+    await withRemoteApply(this.driver, async (tx) => {
       if (bundle.source !== this.source) {
+        const pending = await this.#pending(tx);
         for (const change of bundle.rows) {
           const table = this.#table(change.table);
           const key = change.key.map((v) => decodeValue(v));
@@ -286,15 +326,22 @@ export class SharedEngine {
           this.#clock.observe(change.hlc);
           const superseded = await tx.get<{ bundle_seq: bigint }>(`SELECT bundle_seq FROM ${T.superseded} WHERE tbl = ? AND key = ?`, [table.name, keyText]);
           if ((superseded?.bundle_seq ?? 0n) > seq) continue;
-          const dirty = await this.#dirty(tx, table.name, keyText);
-          if (dirty) await this.rebase(tx, table, key, keyText, dirty, remote);
-          else await table.put(tx, key, remote.row);
+          const keys = pending.get(table.name);
+          const local = keys?.get(keyText);
+          if (local) {
+            const standing = await this.rebase(tx, table, key, keyText, local, remote);
+            if (standing) keys!.set(keyText, standing);
+            else keys!.delete(keyText);
+          } else {
+            await table.put(tx, key, remote.row);
+          }
           if (!changes.keys.has(table.name)) changes.keys.set(table.name, []);
           changes.keys.get(table.name)!.push(key);
         }
         await this.#saveClock(tx);
       }
       await this.moveWatermark(tx, seq);
+      await this.#prune(tx);
     });
     this.#watermark = seq;
     return changes;
@@ -310,7 +357,7 @@ export class SharedEngine {
   /** Every bundle up to `seq` is now applied: rows remembered as settled ahead of one of them need no more guarding. */
   async moveWatermark(tx: SqliteQueryable, seq: bigint): Promise<void> {
     await tx.run(`DELETE FROM ${T.superseded} WHERE bundle_seq <= ?`, [seq]);
-    await writeSharedState(tx, K.watermark, seq.toString());
+    await writeState(tx, K.watermark, seq.toString());
   }
 
   /**
@@ -322,8 +369,9 @@ export class SharedEngine {
    */
   settleRefusal(conflicts: readonly WireConflict[]): Promise<ChangeSet> {
     const changes: ChangeSet = { keys: new Map(), full: false };
-    return withCaptureSuppressed(this.driver, async (tx) => {
+    return withRemoteApply(this.driver, async (tx) => {
       const outbox = (await this.#readOutbox(tx))!;
+      const pending = await this.#pending(tx);
       const byKey = new Map(outbox.entries.map((e) => [`${e.table}\u0000${e.keyText}`, e]));
       for (const conflict of conflicts) {
         const table = this.tables.get(conflict.table);
@@ -332,7 +380,7 @@ export class SharedEngine {
         const keyText = renderLiteralList(key);
         const entry = byKey.get(`${table.name}\u0000${keyText}`);
         if (!entry) continue;
-        const newerLocal = (await this.#dirty(tx, table.name, keyText)) !== undefined;
+        const newerLocal = pending.get(table.name)?.has(keyText) ?? false;
         const standing =
           conflict.kind === 'version' ? await this.#settleEntry(tx, table, key, entry, conflict, newerLocal) : await this.#rollBack(tx, table, key, entry, conflict, newerLocal);
         if (standing && !newerLocal) {
@@ -340,7 +388,7 @@ export class SharedEngine {
           changes.keys.get(table.name)!.push(key);
         }
       }
-      await writeSharedState(tx, K.outboxId, uuidv7());
+      await writeState(tx, K.outboxId, uuidv7());
       await this.#saveClock(tx);
       if ((await tx.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${T.outbox}`))!.n === 0n) await this.#committed(tx);
       return changes;
@@ -400,8 +448,8 @@ export class SharedEngine {
    * the file as it was. Returns the rows inserted.
    */
   async hydrate(chunks: AsyncIterable<SnapshotChunk>, snapshotSeq: bigint, progress?: (chunks: number, rows: number) => void): Promise<number> {
-    const rows = await withCaptureSuppressed(this.driver, async (tx) => {
-      const run = await Hydration.start(this, tx, this.#order);
+    const rows = await withRemoteApply(this.driver, async (tx) => {
+      const run = await Hydration.start(this, tx, this.#order, await this.#pending(tx));
       let count = 0;
       for await (const chunk of chunks) {
         await run.add(chunk);
@@ -410,7 +458,7 @@ export class SharedEngine {
       await run.finish(snapshotSeq, (hlc) => this.#clock.observe(hlc));
       await this.#saveClock(tx);
       await this.moveWatermark(tx, snapshotSeq);
-      await writeSharedState(tx, K.hydrated, '1');
+      await writeState(tx, K.hydrated, '1');
       return run.rows;
     });
     this.#watermark = snapshotSeq;
@@ -423,46 +471,45 @@ export class SharedEngine {
  * One hydration, inside the engine's transaction: the tables that sync down are
  * emptied of every row without pending changes, then filled chunk by chunk; rows
  * with pending changes are rebased on the snapshot's row when it is newer than
- * what they were based on.
+ * what they were based on. The journal records the result as one remote
+ * snapshot per table, for local consumers.
  */
 class Hydration {
   readonly #engine: SharedEngine;
   readonly #tx: SqliteQueryable;
-  readonly #dirty: Map<string, Map<string, DirtyEntry>>;
+  readonly #pending: PendingView;
   readonly #seen = new Set<string>();
   readonly #before: bigint;
   readonly #pulled: readonly SharedTable[];
   #rows = 0;
   #latestHlc = '';
 
-  private constructor(engine: SharedEngine, tx: SqliteQueryable, before: bigint, dirty: Map<string, Map<string, DirtyEntry>>, pulled: readonly SharedTable[]) {
+  private constructor(engine: SharedEngine, tx: SqliteQueryable, before: bigint, pending: PendingView, pulled: readonly SharedTable[]) {
     this.#engine = engine;
     this.#tx = tx;
     this.#before = before;
-    this.#dirty = dirty;
+    this.#pending = pending;
     this.#pulled = pulled;
   }
 
-  static async start(engine: SharedEngine, tx: SqliteQueryable, order: readonly SharedTable[]): Promise<Hydration> {
-    const before = BigInt((await readSharedState(tx, K.watermark)) ?? '0');
-    const dirty = new Map<string, Map<string, DirtyEntry>>();
-    for (const entry of await tx.all<DirtyEntry & { tbl: string; key: string }>(`SELECT tbl, key, base_row, wall_ms FROM ${T.dirty}`)) {
-      if (!dirty.has(entry.tbl)) dirty.set(entry.tbl, new Map());
-      dirty.get(entry.tbl)!.set(entry.key, entry);
-    }
+  static async start(engine: SharedEngine, tx: SqliteQueryable, order: readonly SharedTable[], pending: PendingView): Promise<Hydration> {
+    const before = BigInt((await readState(tx, K.watermark)) ?? '0');
     const pulled = order.filter((t) => t.direction === 'down' || t.direction === 'both');
     for (const table of pulled) {
       const name = quoteIdent(table.name);
-      // Capture is suppressed anyway; without the triggers each inserted row also skips the trigger's check,
-      // which is most of an insert's cost. They are back before the transaction commits (or, rolled back, never left).
-      for (const sql of dropSharedTriggerStatements(table.name)) await tx.exec(sql);
-      if (dirty.has(table.name)) {
-        await tx.run(`DELETE FROM ${name} WHERE NOT EXISTS (SELECT 1 FROM ${T.dirty} d WHERE d.tbl = ? AND d.key = ${quotedList(`${name}.`, table.key)})`, [table.name]);
+      // Without capture and guard each inserted row skips the triggers, which are most of an insert's cost; the
+      // journal gets the tables' rows as snapshots at the end. They are back before the transaction commits
+      // (or, rolled back, never left).
+      await dropCapture(tx, table.name);
+      for (const sql of dropGuardStatements(table.name)) await tx.exec(sql);
+      const keep = pending.get(table.name);
+      if (keep && keep.size > 0) {
+        await tx.run(`DELETE FROM ${name} WHERE ${quotedList(`${name}.`, table.key)} NOT IN (SELECT value FROM json_each(?))`, [JSON.stringify([...keep.keys()])]);
       } else {
         await tx.run(`DELETE FROM ${name}`);
       }
     }
-    return new Hydration(engine, tx, before, dirty, pulled);
+    return new Hydration(engine, tx, before, pending, pulled);
   }
 
   get rows(): number {
@@ -473,7 +520,7 @@ class Hydration {
     const table = this.#engine.tables.get(chunk.table);
     if (!table) throw new SynclineError('unknown_table', `the snapshot has rows of ${chunk.table}, which is not shared on this device`, { table: chunk.table });
     const keyAt = table.declaration.key.map((k) => table.declaration.columns.findIndex((c) => c.name === k));
-    const pending = this.#dirty.get(table.name);
+    const pending = this.#pending.get(table.name);
     const own = new Set(chunk.own);
     for (let i = 0; i < chunk.rows.length; i++) {
       const wire = chunk.rows[i]!;
@@ -481,15 +528,15 @@ class Hydration {
       for (let c = 0; c < wire.length; c++) row[c] = decodeValue(wire[c]);
       const hlc = chunk.hlcs[i]!;
       if (hlc > this.#latestHlc) this.#latestHlc = hlc;
-      if (pending) {
+      if (pending && pending.size > 0) {
         const key = keyAt.map((p) => row[p]!);
         const keyText = renderLiteralList(key);
-        const dirty = pending.get(keyText);
-        if (dirty) {
+        const local = pending.get(keyText);
+        if (local) {
           this.#seen.add(`${table.name}\u0000${keyText}`);
           // A row this device wrote last (its push committed, the pull that would have brought it back did not)
           // is what the pending change was made on, not a remote change; pulls skip the device's own bundles alike.
-          if (BigInt(chunk.versions[i]!) > this.#before && !own.has(i)) await this.#engine.rebase(this.#tx, table, key, keyText, dirty, { row, hlc, version: chunk.versions[i]! });
+          if (BigInt(chunk.versions[i]!) > this.#before && !own.has(i)) await this.#engine.rebase(this.#tx, table, key, keyText, local, { row, hlc, version: chunk.versions[i]! });
           continue;
         }
       }
@@ -500,19 +547,23 @@ class Hydration {
 
   /**
    * Rows with pending changes that the snapshot no longer has were deleted on the
-   * server after their base: settled like any remote delete. Then the triggers
-   * come back; the engine moves the watermark to the snapshot in the same transaction.
+   * server after their base: settled like any remote delete. Then capture (and
+   * the guards) come back, each table's rows journaled as a remote snapshot; the
+   * engine moves the watermark to the snapshot in the same transaction.
    */
   async finish(snapshotSeq: bigint, observe: (hlc: string) => void): Promise<void> {
-    for (const [tableName, entries] of this.#dirty) {
+    for (const [tableName, entries] of this.#pending) {
       const table = this.#engine.tables.get(tableName);
       if (!table || table.declaration.direction === 'up') continue;
-      for (const [keyText, dirty] of entries) {
-        if (this.#seen.has(`${tableName}\u0000${keyText}`) || dirty.base_row === null || snapshotSeq <= this.#before) continue;
-        await this.#engine.rebase(this.#tx, table, parseLiteralList(keyText), keyText, dirty, { row: null, hlc: '', version: snapshotSeq.toString() });
+      for (const [keyText, local] of entries) {
+        if (this.#seen.has(`${tableName}\u0000${keyText}`) || local.base === null || snapshotSeq <= this.#before) continue;
+        await this.#engine.rebase(this.#tx, table, parseLiteralList(keyText), keyText, local, { row: null, hlc: '', version: snapshotSeq.toString() });
       }
     }
     if (this.#latestHlc) observe(this.#latestHlc);
-    for (const table of this.#pulled) for (const sql of sharedTriggerStatements(table)) await this.#tx.exec(sql);
+    for (const table of this.#pulled) {
+      await installCapture(this.#tx, await twoWayCapture(this.#tx, table), JournalOrigins.remote);
+      if (table.direction === 'down') for (const sql of guardTriggerStatements(table)) await this.#tx.exec(sql);
+    }
   }
 }

@@ -1,35 +1,34 @@
 /**
- * Syncline's two-way sync tables inside the device's SQLite file. Like the
- * journal they live in the file itself: a copy of the file is a copy of its
- * sync state, pending changes included.
+ * Syncline's two-way sync tables inside the device's SQLite file. Changes
+ * themselves are captured into the journal like every other table's
+ * (journal-schema.ts); these hold what only two-way sync needs. Like the journal
+ * they live in the file itself: a copy of the file is a copy of its sync state,
+ * pending changes included.
  */
 export const SharedTables = {
-  state: '_syncline_shared_state',
   captured: '_syncline_shared_tables',
-  dirty: '_syncline_dirty',
   applying: '_syncline_applying',
+  settled: '_syncline_settled',
   outbox: '_syncline_outbox',
   conflicts: '_syncline_conflicts',
   superseded: '_syncline_superseded',
 } as const;
 
+/** Two-way sync's keys in the journal's `_syncline_state`. */
 export const SharedStateKeys = {
-  source: 'source_id',
-  scope: 'scope',
-  watermark: 'watermark',
-  config: 'config',
-  clock: 'clock',
-  hydrated: 'hydrated',
-  outboxId: 'outbox_bundle_id',
-  outboxBase: 'outbox_base_seq',
+  source: 'twoway_source_id',
+  scope: 'twoway_scope',
+  watermark: 'twoway_watermark',
+  config: 'twoway_config',
+  clock: 'twoway_clock',
+  hydrated: 'twoway_hydrated',
+  outboxId: 'twoway_outbox_bundle_id',
+  outboxBase: 'twoway_outbox_base_seq',
+  /** The push cursor: the app's journal entries of two-way tables at or below it are frozen into a push (or pushed). */
+  pushed: 'twoway_pushed_seq',
 } as const;
 
 export const SHARED_DDL = `
-CREATE TABLE IF NOT EXISTS _syncline_shared_state (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) WITHOUT ROWID;
-
 -- Shared tables whose capture is installed, with the declaration it was installed for (JSON).
 CREATE TABLE IF NOT EXISTS _syncline_shared_tables (
   name TEXT PRIMARY KEY,
@@ -37,23 +36,27 @@ CREATE TABLE IF NOT EXISTS _syncline_shared_tables (
   installed_at TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- One entry per changed row since it was last in sync, whatever number of writes made it: the
--- key (quote() rendering, as in the journal), the row as it was before the first of those
--- writes (NULL when it did not exist), and the time of the latest write.
-CREATE TABLE IF NOT EXISTS _syncline_dirty (
-  tbl TEXT NOT NULL,
-  key TEXT NOT NULL,
-  base_row TEXT,
-  wall_ms INTEGER NOT NULL,
-  PRIMARY KEY (tbl, key)
-) WITHOUT ROWID;
-
--- Holds a row only inside Syncline's own transactions that apply remote changes: the capture
--- triggers skip while it does, so remote changes never echo back. No other connection ever sees
--- the row, since it is deleted before those transactions commit.
+-- Holds a row only inside Syncline's own transactions that apply remote changes: the guards of
+-- tables that sync down only stand aside while it does. No other connection ever sees the row,
+-- since it is deleted before those transactions commit.
 CREATE TABLE IF NOT EXISTS _syncline_applying (
   applying INTEGER NOT NULL
 );
+
+-- Keys whose pending change a remote change settled since the last push, as of journal seq
+-- \`seq\`: the app's journal entries of the key at or below it no longer count. pending = 1: the
+-- key still has a change to push, now based on base_row (the remote row it was rebased onto,
+-- quote() rendering; NULL when that was a delete); pending = 0: the remote change won. Emptied
+-- when a push freezes the pending changes.
+CREATE TABLE IF NOT EXISTS _syncline_settled (
+  tbl TEXT NOT NULL,
+  key TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  base_row TEXT,
+  ms INTEGER NOT NULL,
+  PRIMARY KEY (tbl, key)
+) WITHOUT ROWID;
 
 -- The changes of one push, frozen: pushed (and retried) as they are until the cloud commits them.
 CREATE TABLE IF NOT EXISTS _syncline_outbox (

@@ -15,8 +15,10 @@ import { readConflicts, type ConflictRecord } from './conflict-log.js';
 import type { ConflictResolver } from './resolve-conflict.js';
 import { installSharedCapture } from './shared-capture.js';
 import { SharedEngine, type ChangeSet, type Outbox } from './shared-engine.js';
-import { SharedStateKeys as K, SharedTables } from './shared-schema.js';
-import { ensureSharedSchema, readSharedState, writeSharedState } from './shared-state.js';
+import type { PendingView } from './pending-view.js';
+import { SharedStateKeys as K } from './shared-schema.js';
+import { ensureSharedSchema } from './shared-state.js';
+import { readState, writeState } from './twoway-journal.js';
 
 export interface SharedSyncOptions {
   /**
@@ -129,17 +131,17 @@ export class SharedSync {
     }
     try {
       await ensureSharedSchema(driver);
-      const stored = await readSharedState(driver, K.source);
+      const stored = await readState(driver, K.source);
       // The token's sid claim names the device when there is one: the server refuses any other source for it.
       const claimed = options.source ?? sourceClaim(typeof options.token === 'string' ? options.token : await options.token());
       const source = claimed ?? stored ?? uuidv7();
-      await writeSharedState(driver, K.source, source);
+      await writeState(driver, K.source, source);
       const sync = new SharedSync(driver, database, options, source);
       if (stored !== undefined && stored !== source) {
         sync.replacedSource = stored;
         sync.#log.warn({ previous_source: stored }, 'the file kept another source id than this device runs as; it now uses the new one');
       }
-      const kept = await readSharedState(driver, K.config);
+      const kept = await readState(driver, K.config);
       if (kept) await sync.#install(JSON.parse(kept) as SharedConfigAnswer);
       await sync.#contact().catch((error: unknown) => {
         if (!isTransportError(error) || !error.retryable) throw error;
@@ -181,6 +183,11 @@ export class SharedSync {
   /** Rows with changes the server has not committed yet. */
   async pending(): Promise<number> {
     return (await this.#engine?.pendingCount()) ?? 0;
+  }
+
+  /** The changes not yet frozen into a push, per table and key (quote() rendering), each with the row it started from and its latest write time. */
+  async pendingChanges(): Promise<PendingView> {
+    return (await this.#engine?.pendingView()) ?? new Map();
   }
 
   conflicts(afterId = 0): Promise<ConflictRecord[]> {
@@ -286,13 +293,13 @@ export class SharedSync {
   }
 
   async #install(config: SharedConfigAnswer): Promise<void> {
-    const keptScope = await readSharedState(this.driver, K.scope);
+    const keptScope = await readState(this.driver, K.scope);
     if (keptScope !== undefined && keptScope !== config.scope) {
       throw new SynclineError('forbidden', "this file holds another user's shared data; open a separate file per user", { scope: config.scope });
     }
     await installSharedCapture(this.driver, config.tables);
-    await writeSharedState(this.driver, K.scope, config.scope);
-    await writeSharedState(this.driver, K.config, JSON.stringify(config));
+    await writeState(this.driver, K.scope, config.scope);
+    await writeState(this.driver, K.config, JSON.stringify(config));
     this.#engine = await SharedEngine.load(this.driver, config.tables, this.#source, this.#options.resolver);
   }
 
@@ -302,7 +309,7 @@ export class SharedSync {
     if (config.source_id !== this.#source) {
       throw new SynclineError('invalid_config', `the server knows this device as ${config.source_id} but it runs as ${this.#source}; pass the token's source id as \`source\``);
     }
-    const kept = await readSharedState(this.driver, K.config);
+    const kept = await readState(this.driver, K.config);
     if (!this.#engine || kept !== JSON.stringify(config)) await this.#install(config);
     return this.#engine!;
   }
@@ -439,8 +446,8 @@ export class SharedSync {
   /** Follows the scope's retained wake-up topic; mqtt.js reconnects on its own, and polling covers the gaps. */
   async #watchMqtt(url: string, signal: AbortSignal, wake: () => void): Promise<void> {
     // A device that has not reached the server yet learns its scope at first contact; offline, polling carries on alone.
-    if ((await readSharedState(this.driver, K.scope)) === undefined) await this.#serial(() => this.#ready()).catch(() => undefined);
-    const scope = await readSharedState(this.driver, K.scope);
+    if ((await readState(this.driver, K.scope)) === undefined) await this.#serial(() => this.#ready()).catch(() => undefined);
+    const scope = await readState(this.driver, K.scope);
     if (scope === undefined || signal.aborted) return;
     const token = this.#options.token;
     // Loaded only for MQTT wake-ups, which most devices never use.
@@ -466,9 +473,9 @@ export class SharedSync {
    * Wakes the loop when the file has new pending changes. Another connection's
    * commit changes PRAGMA data_version. Writes through this very connection (an
    * app using `sync.db`), which data_version ignores, change total_changes(), and
-   * so do Syncline's own; only the app's show in the dirty-row table the capture
-   * triggers keep (Syncline's own writes touch it only to empty it), so that
-   * table is read only then, and a failing push does not wake itself.
+   * so do Syncline's own; only the app's add journal entries of origin 'L' above
+   * the push cursor (Syncline's own are remote, or move the cursor), so the newest
+   * of those is read only then, and a failing push does not wake itself.
    *
    * The counters are one statement of a few microseconds, read on each change
    * hint of the driver (better-sqlite3 watches the WAL file, and repeats a hint
@@ -477,7 +484,7 @@ export class SharedSync {
    */
   async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
     const counters = async () => (await this.driver.get<{ version: bigint; changes: bigint }>(`SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes`))!;
-    const dirty = async () => Object.values((await this.driver.get(`SELECT count(*) AS n, max(wall_ms) AS latest, sum(wall_ms) AS total FROM ${SharedTables.dirty}`))!).join(':');
+    const dirty = async () => (await this.#engine?.localWriteMark()) ?? 0n;
     const tick = new WakeableSleep(this.#clock);
     const unwatch = this.driver.watch?.(() => tick.wake());
     try {
