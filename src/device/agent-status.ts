@@ -1,5 +1,5 @@
 import type { DeviceDb } from './journal/device-db.js';
-import { JournalTables } from './journal/journal-schema.js';
+import { JournalTables, TWO_WAY_HASH_PREFIX } from './journal/journal-schema.js';
 import type { PublisherStats } from './publisher/publisher-options.js';
 import { countQuarantined } from './journal/quarantine.js';
 
@@ -24,16 +24,16 @@ export interface AgentStatus {
   telemetry_rows_acked?: number;
 }
 
-/** Counts unacked entries per table in one journal scan; computed on request, not in the loop. */
+/** Counts unacked entries per table in one journal scan; computed on request, not in the loop. Two-way tables push on their own. */
 export function readBacklog(db: DeviceDb, epoch: string): AgentStatus['tables'] {
   const pending = db
     .prepare(
       `SELECT s.tbl AS tbl, count(*) AS n FROM ${JournalTables.journal} j
        JOIN ${JournalTables.schemas} s ON s.id = j.schema_id
        LEFT JOIN ${JournalTables.cursors} c ON c.tbl = s.tbl AND c.journal_epoch = ?
-       WHERE j.seq > coalesce(c.acked_seq, 0) GROUP BY s.tbl`,
+       WHERE j.seq > coalesce(c.acked_seq, 0) AND substr(s.hash, 1, ?) <> ? GROUP BY s.tbl`,
     )
-    .all(epoch) as { tbl: string; n: bigint }[];
+    .all(epoch, TWO_WAY_HASH_PREFIX.length, TWO_WAY_HASH_PREFIX) as { tbl: string; n: bigint }[];
   const cursors = db.prepare(`SELECT tbl, acked_seq FROM ${JournalTables.cursors} WHERE journal_epoch = ?`).all(epoch) as { tbl: string; acked_seq: bigint }[];
   const tables = new Map<string, { table: string; acked_seq: number; pending: number }>();
   for (const c of cursors) tables.set(c.tbl, { table: c.tbl, acked_seq: Number(c.acked_seq), pending: 0 });

@@ -41,17 +41,33 @@ describe('journal layout upgrade', () => {
   const dir = tempDir();
   after(() => dir.remove());
 
-  test('a layout-1 journal is converted in place: same seqs, same values, same epoch, no new snapshot', () => {
-    const path = join(dir.path, 'v1.db');
+  /** An app's file with its schema, captured as this version does: its path, the open connection and the epoch. */
+  function capturedFile(name: string, schema: string, beforeImages: string[]): { path: string; db: DeviceDb; epoch: string } {
+    const path = join(dir.path, name);
     const app = new Database(path);
     app.pragma('journal_mode = WAL');
-    app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB); CREATE TABLE notes (body TEXT)');
+    app.exec(schema);
     app.close();
+    const db = openDeviceDb(path);
+    ensureCapture(db, { beforeImages });
+    return { path, db, epoch: readEpoch(db) };
+  }
 
+  /** Opens the file as the agent does after the app wrote under the old layout: converted, nothing captured afresh, same epoch. */
+  function reopenConverted(path: string, epoch: string): DeviceDb {
+    const db = openDeviceDb(path);
+    const report = ensureCapture(db);
+    assert.deepEqual([report.installed, report.journalRecreated], [[], false], 'no table is captured afresh');
+    assert.equal(readEpoch(db), epoch);
+    assert.equal(readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
+    return db;
+  }
+
+  test('a layout-1 journal is converted in place: same seqs, same values, same epoch, no new snapshot', () => {
     // Set up capture as this version does, then put back what layout 1 had instead.
-    let db = openDeviceDb(path);
-    ensureCapture(db, { beforeImages: ['notes'] });
-    const epoch = readEpoch(db);
+    const file = capturedFile('v1.db', 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB); CREATE TABLE notes (body TEXT)', ['notes']);
+    const { path, epoch } = file;
+    let db = file.db;
     const stored = readStoredTables(db);
     db.exec(`DROP TABLE _syncline_journal; ${V1_JOURNAL}; DROP TRIGGER _syncline_items_ins; DROP TRIGGER _syncline_items_upd; DROP TRIGGER _syncline_items_del;
       DROP TRIGGER _syncline_notes_ins; DROP TRIGGER _syncline_notes_upd; DROP TRIGGER _syncline_notes_del;
@@ -71,12 +87,8 @@ describe('journal layout upgrade', () => {
       DELETE FROM notes;`);
     writer.close();
 
-    db = openDeviceDb(path);
+    db = reopenConverted(path, epoch);
     try {
-      const report = ensureCapture(db);
-      assert.deepEqual([report.installed, report.journalRecreated], [[], false], 'no table is captured afresh');
-      assert.equal(readEpoch(db), epoch);
-      assert.equal(readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
       assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name = '_syncline_journal_v1'").pluck().get(), 0n);
       const blob = new Uint8Array([0, 255]);
       assert.deepEqual(entries(db), [
@@ -108,17 +120,11 @@ describe('journal layout upgrade', () => {
   });
 
   test('a layout-2 journal (no origin, no ms) is rebuilt in place: same seqs and values, origin local, the triggers keep capturing', () => {
-    const path = join(dir.path, 'v2.db');
-    const app = new Database(path);
-    app.pragma('journal_mode = WAL');
-    app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB)');
-    app.close();
-
     // Set up capture as this version does (its edge triggers are byte for byte those of layout 2), then give the
     // journal layout 2's shape: seq, schema_id, op and the slots.
-    let db = openDeviceDb(path);
-    ensureCapture(db, { beforeImages: ['items'] });
-    const epoch = readEpoch(db);
+    const file = capturedFile('v2.db', 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB)', ['items']);
+    const { path, epoch } = file;
+    let db = file.db;
     const slots = (db.prepare(`SELECT name FROM pragma_table_info('_syncline_journal') WHERE name LIKE 'v%'`).pluck().all() as string[]).join(', ');
     db.exec(`PRAGMA legacy_alter_table = ON;
       CREATE TABLE v2 (seq INTEGER PRIMARY KEY, schema_id INTEGER NOT NULL, op TEXT NOT NULL, ${slots});
@@ -131,12 +137,8 @@ describe('journal layout upgrade', () => {
     assert.deepEqual(writer.prepare('SELECT seq, op FROM _syncline_journal').raw().all(), [[1, 'I'], [2, 'I'], [3, 'U+'], [4, 'D+']], 'the triggers wrote the layout-2 journal');
     writer.close();
 
-    db = openDeviceDb(path);
+    db = reopenConverted(path, epoch);
     try {
-      const report = ensureCapture(db);
-      assert.deepEqual([report.installed, report.journalRecreated], [[], false], 'no table is captured afresh');
-      assert.equal(readEpoch(db), epoch);
-      assert.equal(readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
       assert.deepEqual(
         (db.prepare(`SELECT name FROM pragma_table_info('_syncline_journal')`).pluck().all() as string[]).slice(0, 5),
         ['seq', 'schema_id', 'op', 'origin', 'ms'],

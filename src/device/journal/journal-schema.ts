@@ -35,6 +35,12 @@ export const BEFORE_IMAGE_MARK = '+';
 export const JournalOrigins = { local: 'L', remote: 'R' } as const;
 export type JournalOrigin = (typeof JournalOrigins)[keyof typeof JournalOrigins];
 
+/**
+ * Schema records of two-way tables describe their declaration, not the local
+ * table, and their hash says so; edge readers (the agent's backlog) leave them out.
+ */
+export const TWO_WAY_HASH_PREFIX = 'twoway:';
+
 /** The journal's columns before the value slots; readers take the slots from this position on. */
 export const JOURNAL_FIXED_COLUMNS = ['seq', 'schema_id', 'op', 'origin', 'ms'] as const;
 

@@ -1,7 +1,7 @@
 import type { SharedTable } from '../../protocol/shared-sync.js';
 import type { TableKey } from '../../protocol/schema.js';
 import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
-import { JournalOrigins, JournalTables } from '../journal/journal-schema.js';
+import { JournalOrigins, JournalTables, TWO_WAY_HASH_PREFIX } from '../journal/journal-schema.js';
 import { slotLayout } from '../journal/journal-slots.js';
 import { ensureLocalTable, missingTableError } from './local-table.js';
 import type { CapturedSchemas } from './pending-view.js';
@@ -53,8 +53,8 @@ export function installSharedCapture(driver: SqliteDriver, tables: readonly Shar
 export async function pushedSchemas(db: SqliteQueryable, tables: readonly SharedTable[]): Promise<CapturedSchemas> {
   const names = tables.filter((t) => t.direction !== 'down').map((t) => t.name);
   const rows = await db.all<{ id: bigint; tbl: string; columns: string; key: string }>(
-    `SELECT id, tbl, columns, key FROM ${JournalTables.schemas} WHERE tbl IN (SELECT value FROM json_each(?)) AND hash LIKE 'twoway:%'`,
-    [JSON.stringify(names)],
+    `SELECT id, tbl, columns, key FROM ${JournalTables.schemas} WHERE tbl IN (SELECT value FROM json_each(?)) AND substr(hash, 1, ?) = ?`,
+    [JSON.stringify(names), TWO_WAY_HASH_PREFIX.length, TWO_WAY_HASH_PREFIX],
   );
   return new Map(rows.map((r) => [Number(r.id), { table: r.tbl, layout: slotLayout((JSON.parse(r.columns) as { name: string }[]).map((c) => c.name), JSON.parse(r.key) as TableKey) }]));
 }

@@ -4,7 +4,7 @@ import type { SharedTable } from '../../protocol/shared-sync.js';
 import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { createTriggerStatements, dropTriggerStatements, snapshotStatement, type CaptureSpec } from '../capture/trigger-sql.js';
 import { isLayout2Journal, layout2RebuildStatements } from '../journal/journal-rebuild.js';
-import { JOURNAL_DDL, JOURNAL_LAYOUT_VERSION, JournalOrigins, JournalTables, StateKeys, type JournalOrigin } from '../journal/journal-schema.js';
+import { JOURNAL_DDL, JOURNAL_LAYOUT_VERSION, JournalOrigins, JournalTables, StateKeys, TWO_WAY_HASH_PREFIX, type JournalOrigin } from '../journal/journal-schema.js';
 import { MAX_SLOTS, SLOT_PREFIX, slotLayout, slotName, slotsNeeded, type SlotLayout } from '../journal/journal-slots.js';
 import { declaredColumns } from './local-table.js';
 
@@ -75,7 +75,7 @@ async function schemaId(tx: SqliteQueryable, table: SharedTable): Promise<number
   const columns = declaredColumns(table);
   const key = { kind: 'primary_key' as const, columns: [...table.key] };
   // Not the edge fingerprint: the record describes the declaration (its column order is the row's), not the local table.
-  const hash = `twoway:${JSON.stringify([columns, key])}`;
+  const hash = `${TWO_WAY_HASH_PREFIX}${JSON.stringify([columns, key])}`;
   const S = JournalTables.schemas;
   await tx.run(`INSERT INTO ${S} (tbl, hash, columns, key, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tbl, hash) DO NOTHING`, [
     table.name,
