@@ -88,7 +88,8 @@ export function helpText(usage: string, summary: string, table: OptionTable): st
       spec.default !== undefined && !spec.secret ? `default ${String(spec.default)}` : '',
       spec.required ? 'required' : '',
     ].filter(Boolean);
-    lines.push(`  --${spec.flag}${value}`.padEnd(36) + spec.description + (extras.length ? ` (${extras.join('; ')})` : ''));
+    // A flag longer than the column still keeps two spaces before its description.
+    lines.push(`  --${spec.flag}${value}  `.padEnd(36) + spec.description + (extras.length ? ` (${extras.join('; ')})` : ''));
   }
   return lines.join('\n');
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { parseCorsOrigins } from '../cloud/http/cors.js';
 import { REPLAY_CHUNK_ROWS, type AdditivePolicy, type SchemaPolicy } from '../cloud/governance/policy.js';
 import { Routes, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
@@ -33,6 +34,12 @@ export const serverOptions = {
   bodyLimit: { flag: 'body-limit', env: 'SYNCLINE_BODY_LIMIT', kind: 'integer', default: SERVER_BODY_LIMIT_BYTES, description: 'largest accepted request body in bytes, after decompression' },
   replayChunkRows: { flag: 'replay-chunk-rows', env: 'SYNCLINE_REPLAY_CHUNK_ROWS', kind: 'integer', default: REPLAY_CHUNK_ROWS, description: 'staged rows replayed per transaction after an approval (progress commits with each chunk)' },
   telemetryRetentionDays: { flag: 'telemetry-retention-days', env: 'SYNCLINE_TELEMETRY_RETENTION_DAYS', kind: 'integer', default: 0, description: 'days of telemetry values kept; older daily partitions are dropped hourly (0 keeps everything)' },
+  corsOrigin: {
+    flag: 'cors-origin',
+    env: 'SYNCLINE_CORS_ORIGIN',
+    kind: 'list',
+    description: 'let browser apps served from this origin (scheme://host[:port]) call the API; repeatable or a comma list, * for any origin (off by default: browsers keep other origins out)',
+  },
   metricsPort: { flag: 'metrics-port', env: 'SYNCLINE_METRICS_PORT', kind: 'integer', description: 'also serve Prometheus /metrics on this port of --host, without a token (off when unset; /metrics on the HTTP port always needs an admin token)' },
   ...serverHttpOptions,
   ...serverMqttOptions,
@@ -73,6 +80,8 @@ export async function runServer(argv: string[]): Promise<number> {
   // Printed only once the server listens: a run that fails to start must not hand out a token that never worked.
   const adminToken = options.adminToken || generateAdminToken();
   const mqtt = mqttConfig(options, options.host);
+  // A list flag given nowhere is absent (undefined), whatever its type says.
+  const corsOrigins = parseCorsOrigins(options.corsOrigin ?? []);
   const shared = await loadSharedConfig(options);
   // Loaded here, not at the top: `server --help` answers without loading the server.
   const [{ CloudServer }, { openStore }] = await Promise.all([import('../cloud/server.js'), import('../cloud/store/open-store.js')]);
@@ -96,6 +105,7 @@ export async function runServer(argv: string[]): Promise<number> {
     flow: flowConfig(options),
     ...(shared ? { shared } : {}),
     ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+    ...(corsOrigins.length > 0 ? { corsOrigins } : {}),
   }).catch(async (error: unknown) => {
     await store.close();
     throw error;

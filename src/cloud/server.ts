@@ -21,6 +21,8 @@ export interface CloudServerOptions extends CloudServiceOptions {
   mqtt?: CloudMqttOptions;
   /** Serves /metrics without a token on this port of `host` as well (0 picks a free one); off when absent. */
   metricsPort?: number;
+  /** Origins of browser apps allowed to call the API from other origins (CORS; `*` for any); none when absent. */
+  corsOrigins?: readonly string[];
 }
 
 /** The cloud service: HTTP and MQTT front doors over a store, the worker replaying staged rows, and flow control. */
@@ -64,7 +66,7 @@ export class CloudServer {
       ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
     });
     const health = new HealthBoard(options.logger.child({ component: 'health' }));
-    const app = await buildApp({ ...services.routes(() => mqtt?.stats), metrics, health, httpLimits: connectionLimits });
+    const app = await buildApp({ ...services.routes(() => mqtt?.stats), metrics, health, httpLimits: connectionLimits, ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}) });
     const host = options.host ?? '127.0.0.1';
     try {
       await app.listen({ port: options.httpPort, host });

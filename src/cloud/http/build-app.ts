@@ -13,6 +13,7 @@ import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { Store } from '../store/store.js';
 import { adminRoutes } from './admin-routes.js';
 import { DEFAULT_HTTP_LIMITS, fastifyTimeouts, guardConnections, type HttpLimits } from './connection-limits.js';
+import { allowCrossOrigin } from './cors.js';
 import { frontDoorOptions, installErrorHandling, installNotFound } from './errors.js';
 import { governanceRoutes } from './governance-routes.js';
 import { consoleRoutes } from './console-routes.js';
@@ -52,6 +53,8 @@ export interface AppOptions {
   checkResponses?: boolean;
   /** An embedding app's own authentication of two-way requests (instead of the JWT settings). */
   authenticate?: SharedAuthenticate;
+  /** Origins of browser apps allowed to call the API (CORS; `*` for any); none when absent. */
+  corsOrigins?: readonly string[];
 }
 
 const registered = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
@@ -77,6 +80,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installErrorHandling(app, logger);
   installNotFound(app);
   guardConnections(app, limits, logger);
+  allowCrossOrigin(app, options.corsOrigins ?? []);
   app.addHook('onResponse', observeRequests);
   const routes: { method: string; url: string }[] = [];
   registered.set(app, routes);
