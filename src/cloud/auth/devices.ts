@@ -78,13 +78,26 @@ export async function createDevice(db: Queryable, options: { name: string; proje
   return { device_id: deviceId, token };
 }
 
-export async function authenticateDevice(db: Queryable, token: string | undefined): Promise<DeviceIdentity> {
+/** A device as its token finds it. */
+export interface TokenHolder {
+  id: string;
+  org_id: string;
+  project_id: string;
+  revoked_at: Date | null;
+}
+
+/** The devices holding these token hashes, in one statement, by hash. */
+export async function devicesByTokenHash(db: Queryable, hashes: readonly string[]): Promise<Map<string, TokenHolder>> {
+  const { rows } = await db.query<TokenHolder & { token_hash: string }>('SELECT id, org_id, project_id, revoked_at, token_hash FROM devices WHERE token_hash = ANY($1::text[])', [hashes]);
+  return new Map(rows.map(({ token_hash, ...holder }) => [token_hash, holder]));
+}
+
+/** Finds the device of a token hash; the HTTP front door passes one that shares a statement with concurrent requests (BatchedLookup). */
+export type TokenLookup = (tokenHash: string) => Promise<TokenHolder | undefined>;
+
+export async function authenticateDevice(db: Queryable, token: string | undefined, lookup: TokenLookup = async (hash) => (await devicesByTokenHash(db, [hash])).get(hash)): Promise<DeviceIdentity> {
   if (token === undefined || !looksLikeDeviceToken(token)) throw new SynclineError('unauthorized', 'missing or malformed device token');
-  const { rows } = await db.query<{ id: string; org_id: string; project_id: string; revoked_at: Date | null }>(
-    'SELECT id, org_id, project_id, revoked_at FROM devices WHERE token_hash = $1',
-    [hashToken(token)],
-  );
-  const row = rows[0];
+  const row = await lookup(hashToken(token));
   // One message for unknown and revoked alike: the caller learns nothing about which tokens exist.
   if (!row || row.revoked_at !== null) throw new SynclineError('unauthorized', 'unknown or revoked device token');
   return { device_id: row.id, org_id: row.org_id, project_id: row.project_id };

@@ -1,5 +1,6 @@
 import { uuidv7 } from 'uuidv7';
 import type { ControlAck, ControlMessage, PauseReason, ResumeReason } from '../../protocol/control.js';
+import type { BatchedLookup } from '../store/batched-lookup.js';
 import type { Queryable } from '../store/store.js';
 
 /**
@@ -49,8 +50,18 @@ export async function issueControl(
 
 /** Every control the device has not acked, oldest first: what an HTTP ack carries and GET /v1/sync/controls returns. */
 export async function pendingControls(db: Queryable, deviceId: string): Promise<ControlMessage[]> {
-  const { rows } = await db.query<{ message: ControlMessage }>(`SELECT message FROM edge_lineage_controls WHERE device_id = $1 AND state = 'pending' ORDER BY id`, [deviceId]);
-  return rows.map((r) => r.message);
+  return (await pendingControlsOf(db, [deviceId])).get(deviceId) ?? [];
+}
+
+/** pendingControls of many devices in one statement, by device id (devices with none are absent). */
+export async function pendingControlsOf(db: Queryable, deviceIds: readonly string[]): Promise<Map<string, ControlMessage[]>> {
+  const { rows } = await db.query<{ device_id: string; message: ControlMessage }>(
+    `SELECT device_id::text, message FROM edge_lineage_controls WHERE device_id = ANY($1::uuid[]) AND state = 'pending' ORDER BY device_id, id`,
+    [deviceIds],
+  );
+  const controls = new Map<string, ControlMessage[]>();
+  for (const row of rows) controls.set(row.device_id, [...(controls.get(row.device_id) ?? []), row.message]);
+  return controls;
 }
 
 /**
@@ -111,8 +122,8 @@ export async function recentControls(db: Queryable, lineageId: string, limit = 2
   return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString(), acked_at: r.acked_at ? r.acked_at.toISOString() : null }));
 }
 
-/** An HTTP ack with the device's pending controls attached (left off when there are none). */
-export async function withPendingControls<T extends object>(db: Queryable, deviceId: string, ack: T): Promise<T & { controls?: ControlMessage[] }> {
-  const controls = await pendingControls(db, deviceId);
+/** An HTTP ack with the device's pending controls attached (left off when there are none); with `lookup`, acks answered together share one statement. */
+export async function withPendingControls<T extends object>(db: Queryable, deviceId: string, ack: T, lookup?: BatchedLookup<ControlMessage[]>): Promise<T & { controls?: ControlMessage[] }> {
+  const controls = lookup ? ((await lookup.get(deviceId)) ?? []) : await pendingControls(db, deviceId);
   return controls.length > 0 ? { ...ack, controls } : ack;
 }

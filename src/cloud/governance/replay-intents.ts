@@ -55,6 +55,16 @@ export async function pendingIntent(tx: Queryable, lineageId: string, options: {
   return rows[0] ? toIntent(rows[0]) : undefined;
 }
 
+/** The pending replay of each of many lineages, in one statement, by lineage id (ingest needs only its id and review). */
+export async function pendingIntents(tx: Queryable, lineageIds: readonly string[]): Promise<Map<string, Pick<ReplayIntent, 'id' | 'review_id'>>> {
+  if (lineageIds.length === 0) return new Map();
+  const { rows } = await tx.query<{ lineage_id: string; id: string; review_id: string | null }>(
+    `SELECT lineage_id::text, id, review_id FROM edge_replay_intents WHERE lineage_id = ANY($1::uuid[]) AND state = 'pending'`,
+    [lineageIds],
+  );
+  return new Map(rows.map((r) => [r.lineage_id, { id: r.id, review_id: r.review_id }]));
+}
+
 /** The lineage's most recent replay, or null when it never had one. */
 export async function latestIntent(db: Queryable, lineageId: string): Promise<ReplayIntent | null> {
   if (!isUuid(lineageId)) throw new SynclineError('not_found', 'no such lineage', { lineage_id: lineageId.slice(0, 64) });

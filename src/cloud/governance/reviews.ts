@@ -78,6 +78,16 @@ export async function latestReviewOf(db: Queryable, lineageId: string): Promise<
   return rows[0] ? toRecord(rows[0]) : undefined;
 }
 
+/** The schema hash of each lineage's most recent review, for many lineages in one statement (by lineage id). */
+export async function latestReviewHashes(db: Queryable, lineageIds: readonly string[]): Promise<Map<string, string>> {
+  if (lineageIds.length === 0) return new Map();
+  const { rows } = await db.query<{ lineage_id: string; schema_hash: string }>(
+    `SELECT DISTINCT ON (lineage_id) lineage_id::text, schema_hash FROM edge_schema_reviews WHERE lineage_id = ANY($1::uuid[]) ORDER BY lineage_id, id DESC`,
+    [lineageIds],
+  );
+  return new Map(rows.map((r) => [r.lineage_id, r.schema_hash]));
+}
+
 export async function isRejectedSchema(db: Queryable, lineageId: string, hash: string): Promise<boolean> {
   const { rows } = await db.query<{ rejected: boolean }>(
     `SELECT coalesce((SELECT status = 'rejected' FROM edge_schema_reviews WHERE lineage_id = $1 AND schema_hash = $2 AND status IN ('approved', 'rejected') ORDER BY id DESC LIMIT 1), false) AS rejected`,

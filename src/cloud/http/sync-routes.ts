@@ -3,12 +3,13 @@ import type { Logger } from 'pino';
 import { parseRowBatch } from '../../protocol/batch.js';
 import { Routes } from '../../protocol/constants.js';
 import { isSynclineError } from '../../protocol/errors.js';
-import { withPendingControls } from '../flow-control/controls.js';
+import { pendingControlsOf, withPendingControls } from '../flow-control/controls.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { GroupCommitter } from '../ingest/group-commit.js';
 import { ingestRowBatch } from '../ingest/ingest-row-batch.js';
 import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { ingestTimer, rowsOf } from '../metrics/instruments.js';
+import { BatchedLookup } from '../store/batched-lookup.js';
 import type { Store } from '../store/store.js';
 import { decodeBody, decodedBodyBytes } from './body.js';
 import { deviceAuthenticator } from './device-auth.js';
@@ -33,6 +34,7 @@ export interface SyncRoutesOptions {
  */
 export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOptions): Promise<void> {
   const auth = deviceAuthenticator(options.store, options.activity);
+  const controls = new BatchedLookup((deviceIds) => pendingControlsOf(options.store, deviceIds));
 
   app.post(Routes.rowBatch, {
     onRequest: auth.onRequest,
@@ -46,7 +48,7 @@ export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOption
         timer.acked(ack.status, batch.rows.length, decodedBodyBytes(request));
         // Flow control: an HTTP device learns of pause and resume from its acks.
         options.onIngested?.();
-        return await withPendingControls(options.store, device.device_id, ack);
+        return await withPendingControls(options.store, device.device_id, ack, controls);
       } catch (error) {
         timer.refused(error, rowsOf(request.body), decodedBodyBytes(request));
         throw isSynclineError(error) ? error.withContext({ device_id: device.device_id }) : error;

@@ -44,6 +44,11 @@ export async function applyRows(tx: Queryable, lineage: Lineage, batch: RowBatch
       ? { kind: 'stage', state: { status: lineage.status, pause_cause: null, status_reason: null, schema_hash: lineage.schema_hash, mirror_table: lineage.mirror_table }, reason, detail: `queued behind replay ${replaying.id}` }
       : await admitSchema(tx, lineage, schema, policy);
   }
+  return applyAdmission(tx, lineage, batch, rows, meta, admission, options);
+}
+
+/** Stages the rows or materializes them as the schema policy admitted them (a group decides admissions for many batches at once). */
+export async function applyAdmission(tx: Queryable, lineage: Lineage, batch: RowBatch, rows: readonly DecodedRow[], meta: BatchMeta, admission: Admission, options: ApplyOptions = {}): Promise<ApplyOutcome> {
   if (admission.kind === 'stage') {
     await stageRows(tx, lineage.id, batch, rows, admission.reason, admission.detail);
     return { materialized: 0, state: admission.state };

@@ -6,8 +6,9 @@ import { validateSourceName } from '../identifiers.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { applyRows, type ApplyOptions } from './apply-rows.js';
 import type { GroupCommitter } from './group-commit.js';
-import { lockLineage, updateLineage } from './lineage.js';
+import { lineageKey, lockLineage, updateLineage } from './lineage.js';
 import { MAX_MIRRORED_COLUMNS } from './mirror-schema.js';
+import { rowBatchRunner, type RowBatchJob } from './row-batch-group.js';
 import { recordSegment, storedAck } from './segment-ledger.js';
 
 export interface IngestOptions extends ApplyOptions {
@@ -33,7 +34,8 @@ function checkNames(device: DeviceIdentity, batch: RowBatch): void {
  * materialize or stage the rest and advance the lineage. The ack is returned only
  * after commit, and is stored so a redelivery gets the same answer. With a
  * `group` committer the batch shares its transaction with other devices' batches
- * (see group-commit.ts); the answer is the same.
+ * (see group-commit.ts), and a group's batches run together in set-based
+ * statements (row-batch-group.ts); the answer is the same.
  *
  * `rows_applied` in the ack counts journal rows taken by this batch (materialized
  * or staged: either way durably held); `rows_skipped` those already held.
@@ -42,9 +44,8 @@ export async function ingestRowBatch(store: Store, device: DeviceIdentity, batch
   checkNames(device, batch);
   const inTransaction = (tx: Queryable) => ingestInTransaction(tx, device, batch, byteCount, options);
   const alone = () => transactionWithRetry(store, inTransaction);
-  const ack = options.group
-    ? await options.group.submit({ lockKey: `rows\u0000${device.device_id}\u0000${batch.source_table}`, rows: batch.rows.length, inGroup: inTransaction, alone })
-    : await alone();
+  const job: RowBatchJob = { lockKey: `rows\u0000${lineageKey(device.device_id, batch.source_table)}`, rows: batch.rows.length, inGroup: inTransaction, alone, together: rowBatchRunner, device, batch, byteCount, options };
+  const ack = options.group ? await options.group.submit(job) : await alone();
   options.logger?.debug({ device_id: device.device_id, table: batch.source_table, ...ack }, 'row batch ingested');
   return ack;
 }

@@ -90,6 +90,46 @@ export async function lockLineage(tx: Queryable, device: DeviceIdentity, batch: 
   return lockedLineage((await lock()).rows[0]!);
 }
 
+/** How a group names a lineage: (device, source table). */
+export const lineageKey = (deviceId: string, sourceTable: string): string => `${deviceId.toLowerCase()}\u0000${sourceTable}`;
+
+/**
+ * lockLineage for many (device, batch) pairs in one statement, creating the
+ * missing lineages in one more (and locking them in a third). Rows are locked in
+ * (device, source table) order, bytewise like the group's lock keys, so two
+ * groups never wait on each other in a cycle. By lineageKey.
+ */
+export async function lockLineages(tx: Queryable, wanted: readonly { device: DeviceIdentity; batch: RowBatch }[]): Promise<Map<string, Lineage>> {
+  const locked = new Map<string, Lineage>();
+  const lock = async (pairs: readonly { device: DeviceIdentity; batch: RowBatch }[]) => {
+    const { rows } = await tx.query<LineageRow>(
+      `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM edge_staged_rows s WHERE s.lineage_id = l.id AND s.reason = 'row_rejected') AS has_rejected_rows
+       FROM edge_table_lineages l WHERE (device_id, source_table) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+       ORDER BY device_id, source_table COLLATE "C" FOR UPDATE OF l`,
+      [pairs.map((p) => p.device.device_id), pairs.map((p) => p.batch.source_table)],
+    );
+    for (const row of rows) locked.set(lineageKey(row.device_id, row.source_table), { ...toLineage(row), has_rejected_rows: row.has_rejected_rows === true });
+  };
+  await lock(wanted);
+  const missing = [...new Map(wanted.filter((w) => !locked.has(lineageKey(w.device.device_id, w.batch.source_table))).map((w) => [lineageKey(w.device.device_id, w.batch.source_table), w])).values()];
+  if (missing.length === 0) return locked;
+  await tx.query(
+    `INSERT INTO edge_table_lineages (id, project_id, device_id, source_table, key_kind, key_columns)
+     SELECT i, p, d, t, k, (c)::jsonb FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(i, p, d, t, k, c)
+     ON CONFLICT (device_id, source_table) DO NOTHING`,
+    [
+      missing.map(() => uuidv7()),
+      missing.map((m) => m.device.project_id),
+      missing.map((m) => m.device.device_id),
+      missing.map((m) => m.batch.source_table),
+      missing.map((m) => m.batch.key.kind),
+      missing.map((m) => JSON.stringify(m.batch.key.columns)),
+    ],
+  );
+  await lock(missing);
+  return locked;
+}
+
 function toLineage(row: LineageRow): Lineage {
   return {
     id: row.id,
@@ -134,6 +174,32 @@ export async function updateLineage(tx: Queryable, lineageId: string, update: Li
        status = $6, status_reason = $7, schema_hash = $8, mirror_table = $9, pause_cause = $10, updated_at = now()
      WHERE id = $1`,
     [lineageId, update.journal_epoch, String(update.last_seq), String(update.rows_received), String(update.rows_applied), update.status, update.status_reason, update.schema_hash, update.mirror_table, update.pause_cause],
+  );
+}
+
+/** updateLineage for many lineages in one statement (each at most once). */
+export async function updateLineages(tx: Queryable, updates: readonly (LineageUpdate & { id: string })[]): Promise<void> {
+  if (updates.length === 0) return;
+  await tx.query(
+    `UPDATE edge_table_lineages AS l SET
+       journal_epoch = u.epoch, last_seq = u.last_seq,
+       rows_received = l.rows_received + u.received, rows_applied = l.rows_applied + u.applied,
+       status = u.status, status_reason = u.reason, schema_hash = u.hash, mirror_table = u.mirror, pause_cause = u.cause, updated_at = now()
+     FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+       AS u(id, epoch, last_seq, received, applied, status, reason, hash, mirror, cause)
+     WHERE l.id = u.id`,
+    [
+      updates.map((u) => u.id),
+      updates.map((u) => u.journal_epoch),
+      updates.map((u) => String(u.last_seq)),
+      updates.map((u) => String(u.rows_received)),
+      updates.map((u) => String(u.rows_applied)),
+      updates.map((u) => u.status),
+      updates.map((u) => u.status_reason),
+      updates.map((u) => u.schema_hash),
+      updates.map((u) => u.mirror_table),
+      updates.map((u) => u.pause_cause),
+    ],
   );
 }
 

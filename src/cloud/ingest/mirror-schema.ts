@@ -68,10 +68,17 @@ export async function physicalColumns(tx: Queryable, table: string): Promise<Map
 }
 
 export async function recordSchema(tx: Queryable, lineageId: string, batch: RowBatch): Promise<void> {
+  await recordSchemas(tx, [{ lineageId, batch }]);
+}
+
+/** Keeps the schemas batches were sent in (each once per lineage), in one statement. */
+export async function recordSchemas(tx: Queryable, entries: readonly { lineageId: string; batch: RowBatch }[]): Promise<void> {
+  if (entries.length === 0) return;
   await tx.query(
-    `INSERT INTO edge_schemas (lineage_id, hash, columns, key) VALUES ($1, $2, $3::jsonb, $4::jsonb)
+    `INSERT INTO edge_schemas (lineage_id, hash, columns, key)
+     SELECT l, h, (c)::jsonb, (k)::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(l, h, c, k)
      ON CONFLICT (lineage_id, hash) DO NOTHING`,
-    [lineageId, batch.schema.hash, JSON.stringify(batch.schema.columns), JSON.stringify(batch.key)],
+    [entries.map((e) => e.lineageId), entries.map((e) => e.batch.schema.hash), entries.map((e) => JSON.stringify(e.batch.schema.columns)), entries.map((e) => JSON.stringify(e.batch.key))],
   );
 }
 
@@ -83,30 +90,46 @@ export async function loadSchema(tx: Queryable, lineageId: string, hash: string)
 }
 
 export async function loadMirrorTarget(tx: Queryable, lineage: Pick<Lineage, 'id' | 'mirror_table' | 'key'>): Promise<MirrorTarget> {
-  if (lineage.mirror_table === null) throw new SynclineError('internal', 'lineage has no mirror table', { lineage_id: lineage.id });
-  const { rows } = await tx.query<{ source_column: string; target_column: string; pg_type: string }>(
-    'SELECT source_column, target_column, pg_type FROM edge_column_bindings WHERE lineage_id = $1',
-    [lineage.id],
+  return (await loadMirrorTargets(tx, [lineage])).get(lineage.id)!;
+}
+
+/** The mirror targets of many lineages in two statements, by lineage id. */
+export async function loadMirrorTargets(tx: Queryable, lineages: readonly Pick<Lineage, 'id' | 'mirror_table' | 'key'>[]): Promise<Map<string, MirrorTarget>> {
+  const targets = new Map<string, MirrorTarget>();
+  if (lineages.length === 0) return targets;
+  for (const lineage of lineages) if (lineage.mirror_table === null) throw new SynclineError('internal', 'lineage has no mirror table', { lineage_id: lineage.id });
+  const ids = lineages.map((l) => l.id);
+  const tables = [...new Set(lineages.map((l) => l.mirror_table!))];
+  const { rows } = await tx.query<{ lineage_id: string; source_column: string; target_column: string; pg_type: string }>(
+    'SELECT lineage_id::text, source_column, target_column, pg_type FROM edge_column_bindings WHERE lineage_id = ANY($1::uuid[])',
+    [ids],
   );
-  const bindings = new Map<string, Binding>();
+  // name: a lineage id for its ignored columns, a mirror table for the two table-wide kinds.
+  const marks = await tx.query<{ name: string; source_column: string | null; kind: 'ignored' | 'coalesced' | 'digest' }>(
+    `SELECT lineage_id::text AS name, source_column, 'ignored' AS kind FROM edge_ignored_columns WHERE lineage_id = ANY($1::uuid[])
+     UNION ALL SELECT mirror_table, NULL, 'coalesced' FROM edge_coalesced_mirrors WHERE mirror_table = ANY($2::text[])
+     UNION ALL SELECT mirror_table, NULL, 'digest' FROM edge_mirror_key_digests WHERE mirror_table = ANY($2::text[])`,
+    [ids, tables],
+  );
+  const bindingsOf = new Map<string, Map<string, Binding>>();
   for (const row of rows) {
-    if (!isPgType(row.pg_type)) throw new SynclineError('internal', `unknown mirror column type ${row.pg_type}`, { lineage_id: lineage.id });
+    if (!isPgType(row.pg_type)) throw new SynclineError('internal', `unknown mirror column type ${row.pg_type}`, { lineage_id: row.lineage_id });
+    const bindings = bindingsOf.get(row.lineage_id) ?? new Map<string, Binding>();
     bindings.set(row.source_column, { source_column: row.source_column, target_column: row.target_column, pg_type: row.pg_type });
+    bindingsOf.set(row.lineage_id, bindings);
   }
-  const ignored = await tx.query<{ source_column: string; kind: 'ignored' | 'coalesced' | 'digest' }>(
-    `SELECT source_column, 'ignored' AS kind FROM edge_ignored_columns WHERE lineage_id = $1
-     UNION ALL SELECT NULL, 'coalesced' FROM edge_coalesced_mirrors WHERE mirror_table = $2
-     UNION ALL SELECT NULL, 'digest' FROM edge_mirror_key_digests WHERE mirror_table = $2`,
-    [lineage.id, lineage.mirror_table],
-  );
-  return {
-    table: lineage.mirror_table,
-    key: lineage.key,
-    bindings,
-    ignored: new Set(ignored.rows.filter((r) => r.kind === 'ignored').map((r) => r.source_column)),
-    coalesced: ignored.rows.some((r) => r.kind === 'coalesced'),
-    digestKey: ignored.rows.some((r) => r.kind === 'digest'),
-  };
+  const marked = new Set(marks.rows.map((m) => `${m.kind}\u0000${m.name}`));
+  for (const lineage of lineages) {
+    targets.set(lineage.id, {
+      table: lineage.mirror_table!,
+      key: lineage.key,
+      bindings: bindingsOf.get(lineage.id) ?? new Map(),
+      ignored: new Set(marks.rows.filter((m) => m.kind === 'ignored' && m.name === lineage.id).map((m) => m.source_column!)),
+      coalesced: marked.has(`coalesced\u0000${lineage.mirror_table}`),
+      digestKey: marked.has(`digest\u0000${lineage.mirror_table}`),
+    });
+  }
+  return targets;
 }
 
 export async function insertBindings(tx: Queryable, lineageId: string, bindings: readonly Binding[]): Promise<void> {

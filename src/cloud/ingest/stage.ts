@@ -19,31 +19,47 @@ import { toStoredJson } from '../type-mapping.js';
  */
 export type StagingReason = 'schema_review' | 'lineage_paused' | 'materialization_failed' | 'row_rejected';
 
+/** Rows of one batch to stage, with one detail for all of them or one per row. */
+export interface StagePart {
+  lineageId: string;
+  batch: RowBatch;
+  rows: readonly DecodedRow[];
+  reason: StagingReason;
+  detail: string | null | readonly string[];
+}
+
 /**
  * Keeps rows that were acknowledged but not materialized, exactly and in order,
  * so a later review can replay them. One statement for any number of rows.
  */
 export async function stageRows(tx: Queryable, lineageId: string, batch: RowBatch, rows: readonly DecodedRow[], reason: StagingReason, detail: string | null | readonly string[]): Promise<void> {
-  if (rows.length === 0) return;
-  // One detail for all rows, or one per row.
-  const details = typeof detail === 'string' || detail === null ? rows.map(() => detail) : detail;
+  await stageParts(tx, [{ lineageId, batch, rows, reason, detail }]);
+}
+
+/** Stages the rows of many batches (a group's) in one statement, in the parts' order then the rows'. */
+export async function stageParts(tx: Queryable, parts: readonly StagePart[]): Promise<void> {
+  const columns = { lineage: [] as string[], batch: [] as string[], epoch: [] as string[], hash: [] as string[], reason: [] as string[], seq: [] as string[], op: [] as string[], pk: [] as string[], row: [] as (string | null)[], detail: [] as (string | null)[] };
+  for (const part of parts) {
+    part.rows.forEach((r, i) => {
+      columns.lineage.push(part.lineageId);
+      columns.batch.push(part.batch.batch_id);
+      columns.epoch.push(part.batch.journal_epoch);
+      columns.hash.push(part.batch.schema.hash);
+      columns.reason.push(part.reason);
+      columns.seq.push(String(r.seq));
+      columns.op.push(r.op);
+      columns.pk.push(JSON.stringify(r.pk.map(toStoredJson)));
+      columns.row.push(r.row ? JSON.stringify(r.row.map(toStoredJson)) : null);
+      columns.detail.push(typeof part.detail === 'string' || part.detail === null ? part.detail : (part.detail[i] ?? null));
+    });
+  }
+  if (columns.seq.length === 0) return;
   await tx.query(
     `INSERT INTO edge_staged_rows (lineage_id, batch_id, journal_epoch, seq, op, pk, row, schema_hash, reason, detail)
-     SELECT $1::uuid, $2::uuid, $3, (u.s)::bigint, u.o, (u.p)::jsonb, (u.r)::jsonb, $4, $5, u.d
-     FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(s, o, p, r, d, n)
+     SELECT u.l, u.b, u.e, u.s, u.o, (u.p)::jsonb, (u.r)::jsonb, u.h, u.w, u.d
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(l, b, e, s, o, p, r, h, w, d, n)
      ORDER BY u.n`,
-    [
-      lineageId,
-      batch.batch_id,
-      batch.journal_epoch,
-      batch.schema.hash,
-      reason,
-      rows.map((r) => String(r.seq)),
-      rows.map((r) => r.op),
-      rows.map((r) => JSON.stringify(r.pk.map(toStoredJson))),
-      rows.map((r) => (r.row ? JSON.stringify(r.row.map(toStoredJson)) : null)),
-      details,
-    ],
+    [columns.lineage, columns.batch, columns.epoch, columns.seq, columns.op, columns.pk, columns.row, columns.hash, columns.reason, columns.detail],
   );
 }
 

@@ -1,5 +1,6 @@
 import { SynclineError } from '../../protocol/errors.js';
 import { authenticateDevice, isUuid, type DeviceIdentity } from '../auth/devices.js';
+import { BatchedLookup } from '../store/batched-lookup.js';
 import type { Queryable } from '../store/store.js';
 
 /**
@@ -10,15 +11,16 @@ import type { Queryable } from '../store/store.js';
  * takes effect within the TTL even for a device that stays connected.
  */
 export class DeviceDirectory {
-  readonly #db: Queryable;
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #cache = new Map<string, { identity: DeviceIdentity | undefined; expires: number }>();
+  /** Misses arriving together (a fleet reconnecting, TTLs running out at once) share one statement. */
+  readonly #misses: BatchedLookup<DeviceIdentity>;
 
   constructor(db: Queryable, options: { ttlMs?: number; maxEntries?: number } = {}) {
-    this.#db = db;
     this.#ttlMs = options.ttlMs ?? 10_000;
     this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#misses = new BatchedLookup((ids) => findActiveDevices(db, ids));
   }
 
   /** The active device with this id, or undefined (unknown or revoked). */
@@ -26,7 +28,7 @@ export class DeviceDirectory {
     const now = Date.now();
     const cached = this.#cache.get(deviceId);
     if (cached && cached.expires > now) return cached.identity;
-    const identity = await findActiveDevice(this.#db, deviceId);
+    const identity = await this.#misses.get(deviceId.toLowerCase());
     if (this.#cache.size >= this.#maxEntries) this.#cache.clear();
     this.#cache.set(deviceId, { identity, expires: now + this.#ttlMs });
     return identity;
@@ -34,13 +36,18 @@ export class DeviceDirectory {
 }
 
 export async function findActiveDevice(db: Queryable, deviceId: string): Promise<DeviceIdentity | undefined> {
-  if (!isUuid(deviceId)) return undefined;
-  const { rows } = await db.query<{ id: string; org_id: string; project_id: string; revoked_at: Date | null }>(
-    'SELECT id, org_id, project_id, revoked_at FROM devices WHERE id = $1',
-    [deviceId],
+  return (await findActiveDevices(db, [deviceId])).get(deviceId.toLowerCase());
+}
+
+/** The active devices among these ids, in one statement, by lowercased id as PostgreSQL prints it (unknown, revoked and malformed ids are absent). */
+export async function findActiveDevices(db: Queryable, deviceIds: readonly string[]): Promise<Map<string, DeviceIdentity>> {
+  const ids = deviceIds.filter(isUuid);
+  if (ids.length === 0) return new Map();
+  const { rows } = await db.query<{ id: string; org_id: string; project_id: string }>(
+    'SELECT id, org_id, project_id FROM devices WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
+    [ids],
   );
-  const row = rows[0];
-  return row && row.revoked_at === null ? { device_id: row.id, org_id: row.org_id, project_id: row.project_id } : undefined;
+  return new Map(rows.map((r) => [r.id, { device_id: r.id, org_id: r.org_id, project_id: r.project_id }]));
 }
 
 export interface BrokerCredentials {

@@ -2,11 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { Routes } from '../../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../../protocol/errors.js';
 import { parseTelemetryBatch } from '../../protocol/telemetry-batch.js';
-import { withPendingControls } from '../flow-control/controls.js';
+import { pendingControlsOf, withPendingControls } from '../flow-control/controls.js';
 import { actorOf, adminAuth, readOrAdmin } from '../http/admin-auth.js';
 import { decodeBody, decodedBodyBytes } from '../http/body.js';
 import { deviceAuthenticator } from '../http/device-auth.js';
 import type { ActivityRecorder } from '../metrics/activity-recorder.js';
+import { BatchedLookup } from '../store/batched-lookup.js';
 import { listMappings } from './telemetry-mappings.js';
 import { latestTelemetry, parseTelemetryQuery, queryTelemetry } from './telemetry-query.js';
 import { approveTelemetryMapping } from './telemetry-review.js';
@@ -24,6 +25,7 @@ export interface TelemetryRoutesOptions {
 export async function telemetryDeviceRoutes(app: FastifyInstance, options: TelemetryRoutesOptions): Promise<void> {
   const { telemetry } = options;
   const auth = deviceAuthenticator(telemetry.store, options.activity);
+  const controls = new BatchedLookup((deviceIds) => pendingControlsOf(telemetry.store, deviceIds));
   app.post(Routes.telemetryBatch, {
     onRequest: auth.onRequest,
     preParsing: decodeBody(options.bodyLimit),
@@ -32,7 +34,7 @@ export async function telemetryDeviceRoutes(app: FastifyInstance, options: Telem
       try {
         const ack = await telemetry.ingest(device, parseTelemetryBatch(request.body), decodedBodyBytes(request));
         options.onIngested?.();
-        return await withPendingControls(telemetry.store, device.device_id, ack);
+        return await withPendingControls(telemetry.store, device.device_id, ack, controls);
       } catch (error) {
         throw isSynclineError(error) ? error.withContext({ device_id: device.device_id }) : error;
       }

@@ -1,0 +1,137 @@
+import type { BatchAck, RowBatch } from '../../protocol/batch.js';
+import type { DeviceIdentity } from '../auth/devices.js';
+import { pendingIntents } from '../governance/replay-intents.js';
+import { latestReviewHashes } from '../governance/reviews.js';
+import type { Admission } from '../governance/schema-gate.js';
+import type { Queryable } from '../store/store.js';
+import { applyAdmission, type ApplyOptions } from './apply-rows.js';
+import type { GroupJob, Outcome, SetRunner } from './group-commit.js';
+import { lineageKey, lockLineages, updateLineages, type Lineage, type LineageUpdate } from './lineage.js';
+import { loadMirrorTargets, recordSchemas } from './mirror-schema.js';
+import { insertSegments, ledgerKey, segmentAck, storedAcks, type SegmentEntry } from './segment-ledger.js';
+import { stageParts, type StagePart } from './stage.js';
+
+/** A row batch as a group job: what the set-based run needs besides the job itself. */
+export interface RowBatchJob extends GroupJob<BatchAck> {
+  device: DeviceIdentity;
+  batch: RowBatch;
+  byteCount: number;
+  options: ApplyOptions;
+}
+
+/** A batch the set-based steps take, with what its steps decided. */
+interface Taken {
+  index: number;
+  job: RowBatchJob;
+  lineage: Lineage;
+  entry: SegmentEntry;
+  fresh: RowBatch['rows'];
+  admission?: Admission;
+}
+
+/**
+ * Ingests the row batches of a group with a statement per step for all of them:
+ * one dedupe lookup over every (device, batch_id), one statement locking every
+ * lineage (in a fixed order; the missing ones created in one more), one ledger
+ * insert, one lookup each of latest reviews, pending replays and mirror
+ * targets, one insert of the schemas seen, one staged-rows
+ * insert and one lineage update — where each batch alone costs five to ten
+ * statements. The answers are those each batch would get alone
+ * (ingestInTransaction in ingest-row-batch.ts).
+ *
+ * Batches that would change governance state beyond their lineage row (a new
+ * schema to review or follow, a mirror to alter) and every later batch of a
+ * lineage already in the group run afterwards, in order, by their own
+ * `inGroup`, inside the same transaction. Rows to materialize are applied per
+ * batch (applyAdmission).
+ */
+export const rowBatchRunner: SetRunner = {
+  async run(tx: Queryable, jobs: readonly GroupJob<unknown>[]): Promise<Outcome<unknown>[]> {
+    const rowJobs = jobs as readonly RowBatchJob[];
+    const outcomes: Outcome<unknown>[] = new Array(rowJobs.length);
+    const stored = await storedAcks(tx, 'edge_export_segments', rowJobs.map((j) => ({ deviceId: j.device.device_id, batchId: j.batch.batch_id })));
+    const lineages = await lockLineages(tx, rowJobs.filter((j) => !stored.has(ledgerKey(j.device.device_id, j.batch.batch_id))));
+    const reviewed = await latestReviewHashes(tx, [...lineages.values()].filter(waitsForReview).map((l) => l.id));
+
+    const taken: Taken[] = [];
+    const later: number[] = [];
+    const seenBatches = new Set<string>();
+    const seenLineages = new Set<string>();
+    rowJobs.forEach((job, index) => {
+      const { device, batch } = job;
+      const batchKey = ledgerKey(device.device_id, batch.batch_id);
+      const linKey = lineageKey(device.device_id, batch.source_table);
+      // A second copy of a batch, or a later batch of a lineage: after the first, seeing what it wrote.
+      if (seenBatches.has(batchKey) || seenLineages.has(linKey)) return void later.push(index);
+      seenBatches.add(batchKey);
+      const previous = stored.get(batchKey);
+      if (previous) return void (outcomes[index] = { ok: true, value: { ...previous, status: 'duplicate' } });
+      seenLineages.add(linKey);
+      const lineage = lineages.get(linKey)!;
+      const context = { device_id: device.device_id, batch_id: batch.batch_id, lineage_id: lineage.id, table: batch.source_table };
+      let segment: ReturnType<typeof segmentAck<RowBatch['rows'][number]>>;
+      try {
+        segment = segmentAck(batch, lineage, context);
+      } catch (error) {
+        // Refused before any write (a stale epoch): it runs alone after the commit and gets the same refusal.
+        return void (outcomes[index] = { ok: false, error });
+      }
+      // A different schema may open a review or alter a mirror: the batch's own path does that,
+      // unless the lineage waits for an operator and nothing new is asked (admitWhilePaused's 'unchanged').
+      const newSchema = segment.fresh.length > 0 && lineage.schema_hash !== batch.schema.hash;
+      if (newSchema && !(lineage.status === 'paused' && (!waitsForReview(lineage) || reviewed.get(lineage.id) === batch.schema.hash))) return void later.push(index);
+      taken.push({ index, job, lineage, fresh: segment.fresh, entry: { deviceId: device.device_id, batch, lineageId: lineage.id, byteCount: job.byteCount, ack: segment.ack } });
+    });
+
+    const applying = taken.filter((t) => t.fresh.length > 0);
+    await admit(tx, applying);
+    await insertSegments(tx, 'edge_export_segments', taken.map((t) => t.entry));
+    await recordSchemas(tx, applying.filter((t) => t.lineage.schema_hash !== t.job.batch.schema.hash).map((t) => ({ lineageId: t.lineage.id, batch: t.job.batch })));
+    const staged: StagePart[] = [];
+    const updates: (LineageUpdate & { id: string })[] = [];
+    for (const t of applying) {
+      const admission = t.admission!;
+      let state = admission.state;
+      let materialized = 0;
+      if (admission.kind === 'stage') staged.push({ lineageId: t.lineage.id, batch: t.job.batch, rows: t.fresh, reason: admission.reason, detail: admission.detail });
+      else {
+        const meta = { deviceId: t.job.device.device_id, epoch: t.job.batch.journal_epoch, batchId: t.job.batch.batch_id };
+        ({ state, materialized } = await applyAdmission(tx, t.lineage, t.job.batch, t.fresh, meta, admission, t.job.options));
+      }
+      updates.push({ id: t.lineage.id, ...state, journal_epoch: t.job.batch.journal_epoch, last_seq: t.entry.ack.last_seq, rows_received: t.fresh.length, rows_applied: materialized });
+    }
+    await stageParts(tx, staged);
+    await updateLineages(tx, updates);
+    for (const t of taken) outcomes[t.index] = { ok: true, value: t.entry.ack };
+    for (const index of later) outcomes[index] = { ok: true, value: await rowJobs[index]!.inGroup(tx) };
+    return outcomes;
+  },
+};
+
+/**
+ * The schema policy's decision for batches whose schema is the lineage's own
+ * (the only ones taken here), as admitSchema and admitWhilePaused decide it: a
+ * paused lineage stages; an active one stages behind a pending replay, or
+ * materializes into its mirror.
+ */
+async function admit(tx: Queryable, taken: Taken[]): Promise<void> {
+  const active = taken.filter((t) => t.lineage.status === 'active');
+  const replays = await pendingIntents(tx, active.map((t) => t.lineage.id));
+  const materializing: Taken[] = [];
+  for (const t of taken) {
+    const { lineage } = t;
+    const state = { status: lineage.status, pause_cause: lineage.pause_cause, status_reason: lineage.status_reason, schema_hash: lineage.schema_hash, mirror_table: lineage.mirror_table };
+    const replay = replays.get(lineage.id);
+    if (lineage.status === 'paused') t.admission = { kind: 'stage', state, reason: lineage.pause_cause === 'materialization_failed' ? 'lineage_paused' : 'schema_review', detail: lineage.status_reason };
+    else if (replay) t.admission = { kind: 'stage', state: { ...state, pause_cause: null, status_reason: null }, reason: replay.review_id ? 'schema_review' : 'lineage_paused', detail: `queued behind replay ${replay.id}` };
+    else materializing.push(t);
+  }
+  const targets = await loadMirrorTargets(tx, materializing.map((t) => t.lineage));
+  for (const t of materializing) {
+    const { lineage } = t;
+    t.admission = { kind: 'materialize', target: targets.get(lineage.id)!, state: { status: lineage.status, pause_cause: lineage.pause_cause, status_reason: lineage.status_reason, schema_hash: lineage.schema_hash, mirror_table: lineage.mirror_table } };
+  }
+}
+
+/** A lineage paused for a schema review (or its rejection): a batch in another schema may need a review of its own. */
+const waitsForReview = (lineage: Lineage): boolean => lineage.status === 'paused' && (lineage.pause_cause === 'schema_review' || lineage.pause_cause === 'schema_rejected');

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { uuidv7 } from 'uuidv7';
+import type { DeviceIdentity } from '../../src/cloud/auth/devices.js';
+import { governancePolicy, type GovernancePolicy } from '../../src/cloud/governance/policy.js';
+import { GroupCommitter } from '../../src/cloud/ingest/group-commit.js';
+import { ingestRowBatch } from '../../src/cloud/ingest/ingest-row-batch.js';
+import type { Queryable, Store } from '../../src/cloud/store/store.js';
+import type { RowBatch } from '../../src/protocol/batch.js';
+import { isSynclineError } from '../../src/protocol/errors.js';
+import { rowBatch, type RowSpec, type TableSpec } from '../support/cloud-batches.js';
+import { allMirrorRows, decodedColumns, newDevice } from '../support/cloud-fixtures.js';
+import { describeEachStore } from '../support/stores.js';
+
+const READINGS: TableSpec = { table: 'readings', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'v', type: 'TEXT' }] };
+const WIDER: TableSpec = { table: 'readings', columns: [...READINGS.columns, { name: 'w', type: 'TEXT' }] };
+const rows = (from: number, to: number, tag: string, wide = false): RowSpec[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, op: 'insert', pk: [BigInt(from + i)], row: [BigInt(from + i), `${tag}${from + i}`, ...(wide ? ['w'] : [])] }));
+
+/** The store, counting the statements its transactions run (the set-based steps are what this file proves). */
+function counting(store: Store): { store: Store; statements: number[] } {
+  const statements: number[] = [];
+  return {
+    statements,
+    store: {
+      ...store,
+      kind: store.kind,
+      query: (sql, params) => store.query(sql, params),
+      exec: (sql) => store.exec(sql),
+      transaction: (fn) =>
+        store.transaction((tx) => {
+          const slot = statements.push(0) - 1;
+          const wrapped: Queryable = { query: (sql, params) => ((statements[slot]! += 1), tx.query(sql, params)), exec: (sql) => tx.exec(sql) };
+          return fn(wrapped);
+        }),
+      ping: () => store.ping(),
+      listen: (channel, handlers) => store.listen(channel, handlers),
+      close: () => store.close(),
+    },
+  };
+}
+
+const IDS = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+/** What a device's batches left behind, with ids blanked so two devices' outcomes compare. */
+async function outcomeOf(store: Store, deviceId: string, answers: unknown[]): Promise<unknown> {
+  const lineage = await store.query<Record<string, unknown>>(
+    `SELECT id::text, status, pause_cause, status_reason, schema_hash, journal_epoch, last_seq, rows_received, rows_applied FROM edge_table_lineages WHERE device_id = $1`,
+    [deviceId],
+  );
+  const l = lineage.rows[0]!;
+  const staged = await store.query('SELECT seq, op, pk, row, schema_hash, reason, detail FROM edge_staged_rows WHERE lineage_id = $1 ORDER BY id', [l.id]);
+  const ledger = await store.query('SELECT first_seq, last_seq, row_count, ack FROM edge_export_segments WHERE device_id = $1 ORDER BY first_seq, last_seq, received_at', [deviceId]);
+  const mirror = l.schema_hash === null ? [] : decodedColumns(await allMirrorRows(store, String(l.id)), ['id', 'v']);
+  return JSON.parse(JSON.stringify({ answers, lineage: { ...l, id: undefined }, staged: staged.rows, ledger: ledger.rows, mirror }, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).replace(IDS, '<id>'));
+}
+
+interface Plan {
+  /** Sent one by one before the group forms. */
+  setup: RowBatch[];
+  /** Sent at once: into one group, or one by one for the oracle. */
+  together: RowBatch[];
+}
+
+/** Each device's story: steady batches, a redelivery, a stale journal, two batches of one lineage, a new column, rows already held. */
+function plans(): Plan[] {
+  const epoch = uuidv7();
+  const old = uuidv7();
+  const newer = uuidv7();
+  const first = rowBatch(READINGS, rows(1, 3, 'a'), { epoch });
+  return [
+    { setup: [rowBatch(READINGS, rows(1, 3, 'a'), { epoch })], together: [rowBatch(READINGS, rows(4, 6, 'b'), { epoch })] },
+    { setup: [first], together: [first] },
+    { setup: [rowBatch(READINGS, rows(1, 3, 'a'), { epoch: newer })], together: [rowBatch(READINGS, rows(4, 5, 'b'), { epoch: old })] },
+    { setup: [rowBatch(READINGS, rows(1, 3, 'a'), { epoch })], together: [rowBatch(READINGS, rows(4, 5, 'b'), { epoch }), rowBatch(READINGS, rows(6, 8, 'c'), { epoch })] },
+    { setup: [rowBatch(READINGS, rows(1, 3, 'a'), { epoch })], together: [rowBatch(WIDER, rows(4, 5, 'b', true), { epoch })] },
+    { setup: [rowBatch(READINGS, rows(1, 3, 'a'), { epoch })], together: [rowBatch(READINGS, rows(2, 3, 'a'), { epoch })] },
+    { setup: [], together: [rowBatch(READINGS, rows(1, 2, 'a'), { epoch })] },
+    { setup: [rowBatch(READINGS, rows(1, 3, 'a'), { epoch })], together: [rowBatch(READINGS, rows(4, 4, 'b'), { epoch })] },
+  ];
+}
+
+const answer = (settled: PromiseSettledResult<unknown>): unknown => (settled.status === 'fulfilled' ? settled.value : isSynclineError(settled.reason) ? settled.reason.code : 'database error');
+
+async function run(store: Store, policy: GovernancePolicy, group: GroupCommitter | undefined): Promise<{ devices: DeviceIdentity[]; answers: unknown[][] }> {
+  const stories = plans();
+  const devices = await Promise.all(stories.map(() => newDevice(store)));
+  for (const [d, story] of stories.entries()) for (const batch of story.setup) await ingestRowBatch(store, devices[d]!, batch, 10, { policy });
+  const sends = stories.flatMap((story, d) => story.together.map((batch) => ({ d, batch })));
+  let settled: PromiseSettledResult<unknown>[] = [];
+  if (group) settled = await Promise.allSettled(sends.map((s) => ingestRowBatch(store, devices[s.d]!, s.batch, 10, { policy, group })));
+  else for (const s of sends) settled.push(...(await Promise.allSettled([ingestRowBatch(store, devices[s.d]!, s.batch, 10, { policy })])));
+  const answers = stories.map(() => [] as unknown[]);
+  sends.forEach((s, i) => answers[s.d]!.push(answer(settled[i]!)));
+  return { devices, answers };
+}
+
+describeEachStore('set-based group ingest', (ctx) => {
+  for (const policy of ['review', 'auto'] as const) {
+    test(`a group's batches under ${policy} end exactly as each batch alone would (ledger, acks, lineage, staged rows, mirror)`, async () => {
+      const group = new GroupCommitter(ctx.store);
+      const grouped = await run(ctx.store, governancePolicy(policy), group);
+      assert.equal(group.stats.largest, 9, 'all nine went into one group');
+      const alone = await run(ctx.store, governancePolicy(policy), undefined);
+      for (let d = 0; d < grouped.devices.length; d++) {
+        assert.deepEqual(await outcomeOf(ctx.store, grouped.devices[d]!.device_id, grouped.answers[d]!), await outcomeOf(ctx.store, alone.devices[d]!.device_id, alone.answers[d]!), `device ${d}`);
+      }
+    });
+  }
+
+  test('steady-state batches of many devices cost a few statements per group, not per batch', async () => {
+    for (const policy of ['review', 'auto'] as const) {
+      const { store, statements } = counting(ctx.store);
+      const devices = await Promise.all(Array.from({ length: 40 }, () => newDevice(ctx.store)));
+      const epoch = uuidv7();
+      for (const device of devices) await ingestRowBatch(store, device, rowBatch(READINGS, rows(1, 5, 'a'), { epoch }), 10, { policy: governancePolicy(policy) });
+      const group = new GroupCommitter(store);
+      statements.length = 0;
+      const acks = await Promise.all(devices.map((device) => ingestRowBatch(store, device, rowBatch(READINGS, rows(6, 10, 'b'), { epoch }), 10, { policy: governancePolicy(policy), group })));
+      assert.ok(acks.every((a) => a.status === 'accepted' && a.rows_applied === 5 && a.last_seq === 10));
+      assert.equal(group.stats.groups, 1);
+      // review: dedupe, lock, ledger, staged rows, lineages. auto: + pending replays, two for the mirror targets, and the rows per batch (applyAdmission).
+      const perBatch = policy === 'review' ? 0 : 5;
+      assert.ok(statements[0]! <= 8 + perBatch * devices.length, `${policy}: ${statements[0]} statements for ${devices.length} batches`);
+      if (policy === 'review') {
+        const { rows: staged } = await ctx.store.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM edge_staged_rows s JOIN edge_table_lineages l ON l.id = s.lineage_id WHERE l.device_id = ANY($1::uuid[]) AND s.reason = 'schema_review'`,
+          [devices.map((d) => d.device_id)],
+        );
+        assert.equal(staged[0]!.n, String(devices.length * 10));
+      }
+    }
+  });
+});
