@@ -30,6 +30,8 @@ interface SimClient {
   nextAt: number;
   /** Answers received while the fleet was recording. */
   answered: number;
+  /** Whether any batch of this device was answered (its lineage exists). */
+  primed: boolean;
   readonly connected: boolean;
   /** Whether a batch is sent and not answered yet. */
   readonly waiting: boolean;
@@ -53,6 +55,7 @@ class MqttDevice implements SimClient {
   #pending: { batchId: string; sentAt: number } | undefined;
   nextAt = 0;
   answered = 0;
+  primed = false;
 
   constructor(device: SimDevice, url: string, onAnswer: (ms: number) => boolean) {
     const root = deviceRoot('default', device.id);
@@ -66,6 +69,7 @@ class MqttDevice implements SimClient {
       const message = JSON.parse(payload.toString()) as DownlinkMessage;
       if (message.type !== 'batch_ack' || message.ack.batch_id !== this.#pending?.batchId) return;
       if (onAnswer(performance.now() - this.#pending.sentAt)) this.answered += 1;
+      this.primed = true;
       this.#pending = undefined;
     });
   }
@@ -111,6 +115,7 @@ class HttpDevice implements SimClient {
   #sentAt: number | undefined;
   nextAt = 0;
   answered = 0;
+  primed = false;
   readonly connected = true;
 
   constructor(device: SimDevice, baseUrl: string, agent: http.Agent, onAnswer: (ms: number) => boolean, onError: (reason: string) => void) {
@@ -143,7 +148,10 @@ class HttpDevice implements SimClient {
       if (this.#sentAt !== sentAt) return;
       this.#sentAt = undefined;
       if (failure !== undefined) this.#onError(failure);
-      else if (this.#onAnswer(performance.now() - sentAt)) this.answered += 1;
+      else {
+        if (this.#onAnswer(performance.now() - sentAt)) this.answered += 1;
+        this.primed = true;
+      }
     };
     request.on('response', (response) => {
       response.resume();
@@ -225,6 +233,34 @@ export class Fleet {
       this.#devices.push(...joined);
       await Promise.all(joined.map((d) => d.ready()));
     }
+  }
+
+  /**
+   * Sends every device's first batch and waits until each is answered, at most
+   * `maxS`; returns the seconds it took. A device's first batch creates its
+   * lineage and opens a review (or adopts the mirror under `auto`), which costs
+   * far more than a steady batch: a one-off when a fleet is enrolled, kept out of
+   * the measured window so the window shows the steady state.
+   */
+  async prime(maxS: number): Promise<number> {
+    const start = performance.now();
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        let unanswered = 0;
+        for (const d of this.#devices) if (d.waiting) unanswered += 1;
+        let left = 0;
+        for (const d of this.#devices) {
+          if (d.primed) continue;
+          left += 1;
+          if (!d.waiting && d.connected && unanswered < this.#maxOutstanding && d.tick()) unanswered += 1;
+        }
+        if (left === 0 || performance.now() - start > maxS * 1000) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 10);
+    });
+    return Number(((performance.now() - start) / 1000).toFixed(1));
   }
 
   /** Every device sends once per second (spread over the second) for `warmupS + seconds`; the last `seconds` are measured. */
