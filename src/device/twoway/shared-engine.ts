@@ -232,8 +232,17 @@ export class SharedEngine {
    * comes back in a pull and is skipped there as our own. Rows settled against a remote change are remembered until
    * then, since that change comes back first and must not overwrite them.
    */
-  committed(bundleSeq?: bigint): Promise<void> {
-    return this.driver.writeTransaction((tx) => this.#committed(tx, bundleSeq));
+  async committed(bundleSeq?: bigint): Promise<void> {
+    // Bundle seqs are gap-free per scope: right after the watermark, no other device's bundle can come before ours,
+    // so the watermark moves over it now, and neither a pull nor its event wake-up has to bring it back (less latency
+    // for the other devices, whose pulls no longer queue behind ours on the server).
+    const moved = await this.driver.writeTransaction(async (tx) => {
+      const next = bundleSeq !== undefined && bundleSeq === (await this.#storedWatermark(tx)) + 1n;
+      await this.#committed(tx, bundleSeq);
+      if (next) await this.moveWatermark(tx, bundleSeq);
+      return next;
+    });
+    if (moved) this.#watermark = bundleSeq!;
   }
 
   async #committed(tx: SqliteQueryable, bundleSeq?: bigint): Promise<void> {

@@ -229,33 +229,44 @@ export class SharedSync {
 
   /**
    * Syncs in the background: at once, whenever the server announces a bundle
-   * (event stream), whenever the app commits to the file (checked every
-   * `watchMs`), and every `pollMs` regardless, so it converges even without the
-   * event stream. After a failed sync it retries with backoff up to `retryMaxMs` (default 30 s).
+   * (event stream), and every `pollMs` regardless, so it converges even without
+   * the event stream; pushes whenever the app commits to the file (on the
+   * driver's change hint, or checked every `watchMs`). After a failed sync it
+   * retries with backoff up to `retryMaxMs` (default 30 s).
    */
   start(options: { pollMs?: number; watchMs?: number; retryMaxMs?: number } = {}): void {
     if (this.#loop) return;
     const stop = new AbortController();
     // A wake that comes while a sync runs is kept: the loop then syncs again at once instead of sleeping.
     const idle = new WakeableSleep(this.#clock);
-    const wake = () => idle.wake();
+    // Only the server's announcements, the poll and a failure call for a pull; a local commit only for a push, which
+    // moves the watermark over its own bundle (so the other devices' pulls do not queue behind a pull of ours).
+    let pull = true;
+    const wakeRemote = () => {
+      pull = true;
+      idle.wake();
+    };
     const run = async () => {
       let failures = 0;
       while (!stop.signal.aborted) {
+        const pulling = pull;
+        pull = false;
         try {
-          await this.sync();
+          if (pulling) await this.sync();
+          else await this.pushPending();
           failures = 0;
-          await idle.sleep(options.pollMs ?? 30_000, stop.signal);
+          if (!(await idle.sleep(options.pollMs ?? 30_000, stop.signal))) pull = true;
         } catch (error) {
           failures++;
+          pull = true;
           const wait = backoffDelay(failures, 250, options.retryMaxMs ?? 30_000) + 50;
           this.#log.warn({ err: error, retry_in_ms: wait }, 'background sync failed; retrying');
           await idle.sleep(wait, stop.signal);
         }
       }
     };
-    const watchServer = this.#options.mqttUrl ? this.#watchMqtt(this.#options.mqttUrl, stop.signal, wake) : this.#watchServer(stop.signal, wake);
-    const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, wake, options.watchMs ?? DEFAULT_WATCH_MS)]).then(() => undefined);
+    const watchServer = this.#options.mqttUrl ? this.#watchMqtt(this.#options.mqttUrl, stop.signal, wakeRemote) : this.#watchServer(stop.signal, wakeRemote);
+    const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, () => idle.wake(), options.watchMs ?? DEFAULT_WATCH_MS)]).then(() => undefined);
     this.#loop = { stop, done };
   }
 
