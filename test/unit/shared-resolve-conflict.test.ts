@@ -154,6 +154,25 @@ describe('resolveConflict: merge_columns', () => {
   });
 });
 
+describe('resolveConflict: both sides did the same', () => {
+  test('both deleted the row: the remote side stands (nothing to push), under every policy and tiebreak, whichever is newer', () => {
+    for (const policy of ['server_wins', 'client_wins', 'last_writer_wins', 'merge_columns'] as const) {
+      for (const tiebreak of ['server_wins', 'client_wins', 'last_writer_wins'] as const) {
+        for (const [l, r] of [[LATE, EARLY], [EARLY, LATE]]) {
+          assert.deepEqual(resolveConflict(conflict(policy, { local: del(l!), remote: del(r!), tiebreak })), { resolution: { winner: 'remote' }, policy }, `${policy}/${tiebreak}`);
+        }
+      }
+    }
+  });
+
+  test('both wrote the same row: the remote side stands, as merge_columns already said', () => {
+    const row: SqlValue[] = [1n, 'same', 'b0', 'c0'];
+    for (const policy of ['client_wins', 'last_writer_wins', 'merge_columns'] as const) {
+      assert.deepEqual(resolveConflict(conflict(policy, { local: upsert(row, LATE), remote: upsert([...row], EARLY), tiebreak: 'client_wins' })).resolution, { winner: 'remote' }, policy);
+    }
+  });
+});
+
 describe('resolveConflict: a custom resolver', () => {
   const c = conflict('server_wins', { local: upsert([1n, 'mine', 'b0', 'c0'], EARLY), remote: upsert([1n, 'theirs', 'b0', 'c0'], LATE) });
 
@@ -270,7 +289,7 @@ describe('resolveConflict properties', () => {
     );
   });
 
-  test('last_writer_wins is antisymmetric: swapping sides and their stamps swaps the winner (property)', () => {
+  test('last_writer_wins is antisymmetric: swapping sides and their stamps swaps the winner, unless both did the same (property)', () => {
     const side = fc.record({ row: fc.option(fc.array(cellArb, { minLength: 4, maxLength: 4 })), hlc: hlcArb });
     fc.assert(
       fc.property(side, side, (l, r) => {
@@ -282,10 +301,14 @@ describe('resolveConflict properties', () => {
           local: a.row ? upsert(a.row, a.hlc) : del(a.hlc),
           remote: { ...(b.row ? upsert(b.row, b.hlc) : del(b.hlc)), version: '1' },
         });
-        const first = resolveConflict(make(l, r)).resolution.winner;
-        const second = resolveConflict(make(r, l)).resolution.winner;
-        assert.notEqual(first, second);
-        assert.ok(first === 'local' || first === 'remote');
+        const [one, other] = [make(l, r), make(r, l)];
+        const first = resolveConflict(one).resolution;
+        const second = resolveConflict(other).resolution;
+        const same = l.row === null || r.row === null ? l.row === r.row : sameRow(l.row, r.row);
+        if (same) assert.deepEqual([first.winner, second.winner], ['remote', 'remote']);
+        else assert.notEqual(first.winner, second.winner);
+        assert.ok(first.winner === 'local' || first.winner === 'remote');
+        assert.deepEqual(resultOf(one, first), resultOf(other, second), 'the same row stands either way');
       }),
       { numRuns: 1000 },
     );

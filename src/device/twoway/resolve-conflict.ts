@@ -41,6 +41,9 @@ export function resolveConflict(conflict: ConflictCase, custom?: ConflictResolve
     return { resolution: chosen, policy: 'custom' };
   }
   const policy = conflict.table.conflict;
+  // Both sides left the row the same (both deleted it, say): nothing conflicts in value, and the server's
+  // row stands with nothing left to push, as merge_columns reports a merge equal to the remote row.
+  if (sameOutcome(conflict.local.row, conflict.remote.row)) return { resolution: { winner: 'remote' }, policy };
   if (policy === 'merge_columns') return { resolution: mergeColumns(conflict), policy };
   return { resolution: { winner: tiebreakWinner(policy, conflict) }, policy };
 }
@@ -78,6 +81,10 @@ function mergeColumns(conflict: ConflictCase): Resolution {
   if (sameRow(merged, remote.row)) return { winner: 'remote' };
   if (sameRow(merged, local.row)) return { winner: 'local' };
   return { winner: 'merged', row: merged };
+}
+
+function sameOutcome(a: readonly SqlValue[] | null, b: readonly SqlValue[] | null): boolean {
+  return a === null || b === null ? a === b : sameRow(a, b);
 }
 
 export function sameRow(a: readonly SqlValue[], b: readonly SqlValue[]): boolean {
