@@ -86,7 +86,7 @@ describeEachStore('fleet activity and operator pause', (ctx) => {
   test('a thousand sightings between flushes cost one UPDATE, and the newest sighting wins', async () => {
     const device = await newDevice(ctx.store, 'chatty');
     const statements: string[] = [];
-    const counting: Queryable = { query: (sql, params) => (statements.push(sql), ctx.store.query(sql, params)), exec: (sql) => ctx.store.exec(sql) };
+    const counting: Queryable = { query: (sql, params) => (statements.push(sql), ctx.store.query(sql, params)), exec: (sql) => ctx.store.exec(sql), copyIn: (target, data) => ctx.store.copyIn(target, data) };
     const recorder = new ActivityRecorder({ db: counting, logger });
     for (let i = 0; i < 1000; i++) recorder.seen(device.device_id, i % 2 === 0 ? 'mqtt' : 'http');
     await recorder.flush();

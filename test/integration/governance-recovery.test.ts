@@ -29,8 +29,12 @@ function crashingStore(store: Store, pattern: RegExp, crashAt: number): Store {
       return tx.query(sql, params);
     },
     exec: (sql) => tx.exec(sql),
+    copyIn: async (target, data) => {
+      if (pattern.test(`COPY ${target}`) && ++seen === crashAt) throw new Error('simulated crash');
+      return tx.copyIn(target, data);
+    },
   });
-  return { kind: store.kind, query: (sql, params) => store.query(sql, params), exec: (sql) => store.exec(sql), transaction: (fn) => store.transaction((tx) => fn(wrap(tx))), ping: () => store.ping(), listen: (channel, handlers) => store.listen(channel, handlers), close: async () => {} };
+  return { kind: store.kind, query: (sql, params) => store.query(sql, params), exec: (sql) => store.exec(sql), copyIn: (target, data) => store.copyIn(target, data), transaction: (fn) => store.transaction((tx) => fn(wrap(tx))), ping: () => store.ping(), listen: (channel, handlers) => store.listen(channel, handlers), close: async () => {} };
 }
 
 describeEachStore('schema governance: rejection, purge, failures and retries', (ctx) => {
@@ -147,7 +151,7 @@ describeEachStore('schema governance: rejection, purge, failures and retries', (
     assert.deepEqual(await replay(ctx.store, ack.lineage_id), { state: 'done', replayed: 2 });
     const staged = (await readStagedRows(ctx.store, ack.lineage_id)).rows;
     assert.deepEqual(staged.map((r) => [r.seq, r.reason]), [[2, 'row_rejected']]);
-    assert.match(staged[0]!.detail!, /smallint out of range/);
+    assert.match(staged[0]!.detail!, /smallint out of range|out of range for type smallint/);
     assert.deepEqual(decodedColumns(await allMirrorRows(ctx.store, ack.lineage_id), ['id', 'v']), [[1n, 10n], [3n, 30n]]);
     assert.equal((await lineageRow(ctx.store, ack.lineage_id)).status, 'active');
   });

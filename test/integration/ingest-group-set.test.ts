@@ -27,10 +27,11 @@ function counting(store: Store): { store: Store; statements: number[] } {
       kind: store.kind,
       query: (sql, params) => store.query(sql, params),
       exec: (sql) => store.exec(sql),
+      copyIn: (target, data) => store.copyIn(target, data),
       transaction: (fn) =>
         store.transaction((tx) => {
           const slot = statements.push(0) - 1;
-          const wrapped: Queryable = { query: (sql, params) => ((statements[slot]! += 1), tx.query(sql, params)), exec: (sql) => tx.exec(sql) };
+          const wrapped: Queryable = { query: (sql, params) => ((statements[slot]! += 1), tx.query(sql, params)), exec: (sql) => tx.exec(sql), copyIn: (target, data) => ((statements[slot]! += 1), tx.copyIn(target, data)) };
           return fn(wrapped);
         }),
       ping: () => store.ping(),

@@ -4,6 +4,7 @@ import { quoteIdent } from '../identifiers.js';
 import { sqlState, type Queryable } from '../store/store.js';
 import { fromTextArrayElement, OVERFLOW, textArrayParam, toColumnText, toStoredJson, type PgType, type StoredJson } from '../type-mapping.js';
 import { coalesceRows } from './coalesce.js';
+import { copyFreshRows } from './mirror-copy.js';
 import { isDigestedType, KEY_DIGEST_COLUMN, keyDigestSql, MirrorColumns, type MirrorTarget } from './mirror-schema.js';
 
 export interface BatchMeta {
@@ -74,9 +75,12 @@ export async function materializeRows(tx: Queryable, target: MirrorTarget, batch
   const { upserts, deletes } = coalesceRows(keyed, (row) => identityText(keys.get(row)!, layout));
   if (deletes.length > 0) await deleteKeys(tx, target, layout, deletes.map((row) => keys.get(row)!), meta.deviceId);
   if (upserts.length > 0) {
-    const write = (upsert: boolean) => upsertRows(tx, target, batch, layout, upserts, keys, meta, upsert);
-    if (upserts.every(isFreshRow)) await insertOrUpsert(tx, write);
-    else await write(true);
+    const values = rowColumns(target, batch, upserts, keys);
+    const upsert = () => upsertRows(tx, target, layout, values, meta, true);
+    if (!upserts.every(isFreshRow)) await upsert();
+    // A digest key is computed in SQL, which COPY cannot run: those mirrors take a plain INSERT.
+    else if (target.digestKey) await insertOrUpsert(tx, () => upsertRows(tx, target, layout, values, meta, false), upsert);
+    else await insertOrUpsert(tx, () => copyFreshRows(tx, target, [{ values, meta }]), upsert);
   }
   return { applied: keyed.length, unkeyable };
 }
@@ -87,19 +91,19 @@ function isFreshRow(row: DecodedRow): boolean {
 }
 
 /**
- * A plain INSERT skips ON CONFLICT's per-row speculative insertion (about a third of
- * the statement's cost). Fresh rows can still meet a key the mirror holds (an app's
- * INSERT OR REPLACE journals an insert, a new epoch snapshots every row again); the
- * unique violation then undoes the INSERT and the rows go in as an upsert.
+ * A plain INSERT or COPY skips ON CONFLICT's per-row speculative insertion (about a
+ * third of the statement's cost). Fresh rows can still meet a key the mirror holds
+ * (an app's INSERT OR REPLACE journals an insert, a new epoch snapshots every row
+ * again); the unique violation then undoes the write and the rows go in as an upsert.
  */
-async function insertOrUpsert(tx: Queryable, write: (upsert: boolean) => Promise<void>): Promise<void> {
+async function insertOrUpsert(tx: Queryable, insert: () => Promise<void>, upsert: () => Promise<void>): Promise<void> {
   await tx.query('SAVEPOINT syncline_fresh_rows');
   try {
-    await write(false);
+    await insert();
   } catch (error) {
     if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
     await tx.query('ROLLBACK TO SAVEPOINT syncline_fresh_rows');
-    await write(true);
+    await upsert();
   }
   await tx.query('RELEASE SAVEPOINT syncline_fresh_rows');
 }
@@ -124,7 +128,7 @@ async function deleteKeys(tx: Queryable, target: MirrorTarget, layout: readonly 
   await tx.query(`DELETE FROM ${quoteIdent(target.table)} AS m USING unnest(${unnest}) AS d(${aliases.join(', ')}) WHERE ${match.join(' AND ')}`, params);
 }
 
-interface ColumnPlan {
+export interface ColumnPlan {
   source: string;
   target: string;
   type: PgType;
@@ -146,16 +150,16 @@ function planColumns(target: MirrorTarget, batch: RowBatch): ColumnPlan[] {
   return plan;
 }
 
-async function upsertRows(
-  tx: Queryable,
-  target: MirrorTarget,
-  batch: RowBatch,
-  layout: readonly { column: string; type: PgType }[],
-  rows: readonly DecodedRow[],
-  keys: ReadonlyMap<DecodedRow, string[]>,
-  meta: BatchMeta,
-  upsert: boolean,
-): Promise<void> {
+/** The mirror's values of each row as text, column by column (key columns from pk), with the columns every row carries. */
+export interface RowColumns {
+  plan: ColumnPlan[];
+  columns: (string | null)[][];
+  seqs: string[];
+  ops: string[];
+  overflows: (string | null)[];
+}
+
+function rowColumns(target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], keys: ReadonlyMap<DecodedRow, string[]>): RowColumns {
   const plan = planColumns(target, batch);
   const columns: (string | null)[][] = plan.map(() => new Array<string | null>(rows.length));
   const seqs = new Array<string>(rows.length);
@@ -185,7 +189,18 @@ async function upsertRows(
     ops[r] = row.op;
     overflows[r] = overflow ? JSON.stringify(overflow) : null;
   });
+  return { plan, columns, seqs, ops, overflows };
+}
 
+async function upsertRows(
+  tx: Queryable,
+  target: MirrorTarget,
+  layout: readonly { column: string; type: PgType }[],
+  values: RowColumns,
+  meta: BatchMeta,
+  upsert: boolean,
+): Promise<void> {
+  const { plan, columns, seqs, ops, overflows } = values;
   const n = plan.length;
   const aliases = plan.map((_, i) => `c${i}`);
   const unnest = [...plan.map((c, i) => textArrayParam(`$${i + 1}`, c.type)), `$${n + 1}::bigint[]`, `$${n + 2}::text[]`, `$${n + 3}::jsonb[]`].join(', ');

@@ -14,6 +14,7 @@ function countedQueryable(inner: Queryable): Queryable {
   return {
     query: (sql, params) => counted(inner.query(sql, params)),
     exec: (sql) => counted(inner.exec(sql)),
+    copyIn: (target, data) => counted(inner.copyIn(target, data)),
   };
 }
 
@@ -24,6 +25,7 @@ export function countStoreErrors(store: Store): Store {
     kind: store.kind,
     query: outer.query,
     exec: outer.exec,
+    copyIn: outer.copyIn,
     transaction: (fn) => store.transaction((tx) => fn(countedQueryable(tx))),
     ping: () => store.ping(),
     listen: (channel, handlers) => store.listen(channel, handlers),

@@ -5,6 +5,9 @@ import type { Queryable, QueryResult, Store } from './store.js';
 
 const keepText = (value: string): string => value;
 
+/** PGlite has no client to stream COPY data from: it reads the payload as a file, /dev/blob. */
+const copyFromBlob = (target: string): string => `COPY ${target} FROM '/dev/blob'`;
+
 /**
  * PGlite (PostgreSQL compiled to WASM) in a data directory, or in memory when no
  * directory is given. PGlite has a single connection: its own lock already queues
@@ -38,6 +41,10 @@ export class PgliteStore implements Store {
     await this.#db.exec(sql);
   }
 
+  async copyIn(target: string, data: string): Promise<void> {
+    await this.#db.query(copyFromBlob(target), [], { blob: new Blob([data]) });
+  }
+
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return this.#db.transaction(async (tx) => {
       const queryable: Queryable = {
@@ -47,6 +54,9 @@ export class PgliteStore implements Store {
         },
         async exec(sql: string) {
           await tx.exec(sql);
+        },
+        async copyIn(target: string, data: string) {
+          await tx.query(copyFromBlob(target), [], { blob: new Blob([data]) });
         },
       };
       return fn(queryable);

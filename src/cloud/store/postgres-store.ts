@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { DEFAULT_CONNECTION_RETRY, withConnectionRetry, type ConnectionRetryOptions } from './connection-retry.js';
+import { copyIn } from './pg-copy.js';
 import { PgListener, type ListenHandlers } from './pg-listener.js';
 import { sqlState, type PoolStats, type Queryable, type QueryResult, type Store } from './store.js';
 
@@ -86,6 +87,10 @@ export class PostgresStore implements Store {
     await withConnectionRetry(() => this.#pool.query(sql), this.#retry, this.#logger);
   }
 
+  copyIn(target: string, data: string): Promise<void> {
+    return this.transaction((tx) => tx.copyIn(target, data));
+  }
+
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     return withConnectionRetry(() => this.#transactionOnce(fn), this.#retry, this.#logger);
   }
@@ -122,6 +127,7 @@ export class PostgresStore implements Store {
       async exec(sql: string) {
         await client.query(sql);
       },
+      copyIn: (target: string, data: string) => copyIn(client, target, data),
     };
     let broken = false;
     try {
@@ -163,3 +169,4 @@ export class PostgresStore implements Store {
     await this.#pool.end();
   }
 }
+

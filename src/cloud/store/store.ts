@@ -20,6 +20,12 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
   /** Runs one or more statements without parameters (DDL, migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * Bulk load: `COPY target FROM` rows in PostgreSQL's text format (see
+   * copy-text.ts). `target` is a quoted table name with its column list. The fast
+   * path for many rows: no parameter arrays to build and parse.
+   */
+  copyIn(target: string, data: string): Promise<void>;
 }
 
 export type StoreKind = 'pglite' | 'postgres';

@@ -1,4 +1,5 @@
 import type { TelemetryRow } from '../../protocol/telemetry-batch.js';
+import { copyText } from '../store/copy-text.js';
 import type { Queryable } from '../store/store.js';
 import type { TelemetryMapping } from './telemetry-mappings.js';
 import { dayOf } from './telemetry-partitions.js';
@@ -54,19 +55,24 @@ export function valuesAfter(values: PreparedValues, afterSeq: number): PreparedV
   return { seqs: pick(values.seqs), points: pick(values.points), micros: pick(values.micros), nums: pick(values.nums), texts: pick(values.texts), bools: pick(values.bools), days: values.days };
 }
 
+/** The columns of telemetry_values a batch's values are copied into. */
+const VALUE_COLUMNS = 'telemetry_values (device_id, point_id, ts, v_num, v_text, v_bool)';
+
 /**
- * Writes values with one INSERT fed by arrays (unnest), and moves each point's
- * latest value forward with one upsert; two statements whatever the row count.
+ * Writes values with one COPY straight into the partitioned store (values are
+ * only ever appended, and the ledger keeps a batch from being written twice, so
+ * there is nothing to reconcile in SQL), and moves each point's latest value
+ * forward with one upsert; two statements whatever the row count. COPY beats an
+ * INSERT fed by unnest arrays here (README, "Bulk writes"): no parameter arrays to
+ * build, send and parse, and the text of each value reaches its column's input
+ * function unchanged, so numeric digits stay exact.
  */
 export async function writeValues(tx: Queryable, deviceId: string, v: PreparedValues): Promise<number> {
   const n = v.seqs.length;
   if (n === 0) return 0;
   const ts = v.micros.map(microsToIso);
-  await tx.query(
-    `INSERT INTO telemetry_values (device_id, point_id, ts, v_num, v_text, v_bool)
-     SELECT $1::uuid, u.p, u.t::timestamptz, u.n::numeric, u.x, u.b FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(p, t, n, x, b)`,
-    [deviceId, v.points, ts, v.nums, v.texts, v.bools],
-  );
+  const bools = v.bools.map((b) => (b === null ? null : b ? 't' : 'f'));
+  await tx.copyIn(VALUE_COLUMNS, copyText([new Array<string>(n).fill(deviceId), v.points.map(String), ts, v.nums, v.texts, bools], n));
   const newest = new Map<number, number>();
   for (let i = 0; i < n; i++) {
     const at = newest.get(v.points[i]!);
