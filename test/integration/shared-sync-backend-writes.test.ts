@@ -110,6 +110,26 @@ describeEachStore('shared sync: writes by a backend in plain SQL', (ctx) => {
     assert.deepEqual(deviceRowsText(device, 'folders', ['id', 'name']), [['x', 'one'], ['y', 'moving']]);
   });
 
+  test('a statement larger than a pull page reaches a device whole; the chunks of one bundle keep their order', async () => {
+    const user = 'backend-big';
+    const phone = await suite.device(user, 'phone', { chunkRows: 64 });
+    await phone.sync();
+    await ctx.store.transaction(async (tx) => {
+      await tx.query(`INSERT INTO syncline_shared.folders (_syncline_scope, id, name) SELECT $1, 'f' || lpad(i::text, 4, '0'), 'n' || i FROM generate_series(1, 300) i`, [user]);
+      await tx.query(`UPDATE syncline_shared.folders SET name = 'renamed' WHERE _syncline_scope = $1 AND id <= 'f0100'`, [user]);
+      await tx.query(`DELETE FROM syncline_shared.folders WHERE _syncline_scope = $1 AND id > 'f0290'`, [user]);
+    });
+    assert.deepEqual((await bundles(user)).map((b) => [b.bundle_seq, b.row_count]), [['1', 410]]);
+    const { rows } = await sql(`SELECT ordinal, op::text AS op FROM sync_bundle_changes WHERE scope = $1 ORDER BY ordinal`, [user]);
+    assert.deepEqual(rows.map((r) => r.ordinal), [...Array(410).keys()]);
+    assert.deepEqual([...new Set(rows.map((r) => r.op))], ['U', 'D']);
+    // Pages of 64 rows end inside the statements' chunks; the device applies the bundle once it holds all of it.
+    assert.deepEqual((await phone.sync()).pull, { bundles: 1, rows: 410 });
+    const server = await equalsServer(user, phone, 'folders', ['id', 'name']);
+    assert.equal(server.length, 290);
+    assert.deepEqual([server[0], server[100], server[289]], [['f0001', 'renamed'], ['f0101', 'n101'], ['f0290', 'n290']]);
+  });
+
   test('a NULL scope is refused by a constraint; TRUNCATE is refused, as no row trigger would see it', async () => {
     await assert.rejects(sql(`INSERT INTO syncline_shared.folders (id, name) VALUES ('n', 'no scope')`), (e: unknown) => sqlState(e) === '23502');
     await assert.rejects(sql(`TRUNCATE syncline_shared.catalog`), (e: unknown) => sqlState(e) === '0A000' && /DELETE them instead/.test(String(e)));
