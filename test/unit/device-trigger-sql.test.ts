@@ -48,6 +48,28 @@ describe('trigger SQL', () => {
     assert.equal(concatBalanced(['a', 'b', 'c']), "(a)||','||((b)||','||(c))");
   });
 
+  test('edge capture names neither origin nor time (the app\'s, no clock read); two-way capture stamps the write time; a remote snapshot says so', () => {
+    const db = memoryDb();
+    db.exec('CREATE TABLE e (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    const edge: CaptureSpec = { table: 'e', columns: ['id', 'v'], key: pkKey(['id']), keyColumns: ['id'], schemaId: 1, beforeImages: false };
+    const twoWay: CaptureSpec = { table: 't', columns: ['id', 'v'], key: pkKey(['id']), keyColumns: ['id'], schemaId: 2, beforeImages: true, writeTime: true };
+    for (const sql of createTriggerStatements(edge)) assert.ok(!/\bms\b|origin|julianday/.test(sql), sql);
+    install(db, edge);
+    install(db, twoWay);
+    const before = Date.now();
+    db.exec("INSERT INTO e VALUES (1, 'a'); INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b'");
+    db.exec(snapshotStatement(twoWay, 'R'));
+    const rows = db.prepare('SELECT seq, op, origin, ms FROM _syncline_journal ORDER BY seq').raw().all() as [bigint, string, string, bigint | null][];
+    assert.deepEqual(rows.map(([seq, op, origin, ms]) => [seq, op, origin, ms === null ? null : 'ms']), [
+      [1n, 'I', 'L', null],
+      [2n, 'I', 'L', 'ms'],
+      [3n, 'U+', 'L', 'ms'],
+      [4n, 'S', 'R', 'ms'],
+    ]);
+    for (const [, , , ms] of rows.slice(1)) assert.ok(Math.abs(Number(ms) - before) < 60_000, `write time ${ms} near ${before}`);
+    assert.deepEqual(new JournalReader(db).readRaw(0, 10).map((e) => e.origin), ['L', 'L', 'L', 'R']);
+  });
+
   test('a table named like an injection is captured without running anything', () => {
     const db = memoryDb();
     db.exec(`CREATE TABLE y (id INTEGER PRIMARY KEY); CREATE TABLE ${quoteIdent(HOSTILE)} ("a""b" INTEGER PRIMARY KEY, "--c" TEXT, "'; DROP TABLE y; --" BLOB)`);
