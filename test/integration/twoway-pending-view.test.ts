@@ -6,6 +6,8 @@ import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driv
 import { readPending, settleKey } from '../../src/device/twoway/pending-view.js';
 import { installSharedCapture, pushedSchemas } from '../../src/device/twoway/shared-capture.js';
 import { ensureSharedSchema, withRemoteApply } from '../../src/device/twoway/shared-state.js';
+import { ensureCapture } from '../../src/device/capture/capture.js';
+import { openDeviceDb } from '../../src/device/journal/device-db.js';
 import { tempDir } from '../support/temp.js';
 
 /** The pending view read from the one journal, on a real file through the driver two-way sync uses. */
@@ -67,6 +69,31 @@ describe('two-way pending view', () => {
       await withRemoteApply(driver, (tx) => settleKey(tx, 'items', "'r'", { pending: true, base: "'r','theirs'", ms: 1n }));
       assert.deepEqual(await view(driver, start), [["'r'", "'r','theirs'"]]);
     } finally {
+      await driver.close();
+    }
+  });
+
+  test('a table edge capture had is taken over by two-way sync: one set of triggers, the two-way one, and edge capture lets it be', async () => {
+    const path = join(dir.path, 'takeover.db');
+    const before = BetterSqlite3Driver.open(path, { create: true });
+    await before.exec("CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, v TEXT); INSERT INTO items VALUES ('e', 'edge')");
+    await before.close();
+    const edge = openDeviceDb(path);
+    assert.deepEqual(ensureCapture(edge).installed, ['items']);
+    const driver = BetterSqlite3Driver.open(path);
+    try {
+      await ensureSharedSchema(driver);
+      await installSharedCapture(driver, [items]);
+      assert.deepEqual(ensureCapture(edge).released, ['items']);
+      assert.deepEqual(ensureCapture(edge).released, [], 'and it stays so');
+      assert.equal(edge.prepare("SELECT count(*) FROM _syncline_tables WHERE name = 'items'").pluck().get(), 0n);
+      const triggers = edge.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items'").pluck().all() as string[];
+      assert.equal(triggers.length, 3);
+      for (const sql of triggers) assert.match(sql, /julianday/, 'the triggers are two-way capture\'s (they stamp the write time)');
+      edge.exec("UPDATE items SET v = 'shared' WHERE id = 'e'");
+      assert.deepEqual(await view(driver), [["'e'", null]]);
+    } finally {
+      edge.close();
       await driver.close();
     }
   });

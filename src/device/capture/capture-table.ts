@@ -179,6 +179,11 @@ export function rewriteTriggers(db: DeviceDb, stored: StoredTable): boolean {
 /** The table is gone: its triggers and bookkeeping go, its journal entries stay until published. */
 export function releaseTable(db: DeviceDb, name: string): void {
   for (const sql of dropTriggerStatements(name)) db.exec(sql);
+  forgetTable(db, name);
+}
+
+/** Edge capture's record of the table goes; its triggers stay (two-way sync took the table over). */
+export function forgetTable(db: DeviceDb, name: string): void {
   db.prepare(`DELETE FROM ${JournalTables.tables} WHERE name = ?`).run(name);
 }
 

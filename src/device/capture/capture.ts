@@ -6,6 +6,7 @@ import { upgradeJournalLayout } from '../journal/journal-upgrade.js';
 import {
   decideAction,
   dropTrigger,
+  forgetTable,
   installTable,
   readOwnTriggers,
   readStoredTables,
@@ -116,7 +117,13 @@ export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): Ca
     report.released.push(table);
     log.warn({ table }, 'table switched to telemetry: capture triggers dropped; its journal entries still ship as rows, and from now on its updates and deletes are not shipped');
   }
-  const tables = new Set([...stored.filter((name) => !excluded.has(name)), ...wanted]);
+  for (const table of stored.filter((name) => shared.has(name))) {
+    // Two-way sync now captures it, with triggers of the same names: only edge capture's record goes.
+    forgetTable(db, table);
+    report.released.push(table);
+    log.info({ table }, 'table is shared by two-way sync now, which captures it; edge capture leaves it');
+  }
+  const tables = new Set([...stored.filter((name) => !excluded.has(name) && !shared.has(name)), ...wanted]);
   for (const table of [...tables].sort()) {
     try {
       reconcileTable(db, table, options, journal.epoch, report, log);
