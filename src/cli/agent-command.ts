@@ -1,6 +1,7 @@
 import type { Agent } from '../device/agent.js';
 import { PublisherDefaults } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
+import { agentHeap } from './agent-heap.js';
 import { agentTransport, agentTransportOptions } from './agent-transport-options.js';
 import { createLogger } from './logger.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
@@ -57,6 +58,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   const { options } = parseCommand(agentOptions, argv);
   // Below the first backoff step an unreachable server would be retried in a tight loop.
   if (options.retryMaxMs < PublisherDefaults.retryBaseMs) throw new SynclineError('invalid_config', `--retry-max-ms must be at least ${PublisherDefaults.retryBaseMs}`, { field: 'retryMaxMs' });
+  const heap = agentHeap();
   const logger = createLogger();
   // The device engine loads here, not at the top: `agent --help` answers without it.
   if (options.shared) return (await import('./shared-agent.js')).runSharedAgent({ ...options, onceTimeoutMs: options.onceTimeoutMs }, logger);
@@ -67,6 +69,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     dbPath: options.db,
     transport,
     logger,
+    onDrained: heap.burstEnded,
     once: options.once,
     ...(options.telemetry ? { telemetry: options.telemetry.map(parseTelemetrySpec) } : {}),
     identity,

@@ -39,6 +39,8 @@ export interface AgentOptions {
   telemetry?: readonly TelemetrySpec[];
   /** How often to log a one-line status at info level (0: never; default 60 s). */
   statusIntervalMs?: number;
+  /** Called when the journal drained after shipping (the CLI releases the burst's memory then). */
+  onDrained?: () => void;
   /** The device this run ships for; the file remembers it and refuses another one (device-binding.ts). */
   identity?: DeviceIdentity;
   /** Let another device take the file over: a new epoch with a fresh snapshot of every table. */
@@ -200,6 +202,8 @@ export class Agent {
     let seenSeq = -1;
     let pumpNow = true;
     let nextDueAt: number | undefined;
+    // Something was pending since the journal last drained.
+    let shipping = false;
     while (!stop.aborted) {
       this.#refreshCapture(capture);
       this.#controls?.poll(stop);
@@ -211,6 +215,11 @@ export class Agent {
         nextDueAt = result.nextDueAt;
         pumpNow = result.more;
         if (once && result.drained) return;
+        if (!result.drained) shipping = true;
+        else if (shipping) {
+          shipping = false;
+          this.#drained(db);
+        }
       }
       if (publisher.fatal) throw publisher.fatal;
       if (statusEvery > 0 && Date.now() >= nextStatusAt) {
@@ -230,6 +239,20 @@ export class Agent {
       }
       if (await publisher.waitForActivity(poll, stop)) pumpNow = true;
     }
+  }
+
+  /**
+   * The journal drained after a burst: SQLite's page cache for this connection
+   * and the host's memory hook (the CLI collects the garbage of the burst) are
+   * released, so an idle agent does not keep its drain's high-water memory.
+   */
+  #drained(db: DeviceDb): void {
+    try {
+      db.pragma('shrink_memory');
+    } catch (error) {
+      this.#log.debug({ err: error }, 'could not shrink SQLite memory');
+    }
+    this.#opts.onDrained?.();
   }
 
   /** One info line a person can read in `journalctl`: what shipped, what waits, what went wrong. */
