@@ -41,11 +41,21 @@ export function affinityOf(declaredType: string): Affinity {
  * cosmetic change (VARCHAR(20) to TEXT) does not trigger a review.
  */
 export function schemaFingerprint(columns: readonly ColumnInfo[]): string {
-  const canonical = [...columns]
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map((c) => ({ affinity: c.affinity, name: c.name, notnull: c.notnull, pk: c.pk }));
-  return sha256Hex(JSON.stringify(canonical));
+  const canonical = JSON.stringify(
+    [...columns].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((c) => ({ affinity: c.affinity, name: c.name, notnull: c.notnull, pk: c.pk })),
+  );
+  // A fleet sends a handful of schemas over and over; the cloud checks every batch's (the hash in JS was most of a small batch's parse).
+  let hash = fingerprints.get(canonical);
+  if (hash === undefined) {
+    if (fingerprints.size >= MAX_FINGERPRINTS) fingerprints.clear();
+    hash = sha256Hex(canonical);
+    fingerprints.set(canonical, hash);
+  }
+  return hash;
 }
+
+const MAX_FINGERPRINTS = 1024;
+const fingerprints = new Map<string, string>();
 
 /** Key columns in key order; the rowid key when the table declares none. */
 export function keyOf(columns: readonly ColumnInfo[]): TableKey {

@@ -36,30 +36,27 @@ export async function stageRows(tx: Queryable, lineageId: string, batch: RowBatc
   await stageParts(tx, [{ lineageId, batch, rows, reason, detail }]);
 }
 
-/** Stages the rows of many batches (a group's) in one statement, in the parts' order then the rows'. */
+/**
+ * Stages the rows of many batches (a group's) in one statement, in the parts'
+ * order then the rows'. The rows travel as one JSON document: JSON.stringify is
+ * native, where node-pg builds array literals element by element in JS (that
+ * escaping was the largest cost of a group's staging in the fan-in profile).
+ */
 export async function stageParts(tx: Queryable, parts: readonly StagePart[]): Promise<void> {
-  const columns = { lineage: [] as string[], batch: [] as string[], epoch: [] as string[], hash: [] as string[], reason: [] as string[], seq: [] as string[], op: [] as string[], pk: [] as string[], row: [] as (string | null)[], detail: [] as (string | null)[] };
+  const rows: unknown[] = [];
   for (const part of parts) {
     part.rows.forEach((r, i) => {
-      columns.lineage.push(part.lineageId);
-      columns.batch.push(part.batch.batch_id);
-      columns.epoch.push(part.batch.journal_epoch);
-      columns.hash.push(part.batch.schema.hash);
-      columns.reason.push(part.reason);
-      columns.seq.push(String(r.seq));
-      columns.op.push(r.op);
-      columns.pk.push(JSON.stringify(r.pk.map(toStoredJson)));
-      columns.row.push(r.row ? JSON.stringify(r.row.map(toStoredJson)) : null);
-      columns.detail.push(typeof part.detail === 'string' || part.detail === null ? part.detail : (part.detail[i] ?? null));
+      const detail = typeof part.detail === 'string' || part.detail === null ? part.detail : (part.detail[i] ?? null);
+      rows.push({ n: rows.length, l: part.lineageId, b: part.batch.batch_id, e: part.batch.journal_epoch, h: part.batch.schema.hash, w: part.reason, s: String(r.seq), o: r.op, p: r.pk.map(toStoredJson), r: r.row ? r.row.map(toStoredJson) : null, d: detail });
     });
   }
-  if (columns.seq.length === 0) return;
+  if (rows.length === 0) return;
   await tx.query(
     `INSERT INTO edge_staged_rows (lineage_id, batch_id, journal_epoch, seq, op, pk, row, schema_hash, reason, detail)
-     SELECT u.l, u.b, u.e, u.s, u.o, (u.p)::jsonb, (u.r)::jsonb, u.h, u.w, u.d
-     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(l, b, e, s, o, p, r, h, w, d, n)
+     SELECT u.l, u.b, u.e, u.s, u.o, u.p, u.r, u.h, u.w, u.d
+     FROM jsonb_to_recordset($1::jsonb) AS u(n integer, l uuid, b uuid, e text, h text, w text, s bigint, o text, p jsonb, r jsonb, d text)
      ORDER BY u.n`,
-    [columns.lineage, columns.batch, columns.epoch, columns.seq, columns.op, columns.pk, columns.row, columns.hash, columns.reason, columns.detail],
+    [JSON.stringify(rows)],
   );
 }
 
