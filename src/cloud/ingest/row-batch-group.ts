@@ -4,10 +4,11 @@ import { pendingIntents } from '../governance/replay-intents.js';
 import { latestReviewHashes } from '../governance/reviews.js';
 import type { Admission } from '../governance/schema-gate.js';
 import type { Queryable } from '../store/store.js';
-import { applyAdmission, type ApplyOptions } from './apply-rows.js';
+import type { ApplyOptions } from './apply-rows.js';
 import type { GroupJob, Outcome, SetRunner } from './group-commit.js';
 import { lineageKey, lockLineages, updateLineages, type Lineage, type LineageUpdate } from './lineage.js';
-import { loadMirrorTargets, recordSchemas } from './mirror-schema.js';
+import { materializeRows, type BatchMeta } from './materialize.js';
+import { loadMirrorTargets, recordSchemas, type MirrorTarget } from './mirror-schema.js';
 import { insertSegments, ledgerKey, segmentAck, storedAcks, type SegmentEntry } from './segment-ledger.js';
 import { stageParts, type StagePart } from './stage.js';
 
@@ -43,7 +44,7 @@ interface Taken {
  * schema to review or follow, a mirror to alter) and every later batch of a
  * lineage already in the group run afterwards, in order, by their own
  * `inGroup`, inside the same transaction. Rows to materialize are applied per
- * batch (applyAdmission).
+ * batch (materializeInGroup).
  */
 export const rowBatchRunner: SetRunner = {
   async run(tx: Queryable, jobs: readonly GroupJob<unknown>[]): Promise<Outcome<unknown>[]> {
@@ -80,6 +81,8 @@ export const rowBatchRunner: SetRunner = {
       // unless the lineage waits for an operator and nothing new is asked (admitWhilePaused's 'unchanged').
       const newSchema = segment.fresh.length > 0 && lineage.schema_hash !== batch.schema.hash;
       if (newSchema && !(lineage.status === 'paused' && (!waitsForReview(lineage) || reviewed.get(lineage.id) === batch.schema.hash))) return void later.push(index);
+      // Refused rows staged: a later change of their key drops them (applyAdmission does).
+      if (segment.fresh.length > 0 && lineage.status === 'active' && lineage.has_rejected_rows) return void later.push(index);
       taken.push({ index, job, lineage, fresh: segment.fresh, entry: { deviceId: device.device_id, batch, lineageId: lineage.id, byteCount: job.byteCount, ack: segment.ack } });
     });
 
@@ -91,12 +94,12 @@ export const rowBatchRunner: SetRunner = {
     const updates: (LineageUpdate & { id: string })[] = [];
     for (const t of applying) {
       const admission = t.admission!;
-      let state = admission.state;
+      const state = admission.state;
       let materialized = 0;
       if (admission.kind === 'stage') staged.push({ lineageId: t.lineage.id, batch: t.job.batch, rows: t.fresh, reason: admission.reason, detail: admission.detail });
       else {
         const meta = { deviceId: t.job.device.device_id, epoch: t.job.batch.journal_epoch, batchId: t.job.batch.batch_id };
-        ({ state, materialized } = await applyAdmission(tx, t.lineage, t.job.batch, t.fresh, meta, admission, t.job.options));
+        materialized = await materializeInGroup(tx, t, admission.target, meta);
       }
       updates.push({ id: t.lineage.id, ...state, journal_epoch: t.job.batch.journal_epoch, last_seq: t.entry.ack.last_seq, rows_received: t.fresh.length, rows_applied: materialized });
     }
@@ -107,6 +110,27 @@ export const rowBatchRunner: SetRunner = {
     return outcomes;
   },
 };
+
+/**
+ * Materializes a batch's rows without the savepoints applyAdmission keeps for
+ * setting refused rows aside (two statements of its five): any failure here
+ * rolls the whole group back, and the group runs again with each batch by its
+ * own path, which sets aside, stages or pauses exactly as alone; so does a row
+ * whose key its mirror cannot hold (rare: once set aside, its lineage's batches
+ * take their own path inside the group).
+ */
+async function materializeInGroup(tx: Queryable, t: Taken, target: MirrorTarget, meta: BatchMeta): Promise<number> {
+  const done = await materializeRows(tx, target, t.job.batch, t.fresh, meta);
+  if (done.unkeyable.length > 0) throw new SetAsideInGroup(t.lineage.id);
+  return done.applied;
+}
+
+/** A batch that needs applyAdmission's setting aside: the group is rolled back and runs batch by batch. */
+class SetAsideInGroup extends Error {
+  constructor(lineageId: string) {
+    super(`lineage ${lineageId} has rows to set aside; the group runs batch by batch`);
+  }
+}
 
 /**
  * The schema policy's decision for batches whose schema is the lineage's own
