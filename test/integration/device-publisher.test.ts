@@ -423,14 +423,15 @@ describe('publisher over HTTP', () => {
     await assert.rejects(agent(path, url, { publisher: { maxAttempts: 3 } }).run(), (error: unknown) => isSynclineError(error) && error.code === 'transport_failed');
   });
 
-  test('server down, app keeps writing, server up: the agent catches up and nothing is lost', async () => {
+  test('server down, app keeps writing, server up: the agent catches up, nothing is lost, and it reports the drain', async () => {
     const { path } = await prepared(5);
     const endpoint = new Endpoint();
     const url = await endpoint.listen();
     const port = Number(new URL(url).port);
     await endpoint.close();
     const stop = new AbortController();
-    const running = agent(path, url, { once: false }).run(stop.signal);
+    let drains = 0;
+    const running = agent(path, url, { once: false, onDrained: () => drains++ }).run(stop.signal);
     const later = new Endpoint();
     try {
       await app(path, 'insert', 10, 100);
@@ -442,6 +443,11 @@ describe('publisher over HTTP', () => {
       const giveUp = Date.now() + 60_000;
       while (!expected.every((seq) => ackedSeqs().has(seq))) {
         assert.ok(Date.now() < giveUp, 'the agent did not catch up');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // Once the backlog is shipped the agent says so (the CLI releases the burst's memory then).
+      while (drains === 0) {
+        assert.ok(Date.now() < giveUp, 'the agent did not report the drained journal');
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       stop.abort();

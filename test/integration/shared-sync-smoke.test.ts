@@ -42,6 +42,28 @@ describeEachStore('shared sync smoke', (ctx) => {
     await laptop.close();
   });
 
+  test("a push right after the watermark moves it over its own bundle; one after another device's bundle leaves it for the pull", async () => {
+    const phone = await openSharedDevice(server, dir.path, 'bob', 'phone');
+    const laptop = await openSharedDevice(server, dir.path, 'bob', 'laptop');
+    await phone.sync();
+    await laptop.sync();
+    phone.db.prepare(`INSERT INTO folders (id, name, parent_id) VALUES ('b1', 'one', NULL)`).run();
+    const own = await phone.pushPending();
+    // Nothing came between: its own bundle needs no pull to come back.
+    assert.equal(phone.watermark, BigInt(own.bundleSeq!));
+    laptop.db.prepare(`INSERT INTO folders (id, name, parent_id) VALUES ('b2', 'two', NULL)`).run();
+    await laptop.pushPending();
+    phone.db.prepare(`INSERT INTO folders (id, name, parent_id) VALUES ('b3', 'three', NULL)`).run();
+    const after = await phone.pushPending();
+    // The laptop's bundle lies between: the watermark stays until a pull brings it.
+    assert.equal(phone.watermark, BigInt(own.bundleSeq!));
+    await phone.pull();
+    assert.equal(phone.watermark, BigInt(after.bundleSeq!));
+    assert.deepEqual(phone.db.prepare('SELECT id FROM folders ORDER BY id').raw().all(), [['b1'], ['b2'], ['b3']]);
+    await phone.close();
+    await laptop.close();
+  });
+
   test('a device opened over a driver syncs through it alone (the way a browser opens one)', async () => {
     const driver = BetterSqlite3Driver.open(join(dir.path, 'alice-tablet.db'), { create: true });
     const tablet = await SharedSync.open({ driver, serverUrl: server.url, token: await userToken('alice'), source: 'tablet' });
