@@ -9,10 +9,12 @@ import pino from 'pino';
 import { Agent } from '../src/device/agent.js';
 import { ensureCapture } from '../src/device/capture/capture.js';
 import { openDeviceDb } from '../src/device/journal/device-db.js';
+import { copyIn } from '../src/cloud/store/pg-copy.js';
 import { Routes } from '../src/protocol/constants.js';
 import { HttpTransport } from '../src/transport/http-transport.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { startServer } from '../test/support/processes.js';
+import { cpuMs } from './fan-in-fleet.js';
 import { progress, type BenchReport } from './report.js';
 import { insertReadings, reading, READINGS_DDL } from './workload.js';
 
@@ -85,6 +87,52 @@ async function rawCopy(dir: string, databaseUrl: string | undefined): Promise<nu
   }
 }
 
+/** Tab-separated text of the same rows, for COPY's text format through node-pg. */
+function readingsText(): string {
+  const lines: string[] = [];
+  for (let i = 1; i <= ROWS; i++) {
+    const r = reading(i);
+    lines.push(`${r.id}\t${r.device}\t${r.ts}\t${r.value}\t${r.note}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * CPU a raw COPY of the same rows costs, in µs per row: the client sending them
+ * (node-pg, the COPY path the server itself uses) plus the PostgreSQL backend
+ * storing them. CPU time, unlike wall time, hardly moves with the machine's load.
+ */
+async function rawCopyCpu(databaseUrl: string): Promise<{ client: number; postgres: number }> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP TABLE IF EXISTS bench_raw_readings; ${RAW_TABLE_DDL}`);
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const backend = rows[0]!.pid;
+    const text = readingsText();
+    const before = { backend: cpuMs(backend), self: process.cpuUsage() };
+    await copyIn(client, 'bench_raw_readings (id, device, ts, value, note)', text);
+    const self = process.cpuUsage(before.self);
+    const postgres = cpuMs(backend) - before.backend;
+    await client.query('DROP TABLE bench_raw_readings');
+    return { client: ((self.user + self.system) / 1000 / ROWS) * 1000, postgres: (postgres / ROWS) * 1000 };
+  } finally {
+    await client.end();
+  }
+}
+
+/** CPU ms each PostgreSQL backend of the database has used so far. */
+async function backendCpu(databaseUrl: string): Promise<Map<number, number>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    return new Map(rows.map((r) => [r.pid, cpuMs(r.pid)]));
+  } finally {
+    await client.end();
+  }
+}
+
 /** A journal of ROWS captured inserts, as an app would leave it while the agent was away (bench/mqtt.ts drains copies of it too). */
 export function prepareJournal(dir: string, rows = ROWS): string {
   const path = join(dir, 'drain.db');
@@ -129,9 +177,15 @@ export async function benchDrain(report: BenchReport, dir: string): Promise<void
     };
     const agent = new Agent({ dbPath, transport: new HttpTransport({ serverUrl: server.url, token: device.token, fetch: countingFetch }), once: true, logger: pino({ level: 'warn' }) });
     progress('drain: agent --once');
+    const serverPid = server.child.pid!;
+    const cpuBefore = { server: cpuMs(serverPid), device: process.cpuUsage(), postgres: scratch ? await backendCpu(scratch.url) : new Map<number, number>() };
     const start = process.hrtime.bigint();
     await agent.run();
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const deviceUsage = process.cpuUsage(cpuBefore.device);
+    // Backends there at the start count from then; one the server's pool opened during the drain counts whole.
+    const postgresMs = scratch ? [...(await backendCpu(scratch.url)).entries()].reduce((sum, [pid, ms]) => sum + ms - (cpuBefore.postgres.get(pid) ?? 0), 0) : 0;
+    const drainCpu = { device: (deviceUsage.user + deviceUsage.system) / ROWS, server: ((cpuMs(serverPid) - cpuBefore.server) / ROWS) * 1000, postgres: (postgresMs / ROWS) * 1000 };
     const drainRate = ROWS / seconds;
     progress(`drain: ${Math.round(drainRate)} rows/s; now the raw baseline`);
 
@@ -145,7 +199,30 @@ export async function benchDrain(report: BenchReport, dir: string): Promise<void
       baseline = await rawBulkInsert(pglite).finally(() => pglite.close());
     }
     const copyRate = await rawCopy(dir, scratch?.url);
+    const copyCpu = scratch ? await rawCopyCpu(scratch.url) : undefined;
     const ratio = drainRate / baseline;
+    if (copyCpu) {
+      const drainTotal = drainCpu.device + drainCpu.server + drainCpu.postgres;
+      const copyTotal = copyCpu.client + copyCpu.postgres;
+      const us = (n: number) => Number(n.toFixed(2));
+      report.add({
+        name: `CPU per row of the drain of ${ROWS.toLocaleString('en-US')} rows into PostgreSQL, vs COPY`,
+        value: drainTotal / copyTotal,
+        unit: 'x of raw COPY\'s CPU',
+        baseline: 'COPY of the same rows through node-pg (client + backend CPU), same run',
+        details: {
+          drain_device_us_per_row: us(drainCpu.device),
+          drain_server_us_per_row: us(drainCpu.server),
+          drain_postgres_us_per_row: us(drainCpu.postgres),
+          copy_client_us_per_row: us(copyCpu.client),
+          copy_postgres_us_per_row: us(copyCpu.postgres),
+          // COPY runs at the pace of its busier process; the drain, spread perfectly over two otherwise idle
+          // cores, at two cores over its CPU per row: the best share of COPY's rate it could reach here.
+          two_core_ceiling_x_of_copy: us((2 * Math.max(copyCpu.client, copyCpu.postgres)) / drainTotal),
+          load_average_1m: Number(loadavg()[0]!.toFixed(1)),
+        },
+      });
+    }
     report.add({
       name: `end-to-end drain of ${ROWS.toLocaleString('en-US')} rows over HTTP into ${onPostgres ? 'PostgreSQL' : 'PGlite'}, vs COPY`,
       value: drainRate / copyRate,

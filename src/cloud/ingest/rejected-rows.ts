@@ -17,6 +17,8 @@ export const storedKey = (row: DecodedRow): string => JSON.stringify(row.pk.map(
 
 /** Refused rows of one batch that no later row of the same batch supersedes. */
 export function latestRejections(rows: readonly DecodedRow[], rejected: readonly RejectedRow[]): RejectedRow[] {
+  // The usual batch has none, and keying every row costs a JSON text each (about 1 µs per row in the drain's profile).
+  if (rejected.length === 0) return [];
   const lastSeq = new Map<string, number>();
   for (const row of rows) lastSeq.set(storedKey(row), Math.max(lastSeq.get(storedKey(row)) ?? -Infinity, row.seq));
   return rejected.filter((r) => lastSeq.get(storedKey(r.row)) === r.row.seq);
