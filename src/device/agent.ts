@@ -30,7 +30,7 @@ export interface AgentOptions {
   tables?: readonly string[];
   /** Tables whose updates and deletes also journal the old row. */
   beforeImages?: readonly string[];
-  /** How often the loop looks for new journal entries and schema changes. */
+  /** How often the loop looks for new journal entries and schema changes besides the file's change hints (a commit wakes it at once). */
   pollIntervalMs?: number;
   busyTimeoutMs?: number;
   /** How often an HTTP agent asks for flow-control messages while the cloud has a table paused. */
@@ -53,9 +53,11 @@ export const DEFAULT_STATUS_INTERVAL_MS = 60_000;
 
 /**
  * The device agent: owns one SQLite file that an app writes, keeps capture
- * installed, and publishes the journal. Each loop costs one schema_version read
- * and one max(seq) read while idle; the journal is scanned only when it grew, a
- * delivery finished or a partial batch became due.
+ * installed, and publishes the journal. The loop runs on each change hint of
+ * the file (its WAL watch), each settled delivery and every poll interval; each
+ * run costs one schema_version read and one max(seq) read while idle, and the
+ * journal is scanned only when it grew, a delivery finished or a partial batch
+ * became due.
  */
 export class Agent {
   readonly #opts: AgentOptions;
