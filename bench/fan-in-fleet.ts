@@ -40,10 +40,20 @@ interface SimClient {
   close(): Promise<void>;
 }
 
-function nextBatch(state: { seq: number; epoch: string }): ReturnType<typeof wireBatch> {
+/** A device's journal; `base` keeps its row ids apart from those an earlier fleet of the same devices sent (a new epoch starts seqs at 1 again). */
+interface SimJournal {
+  seq: number;
+  epoch: string;
+  base: number;
+}
+
+const newJournal = (): SimJournal => ({ seq: 0, epoch: uuidv7(), base: Date.now() * 1000 });
+
+function nextBatch(state: SimJournal): ReturnType<typeof wireBatch> {
   const rows = Array.from({ length: ROWS_PER_BATCH }, () => {
     state.seq += 1;
-    return { seq: state.seq, op: 'insert' as const, pk: [state.seq], row: [state.seq, `value ${state.seq}`] };
+    const id = state.base + state.seq;
+    return { seq: state.seq, op: 'insert' as const, pk: [id], row: [id, `value ${state.seq}`] };
   });
   return wireBatch({ table: 'readings', columns: COLUMNS, rows, epoch: state.epoch });
 }
@@ -51,7 +61,7 @@ function nextBatch(state: { seq: number; epoch: string }): ReturnType<typeof wir
 class MqttDevice implements SimClient {
   readonly client: MqttClient;
   readonly #topic: string;
-  readonly #journal = { seq: 0, epoch: uuidv7() };
+  readonly #journal = newJournal();
   #pending: { batchId: string; sentAt: number } | undefined;
   nextAt = 0;
   answered = 0;
@@ -111,7 +121,7 @@ class HttpDevice implements SimClient {
   readonly #agent: http.Agent;
   readonly #onAnswer: (ms: number) => boolean;
   readonly #onError: (reason: string) => void;
-  readonly #journal = { seq: 0, epoch: uuidv7() };
+  readonly #journal = newJournal();
   #sentAt: number | undefined;
   nextAt = 0;
   answered = 0;
