@@ -57,7 +57,7 @@ export async function benchAgentMemory(report: BenchReport, dir: string): Promis
   const build = spawnSync(process.execPath, ['scripts/build.js'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   if (build.status !== 0) throw new Error('the build failed');
   progress(`agent memory: writing a ${ROWS.toLocaleString('en-US')}-row journal`);
-  const dbPath = prepareJournal(dir, ROWS);
+  const dbPath = await prepareJournal(dir, ROWS);
   const onPostgres = await realPostgresReachable();
   const scratch = onPostgres ? await createScratchDatabase() : undefined;
   const server = await startServer({ dataDir: join(dir, 'cloud'), databaseUrl: scratch?.url, extraArgs: ['--schema-policy', 'auto'] });

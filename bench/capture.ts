@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureCapture } from '../src/device/capture/capture.js';
-import { openDeviceDb } from '../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../src/device/driver/better-sqlite3-driver.js';
 import { progress, type BenchReport } from './report.js';
 import { insertReadings, READINGS_DDL } from './workload.js';
 
@@ -43,7 +43,7 @@ function freshFile(dir: string, name: string): string {
 }
 
 /** Rows per second of one run in the given mode. */
-function insertRate(dir: string, mode: Mode, pattern: (typeof PATTERNS)[number]): number {
+async function insertRate(dir: string, mode: Mode, pattern: (typeof PATTERNS)[number]): Promise<number> {
   const path = freshFile(dir, `capture-${mode}.db`);
   const setup = new Database(path);
   setup.pragma('journal_mode = WAL');
@@ -52,9 +52,9 @@ function insertRate(dir: string, mode: Mode, pattern: (typeof PATTERNS)[number])
   if (reference) setup.exec(reference);
   setup.close();
   if (mode === 'captured') {
-    const agentDb = openDeviceDb(path);
-    ensureCapture(agentDb);
-    agentDb.close();
+    const agentDb = BetterSqlite3Driver.open(path);
+    await ensureCapture(agentDb);
+    await agentDb.close();
   }
   const app = new Database(path);
   app.pragma(`synchronous = ${pattern.synchronous}`);
@@ -76,7 +76,7 @@ export async function benchCapture(report: BenchReport, dir: string): Promise<vo
     progress(`capture overhead: ${pattern.name}, ${pattern.rows.toLocaleString('en-US')} rows, ${ROUNDS} rounds of plain, captured and two reference triggers`);
     const rates: Record<Mode, number[]> = { plain: [], captured: [], idle: [], floor: [] };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const mode of ['plain', 'captured', 'idle', 'floor'] as const) rates[mode].push(insertRate(dir, mode, pattern));
+      for (const mode of ['plain', 'captured', 'idle', 'floor'] as const) rates[mode].push(await insertRate(dir, mode, pattern));
       await Promise.resolve();
     }
     const ratios = (mode: Mode) => rates.plain.map((plain, i) => plain / rates[mode][i]!);

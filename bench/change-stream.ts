@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { ensureCapture } from '../src/device/capture/capture.js';
 import { changes } from '../src/device/change-stream/change-stream.js';
 import { ChangeStreamDefaults } from '../src/device/change-stream/change-stream-options.js';
-import { openDeviceDb } from '../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../src/device/driver/better-sqlite3-driver.js';
 import { tempDir } from '../test/support/temp.js';
 import { progress, rate, type BenchReport } from './report.js';
 import { insertReadings, READINGS_DDL } from './workload.js';
@@ -21,7 +21,7 @@ const LATENCY_SAMPLES = 40;
 
 type Capture = 'none' | 'plain' | 'before-images';
 
-function freshFile(dir: string, name: string, capture: Capture): string {
+async function freshFile(dir: string, name: string, capture: Capture): Promise<string> {
   const path = join(dir, name);
   for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
   const setup = new Database(path);
@@ -29,9 +29,9 @@ function freshFile(dir: string, name: string, capture: Capture): string {
   setup.exec(READINGS_DDL);
   setup.close();
   if (capture !== 'none') {
-    const agentDb = openDeviceDb(path);
-    ensureCapture(agentDb, capture === 'before-images' ? { beforeImages: ['readings'] } : {});
-    agentDb.close();
+    const agentDb = BetterSqlite3Driver.open(path);
+    await ensureCapture(agentDb, capture === 'before-images' ? { beforeImages: ['readings'] } : {});
+    await agentDb.close();
   }
   return path;
 }
@@ -45,8 +45,8 @@ function openApp(path: string): Database.Database {
 /** Rows per second of inserts, then of updates of every row, into a fresh file. */
 async function writeRates(dir: string, capture: Capture): Promise<{ insert: number; update: number }> {
   let updateRate = 0;
-  const insert = await rate(ROWS, 3, () => {
-    const app = openApp(freshFile(dir, `writes-${capture}.db`, capture));
+  const insert = await rate(ROWS, 3, async () => {
+    const app = openApp(await freshFile(dir, `writes-${capture}.db`, capture));
     const start = process.hrtime.bigint();
     insertReadings(app, 1, ROWS + 1, PER_TRANSACTION);
     const elapsed = process.hrtime.bigint() - start;
@@ -65,14 +65,14 @@ async function writeRates(dir: string, capture: Capture): Promise<{ insert: numb
 
 /** Events per second a subscriber receives when it starts behind a backlog of BACKLOG entries. */
 async function deliveryRate(dir: string): Promise<number> {
-  const path = freshFile(dir, 'backlog.db', 'plain');
+  const path = await freshFile(dir, 'backlog.db', 'plain');
   const app = openApp(path);
   insertReadings(app, 1, BACKLOG + 1, PER_TRANSACTION);
   app.close();
   return rate(BACKLOG, 3, async () => {
     let received = 0;
     const start = process.hrtime.bigint();
-    for await (const event of changes({ db: path, from: 0 })) {
+    for await (const event of await changes({ db: path, from: 0 })) {
       received += 1;
       if (event.seq === BACKLOG) break;
     }
@@ -83,9 +83,9 @@ async function deliveryRate(dir: string): Promise<number> {
 
 /** Milliseconds from a commit by another connection to the event reaching a caught-up subscriber. */
 async function latencies(dir: string): Promise<number[]> {
-  const path = freshFile(dir, 'latency.db', 'plain');
+  const path = await freshFile(dir, 'latency.db', 'plain');
   const app = openApp(path);
-  const stream = changes({ db: path });
+  const stream = await changes({ db: path });
   const events = stream[Symbol.asyncIterator]();
   const insert = app.prepare('INSERT INTO readings (id, device, ts, value, note) VALUES (?, ?, ?, ?, ?)');
   const samples: number[] = [];

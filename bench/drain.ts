@@ -8,7 +8,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { Agent } from '../src/device/agent.js';
 import { ensureCapture } from '../src/device/capture/capture.js';
-import { openDeviceDb } from '../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../src/device/driver/better-sqlite3-driver.js';
 import { copyIn } from '../src/cloud/store/pg-copy.js';
 import { Routes } from '../src/protocol/constants.js';
 import { HttpTransport } from '../src/transport/http-transport.js';
@@ -134,14 +134,14 @@ async function backendCpu(databaseUrl: string): Promise<Map<number, number>> {
 }
 
 /** A journal of ROWS captured inserts, as an app would leave it while the agent was away (bench/mqtt.ts drains copies of it too). */
-export function prepareJournal(dir: string, rows = ROWS): string {
+export async function prepareJournal(dir: string, rows = ROWS): Promise<string> {
   const path = join(dir, 'drain.db');
   const app = new Database(path);
   app.pragma('journal_mode = WAL');
   app.exec(READINGS_DDL);
-  const agentDb = openDeviceDb(path);
-  ensureCapture(agentDb);
-  agentDb.close();
+  const agentDb = BetterSqlite3Driver.open(path);
+  await ensureCapture(agentDb);
+  await agentDb.close();
   insertReadings(app, 1, rows + 1, 5000);
   app.close();
   return path;
@@ -156,7 +156,7 @@ export async function benchDrain(report: BenchReport, dir: string): Promise<void
   const onPostgres = await realPostgresReachable();
   const scratch = onPostgres ? await createScratchDatabase() : undefined;
   progress(`drain: writing a ${ROWS.toLocaleString('en-US')}-row journal`);
-  const dbPath = prepareJournal(dir);
+  const dbPath = await prepareJournal(dir);
   progress(`drain: starting syncline server on ${onPostgres ? 'PostgreSQL' : 'PGlite'}`);
   const server = await startServer({ dataDir: join(dir, 'cloud'), databaseUrl: scratch?.url, extraArgs: ['--schema-policy', 'auto'] });
   try {

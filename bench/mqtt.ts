@@ -35,7 +35,7 @@ async function drainOnce(dbPath: string, transport: Transport): Promise<number> 
 /** The same 200k-row journal drained over MQTT and over HTTP to one server, each into a lineage of its own. */
 async function drainRatio(report: BenchReport, dir: string, databaseUrl: string | undefined, store: string): Promise<void> {
   progress(`mqtt: writing a ${ROWS.toLocaleString('en-US')}-row journal`);
-  const journal = prepareJournal(dir);
+  const journal = await prepareJournal(dir);
   const { server, mqttUrl } = await startCloud(dir, 'drain-cloud', databaseUrl, 'auto');
   try {
     // Two rounds, alternating, best of each: neither transport gets the cold server or the bigger database only.

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { ensureCapture } from '../../src/device/capture/capture.js';
-import { openDeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
 import { freePort } from '../../test/support/mqtt-fixtures.js';
 import { createScratchDatabase, realPostgresReachable } from '../../test/support/postgres.js';
 import { hs256Token } from '../../test/support/jwt.js';
@@ -89,14 +89,14 @@ const SHARED_CONFIG = {
 };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function setupDevice(path: string): void {
+async function setupDevice(path: string): Promise<void> {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); CREATE TABLE kv (k TEXT PRIMARY KEY, v)');
   db.close();
-  const device = openDeviceDb(path);
-  ensureCapture(device);
-  device.close();
+  const device = BetterSqlite3Driver.open(path);
+  await ensureCapture(device);
+  await device.close();
 }
 
 function setupSharedDevice(path: string): void {
@@ -147,7 +147,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const edge = ['http', 'mqtt'].map((name) => ({ name, path: join(options.dir, `${name}.db`) }));
   // `jumpy` is the two-way device whose clock jumps.
   const twoWay = ['steady', 'jumpy'].map((name) => ({ name, path: join(options.dir, `${name}.db`) }));
-  for (const d of edge) setupDevice(d.path);
+  for (const d of edge) await setupDevice(d.path);
   for (const d of twoWay) setupSharedDevice(d.path);
   const plan: WriterPlan = {
     stopFile: join(options.dir, 'apps.stop'),

@@ -37,13 +37,16 @@ function drainProgress(agent: Agent): { stop(): void } | undefined {
   const line = progressLine();
   if (!line) return undefined;
   const started = Date.now();
-  const draw = () => {
-    const s = agent.status();
-    if (s.running) line.show(`draining ${s.db}: ${s.rows_acked} rows shipped, ${s.pending_total} left in the journal, ${perSecond(s.rows_acked, started)} rows/s`);
+  let stopped = false;
+  const draw = async () => {
+    const s = await agent.status();
+    if (s.running && !stopped) line.show(`draining ${s.db}: ${s.rows_acked} rows shipped, ${s.pending_total} left in the journal, ${perSecond(s.rows_acked, started)} rows/s`);
   };
-  const timer = setInterval(draw, 1000);
+  // A status read that fails (the agent closing the file) only skips one redraw.
+  const timer = setInterval(() => void draw().catch(() => undefined), 1000);
   return {
     stop() {
+      stopped = true;
       clearInterval(timer);
       line.end();
     },
@@ -94,6 +97,6 @@ export async function runAgent(argv: string[]): Promise<number> {
     progress?.stop();
     await transport.close?.();
   }
-  if (options.once) process.stdout.write(`${JSON.stringify(agent.status())}\n`);
+  if (options.once) process.stdout.write(`${JSON.stringify(await agent.status())}\n`);
   return 0;
 }

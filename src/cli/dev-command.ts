@@ -150,7 +150,7 @@ export async function runDev(argv: string[]): Promise<number> {
   await shutdownStep<unknown>(logger, 'demo app', appExited);
   stopped.push(`demo app (pid ${app.pid})`);
   await shutdownStep(logger, 'agent', agentDone);
-  const status = agent.status();
+  const status = await agent.status();
   stopped.push(`agent (${status.rows_acked} rows shipped this run, ${status.pending_total} pending)`);
   await shutdownStep(logger, 'server', server.stop());
   stopped.push(`server ${server.url}`);

@@ -112,7 +112,7 @@ export async function runWatch(argv: string[]): Promise<number> {
   if (tables && !options.waitForTables) await checkTablesExist(options.db, tables);
   // The device engine (better-sqlite3) loads here, not at the top: `watch --help` answers without it.
   const { changes } = await import('../device/change-stream/change-stream.js');
-  const stream = changes({
+  const stream = await changes({
     db: options.db,
     ...(tables ? { tables: tables.map((name) => ({ name, beforeImages: options.beforeImages })) } : {}),
     ...(options.ops === undefined ? {} : { ops: list(options.ops) as ChangeOp[] }),

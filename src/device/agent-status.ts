@@ -1,4 +1,4 @@
-import type { DeviceDb } from './journal/device-db.js';
+import type { SqliteDriver } from './driver/sqlite-driver.js';
 import { JournalTables, TWO_WAY_HASH_PREFIX } from './journal/journal-schema.js';
 import type { PublisherStats } from './publisher/publisher-options.js';
 import { countQuarantined } from './journal/quarantine.js';
@@ -25,16 +25,18 @@ export interface AgentStatus {
 }
 
 /** Counts unacked entries per table in one journal scan; computed on request, not in the loop. Two-way tables push on their own. */
-export function readBacklog(db: DeviceDb, epoch: string): AgentStatus['tables'] {
-  const pending = db
-    .prepare(
+export async function readBacklog(db: SqliteDriver, epoch: string): Promise<AgentStatus['tables']> {
+  // One read transaction, so the counts and the cursors describe the same moment.
+  const { pending, cursors } = await db.readTransaction(async (tx) => ({
+    pending: await tx.all<{ tbl: string; n: bigint }>(
       `SELECT s.tbl AS tbl, count(*) AS n FROM ${JournalTables.journal} j
        JOIN ${JournalTables.schemas} s ON s.id = j.schema_id
        LEFT JOIN ${JournalTables.cursors} c ON c.tbl = s.tbl AND c.journal_epoch = ?
        WHERE j.seq > coalesce(c.acked_seq, 0) AND substr(s.hash, 1, ?) <> ? GROUP BY s.tbl`,
-    )
-    .all(epoch, TWO_WAY_HASH_PREFIX.length, TWO_WAY_HASH_PREFIX) as { tbl: string; n: bigint }[];
-  const cursors = db.prepare(`SELECT tbl, acked_seq FROM ${JournalTables.cursors} WHERE journal_epoch = ?`).all(epoch) as { tbl: string; acked_seq: bigint }[];
+      [epoch, TWO_WAY_HASH_PREFIX.length, TWO_WAY_HASH_PREFIX],
+    ),
+    cursors: await tx.all<{ tbl: string; acked_seq: bigint }>(`SELECT tbl, acked_seq FROM ${JournalTables.cursors} WHERE journal_epoch = ?`, [epoch]),
+  }));
   const tables = new Map<string, { table: string; acked_seq: number; pending: number }>();
   for (const c of cursors) tables.set(c.tbl, { table: c.tbl, acked_seq: Number(c.acked_seq), pending: 0 });
   for (const p of pending) {
@@ -45,8 +47,8 @@ export function readBacklog(db: DeviceDb, epoch: string): AgentStatus['tables'] 
   return [...tables.values()].sort((a, b) => (a.table < b.table ? -1 : a.table > b.table ? 1 : 0));
 }
 
-export function agentStatus(db: DeviceDb, dbPath: string, epoch: string, running: boolean, inFlight: number, stats: PublisherStats | undefined): AgentStatus {
-  const tables = readBacklog(db, epoch);
+export async function agentStatus(db: SqliteDriver, dbPath: string, epoch: string, running: boolean, inFlight: number, stats: PublisherStats | undefined): Promise<AgentStatus> {
+  const tables = await readBacklog(db, epoch);
   const status: AgentStatus = {
     db: dbPath,
     journal_epoch: epoch,
@@ -54,7 +56,7 @@ export function agentStatus(db: DeviceDb, dbPath: string, epoch: string, running
     tables,
     pending_total: tables.reduce((sum, t) => sum + t.pending, 0),
     in_flight: inFlight,
-    quarantined: countQuarantined(db),
+    quarantined: await countQuarantined(db),
     batches_acked: stats?.batchesAcked ?? 0,
     rows_acked: stats?.rowsAcked ?? 0,
     retries: stats?.retries ?? 0,

@@ -5,9 +5,10 @@ import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture/capture-watch.js';
 import { watchWal } from './driver/wal-watch.js';
 import { ControlHandler } from './publisher/control-handler.js';
+import { BetterSqlite3Driver } from './driver/better-sqlite3-driver.js';
+import type { SqliteDriver } from './driver/sqlite-driver.js';
 import { bindDevice, checkDeviceBinding, type DeviceIdentity } from './journal/device-binding.js';
 import { readCursors } from './journal/cursors.js';
-import { openDeviceDb, type DeviceDb } from './journal/device-db.js';
 import { readSidecar, restoredFromBackup, sidecarPath, writeSidecar } from './journal/epoch-sidecar.js';
 import { JournalReader } from './journal/journal-reader.js';
 import { Publisher } from './publisher/publisher.js';
@@ -64,7 +65,8 @@ export class Agent {
   readonly #log: Logger;
   readonly #stopper = new AbortController();
   #running: Promise<void> | undefined;
-  #db: DeviceDb | undefined;
+  #db: SqliteDriver | undefined;
+  #open = false;
   #capture: CaptureWatch | undefined;
   #publisher: Publisher | undefined;
   #controls: ControlHandler | undefined;
@@ -90,11 +92,11 @@ export class Agent {
   }
 
   /** A snapshot for the CLI; after run() ends it is the state at shutdown. */
-  status(): AgentStatus {
-    if (this.#db?.open && this.#capture) {
-      const status: AgentStatus = { ...agentStatus(this.#db, this.#opts.dbPath, this.#capture.epoch, true, this.#publisher?.inFlight ?? 0, this.#publisher?.stats), paused: this.#controls?.paused ?? [] };
+  async status(): Promise<AgentStatus> {
+    if (this.#db && this.#open && this.#capture) {
+      const status: AgentStatus = { ...(await agentStatus(this.#db, this.#opts.dbPath, this.#capture.epoch, true, this.#publisher?.inFlight ?? 0, this.#publisher?.stats)), paused: this.#controls?.paused ?? [] };
       if ((this.#opts.telemetry ?? []).length > 0) {
-        status.telemetry = listCursors(this.#db).map((c) => ({ table: c.table, time_column: c.timeColumn, acked_seq: c.seq, late_rows: c.lateRows, gap_rows: c.gapRows }));
+        status.telemetry = (await listCursors(this.#db)).map((c) => ({ table: c.table, time_column: c.timeColumn, acked_seq: c.seq, late_rows: c.lateRows, gap_rows: c.gapRows }));
         status.telemetry_rows_acked = this.#telemetry?.stats.rowsAcked ?? 0;
         if (this.#telemetry?.stats.lastError && !status.last_error) status.last_error = this.#telemetry.stats.lastError;
       }
@@ -104,12 +106,13 @@ export class Agent {
   }
 
   async #run(): Promise<void> {
-    const db = openDeviceDb(this.#opts.dbPath, this.#opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: this.#opts.busyTimeoutMs });
+    const db = BetterSqlite3Driver.open(this.#opts.dbPath, this.#opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: this.#opts.busyTimeoutMs });
     this.#db = db;
+    this.#open = true;
     try {
-      const capture = this.#startCapture(db);
+      const capture = await this.#startCapture(db);
       // Flow control: the cloud may pause a table (it is buffered in the journal) and resume it later.
-      const controls = new ControlHandler({
+      const controls = await ControlHandler.open({
         db,
         transport: this.#opts.transport,
         epoch: () => capture.epoch,
@@ -132,7 +135,7 @@ export class Agent {
       this.#publisher = publisher;
       this.#opts.transport.onControl?.((message) => void controls.handle([message]));
       const once = this.#opts.once === true;
-      const telemetry = startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }), {
+      const telemetry = await startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }), {
         isPaused: (table) => controls.isPaused(table),
         onControls: (messages) => void controls.handle(messages),
       });
@@ -156,44 +159,45 @@ export class Agent {
         await controls.settled();
       }
     } finally {
-      if (this.#capture) this.#lastStatus = { ...this.status(), running: false };
-      db.close();
+      if (this.#capture) this.#lastStatus = { ...(await this.status()), running: false };
+      this.#open = false;
+      await db.close();
     }
   }
 
-  #startCapture(db: DeviceDb): CaptureWatch {
+  async #startCapture(db: SqliteDriver): Promise<CaptureWatch> {
     const capture = new CaptureWatch(db, {
       tables: this.#opts.tables,
       beforeImages: this.#opts.beforeImages,
       exclude: (this.#opts.telemetry ?? []).map((t) => t.table),
       logger: this.#log.child({ component: 'capture' }),
     });
-    const report = capture.ensure();
+    const report = await capture.ensure();
     this.#capture = capture;
-    const restored = restoredFromBackup({ epoch: report.epoch, cursors: readCursors(db, report.epoch) }, readSidecar(sidecarPath(this.#opts.dbPath)));
+    const restored = restoredFromBackup({ epoch: report.epoch, cursors: await readCursors(db, report.epoch) }, readSidecar(sidecarPath(this.#opts.dbPath)));
     if (restored) {
       this.#log.warn({ reason: restored }, 'the database looks restored from a backup: its journal went back in time; starting a new epoch so no change is mistaken for one the cloud already has');
-      capture.rotateEpoch(`restored from backup: ${restored}`);
+      await capture.rotateEpoch(`restored from backup: ${restored}`);
     }
-    if (this.#opts.identity && checkDeviceBinding(db, this.#opts.dbPath, this.#opts.identity, this.#opts.rebindDevice === true) === 'rebind') {
-      capture.rotateEpoch('the file was rebound to another device');
-      bindDevice(db, this.#opts.identity);
+    if (this.#opts.identity && (await checkDeviceBinding(db, this.#opts.dbPath, this.#opts.identity, this.#opts.rebindDevice === true)) === 'rebind') {
+      await capture.rotateEpoch('the file was rebound to another device');
+      await bindDevice(db, this.#opts.identity);
       this.#log.warn({ db: this.#opts.dbPath }, 'the file now ships for this device; every table was snapshotted again so its mirror is complete');
     }
-    this.#saveSidecar(db, capture.epoch);
+    await this.#saveSidecar(db, capture.epoch);
     this.#log.info({ db: this.#opts.dbPath, journal_epoch: capture.epoch, installed: report.installed }, 'capture ready');
     return capture;
   }
 
-  #saveSidecar(db: DeviceDb, epoch: string): void {
+  async #saveSidecar(db: SqliteDriver, epoch: string): Promise<void> {
     try {
-      writeSidecar(sidecarPath(this.#opts.dbPath), epoch, readCursors(db, epoch));
+      writeSidecar(sidecarPath(this.#opts.dbPath), epoch, await readCursors(db, epoch));
     } catch (error) {
       this.#log.warn({ err: error }, 'could not write the epoch sidecar; restore detection is weaker until it can');
     }
   }
 
-  async #loop(db: DeviceDb, capture: CaptureWatch, publisher: Publisher): Promise<void> {
+  async #loop(db: SqliteDriver, capture: CaptureWatch, publisher: Publisher): Promise<void> {
     const once = this.#opts.once === true;
     const poll = this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     const deadline = once && this.#opts.onceDeadlineMs !== undefined ? Date.now() + this.#opts.onceDeadlineMs : undefined;
@@ -207,13 +211,13 @@ export class Agent {
     // Something was pending since the journal last drained.
     let shipping = false;
     while (!stop.aborted) {
-      this.#refreshCapture(capture);
+      await this.#refreshCapture(capture);
       this.#controls?.poll(stop);
-      const maxSeq = reader.maxSeq();
+      const maxSeq = await reader.maxSeq();
       if (maxSeq !== seenSeq || (nextDueAt !== undefined && Date.now() >= nextDueAt)) pumpNow = true;
       seenSeq = maxSeq;
       if (pumpNow || once) {
-        const result = publisher.pump(once);
+        const result = await publisher.pump(once);
         nextDueAt = result.nextDueAt;
         pumpNow = result.more;
         if (once && result.drained) return;
@@ -226,7 +230,7 @@ export class Agent {
       if (publisher.fatal) throw publisher.fatal;
       if (statusEvery > 0 && Date.now() >= nextStatusAt) {
         nextStatusAt = Date.now() + statusEvery;
-        this.#logStatus();
+        await this.#logStatus();
       }
       if (deadline !== undefined && Date.now() > deadline) {
         const { lastError, retries, rowsAcked } = publisher.stats;
@@ -258,8 +262,8 @@ export class Agent {
   }
 
   /** One info line a person can read in `journalctl`: what shipped, what waits, what went wrong. */
-  #logStatus(): void {
-    const s = this.status();
+  async #logStatus(): Promise<void> {
+    const s = await this.status();
     const paused = s.paused?.length ? `, ${s.paused.length} table(s) paused by the cloud` : '';
     this.#log.info(
       { pending_total: s.pending_total, rows_acked: s.rows_acked, batches_acked: s.batches_acked, retries: s.retries, quarantined: s.quarantined, in_flight: s.in_flight },
@@ -267,9 +271,9 @@ export class Agent {
     );
   }
 
-  #refreshCapture(capture: CaptureWatch): void {
+  async #refreshCapture(capture: CaptureWatch): Promise<void> {
     try {
-      const report = capture.refresh();
+      const report = await capture.refresh();
       if (report && report.failed.length > 0) this.#log.warn({ failed: report.failed.map((f) => f.table) }, 'some tables could not be captured yet');
     } catch (error) {
       // Typically SQLITE_BUSY while the app holds a long write transaction; the next loop tries again.

@@ -19,8 +19,8 @@ describe('change stream: slow subscribers', () => {
     const path = join(dir.path, 'overflow.db');
     await app(path, 'setup');
     const options = { db: path, tables: ['items'], maxBuffered: 50, pollIntervalMs: 10 } as const;
-    const slow = changes(options);
-    const fast = changes(options);
+    const slow = await changes(options);
+    const fast = await changes(options);
     let release: () => void = () => {};
     const stuck = new Promise<void>((resolve) => (release = resolve));
     const slowSeen: ChangeEvent[] = [];
@@ -48,9 +48,9 @@ describe('change stream: slow subscribers', () => {
   test('a backlog larger than the buffer is paced, not an overflow', async () => {
     const path = join(dir.path, 'backlog.db');
     await app(path, 'setup');
-    changes({ db: path, tables: ['items'], checkpoint: 'batch' }).close();
+    await (await changes({ db: path, tables: ['items'], checkpoint: 'batch' })).close();
     await app(path, 'insert', 300, 1);
-    const events = await collect(changes({ db: path, tables: ['items'], checkpoint: 'batch', maxBuffered: 16 }), (seen) => seen.length === 300);
+    const events = await collect(await changes({ db: path, tables: ['items'], checkpoint: 'batch', maxBuffered: 16 }), (seen) => seen.length === 300);
     assert.equal(new Set(events.map((e) => e.key.id)).size, 300);
   });
 });

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { changes } from '../../src/device/change-stream/change-stream.js';
 import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
 import { listCheckpoints } from '../../src/device/change-stream/checkpoint-store.js';
-import { openDeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
 import { maxJournalSeq } from '../../src/device/journal/journal-state.js';
 import { finished, spawnScript } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
@@ -37,7 +37,7 @@ describe('change stream: snapshot bootstrap', () => {
     // A small buffer paces the snapshot, so its read transaction stays open while the writer
     // runs; the long poll interval means only the consumer's takes drive reading, so pausing
     // the consumer here cannot count as a stalled subscriber.
-    const stream = changes({ db: path, tables: ['items'], snapshot: true, maxBuffered: 20, pollIntervalMs: 60_000 });
+    const stream = await changes({ db: path, tables: ['items'], snapshot: true, maxBuffered: 20, pollIntervalMs: 60_000 });
     const snapshotSeq = stream.snapshotSeq!;
     const iterator = stream[Symbol.asyncIterator]();
     const first = await iterator.next();
@@ -58,14 +58,14 @@ describe('change stream: snapshot bootstrap', () => {
     assert.equal(snapshotRows.length, 300);
     assert.ok(snapshotRows.every((e) => e.op === 'snapshot'));
     assert.ok(events.slice(300).every((e) => e.seq > snapshotSeq && e.op !== 'snapshot'), 'then only live changes');
-    assert.deepEqual(replay(events, snapshotSeq).get('items'), tableState(path, 'items'));
+    assert.deepEqual(replay(events, snapshotSeq).get('items'), await tableState(path, 'items'));
   });
 
   test('every kind of table: composite, WITHOUT ROWID, rowid, unicode; values keep their storage class', async () => {
     const path = join(dir.path, 'kinds.db');
     await app(path, 'setup');
     await app(path, 'insert', 12, 1);
-    const stream = changes({ db: path, snapshot: true });
+    const stream = await changes({ db: path, snapshot: true });
     const snapshotSeq = stream.snapshotSeq!;
     await app(path, 'update', 4, 1);
     await app(path, 'rekey', 2, 1);
@@ -73,7 +73,7 @@ describe('change stream: snapshot bootstrap', () => {
     const lastSeq = journalMax(path);
     const events = await collect(stream, (seen) => seen.at(-1)?.seq === lastSeq);
     const rebuilt = replay(events, snapshotSeq);
-    for (const table of ['items', 'order_lines', 'kv', 'log_lines', UNICODE_TABLE]) assert.deepEqual(rebuilt.get(table), tableState(path, table), table);
+    for (const table of ['items', 'order_lines', 'kv', 'log_lines', UNICODE_TABLE]) assert.deepEqual(rebuilt.get(table), await tableState(path, table), table);
     const big = events.find((e) => e.op === 'snapshot' && e.table === 'items' && e.key.id === 5n)!;
     assert.equal(big.after!.qty, 9223372036854775807n);
     assert.deepEqual(big.after!.data, new Uint8Array([5, 0, 255, 0]));
@@ -86,30 +86,30 @@ describe('change stream: snapshot bootstrap', () => {
     await app(path, 'insert', 30, 1);
     const options = { db: path, tables: ['items'], snapshot: 'initial', checkpoint: 'indexer', maxBuffered: 8, checkpointIntervalMs: 0 } as const;
 
-    const half = await collect(changes(options), (seen) => seen.length === 10);
+    const half = await collect(await changes(options), (seen) => seen.length === 10);
     assert.ok(half.every((e) => e.op === 'snapshot'));
-    const db = openDeviceDb(path);
+    const db = BetterSqlite3Driver.open(path);
     try {
-      assert.deepEqual(listCheckpoints(db), [], 'half a snapshot stores no checkpoint, and close drops the guard');
+      assert.deepEqual(await listCheckpoints(db), [], 'half a snapshot stores no checkpoint, and close drops the guard');
     } finally {
-      db.close();
+      await db.close();
     }
 
-    const first = changes(options);
+    const first = await changes(options);
     const snapshotSeq = first.snapshotSeq!;
     const full = await collect(first, (seen) => seen.length === 30);
     assert.ok(full.every((e) => e.op === 'snapshot' && e.seq === snapshotSeq));
     await app(path, 'insert', 2, 31);
 
-    const second = changes(options);
+    const second = await changes(options);
     assert.equal(second.snapshotSeq, undefined, 'the checkpoint exists: no second bootstrap');
     const resumed = await collect(second, (seen) => seen.length === 2);
     assert.deepEqual(resumed.map((e) => [e.op, e.key.id]), [['insert', 31n], ['insert', 32n]]);
-    const check = openDeviceDb(path);
+    const check = BetterSqlite3Driver.open(path);
     try {
-      assert.deepEqual(listCheckpoints(check).map((c) => [c.name, c.seq]), [['indexer', maxJournalSeq(check)]]);
+      assert.deepEqual((await listCheckpoints(check)).map((c) => [c.name, c.seq]), [['indexer', await maxJournalSeq(check)]]);
     } finally {
-      check.close();
+      await check.close();
     }
   });
 });

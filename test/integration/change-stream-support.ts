@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
 import type { ChangeStream } from '../../src/device/change-stream/change-stream.js';
 import type { ChangeEvent, RowValues } from '../../src/device/change-stream/change-stream-event.js';
 import { quoteIdent } from '../../src/device/capture/sql-text.js';
@@ -63,24 +64,23 @@ export function rowText(row: RowValues): string {
     .join('|');
 }
 
-/** The table as the stream would describe it: key text -> row text. */
-export function tableState(path: string, table: string): Map<string, string> {
-  const db = new Database(path, { readonly: true });
-  db.defaultSafeIntegers(true);
+/** The table as the stream would describe it: key text -> row text (read through the driver, on a read-only connection). */
+export async function tableState(path: string, table: string): Promise<Map<string, string>> {
+  const db = new BetterSqlite3Driver(new Database(path, { readonly: true }));
   try {
-    const shape = readTableShape(db, table)!;
+    const shape = (await readTableShape(db, table))!;
     const keyColumns = keyColumnsOf(shape)!;
-    const rows = db.prepare(`SELECT ${[...keyColumns, ...shape.columns.map((c) => c.name)].map(quoteIdent).join(', ')} FROM ${quoteIdent(table)}`).raw(true).all() as SqlValue[][];
+    const select = [...keyColumns, ...shape.columns.map((c) => c.name)].map((c, i) => `${quoteIdent(c)} AS c${i}`).join(', ');
+    const rows = (await db.all(`SELECT ${select} FROM ${quoteIdent(table)}`)).map((row) => Object.values(row) as SqlValue[]);
     const state = new Map<string, string>();
-    for (const raw of rows) {
-      const values = raw.map((v) => (Buffer.isBuffer(v) ? new Uint8Array(v) : v));
+    for (const values of rows) {
       const key = Object.fromEntries(shape.key.columns.map((c, i) => [c, values[i]!]));
       const row = Object.fromEntries(shape.columns.map((c, i) => [c.name, values[keyColumns.length + i]!]));
       state.set(rowText(key), rowText(row));
     }
     return state;
   } finally {
-    db.close();
+    await db.close();
   }
 }
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureCapture } from '../../src/device/capture/capture.js';
 import { readStoredTables } from '../../src/device/capture/capture-table.js';
-import { openDeviceDb, type DeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
+import type { SqliteDriver } from '../../src/device/driver/sqlite-driver.js';
 import { JournalReader } from '../../src/device/journal/journal-reader.js';
 import { JOURNAL_LAYOUT_VERSION } from '../../src/device/journal/journal-schema.js';
 import { readEpoch, readState } from '../../src/device/journal/journal-state.js';
@@ -33,8 +34,8 @@ function v1Triggers(items: number, notes: number): string {
     CREATE TRIGGER _syncline_notes_del AFTER DELETE ON notes BEGIN ${into} VALUES ('notes', 'D', quote(OLD.rowid), NULL, quote(OLD.body), ${notes}); END;`;
 }
 
-function entries(db: DeviceDb): unknown[] {
-  return new JournalReader(db).read(0, 1000).map((e) => [e.seq, e.table, e.op, e.pk, e.row ?? null, e.oldRow ?? null]);
+async function entries(db: SqliteDriver): Promise<unknown[]> {
+  return (await new JournalReader(db).read(0, 1000)).map((e) => [e.seq, e.table, e.op, e.pk, e.row ?? null, e.oldRow ?? null]);
 }
 
 describe('journal layout upgrade', () => {
@@ -42,38 +43,38 @@ describe('journal layout upgrade', () => {
   after(() => dir.remove());
 
   /** An app's file with its schema, captured as this version does: its path, the open connection and the epoch. */
-  function capturedFile(name: string, schema: string, beforeImages: string[]): { path: string; db: DeviceDb; epoch: string } {
+  async function capturedFile(name: string, schema: string, beforeImages: string[]): Promise<{ path: string; db: SqliteDriver; epoch: string }> {
     const path = join(dir.path, name);
     const app = new Database(path);
     app.pragma('journal_mode = WAL');
     app.exec(schema);
     app.close();
-    const db = openDeviceDb(path);
-    ensureCapture(db, { beforeImages });
-    return { path, db, epoch: readEpoch(db) };
+    const db = BetterSqlite3Driver.open(path);
+    await ensureCapture(db, { beforeImages });
+    return { path, db, epoch: await readEpoch(db) };
   }
 
   /** Opens the file as the agent does after the app wrote under the old layout: converted, nothing captured afresh, same epoch. */
-  function reopenConverted(path: string, epoch: string): DeviceDb {
-    const db = openDeviceDb(path);
-    const report = ensureCapture(db);
+  async function reopenConverted(path: string, epoch: string): Promise<SqliteDriver> {
+    const db = BetterSqlite3Driver.open(path);
+    const report = await ensureCapture(db);
     assert.deepEqual([report.installed, report.journalRecreated], [[], false], 'no table is captured afresh');
-    assert.equal(readEpoch(db), epoch);
-    assert.equal(readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
+    assert.equal(await readEpoch(db), epoch);
+    assert.equal(await readState(db, 'layout_version'), String(JOURNAL_LAYOUT_VERSION));
     return db;
   }
 
-  test('a layout-1 journal is converted in place: same seqs, same values, same epoch, no new snapshot', () => {
+  test('a layout-1 journal is converted in place: same seqs, same values, same epoch, no new snapshot', async () => {
     // Set up capture as this version does, then put back what layout 1 had instead.
-    const file = capturedFile('v1.db', 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB); CREATE TABLE notes (body TEXT)', ['notes']);
+    const file = await capturedFile('v1.db', 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB); CREATE TABLE notes (body TEXT)', ['notes']);
     const { path, epoch } = file;
     let db = file.db;
-    const stored = readStoredTables(db);
-    db.exec(`DROP TABLE _syncline_journal; ${V1_JOURNAL}; DROP TRIGGER _syncline_items_ins; DROP TRIGGER _syncline_items_upd; DROP TRIGGER _syncline_items_del;
+    const stored = await readStoredTables(db);
+    await db.exec(`DROP TABLE _syncline_journal; ${V1_JOURNAL}; DROP TRIGGER _syncline_items_ins; DROP TRIGGER _syncline_items_upd; DROP TRIGGER _syncline_items_del;
       DROP TRIGGER _syncline_notes_ins; DROP TRIGGER _syncline_notes_upd; DROP TRIGGER _syncline_notes_del;
       UPDATE _syncline_state SET value = '1' WHERE key = 'layout_version';`);
-    db.exec(v1Triggers(stored.get('items')!.schemaId, stored.get('notes')!.schemaId));
-    db.close();
+    await db.exec(v1Triggers(stored.get('items')!.schemaId, stored.get('notes')!.schemaId));
+    await db.close();
 
     const writer = new Database(path);
     writer.defaultSafeIntegers(true);
@@ -87,11 +88,11 @@ describe('journal layout upgrade', () => {
       DELETE FROM notes;`);
     writer.close();
 
-    db = reopenConverted(path, epoch);
+    db = await reopenConverted(path, epoch);
     try {
-      assert.equal(db.prepare("SELECT count(*) FROM sqlite_master WHERE name = '_syncline_journal_v1'").pluck().get(), 0n);
+      assert.equal((await db.get<{ n: bigint }>("SELECT count(*) AS n FROM sqlite_master WHERE name = '_syncline_journal_v1'"))!.n, 0n);
       const blob = new Uint8Array([0, 255]);
-      assert.deepEqual(entries(db), [
+      assert.deepEqual(await entries(db), [
         [1, 'items', 'I', [1n], [1n, 'one', 9223372036854775807n, blob], null],
         [2, 'items', 'I', [2n], [2n, "it's", -9223372036854775808n, null], null],
         [3, 'items', 'I', [3n], [3n, 'three', 3n, new Uint8Array(0)], null],
@@ -108,39 +109,39 @@ describe('journal layout upgrade', () => {
       const later = new Database(path);
       later.exec("INSERT INTO items VALUES (11, 'eleven', 11, NULL); INSERT INTO notes (rowid, body) VALUES (6, 'third'); DELETE FROM notes");
       later.close();
-      assert.deepEqual((entries(db) as unknown[][]).slice(10), [
+      assert.deepEqual(((await entries(db)) as unknown[][]).slice(10), [
         [11, 'items', 'I', [11n], [11n, 'eleven', 11n, null], null],
         [12, 'notes', 'I', [6n], ['third'], null],
         [13, 'notes', 'D', [6n], null, ['third']],
       ]);
-      assert.deepEqual(ensureCapture(db).installed, [], 'a second start changes nothing');
+      assert.deepEqual((await ensureCapture(db)).installed, [], 'a second start changes nothing');
     } finally {
-      db.close();
+      await db.close();
     }
   });
 
-  test('a layout-2 journal (no origin, no ms) is rebuilt in place: same seqs and values, origin local, the triggers keep capturing', () => {
+  test('a layout-2 journal (no origin, no ms) is rebuilt in place: same seqs and values, origin local, the triggers keep capturing', async () => {
     // Set up capture as this version does (its edge triggers are byte for byte those of layout 2), then give the
     // journal layout 2's shape: seq, schema_id, op and the slots.
-    const file = capturedFile('v2.db', 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB)', ['items']);
+    const file = await capturedFile('v2.db', 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, data BLOB)', ['items']);
     const { path, epoch } = file;
     let db = file.db;
-    const slots = (db.prepare(`SELECT name FROM pragma_table_info('_syncline_journal') WHERE name LIKE 'v%'`).pluck().all() as string[]).join(', ');
-    db.exec(`PRAGMA legacy_alter_table = ON;
+    const slots = (await db.all<{ name: string }>(`SELECT name FROM pragma_table_info('_syncline_journal') WHERE name LIKE 'v%'`)).map((r) => r.name).join(', ');
+    await db.exec(`PRAGMA legacy_alter_table = ON;
       CREATE TABLE v2 (seq INTEGER PRIMARY KEY, schema_id INTEGER NOT NULL, op TEXT NOT NULL, ${slots});
       DROP TABLE _syncline_journal; ALTER TABLE v2 RENAME TO _syncline_journal; PRAGMA legacy_alter_table = OFF;
       UPDATE _syncline_state SET value = '2' WHERE key = 'layout_version';`);
-    db.close();
+    await db.close();
 
     const writer = new Database(path);
     writer.exec(`INSERT INTO items VALUES (1, 'one', 1, x'00ff'), (2, 'two', 2, NULL); UPDATE items SET name = 'uno' WHERE id = 1; DELETE FROM items WHERE id = 2;`);
     assert.deepEqual(writer.prepare('SELECT seq, op FROM _syncline_journal').raw().all(), [[1, 'I'], [2, 'I'], [3, 'U+'], [4, 'D+']], 'the triggers wrote the layout-2 journal');
     writer.close();
 
-    db = reopenConverted(path, epoch);
+    db = await reopenConverted(path, epoch);
     try {
       assert.deepEqual(
-        (db.prepare(`SELECT name FROM pragma_table_info('_syncline_journal')`).pluck().all() as string[]).slice(0, 5),
+        (await db.all<{ name: string }>(`SELECT name FROM pragma_table_info('_syncline_journal')`)).map((r) => r.name).slice(0, 5),
         ['seq', 'schema_id', 'op', 'origin', 'ms'],
       );
       const blob = new Uint8Array([0, 255]);
@@ -150,16 +151,16 @@ describe('journal layout upgrade', () => {
         [3, 'items', 'U', [1n], [1n, 'uno', 1n, blob], [1n, 'one', 1n, blob]],
         [4, 'items', 'D', [2n], null, [2n, 'two', 2n, null]],
       ];
-      assert.deepEqual(entries(db), converted);
-      assert.deepEqual(new JournalReader(db).readRaw(0, 10).map((e) => e.origin), ['L', 'L', 'L', 'L']);
+      assert.deepEqual(await entries(db), converted);
+      assert.deepEqual((await new JournalReader(db).readRaw(0, 10)).map((e) => e.origin), ['L', 'L', 'L', 'L']);
 
       const later = new Database(path);
       later.exec("INSERT INTO items VALUES (3, 'three', 3, NULL)");
       later.close();
-      assert.deepEqual((entries(db) as unknown[][]).slice(4), [[5, 'items', 'I', [3n], [3n, 'three', 3n, null], null]]);
-      assert.deepEqual(ensureCapture(db).installed, [], 'a second start changes nothing');
+      assert.deepEqual(((await entries(db)) as unknown[][]).slice(4), [[5, 'items', 'I', [3n], [3n, 'three', 3n, null], null]]);
+      assert.deepEqual((await ensureCapture(db)).installed, [], 'a second start changes nothing');
     } finally {
-      db.close();
+      await db.close();
     }
   });
 });

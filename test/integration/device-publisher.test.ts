@@ -10,7 +10,8 @@ import pino from 'pino';
 import { Agent, type AgentOptions } from '../../src/device/agent.js';
 import { ensureCapture } from '../../src/device/capture/capture.js';
 import { readCursors } from '../../src/device/journal/cursors.js';
-import { openDeviceDb, type DeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
+import type { SqliteDriver } from '../../src/device/driver/sqlite-driver.js';
 import { readEpoch } from '../../src/device/journal/journal-state.js';
 import { parseRowBatch, type BatchAck, type WireRowBatch } from '../../src/protocol/batch.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
@@ -166,8 +167,9 @@ function agent(dbPath: string, url: string, extra: Partial<AgentOptions> = {}): 
   });
 }
 
-function journalRows(db: DeviceDb): { seq: number; tbl: string }[] {
-  return (db.prepare('SELECT seq, tbl FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id ORDER BY seq').all() as { seq: bigint; tbl: string }[]).map((r) => ({ seq: Number(r.seq), tbl: r.tbl }));
+async function journalRows(db: SqliteDriver): Promise<{ seq: number; tbl: string }[]> {
+  const rows = await db.all<{ seq: bigint; tbl: string }>('SELECT seq, tbl FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id ORDER BY seq');
+  return rows.map((r) => ({ seq: Number(r.seq), tbl: r.tbl }));
 }
 
 /** Every acked batch is valid for the protocol parser, and per table the acked seqs are strictly increasing. */
@@ -198,14 +200,14 @@ describe('publisher over HTTP', () => {
     const path = join(dir.path, `db-${++n}.db`);
     await app(path, 'setup');
     await app(path, 'insert', rows, 1);
-    const db = openDeviceDb(path);
+    const db = BetterSqlite3Driver.open(path);
     try {
-      ensureCapture(db);
+      await ensureCapture(db);
       await app(path, 'update', Math.ceil(rows / 2), 1);
       await app(path, 'delete', 2, 1);
-      return { path, journal: journalRows(db) };
+      return { path, journal: await journalRows(db) };
     } finally {
-      db.close();
+      await db.close();
     }
   }
 
@@ -223,18 +225,18 @@ describe('publisher over HTTP', () => {
       assert.ok(endpoint.received.every((r) => r.authorization === `Bearer ${TOKEN}`));
       assert.ok(endpoint.received.some((r) => r.gzip), 'large bodies travel gzipped');
       assert.ok(endpoint.acked().every((b) => b.rows.length <= 16));
-      const status = a.status();
+      const status = await a.status();
       assert.equal(status.pending_total, 0);
       assert.equal(status.running, false);
-      const db = openDeviceDb(path);
+      const db = BetterSqlite3Driver.open(path);
       try {
-        const epoch = readEpoch(db);
-        const cursors = readCursors(db, epoch);
+        const epoch = await readEpoch(db);
+        const cursors = await readCursors(db, epoch);
         for (const table of new Set(journal.map((e) => e.tbl))) assert.equal(cursors.get(table), Math.max(...journal.filter((e) => e.tbl === table).map((e) => e.seq)));
-        assert.deepEqual(journalRows(db), [journal.at(-1)], 'only the newest entry stays');
+        assert.deepEqual(await journalRows(db), [journal.at(-1)], 'only the newest entry stays');
         assert.ok(existsSync(`${path}.syncline-epoch`));
       } finally {
-        db.close();
+        await db.close();
       }
     } finally {
       await endpoint.close();
@@ -301,9 +303,9 @@ describe('publisher over HTTP', () => {
     const url = await endpoint.listen();
     try {
       await agent(path, url, { publisher: { maxBatchRows: 6 } }).run();
-      const db = openDeviceDb(path);
+      const db = BetterSqlite3Driver.open(path);
       try {
-        const quarantined = db.prepare('SELECT tbl, error_code, first_seq, last_seq, batch FROM _syncline_quarantine ORDER BY id').all() as { tbl: string; error_code: string; first_seq: bigint; last_seq: bigint; batch: string }[];
+        const quarantined = await db.all<{ tbl: string; error_code: string; first_seq: bigint; last_seq: bigint; batch: string }>('SELECT tbl, error_code, first_seq, last_seq, batch FROM _syncline_quarantine ORDER BY id');
         assert.deepEqual(quarantined.map((q) => [q.tbl, q.error_code]).sort(), [['items', 'invalid_number_encoding'], ['kv', 'invalid_batch']]);
         const itemRows = quarantined.filter((q) => q.tbl === 'items').map((q) => JSON.parse(q.batch) as WireRowBatch);
         assert.ok(itemRows.every((b) => b.rows.length === 1 && b.rows[0]!.pk[0] === 7), 'only the rows of item 7 are set aside');
@@ -312,7 +314,7 @@ describe('publisher over HTTP', () => {
         assert.equal(acked.filter((b) => b.source_table === 'items').flatMap((b) => b.rows).filter((r) => r.pk[0] === 7).length, 0);
         assert.equal(acked.filter((b) => b.source_table === 'items').flatMap((b) => b.rows).filter((r) => r.pk[0] === 8).length, 1);
       } finally {
-        db.close();
+        await db.close();
       }
     } finally {
       await endpoint.close();
@@ -323,22 +325,22 @@ describe('publisher over HTTP', () => {
     const { path, journal } = await prepared(12);
     const items = journal.filter((e) => e.tbl === 'items').map((e) => e.seq);
     const bad = items[5]!;
-    const db = openDeviceDb(path);
-    db.prepare("UPDATE _syncline_journal SET op = 'X' WHERE seq = ?").run(bad);
-    db.close();
+    const db = BetterSqlite3Driver.open(path);
+    await db.run("UPDATE _syncline_journal SET op = 'X' WHERE seq = ?", [bad]);
+    await db.close();
     const endpoint = new Endpoint();
     const url = await endpoint.listen();
     try {
       const a = agent(path, url, { publisher: { maxBatchRows: 4 } });
       await a.run();
-      assert.equal(a.status().quarantined, 1);
-      const check = openDeviceDb(path);
+      assert.equal((await a.status()).quarantined, 1);
+      const check = BetterSqlite3Driver.open(path);
       try {
-        const quarantined = check.prepare('SELECT tbl, error_code, message, first_seq, last_seq FROM _syncline_quarantine').all() as { tbl: string; error_code: string; message: string; first_seq: bigint; last_seq: bigint }[];
+        const quarantined = await check.all<{ tbl: string; error_code: string; message: string; first_seq: bigint; last_seq: bigint }>('SELECT tbl, error_code, message, first_seq, last_seq FROM _syncline_quarantine');
         assert.deepEqual(quarantined.map((q) => [q.tbl, q.error_code, Number(q.first_seq), Number(q.last_seq)]), [['items', 'journal_corrupt', bad, bad]]);
         assert.match(quarantined[0]!.message, /unknown op "X"/);
       } finally {
-        check.close();
+        await check.close();
       }
       const sent = assertOrderedAndValid(endpoint.acked()).get('items');
       assert.deepEqual(sent, items.filter((seq) => seq !== bad), 'every other items entry went out, in order');
@@ -360,7 +362,7 @@ describe('publisher over HTTP', () => {
       assert.ok(acked.every((b) => b.rows.length <= 5));
       const delivered = acked.flatMap((b) => b.rows.map((r) => r.seq)).sort((x, y) => x - y);
       assert.deepEqual(delivered, journal.map((e) => e.seq).filter((seq) => seq !== huge));
-      assert.equal(a.status().quarantined, 1);
+      assert.equal((await a.status()).quarantined, 1);
     } finally {
       await endpoint.close();
     }
@@ -404,11 +406,11 @@ describe('publisher over HTTP', () => {
     const url = await endpoint.listen();
     try {
       await assert.rejects(agent(path, url, { once: false }).run(), (error: unknown) => isSynclineError(error) && error.code === 'unauthorized' && /device token/.test(error.message));
-      const db = openDeviceDb(path);
+      const db = BetterSqlite3Driver.open(path);
       try {
-        assert.deepEqual(journalRows(db), journal);
+        assert.deepEqual(await journalRows(db), journal);
       } finally {
-        db.close();
+        await db.close();
       }
     } finally {
       await endpoint.close();
@@ -435,9 +437,9 @@ describe('publisher over HTTP', () => {
     const later = new Endpoint();
     try {
       await app(path, 'insert', 10, 100);
-      const db = openDeviceDb(path);
-      const expected = journalRows(db).map((e) => e.seq);
-      db.close();
+      const db = BetterSqlite3Driver.open(path);
+      const expected = (await journalRows(db)).map((e) => e.seq);
+      await db.close();
       await later.listen(port);
       const ackedSeqs = () => new Set(later.acked().flatMap((b) => b.rows.map((r) => r.seq)));
       const giveUp = Date.now() + 60_000;
@@ -462,9 +464,9 @@ describe('publisher over HTTP', () => {
 
   test('409 stale_epoch: a new epoch with a fresh snapshot is started and sent', async () => {
     const { path } = await prepared(4);
-    const db = openDeviceDb(path);
-    const firstEpoch = readEpoch(db);
-    db.close();
+    const db = BetterSqlite3Driver.open(path);
+    const firstEpoch = await readEpoch(db);
+    await db.close();
     const endpoint = new Endpoint();
     endpoint.policy = (batch) => (batch.journal_epoch === firstEpoch ? reject(409, 'stale_epoch') : ack(batch));
     const url = await endpoint.listen();
@@ -474,8 +476,8 @@ describe('publisher over HTTP', () => {
       const acked = endpoint.acked();
       assert.ok(acked.length > 0 && acked.every((b) => b.journal_epoch !== firstEpoch));
       assert.ok(acked.some((b) => b.rows.some((r) => r.op === 'snapshot')));
-      assert.equal(a.status().epoch_rotations, 1);
-      assert.equal(a.status().pending_total, 0);
+      assert.equal((await a.status()).epoch_rotations, 1);
+      assert.equal((await a.status()).pending_total, 0);
     } finally {
       await endpoint.close();
     }
@@ -484,10 +486,10 @@ describe('publisher over HTTP', () => {
   test('a database restored from a backup is detected by its sidecar and gets a new epoch', async () => {
     const { path } = await prepared(3);
     const backup = `${path}.backup`;
-    const db = openDeviceDb(path);
-    db.exec(`VACUUM INTO '${backup.replaceAll("'", "''")}'`);
-    const epoch = readEpoch(db);
-    db.close();
+    const db = BetterSqlite3Driver.open(path);
+    await db.exec(`VACUUM INTO '${backup.replaceAll("'", "''")}'`);
+    const epoch = await readEpoch(db);
+    await db.close();
     const endpoint = new Endpoint();
     const url = await endpoint.listen();
     try {

@@ -111,10 +111,10 @@ describeEachStore('flow control end to end', (ctx) => {
         await eventually('the first schema waits for review with rows staged', async () => (await lineages(http(), device.device_id))[0]?.rows_received === 60);
         const [lineage] = await lineages(http(), device.device_id);
         for (let from = 61; from <= 200; from += 10) app.insert(from, from + 9);
-        await eventually('the device was told to pause and acked', async () => agent.status().paused?.some((p) => p.table === 'readings') === true && (await controls(lineage!.id)).some((c) => c.message.type === 'pause_lineage' && c.state === 'acked'));
+        await eventually('the device was told to pause and acked', async () => (await agent.status()).paused?.some((p) => p.table === 'readings') === true && (await controls(lineage!.id)).some((c) => c.message.type === 'pause_lineage' && c.state === 'acked'));
         const pause = (await controls(lineage!.id)).find((c) => c.message.type === 'pause_lineage')!.message;
         assert.equal(pause.reason, 'volume_backpressure');
-        await eventually('nothing in flight', () => agent.status().in_flight === 0);
+        await eventually('nothing in flight', async () => (await agent.status()).in_flight === 0);
         const stagedWhenPaused = await staged(lineage!.id);
         assert.ok(stagedWhenPaused > CAP, `staged ${stagedWhenPaused} is over the cap`);
 
@@ -123,7 +123,7 @@ describeEachStore('flow control end to end', (ctx) => {
         app.update([...Array(50).keys()].map((i) => i + 1), 'updated while paused');
         app.update([1, 2, 3], 'updated twice');
         app.remove([4, 5, 6, 7, 8]);
-        await eventually('the device captured the changes it may not send', () => (agent.status().tables.find((t) => t.table === 'readings')?.pending ?? 0) >= 158);
+        await eventually('the device captured the changes it may not send', async () => ((await agent.status()).tables.find((t) => t.table === 'readings')?.pending ?? 0) >= 158);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         assert.equal(await staged(lineage!.id), stagedWhenPaused, 'a paused device sends nothing');
 
@@ -131,7 +131,7 @@ describeEachStore('flow control end to end', (ctx) => {
         server.flow.wake();
         await eventually('the device was resumed and drained', async () => {
           const [now] = await lineages(http(), device.device_id);
-          const drained = now!.status === 'active' && agent.status().pending_total === 0 && agent.status().in_flight === 0 && !agent.status().paused?.length && now!.rows_received === 358;
+          const drained = now!.status === 'active' && (await agent.status()).pending_total === 0 && (await agent.status()).in_flight === 0 && !(await agent.status()).paused?.length && now!.rows_received === 358;
           // Rows that arrive during the replay queue behind it: received is not yet materialized.
           return drained && (await staged(lineage!.id)) === 0;
         }, 120_000);

@@ -84,7 +84,7 @@ test('an agent shipping a telemetry table stops while the cloud pauses it and sh
     let inserted = 30;
     const writer = setInterval(() => insert(inserted++, 1), 20);
     try {
-      await eventually('the device is paused', () => (agent.status().paused ?? []).some((p) => p.table === 'readings'), 30_000);
+      await eventually('the device is paused', async () => ((await agent.status()).paused ?? []).some((p) => p.table === 'readings'), 30_000);
     } finally {
       clearInterval(writer);
     }
@@ -100,7 +100,7 @@ test('an agent shipping a telemetry table stops while the cloud pauses it and sh
     await approveTelemetryMapping(handle.store, new TelemetryPartitions(handle.store), mapping.id, { columns: [{ name: 'temp', action: 'point' }], time_column: 'ts' }, 'op');
     server.flow.wake();
     await eventually('every row arrives after the resume', async () => (await received()) === inserted, 30_000);
-    assert.deepEqual(agent.status().paused ?? [], []);
+    assert.deepEqual((await agent.status()).paused ?? [], []);
     stop.abort();
     await running;
     app.close();

@@ -72,7 +72,7 @@ async function drain(db: string, transport: MqttTransport, during: (agent: Agent
   const running = agent.run();
   try {
     await during(agent);
-    await eventually('the device drained', () => agent.status().pending_total === 0 && agent.status().in_flight === 0, 60_000);
+    await eventually('the device drained', async () => (await agent.status()).pending_total === 0 && (await agent.status()).in_flight === 0, 60_000);
   } finally {
     await agent.stop();
     await running.catch(() => {});
@@ -113,7 +113,7 @@ describe('external MQTT broker outages', { skip }, () => {
       await app(db, 'setup');
       await app(db, 'insert', 20, 1);
       await drain(db, new MqttTransport({ url, deviceId: device.device_id, token: device.token, logger }), async (agent) => {
-        await eventually('first rows acked', () => agent.status().rows_acked > 0, 20_000);
+        await eventually('first rows acked', async () => (await agent.status()).rows_acked > 0, 20_000);
         await broker!.stop();
         await eventually('healthz degraded while the broker is gone', async () => brokerDown(await health(server.url)), 10_000);
         broker = await startMosquitto(dir.path, conf, port);
@@ -143,7 +143,7 @@ describe('external MQTT broker outages', { skip }, () => {
       // Default resend settings: the floor (3 s) is what a device pays for a dead server.
       const transport = new MqttTransport({ url: broker.url, deviceId: device.device_id, token: device.token, logger });
       const { latencies, resent, answerMaxMs } = await drain(db, transport, async (agent) => {
-        await eventually('batches flowing', () => agent.status().rows_acked >= 20, 30_000);
+        await eventually('batches flowing', async () => (await agent.status()).rows_acked >= 20, 30_000);
         // Stopped, it takes its share of the batches and answers none; then it dies holding them.
         doomed!.child.kill('SIGSTOP');
         await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -9,7 +9,7 @@ import { uuidv7 } from 'uuidv7';
 import { CloudServer } from '../../src/cloud/server.js';
 import { Agent } from '../../src/device/agent.js';
 import { ensureCapture } from '../../src/device/capture/capture.js';
-import { openDeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
 import { deviceRoot, deviceTopic } from '../../src/protocol/topics.js';
 import { MqttTransport } from '../../src/transport/mqtt-transport.js';
 import { wireBatch } from '../support/cloud-batches.js';
@@ -42,16 +42,17 @@ async function app(dbPath: string, scenario: string, ...args: number[]): Promise
 /** A device file with capture installed and changes journaled; returns the changes per table. */
 async function preparedDevice(path: string, steps: number): Promise<Map<string, number>> {
   await app(path, 'setup');
-  const db = openDeviceDb(path);
-  ensureCapture(db);
-  db.close();
+  const db = BetterSqlite3Driver.open(path);
+  await ensureCapture(db);
+  await db.close();
   await app(path, 'insert', steps, 1);
   await app(path, 'update', Math.ceil(steps / 3), 1);
-  const check = openDeviceDb(path);
+  const check = BetterSqlite3Driver.open(path);
   try {
-    return new Map((check.prepare('SELECT tbl, count(*) AS n FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id GROUP BY tbl').all() as { tbl: string; n: bigint }[]).map((r) => [r.tbl, Number(r.n)]));
+    const counts = await check.all<{ tbl: string; n: bigint }>('SELECT tbl, count(*) AS n FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id GROUP BY tbl');
+    return new Map(counts.map((r) => [r.tbl, Number(r.n)]));
   } finally {
-    check.close();
+    await check.close();
   }
 }
 
@@ -70,7 +71,7 @@ describeEachStore('external MQTT broker', (ctx) => {
     const running = agent.run();
     try {
       await during?.(agent);
-      await eventually('the device drained', () => agent.status().pending_total === 0 && agent.status().in_flight === 0, 120_000);
+      await eventually('the device drained', async () => (await agent.status()).pending_total === 0 && (await agent.status()).in_flight === 0, 120_000);
     } finally {
       await agent.stop();
       await running.catch(() => {});
@@ -100,7 +101,7 @@ describeEachStore('external MQTT broker', (ctx) => {
       const captured = await preparedDevice(path, 60);
       const transport = new MqttTransport({ url: REAL_MOSQUITTO_URL, deviceId: device.device_id, token: device.token, ackTimeoutMs: 2000, logger });
       await drain(path, transport, async (agent) => {
-        await eventually('both servers took batches', () => first.mqtt!.stats.batchesAcked > 0 && second.mqtt!.stats.batchesAcked > 0 && agent.status().rows_acked > 0);
+        await eventually('both servers took batches', async () => first.mqtt!.stats.batchesAcked > 0 && second.mqtt!.stats.batchesAcked > 0 && (await agent.status()).rows_acked > 0);
         await first.stop();
         firstStopped = true;
       });
@@ -157,7 +158,7 @@ describeEachStore('external MQTT broker', (ctx) => {
       const captured = await preparedDevice(path, 60);
       const transport = new MqttTransport({ url, deviceId: device.device_id, token: device.token, ackTimeoutMs: 2000, logger });
       await drain(path, transport, async (agent) => {
-        await eventually('progress before the broker restart', () => agent.status().rows_acked > 30);
+        await eventually('progress before the broker restart', async () => (await agent.status()).rows_acked > 30);
         await broker.stop();
         broker = await startMosquitto(out, conf, port);
       });

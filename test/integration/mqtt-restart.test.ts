@@ -6,7 +6,7 @@ import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
 import { Agent } from '../../src/device/agent.js';
 import { ensureCapture } from '../../src/device/capture/capture.js';
-import { openDeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
 import { MqttTransport } from '../../src/transport/mqtt-transport.js';
 import { newDevice } from '../support/cloud-fixtures.js';
 import { finished, spawnScript } from '../support/processes.js';
@@ -42,15 +42,16 @@ describeEachStore('MQTT restarts mid-stream', (ctx) => {
   test('server and broker restarted twice while a device drains: no loss, no duplicates', async () => {
     const path = join(dir.path, 'restart.db');
     await app(path, 'setup');
-    const db = openDeviceDb(path);
-    ensureCapture(db);
-    db.close();
+    const db = BetterSqlite3Driver.open(path);
+    await ensureCapture(db);
+    await db.close();
     await app(path, 'insert', 150, 1);
     await app(path, 'update', 80, 1);
     await app(path, 'delete', 10, 1);
-    const check = openDeviceDb(path);
-    const captured = new Map((check.prepare('SELECT tbl, count(*) AS n FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id GROUP BY tbl').all() as { tbl: string; n: bigint }[]).map((r) => [r.tbl, Number(r.n)]));
-    check.close();
+    const check = BetterSqlite3Driver.open(path);
+    const counts = await check.all<{ tbl: string; n: bigint }>('SELECT tbl, count(*) AS n FROM _syncline_journal JOIN _syncline_schemas ON _syncline_schemas.id = schema_id GROUP BY tbl');
+    const captured = new Map(counts.map((r) => [r.tbl, Number(r.n)]));
+    await check.close();
 
     let server = await start(0);
     const port = Number(new URL(server.mqtt!.url).port);
@@ -60,14 +61,14 @@ describeEachStore('MQTT restarts mid-stream', (ctx) => {
     const running = agent.run();
     try {
       for (let restart = 1; restart <= 2; restart++) {
-        const acked = agent.status().rows_acked;
-        await eventually(`progress before restart ${restart}`, () => agent.status().rows_acked > acked + 40, 60_000);
+        const acked = (await agent.status()).rows_acked;
+        await eventually(`progress before restart ${restart}`, async () => (await agent.status()).rows_acked > acked + 40, 60_000);
         await server.stop();
         server = await start(port);
       }
       const total = [...captured.values()].reduce((a, b) => a + b, 0);
-      await eventually('the device drained', () => agent.status().pending_total === 0 && agent.status().in_flight === 0, 120_000);
-      assert.ok(agent.status().rows_acked >= total - captured.size, 'everything was acked (the newest entry per table may stay in the journal)');
+      await eventually('the device drained', async () => (await agent.status()).pending_total === 0 && (await agent.status()).in_flight === 0, 120_000);
+      assert.ok((await agent.status()).rows_acked >= total - captured.size, 'everything was acked (the newest entry per table may stay in the journal)');
       const server_ = { url: server.url, adminToken: ADMIN_TOKEN };
       const found = await lineages(server_, device.device_id);
       assert.equal(found.length, captured.size);

@@ -8,7 +8,7 @@ import { Aedes } from 'aedes';
 import pino from 'pino';
 import { Agent } from '../../src/device/agent.js';
 import { readCursors } from '../../src/device/journal/cursors.js';
-import { openDeviceDb } from '../../src/device/journal/device-db.js';
+import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
 import { readEpoch } from '../../src/device/journal/journal-state.js';
 import type { WireRowBatch } from '../../src/protocol/batch.js';
 import type { DownlinkMessage } from '../../src/protocol/control.js';
@@ -128,17 +128,17 @@ describe('MQTT transport', () => {
       const ids = stub.deliveries.map((b) => b.batch_id);
       const distinct = new Set(ids);
       assert.equal(ids.length, distinct.size * 2, 'every batch went out twice: the first copy was lost');
-      const db = openDeviceDb(path);
+      const db = BetterSqlite3Driver.open(path);
       try {
-        const epoch = readEpoch(db);
-        const cursors = readCursors(db, epoch);
+        const epoch = await readEpoch(db);
+        const cursors = await readCursors(db, epoch);
         const sentLast = new Map<string, number>();
         for (const b of stub.deliveries) sentLast.set(b.source_table, Math.max(sentLast.get(b.source_table) ?? 0, b.last_seq));
         for (const [table, last] of sentLast) assert.equal(cursors.get(table), last, table);
-        const left = Number(db.prepare('SELECT count(*) FROM _syncline_journal').pluck().get());
+        const left = Number((await db.get<{ n: bigint }>('SELECT count(*) AS n FROM _syncline_journal'))!.n);
         assert.equal(left, 1, 'only the newest entry stays once everything is answered');
       } finally {
-        db.close();
+        await db.close();
       }
     });
   });
@@ -150,7 +150,7 @@ describe('MQTT transport', () => {
       try {
         const a = new Agent({ dbPath: path, transport, logger, once: true, onceDeadlineMs: 60_000, pollIntervalMs: 20, publisher: { maxBatchRows: 5, flushIntervalMs: 20, maxInFlight: 5 } });
         await a.run();
-        assert.equal(a.status().pending_total, 0);
+        assert.equal((await a.status()).pending_total, 0);
       } finally {
         await transport.close();
       }

@@ -69,7 +69,7 @@ describeEachStore('telemetry tables through the agent', (context) => {
     const device = await newDevice(store, 'exact');
     const a = agent(path, device, { telemetry: [{ table: 'counts' }, { table: 'readings', timeColumn: 'ts' }] });
     await a.run();
-    const status = a.status();
+    const status = await a.status();
     // Batches of 50 are read ahead while the previous one is in flight; none of their rows counts as late.
     assert.deepEqual(status.telemetry?.map((t) => [t.table, t.acked_seq, t.late_rows, t.gap_rows]), [['counts', 120, 0, 0], ['readings', 130, 0, 0]]);
     assert.equal(app.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ('counts', 'readings')").pluck().get(), 0n);
@@ -149,7 +149,7 @@ describeEachStore('telemetry tables through the agent', (context) => {
     const run = async () => {
       const a = agent(path, device, { telemetry: [{ table: 'm', timeColumn: 'at' }] });
       await a.run();
-      return a.status().telemetry![0]!;
+      return (await a.status()).telemetry![0]!;
     };
     await run();
     insert.run('2026-03-01T00:00:00Z', 0.5);

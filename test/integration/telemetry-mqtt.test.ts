@@ -40,7 +40,7 @@ describeEachStore('telemetry over MQTT', (context) => {
     try {
       const agent = new Agent({ dbPath: path, transport, logger, once: true, onceDeadlineMs: 20_000, telemetry: [{ table: 'samples', timeColumn: 'at' }], publisher: { maxBatchRows: 20 } });
       await agent.run();
-      assert.equal(agent.status().telemetry?.[0]?.acked_seq, 75);
+      assert.equal((await agent.status()).telemetry?.[0]?.acked_seq, 75);
     } finally {
       await transport.close();
     }

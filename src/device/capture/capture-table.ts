@@ -4,7 +4,7 @@ import { RESERVED_PREFIX } from '../../protocol/constants.js';
 import { encodeValue, type SqlValue } from '../../protocol/values.js';
 import { isGuardTriggerName } from '../twoway/shared-triggers.js';
 import { ensureCursor } from '../journal/cursors.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { JournalTables } from '../journal/journal-schema.js';
 import { JournalReader } from '../journal/journal-reader.js';
 import { slotLayout, slotsNeeded } from '../journal/journal-slots.js';
@@ -31,13 +31,12 @@ export interface StoredTable {
 
 export type TableAction = 'none' | 'install' | 'regenerate' | 'release';
 
-export function readStoredTables(db: DeviceDb, only?: string): Map<string, StoredTable> {
-  const rows = db
-    .prepare(
-      `SELECT t.name, t.schema_id, t.before_images, s.hash, s.columns, s.key FROM ${JournalTables.tables} t
-       JOIN ${JournalTables.schemas} s ON s.id = t.schema_id ${only === undefined ? '' : 'WHERE t.name = ?'}`,
-    )
-    .all(...(only === undefined ? [] : [only])) as { name: string; schema_id: bigint; before_images: bigint; hash: string; columns: string; key: string }[];
+export async function readStoredTables(db: SqliteQueryable, only?: string): Promise<Map<string, StoredTable>> {
+  const rows = await db.all<{ name: string; schema_id: bigint; before_images: bigint; hash: string; columns: string; key: string }>(
+    `SELECT t.name, t.schema_id, t.before_images, s.hash, s.columns, s.key FROM ${JournalTables.tables} t
+     JOIN ${JournalTables.schemas} s ON s.id = t.schema_id ${only === undefined ? '' : 'WHERE t.name = ?'}`,
+    only === undefined ? [] : [only],
+  );
   return new Map(
     rows.map((r) => [
       r.name,
@@ -54,8 +53,8 @@ export function readStoredTables(db: DeviceDb, only?: string): Map<string, Store
 }
 
 /** Edge capture's triggers in the file (two-way sync's are its own business): name and the table SQLite attaches each to. */
-export function readOwnTriggers(db: DeviceDb): { name: string; table: string }[] {
-  const rows = db.prepare("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string; tbl_name: string }[];
+export async function readOwnTriggers(db: SqliteQueryable): Promise<{ name: string; table: string }[]> {
+  const rows = await db.all<{ name: string; tbl_name: string }>("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'");
   return rows.filter((r) => r.name.startsWith(RESERVED_PREFIX) && !isGuardTriggerName(r.name)).map((r) => ({ name: r.name, table: r.tbl_name }));
 }
 
@@ -87,13 +86,17 @@ interface SchemaRecord {
  * describes the same columns; reusing it (and its column order for the row)
  * keeps one record per (table, hash) as the layout requires.
  */
-function schemaRecord(db: DeviceDb, shape: TableShape): SchemaRecord {
+async function schemaRecord(tx: SqliteQueryable, shape: TableShape): Promise<SchemaRecord> {
   const S = JournalTables.schemas;
-  const found = db.prepare(`SELECT id, columns FROM ${S} WHERE tbl = ? AND hash = ?`).get(shape.name, shape.hash) as { id: bigint; columns: string } | undefined;
+  const found = await tx.get<{ id: bigint; columns: string }>(`SELECT id, columns FROM ${S} WHERE tbl = ? AND hash = ?`, [shape.name, shape.hash]);
   if (found) return { id: Number(found.id), columns: JSON.parse(found.columns) as ColumnInfo[] };
-  const info = db
-    .prepare(`INSERT INTO ${S} (tbl, hash, columns, key, created_at) VALUES (?, ?, ?, ?, ?)`)
-    .run(shape.name, shape.hash, JSON.stringify(shape.columns), JSON.stringify(shape.key), new Date().toISOString());
+  const info = await tx.run(`INSERT INTO ${S} (tbl, hash, columns, key, created_at) VALUES (?, ?, ?, ?, ?)`, [
+    shape.name,
+    shape.hash,
+    JSON.stringify(shape.columns),
+    JSON.stringify(shape.key),
+    new Date().toISOString(),
+  ]);
   return { id: Number(info.lastInsertRowid), columns: shape.columns };
 }
 
@@ -105,27 +108,28 @@ function captureSpec(shape: TableShape, schema: SchemaRecord, beforeImages: bool
   return { table: shape.name, columns: schema.columns.map((c) => c.name), key: shape.key, keyColumns, schemaId: schema.id, beforeImages };
 }
 
-function writeTriggers(db: DeviceDb, spec: CaptureSpec): void {
-  ensureJournalSlots(db, slotsNeeded(slotLayout(spec.columns, spec.key), spec.beforeImages), spec.table);
-  for (const sql of dropTriggerStatements(spec.table)) db.exec(sql);
-  for (const sql of createTriggerStatements(spec)) db.exec(sql);
+async function writeTriggers(tx: SqliteQueryable, spec: CaptureSpec): Promise<void> {
+  await ensureJournalSlots(tx, slotsNeeded(slotLayout(spec.columns, spec.key), spec.beforeImages), spec.table);
+  for (const sql of dropTriggerStatements(spec.table)) await tx.exec(sql);
+  for (const sql of createTriggerStatements(spec)) await tx.exec(sql);
 }
 
-function recordTable(db: DeviceDb, shape: TableShape, schemaId: number, beforeImages: boolean): void {
-  db.prepare(
+async function recordTable(tx: SqliteQueryable, shape: TableShape, schemaId: number, beforeImages: boolean): Promise<void> {
+  await tx.run(
     `INSERT INTO ${JournalTables.tables} (name, schema_id, before_images, without_rowid, installed_at) VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (name) DO UPDATE SET schema_id = excluded.schema_id, before_images = excluded.before_images, without_rowid = excluded.without_rowid`,
-  ).run(shape.name, schemaId, beforeImages ? 1 : 0, shape.withoutRowid ? 1 : 0, new Date().toISOString());
+    [shape.name, schemaId, beforeImages, shape.withoutRowid, new Date().toISOString()],
+  );
 }
 
 /** First capture (or capture after the triggers vanished): triggers plus a snapshot of every existing row. Returns the snapshot size. */
-export function installTable(db: DeviceDb, shape: TableShape, beforeImages: boolean, epoch: string): number {
-  const schema = schemaRecord(db, shape);
+export async function installTable(tx: SqliteQueryable, shape: TableShape, beforeImages: boolean, epoch: string): Promise<number> {
+  const schema = await schemaRecord(tx, shape);
   const spec = captureSpec(shape, schema, beforeImages);
-  writeTriggers(db, spec);
-  ensureCursor(db, shape.name, maxJournalSeq(db), epoch);
-  const snapshot = db.prepare(snapshotStatement(spec)).run().changes;
-  recordTable(db, shape, schema.id, beforeImages);
+  await writeTriggers(tx, spec);
+  await ensureCursor(tx, shape.name, await maxJournalSeq(tx), epoch);
+  const snapshot = (await tx.run(snapshotStatement(spec))).changes;
+  await recordTable(tx, shape, schema.id, beforeImages);
   return snapshot;
 }
 
@@ -145,20 +149,20 @@ function addedDefaultedColumns(before: readonly ColumnInfo[], after: readonly Co
  * triggers without the new columns, so every key with unacked entries under an
  * older schema gets a fresh 'U' entry with its current row. Returns how many.
  */
-export function regenerateTable(db: DeviceDb, shape: TableShape, stored: StoredTable, beforeImages: boolean, ackedSeq: number): number {
-  const schema = schemaRecord(db, shape);
+export async function regenerateTable(tx: SqliteQueryable, shape: TableShape, stored: StoredTable, beforeImages: boolean, ackedSeq: number): Promise<number> {
+  const schema = await schemaRecord(tx, shape);
   const spec = captureSpec(shape, schema, beforeImages);
-  writeTriggers(db, spec);
-  recordTable(db, shape, schema.id, beforeImages);
+  await writeTriggers(tx, spec);
+  await recordTable(tx, shape, schema.id, beforeImages);
   if (schema.id === stored.schemaId) return 0;
-  if (addedDefaultedColumns(stored.columns, schema.columns)) return db.prepare(snapshotStatement(spec)).run().changes;
+  if (addedDefaultedColumns(stored.columns, schema.columns)) return (await tx.run(snapshotStatement(spec))).changes;
   const keys = new Map<string, SqlValue[]>();
-  for (const entry of new JournalReader(db).readOtherSchemas(shape.name, ackedSeq, schema.id)) keys.set(JSON.stringify(entry.pk.map(encodeValue)), entry.pk);
-  const refresh = db.prepare(rowAtKeyStatement(spec));
+  for (const entry of await new JournalReader(tx).readOtherSchemas(shape.name, ackedSeq, schema.id)) keys.set(JSON.stringify(entry.pk.map(encodeValue)), entry.pk);
+  const refresh = rowAtKeyStatement(spec);
   let appended = 0;
   for (const pk of keys.values()) {
     // A key of another width cannot be looked up; such a key change means the table was rebuilt, which reinstalls instead.
-    if (pk.length === spec.keyColumns.length) appended += refresh.run(...pk).changes;
+    if (pk.length === spec.keyColumns.length) appended += (await tx.run(refresh, pk)).changes;
   }
   return appended;
 }
@@ -169,24 +173,24 @@ export function regenerateTable(db: DeviceDb, shape: TableShape, stored: StoredT
  * Returns false when the table no longer matches its record; capture then installs
  * it afresh.
  */
-export function rewriteTriggers(db: DeviceDb, stored: StoredTable): boolean {
-  const shape = readTableShape(db, stored.name);
+export async function rewriteTriggers(tx: SqliteQueryable, stored: StoredTable): Promise<boolean> {
+  const shape = await readTableShape(tx, stored.name);
   if (!shape || shape.hash !== stored.hash) return false;
-  writeTriggers(db, captureSpec(shape, { id: stored.schemaId, columns: stored.columns }, stored.beforeImages));
+  await writeTriggers(tx, captureSpec(shape, { id: stored.schemaId, columns: stored.columns }, stored.beforeImages));
   return true;
 }
 
 /** The table is gone: its triggers and bookkeeping go, its journal entries stay until published. */
-export function releaseTable(db: DeviceDb, name: string): void {
-  for (const sql of dropTriggerStatements(name)) db.exec(sql);
-  forgetTable(db, name);
+export async function releaseTable(tx: SqliteQueryable, name: string): Promise<void> {
+  for (const sql of dropTriggerStatements(name)) await tx.exec(sql);
+  await forgetTable(tx, name);
 }
 
 /** Edge capture's record of the table goes; its triggers stay (two-way sync took the table over). */
-export function forgetTable(db: DeviceDb, name: string): void {
-  db.prepare(`DELETE FROM ${JournalTables.tables} WHERE name = ?`).run(name);
+export async function forgetTable(tx: SqliteQueryable, name: string): Promise<void> {
+  await tx.run(`DELETE FROM ${JournalTables.tables} WHERE name = ?`, [name]);
 }
 
-export function dropTrigger(db: DeviceDb, name: string): void {
-  db.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(name)}`);
+export async function dropTrigger(tx: SqliteQueryable, name: string): Promise<void> {
+  await tx.exec(`DROP TRIGGER IF EXISTS ${quoteIdent(name)}`);
 }

@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { isSynclineError } from '../../protocol/errors.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { journalBehindCursors } from '../journal/journal-state.js';
 import { ensureCapture, readSchemaVersion, rotateEpoch, type CaptureOptions, type CaptureReport } from './capture.js';
 
@@ -12,14 +12,14 @@ const RETRY_AFTER_MS = 5000;
  * file header) and reconciles only when the app changed the schema.
  */
 export class CaptureWatch {
-  readonly #db: DeviceDb;
+  readonly #db: SqliteDriver;
   readonly #options: CaptureOptions;
   readonly #log: Logger;
   #schemaVersion: number | undefined;
   #epoch = '';
   #retryAt = 0;
 
-  constructor(db: DeviceDb, options: CaptureOptions = {}) {
+  constructor(db: SqliteDriver, options: CaptureOptions = {}) {
     this.#db = db;
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#options = { ...options, logger: this.#log };
@@ -34,8 +34,8 @@ export class CaptureWatch {
    * tried again when the schema changes; other failures (the app holding the
    * write lock past the busy timeout) are retried after a pause.
    */
-  ensure(): CaptureReport {
-    const report = ensureCapture(this.#db, this.#options);
+  async ensure(): Promise<CaptureReport> {
+    const report = await ensureCapture(this.#db, this.#options);
     this.#epoch = report.epoch;
     const transient = report.failed.some((f) => !(isSynclineError(f.error) && f.error.code === 'capture_failed'));
     this.#schemaVersion = transient ? undefined : report.schemaVersion;
@@ -48,16 +48,16 @@ export class CaptureWatch {
    * was emptied behind our back (its seqs would restart below the acked cursors);
    * returns the report, or undefined when nothing was due.
    */
-  refresh(): CaptureReport | undefined {
+  async refresh(): Promise<CaptureReport | undefined> {
     if (this.#schemaVersion === undefined && Date.now() < this.#retryAt) return undefined;
-    const unchanged = this.#schemaVersion !== undefined && readSchemaVersion(this.#db) === this.#schemaVersion;
-    if (unchanged && !journalBehindCursors(this.#db)) return undefined;
+    const unchanged = this.#schemaVersion !== undefined && (await readSchemaVersion(this.#db)) === this.#schemaVersion;
+    if (unchanged && !(await journalBehindCursors(this.#db))) return undefined;
     return this.ensure();
   }
 
-  rotateEpoch(reason: string): string {
+  async rotateEpoch(reason: string): Promise<string> {
     this.#log.warn({ reason, previous_epoch: this.#epoch }, 'rotating journal epoch');
-    this.#epoch = rotateEpoch(this.#db, this.#options);
+    this.#epoch = await rotateEpoch(this.#db, this.#options);
     this.#schemaVersion = undefined;
     return this.#epoch;
   }

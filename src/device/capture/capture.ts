@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { readCursors } from '../journal/cursors.js';
-import { immediate, type DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { ensureJournal, startNewEpoch } from '../journal/journal-state.js';
 import { upgradeJournalLayout } from '../journal/journal-upgrade.js';
 import {
@@ -68,28 +68,29 @@ function wantsBeforeImages(options: CaptureOptions, table: string, stored: Store
 }
 
 /** Brings one table's capture up to date; the decision is made again under the write lock. */
-function reconcileTable(db: DeviceDb, table: string, options: CaptureOptions, epoch: string, report: CaptureReport, log: Logger): void {
-  const quick = () => {
-    const stored = readStoredTables(db, table).get(table);
-    const shape = readTableShape(db, table);
-    const intact = triggersIntact(readOwnTriggers(db), table);
+async function reconcileTable(driver: SqliteDriver, table: string, options: CaptureOptions, epoch: string, report: CaptureReport, log: Logger): Promise<void> {
+  const quick = async (db: SqliteQueryable) => {
+    const stored = (await readStoredTables(db, table)).get(table);
+    const shape = await readTableShape(db, table);
+    const intact = triggersIntact(await readOwnTriggers(db), table);
     return { stored, shape, intact, action: decideAction(stored, shape, intact, wantsBeforeImages(options, table, stored)) };
   };
-  if (quick().action === 'none') return;
-  immediate(db, () => {
-    const { stored, shape, intact, action } = quick();
+  if ((await quick(driver)).action === 'none') return;
+  // Triggers and snapshot in one BEGIN IMMEDIATE: each app write lands before it (in the snapshot) or after it (journaled by the triggers).
+  await driver.writeTransaction(async (tx) => {
+    const { stored, shape, intact, action } = await quick(tx);
     const beforeImages = wantsBeforeImages(options, table, stored);
     if (action === 'install' && shape) {
-      const rows = installTable(db, shape, beforeImages, epoch);
+      const rows = await installTable(tx, shape, beforeImages, epoch);
       report.installed.push(table);
       log.info({ table, snapshot_rows: rows, triggers_were_missing: stored !== undefined && !intact }, 'capture installed');
     } else if (action === 'regenerate' && shape && stored) {
-      const acked = readCursors(db, epoch).get(table) ?? 0;
-      const refreshed = regenerateTable(db, shape, stored, beforeImages, acked);
+      const acked = (await readCursors(tx, epoch)).get(table) ?? 0;
+      const refreshed = await regenerateTable(tx, shape, stored, beforeImages, acked);
       report.regenerated.push(table);
       log.info({ table, schema_hash: shape.hash, refreshed_rows: refreshed }, 'capture triggers regenerated');
     } else if (action === 'release') {
-      releaseTable(db, table);
+      await releaseTable(tx, table);
       report.released.push(table);
       log.info({ table }, 'table is gone; capture released, its journal entries stay until published');
     }
@@ -97,23 +98,25 @@ function reconcileTable(db: DeviceDb, table: string, options: CaptureOptions, ep
 }
 
 /** One pass over the file; call again until it reports no change (the app may change the schema meanwhile). */
-export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): CaptureReport {
+export async function reconcileCapture(driver: SqliteDriver, options: CaptureOptions = {}): Promise<CaptureReport> {
   const log = options.logger ?? pino({ level: 'silent' });
-  upgradeJournalLayout(db, log);
-  const journal = ensureJournal(db);
+  await upgradeJournalLayout(driver, log);
+  const journal = await ensureJournal(driver);
   if (journal.recreated) log.warn({ journal_epoch: journal.epoch }, 'journal was recreated or truncated; started a new epoch and snapshotting every table again');
   const report = emptyReport(journal.epoch, journal.recreated);
-  const stray = strayTriggers(readOwnTriggers(db));
+  const stray = strayTriggers(await readOwnTriggers(driver));
   if (stray.length > 0) {
-    immediate(db, () => stray.forEach((name) => dropTrigger(db, name)));
+    await driver.writeTransaction(async (tx) => {
+      for (const name of stray) await dropTrigger(tx, name);
+    });
     log.info({ triggers: stray }, 'dropped capture triggers left on a renamed table');
   }
-  const shared = sharedTableNames(db);
+  const shared = await sharedTableNames(driver);
   const excluded = new Set(options.exclude ?? []);
-  const wanted = new Set((options.tables ? options.tables.filter(isUserTableName) : listUserTables(db)).filter((name) => !shared.has(name) && !excluded.has(name)));
-  const stored = [...readStoredTables(db).keys()];
+  const wanted = new Set((options.tables ? options.tables.filter(isUserTableName) : await listUserTables(driver)).filter((name) => !shared.has(name) && !excluded.has(name)));
+  const stored = [...(await readStoredTables(driver)).keys()];
   for (const table of stored.filter((name) => excluded.has(name))) {
-    immediate(db, () => releaseTable(db, table));
+    await driver.writeTransaction((tx) => releaseTable(tx, table));
     report.released.push(table);
     log.warn({ table }, 'table switched to telemetry: capture triggers dropped; its journal entries still ship as rows, and from now on its updates and deletes are not shipped');
   }
@@ -126,7 +129,7 @@ export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): Ca
   const tables = new Set([...stored.filter((name) => !excluded.has(name) && !shared.has(name)), ...wanted]);
   for (const table of [...tables].sort()) {
     try {
-      reconcileTable(db, table, options, journal.epoch, report, log);
+      await reconcileTable(driver, table, options, journal.epoch, report, log);
     } catch (error) {
       report.failed.push({ table, error: error as Error });
       log.error({ table, err: error }, 'capture of table failed; will retry');
@@ -136,11 +139,11 @@ export function reconcileCapture(db: DeviceDb, options: CaptureOptions = {}): Ca
 }
 
 /** Reconciles until a pass changes nothing, so the schema version read before that pass describes what is captured. */
-export function ensureCapture(db: DeviceDb, options: CaptureOptions = {}): CaptureReport & { schemaVersion: number } {
+export async function ensureCapture(driver: SqliteDriver, options: CaptureOptions = {}): Promise<CaptureReport & { schemaVersion: number }> {
   const total = emptyReport('', false);
   for (let pass = 0; ; pass++) {
-    const schemaVersion = readSchemaVersion(db);
-    const report = reconcileCapture(db, options);
+    const schemaVersion = await readSchemaVersion(driver);
+    const report = await reconcileCapture(driver, options);
     total.epoch = report.epoch;
     total.journalRecreated ||= report.journalRecreated;
     total.installed.push(...report.installed);
@@ -154,25 +157,26 @@ export function ensureCapture(db: DeviceDb, options: CaptureOptions = {}): Captu
   }
 }
 
-export function readSchemaVersion(db: DeviceDb): number {
-  return Number(db.pragma('schema_version', { simple: true }));
+export async function readSchemaVersion(db: SqliteQueryable): Promise<number> {
+  const row = await db.get<{ schema_version: bigint }>('PRAGMA schema_version');
+  return Number(row!.schema_version);
 }
 
 /**
  * Starts a new journal epoch and appends a snapshot of every captured table, all in
  * one transaction, so the new epoch on its own describes the whole current state.
  */
-export function rotateEpoch(db: DeviceDb, options: CaptureOptions = {}): string {
+export async function rotateEpoch(driver: SqliteDriver, options: CaptureOptions = {}): Promise<string> {
   const log = options.logger ?? pino({ level: 'silent' });
-  return immediate(db, () => {
-    const epoch = startNewEpoch(db);
-    for (const stored of readStoredTables(db).values()) {
-      const shape = readTableShape(db, stored.name);
+  return driver.writeTransaction(async (tx) => {
+    const epoch = await startNewEpoch(tx);
+    for (const stored of (await readStoredTables(tx)).values()) {
+      const shape = await readTableShape(tx, stored.name);
       if (!shape) {
-        releaseTable(db, stored.name);
+        await releaseTable(tx, stored.name);
         continue;
       }
-      installTable(db, shape, wantsBeforeImages(options, stored.name, stored), epoch);
+      await installTable(tx, shape, wantsBeforeImages(options, stored.name, stored), epoch);
     }
     log.warn({ journal_epoch: epoch }, 'started a new journal epoch with a fresh snapshot of every table');
     return epoch;

@@ -1,6 +1,6 @@
 import { RESERVED_PREFIX } from '../../protocol/constants.js';
 import { affinityOf, keyOf, schemaFingerprint, type ColumnInfo, type TableKey } from '../../protocol/schema.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 
 /** What capture needs to know about one user table, read from SQLite's own catalogue. */
 export interface TableShape {
@@ -20,28 +20,28 @@ export interface TableShape {
 const HIDDEN_VIRTUAL = 1n;
 const ROWID_ALIASES = ['rowid', '_rowid_', 'oid'] as const;
 
-interface XInfoRow {
+type XInfoRow = {
   name: string;
   type: string;
   notnull: bigint;
   dflt_value: string | null;
   pk: bigint;
   hidden: bigint;
-}
+};
 
-interface TableListRow {
+type TableListRow = {
   name: string;
   type: string;
   wr: bigint;
-}
+};
 
 /**
  * The app's ordinary tables in the main database: not SQLite's internal tables,
  * not Syncline's own, not virtual tables (which cannot carry triggers) nor their
  * shadow tables (which the virtual table's module writes).
  */
-export function listUserTables(db: DeviceDb): string[] {
-  const rows = db.prepare("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'").all() as TableListRow[];
+export async function listUserTables(db: SqliteQueryable): Promise<string[]> {
+  const rows = await db.all<TableListRow>("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'");
   return rows
     .filter((r) => r.type === 'table' && isUserTableName(r.name))
     .map((r) => r.name)
@@ -54,10 +54,10 @@ export function isUserTableName(name: string): boolean {
 }
 
 /** The table's shape, or undefined when no such ordinary table exists. */
-export function readTableShape(db: DeviceDb, name: string): TableShape | undefined {
-  const listed = db.prepare("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?").get(name) as TableListRow | undefined;
+export async function readTableShape(db: SqliteQueryable, name: string): Promise<TableShape | undefined> {
+  const listed = await db.get<TableListRow>("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?", [name]);
   if (!listed || listed.type !== 'table') return undefined;
-  const info = db.prepare(`SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?, 'main') ORDER BY cid`).all(name) as XInfoRow[];
+  const info = await db.all<XInfoRow>(`SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?, 'main') ORDER BY cid`, [name]);
   const columns: ColumnInfo[] = info
     .filter((c) => c.hidden !== HIDDEN_VIRTUAL)
     .map((c) => ({

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { readSchemaVersion, type CaptureReport } from '../capture/capture.js';
 import { CaptureWatch } from '../capture/capture-watch.js';
 import type { StreamSettings } from './change-stream-options.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { listUserTables } from '../capture/table-shape.js';
 
 /**
@@ -17,49 +17,49 @@ import { listUserTables } from '../capture/table-shape.js';
  * allowlist names may be created later).
  */
 export class StreamCapture {
-  readonly #db: DeviceDb;
+  readonly #db: SqliteDriver;
   readonly #tables: StreamSettings['tables'];
   readonly #log: Logger;
   #watch: CaptureWatch | undefined;
   #resolved = '';
   #schemaVersion = -1;
 
-  constructor(db: DeviceDb, tables: StreamSettings['tables'], log: Logger) {
+  constructor(db: SqliteDriver, tables: StreamSettings['tables'], log: Logger) {
     this.#db = db;
     this.#tables = tables;
     this.#log = log;
   }
 
   /** Installs what is missing now; throws when the file cannot be captured at all. */
-  ensure(): void {
-    this.#watch = this.#newWatch();
-    this.#report(this.#watch.ensure());
+  async ensure(): Promise<void> {
+    this.#watch = await this.#newWatch();
+    this.#report(await this.#watch.ensure());
   }
 
   /** Cheap when nothing changed (a schema_version read or two); never throws, the next poll tries again. */
-  refresh(): void {
+  async refresh(): Promise<void> {
     try {
-      if (this.#tables !== undefined && readSchemaVersion(this.#db) !== this.#schemaVersion) {
+      if (this.#tables !== undefined && (await readSchemaVersion(this.#db)) !== this.#schemaVersion) {
         const before = this.#resolved;
-        const watch = this.#newWatch();
+        const watch = await this.#newWatch();
         if (this.#resolved !== before || !this.#watch) {
           this.#watch = watch;
-          this.#report(watch.ensure());
+          this.#report(await watch.ensure());
           return;
         }
       }
-      this.#report(this.#watch?.refresh());
+      this.#report(await this.#watch?.refresh());
     } catch (error) {
       this.#log.warn({ err: error }, 'capture refresh failed; retrying on the next poll');
     }
   }
 
   /** A watch over the allowlist as it resolves against the tables that exist now. */
-  #newWatch(): CaptureWatch {
+  async #newWatch(): Promise<CaptureWatch> {
     if (this.#tables === undefined) return new CaptureWatch(this.#db, { logger: this.#log });
     const tables = this.#tables;
-    this.#schemaVersion = readSchemaVersion(this.#db);
-    const names = listUserTables(this.#db).filter((name) => tables.has(name.toLowerCase()));
+    this.#schemaVersion = await readSchemaVersion(this.#db);
+    const names = (await listUserTables(this.#db)).filter((name) => tables.has(name.toLowerCase()));
     const withBefore = names.filter((name) => tables.get(name.toLowerCase()) === true);
     this.#resolved = JSON.stringify([names, withBefore]);
     return new CaptureWatch(this.#db, { tables: names, addBeforeImages: withBefore, logger: this.#log });

@@ -3,7 +3,7 @@ import { SynclineError } from '../../protocol/errors.js';
 import type { ChangeOp } from './change-stream-event.js';
 import type { CheckpointRetention } from './checkpoint-retention.js';
 import { validCheckpointName } from './checkpoint-store.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import type { Clock } from '../../protocol/wakeable-sleep.js';
 
 /** One table of the allowlist, optionally opting into before-images. */
@@ -14,8 +14,8 @@ export interface TableSelection {
 }
 
 export interface ChangeStreamOptions {
-  /** The SQLite file, or a connection from openDeviceDb (which the stream then never closes). */
-  db: string | DeviceDb;
+  /** The SQLite file, or an open driver (which the stream then never closes; a snapshot opens the file named by its `name` a second time). */
+  db: string | SqliteDriver;
   /** Only these tables (names compared case-insensitively, like SQLite does). Default: every table. */
   tables?: readonly (string | TableSelection)[];
   /** Only these ops. Default: all. */

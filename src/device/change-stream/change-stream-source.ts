@@ -2,7 +2,7 @@ import { SynclineError } from '../../protocol/errors.js';
 import type { BufferedEvent } from './change-stream-buffer.js';
 import { changeOpOf, EventBuilder, originOf } from './change-stream-event.js';
 import { selectsTable, type StreamSettings } from './change-stream-options.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { JournalReader } from '../journal/journal-reader.js';
 
 /** Raw entries per query: large enough to amortise the statement, small enough to stop early when the buffer fills. */
@@ -32,23 +32,29 @@ export class JournalSource {
   readonly #selected = new Map<string, boolean>();
   #position: number;
 
-  constructor(db: DeviceDb, position: number, settings: Pick<StreamSettings, 'tables' | 'ops' | 'checkpoint'>) {
-    this.#reader = new JournalReader(db);
+  private constructor(reader: JournalReader, position: number, settings: Pick<StreamSettings, 'tables' | 'ops' | 'checkpoint'>) {
+    this.#reader = reader;
     this.#settings = settings;
     this.#position = position;
-    const newest = this.#reader.maxSeq();
+  }
+
+  /** A source reading after `position`; throws checkpoint_expired when the journal no longer holds what follows it. */
+  static async open(db: SqliteDriver, position: number, settings: Pick<StreamSettings, 'tables' | 'ops' | 'checkpoint'>): Promise<JournalSource> {
+    const source = new JournalSource(new JournalReader(db), position, settings);
+    const newest = await source.#reader.maxSeq();
     if (newest < position) {
-      throw this.#expired(
+      throw source.#expired(
         `the journal ends at seq ${newest}, before the resume point ${position}: it was recreated, the file was restored from a backup, or the seq belongs to another file`,
       );
     }
-    const first = this.#reader.readRaw(position, 1)[0];
-    if (first && first.seq !== position + 1) throw this.#expired(`journal entries ${position + 1}..${first.seq - 1} were pruned`);
+    const first = (await source.#reader.readRaw(position, 1))[0];
+    if (first && first.seq !== position + 1) throw source.#expired(`journal entries ${position + 1}..${first.seq - 1} were pruned`);
+    return source;
   }
 
   /** Whether the journal holds entries after the read position. */
-  pending(): boolean {
-    return this.#reader.readRaw(this.#position, 1).length > 0;
+  async pending(): Promise<boolean> {
+    return (await this.#reader.readRaw(this.#position, 1)).length > 0;
   }
 
   /** The highest seq read (delivered, filtered out, or waiting in the buffer). */
@@ -56,11 +62,11 @@ export class JournalSource {
     return this.#position;
   }
 
-  read(room: number, at: number): SourceRead {
+  async read(room: number, at: number): Promise<SourceRead> {
     const events: BufferedEvent[] = [];
     let scanned = 0;
     while (scanned < SCAN_BUDGET) {
-      const raws = this.#reader.readRaw(this.#position, CHUNK);
+      const raws = await this.#reader.readRaw(this.#position, CHUNK);
       for (const raw of raws) {
         if (events.length >= room) return { events, more: true };
         if (raw.seq !== this.#position + 1) {

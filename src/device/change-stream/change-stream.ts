@@ -7,15 +7,16 @@ import { streamSettings, type ChangeStreamOptions, type StreamSettings } from '.
 import type { AckTracker } from './change-stream-progress.js';
 import type { SnapshotReader } from './change-stream-snapshot.js';
 import type { JournalSource } from './change-stream-source.js';
-import { startStream } from './change-stream-start.js';
+import { startStream, type StreamStart } from './change-stream-start.js';
 import { setCheckpointRetention } from './checkpoint-retention.js';
 import { CheckpointWriter, isBusy } from './checkpoint-writer.js';
-import { openDeviceDb, type DeviceDb } from '../journal/device-db.js';
+import { BetterSqlite3Driver } from '../driver/better-sqlite3-driver.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 
-/** Subscribes to the row changes of a SQLite file; see ChangeStream. */
-export function changes(options: ChangeStreamOptions): ChangeStream {
-  return new ChangeStream(options);
+/** Subscribes to the row changes of a SQLite file; see ChangeStream. Rejects on bad options and on a start position the journal no longer holds. */
+export function changes(options: ChangeStreamOptions): Promise<ChangeStream> {
+  return ChangeStream.open(options);
 }
 
 export type ChangeListener = (event: ChangeEvent) => void | Promise<void>;
@@ -56,7 +57,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   readonly snapshotSeq: number | undefined;
   readonly #settings: StreamSettings;
   readonly #log: Logger;
-  readonly #db: DeviceDb;
+  readonly #db: SqliteDriver;
   readonly #ownsDb: boolean;
   readonly #capture: StreamCapture;
   readonly #source: JournalSource;
@@ -69,6 +70,8 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   /** The read loop's wait between polls, cut short when the consumer makes room. */
   readonly #idle: WakeableSleep;
   readonly #stop = new AbortController();
+  /** The read loop; close() waits for it before the connection goes. */
+  #running: Promise<void> = Promise.resolve();
   #consumer: 'none' | 'iterator' | 'listener' = 'none';
   #inHand: BufferedEvent | undefined;
   #stall = { full: false, taken: 0 };
@@ -76,29 +79,38 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   #closing: Promise<void> | undefined;
   #error: Error | undefined;
 
-  /** Installs capture where missing and fixes the start position, so configuration and expiry errors throw here. */
-  constructor(options: ChangeStreamOptions) {
-    this.#settings = streamSettings(options);
-    this.#log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'change-stream', checkpoint: this.#settings.checkpoint });
+  private constructor(settings: StreamSettings, log: Logger, options: ChangeStreamOptions, db: SqliteDriver, ownsDb: boolean, capture: StreamCapture, start: StreamStart) {
+    this.#settings = settings;
+    this.#log = log;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#idle = new WakeableSleep(options.clock);
-    this.#ownsDb = typeof options.db === 'string';
-    this.#db = typeof options.db === 'string' ? openDeviceDb(options.db) : options.db;
+    this.#db = db;
+    this.#ownsDb = ownsDb;
+    this.#capture = capture;
+    this.#snapshot = start.snapshot;
+    this.snapshotSeq = start.snapshotSeq;
+    this.#source = start.source;
+    this.#acks = start.acks;
+    this.#checkpoint = new CheckpointWriter(db, settings.checkpoint, start.acks, settings.checkpointIntervalMs, log);
+    this.#running = this.#run();
+  }
+
+  /** Installs capture where missing and fixes the start position, so configuration and expiry errors reject here. */
+  static async open(options: ChangeStreamOptions): Promise<ChangeStream> {
+    const settings = streamSettings(options);
+    const log = (options.logger ?? pino({ level: 'silent' })).child({ component: 'change-stream', checkpoint: settings.checkpoint });
+    const ownsDb = typeof options.db === 'string';
+    const db = typeof options.db === 'string' ? BetterSqlite3Driver.open(options.db) : options.db;
     try {
-      this.#capture = new StreamCapture(this.#db, this.#settings.tables, this.#log);
-      this.#capture.ensure();
-      if (options.retention) setCheckpointRetention(this.#db, options.retention);
-      const start = startStream(this.#db, this.#settings);
-      this.#snapshot = start.snapshot;
-      this.snapshotSeq = start.snapshotSeq;
-      this.#source = start.source;
-      this.#acks = start.acks;
-      this.#checkpoint = new CheckpointWriter(this.#db, this.#settings.checkpoint, start.acks, this.#settings.checkpointIntervalMs, this.#log);
+      const capture = new StreamCapture(db, settings.tables, log);
+      await capture.ensure();
+      if (options.retention) await setCheckpointRetention(db, options.retention);
+      const start = await startStream(db, settings);
+      return new ChangeStream(settings, log, options, db, ownsDb, capture, start);
     } catch (error) {
-      if (this.#ownsDb) this.#db.close();
+      if (ownsDb) await db.close();
       throw error;
     }
-    void this.#run();
   }
 
   /** The highest seq acknowledged so far; undefined while a bootstrap snapshot is unacknowledged. */
@@ -132,15 +144,12 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   /** Acknowledges every delivered event with a seq <= `seq`; after close it changes nothing. */
   ack(seq: number): void {
     this.#acks.ack(seq);
-    this.#flush(false);
+    this.#flushSoon();
   }
 
   /** Stops reading, writes the checkpoint, ends the consumer's loop. Idempotent. */
   close(): Promise<void> {
-    if (!this.#closing) {
-      this.#shutdown();
-      this.#closing = this.closed.then(() => undefined);
-    }
+    this.#closing ??= this.#shutdown();
     return this.#closing;
   }
 
@@ -180,7 +189,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   #ackItem(item: BufferedEvent): void {
     if (item.ackSeq === undefined) return;
     this.#acks.ack(item.ackSeq);
-    this.#flush(false);
+    this.#flushSoon();
   }
 
   /** Reads whenever a poll interval ends or the consumer made room, until the stream closes. */
@@ -188,29 +197,31 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     let delayMs = 0;
     for (;;) {
       await this.#idle.sleep(delayMs, this.#stop.signal);
-      if (this.#buffer.closed) return;
-      delayMs = this.#tick();
+      if (this.#buffer.closed || this.#stop.signal.aborted) return;
+      delayMs = await this.#tick();
     }
   }
 
-  /** One read; returns how long to wait before the next. */
-  #tick(): number {
+  /**
+   * One read; returns how long to wait before the next. On a driver the app
+   * shares, the driver runs it after the app's open transaction, never inside it,
+   * so what it reads is committed.
+   */
+  async #tick(): Promise<number> {
     const poll = this.#settings.pollIntervalMs;
-    if (this.#db.inTransaction) {
-      // The app's own connection is inside a transaction: what it would show is not committed yet.
-      return poll;
-    }
     try {
-      this.#capture.refresh();
+      await this.#capture.refresh();
+      if (this.#stop.signal.aborted) return poll;
       if (this.#consumer !== 'none' && this.#stall.full && this.#buffer.taken === this.#stall.taken) {
         const max = this.#settings.maxBuffered;
         this.#fail(new SynclineError('subscriber_overflow', `the subscriber took no event for ${poll} ms while ${max} waited in its buffer and more followed`, { checkpoint: this.#settings.checkpoint, max_buffered: max }));
         return poll;
       }
-      const more = this.#fill();
+      const more = await this.#fill();
+      if (this.#stop.signal.aborted) return poll;
       this.#waitingForRoom = more && this.#buffer.size >= this.#settings.maxBuffered;
       this.#stall = { full: this.#waitingForRoom, taken: this.#buffer.taken };
-      this.#flush(false);
+      await this.#flush(false);
       return more && !this.#waitingForRoom ? 0 : poll;
     } catch (error) {
       if (!isBusy(error)) this.#fail(error as Error);
@@ -220,12 +231,12 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
   }
 
   /** Moves what fits from the snapshot, then the journal, into the buffer; true when more is waiting. */
-  #fill(): boolean {
+  async #fill(): Promise<boolean> {
     let room = this.#settings.maxBuffered - this.#buffer.size;
     const snapshot = this.#snapshot;
     if (snapshot) {
       if (room <= 0) return true;
-      const events = snapshot.read(room);
+      const events = await snapshot.read(room);
       const last = events.length - 1;
       this.#buffer.push(events.map((event, i) => ({ event, ackSeq: snapshot.done && i === last ? snapshot.seq : undefined })));
       if (!snapshot.done) return true;
@@ -233,7 +244,7 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
       room -= events.length;
     }
     if (room <= 0) return this.#source.pending();
-    const read = this.#source.read(room, Date.now());
+    const read = await this.#source.read(room, Date.now());
     this.#buffer.push(read.events);
     return read.more;
   }
@@ -246,9 +257,14 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     }
   }
 
-  #flush(force: boolean): void {
-    if (this.#buffer.closed) return;
-    this.#checkpoint.flush(this.#source.position, this.#settled(), force);
+  #flush(force: boolean): Promise<void> {
+    if (this.#buffer.closed) return Promise.resolve();
+    return this.#checkpoint.flush(this.#source.position, this.#settled(), force);
+  }
+
+  /** A flush after an ack, off the consumer's path; a failure other than a busy database closes the stream. */
+  #flushSoon(): void {
+    this.#flush(false).catch((error: unknown) => this.#fail(error instanceof Error ? error : new Error(String(error))));
   }
 
   /** Nothing the stream read waits undelivered (in the buffer or in the snapshot). */
@@ -264,13 +280,14 @@ export class ChangeStream implements AsyncIterable<ChangeEvent> {
     void this.close();
   }
 
-  #shutdown(): void {
+  async #shutdown(): Promise<void> {
     this.#stop.abort();
-    this.#snapshot?.close();
+    await this.#running;
+    await this.#snapshot?.close();
     // Before the buffer is dropped: events still in it are unacknowledged and hold the checkpoint back.
-    this.#checkpoint.close(this.#source.position, this.#settled());
+    await this.#checkpoint.close(this.#source.position, this.#settled());
     this.#buffer.close();
-    if (this.#ownsDb && this.#db.open) this.#db.close();
+    if (this.#ownsDb) await this.#db.close();
     this.#resolveClosed(this.#error);
   }
 }

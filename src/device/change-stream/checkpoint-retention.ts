@@ -1,5 +1,5 @@
 import { SynclineError } from '../../protocol/errors.js';
-import { immediate, type DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { JournalTables } from '../journal/journal-schema.js';
 import { readState, writeState } from '../journal/journal-state.js';
 
@@ -36,25 +36,25 @@ function positive(value: number, field: string): number {
   return value;
 }
 
-function stored(db: DeviceDb, key: string): number | undefined {
-  const text = readState(db, key);
+async function stored(db: SqliteQueryable, key: string): Promise<number | undefined> {
+  const text = await readState(db, key);
   const value = text === undefined ? NaN : Number(text);
   return Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
-export function readCheckpointRetention(db: DeviceDb): CheckpointRetention {
+export async function readCheckpointRetention(db: SqliteQueryable): Promise<CheckpointRetention> {
   return {
-    maxEntries: stored(db, Keys.maxEntries) ?? DEFAULT_CHECKPOINT_RETENTION.maxEntries,
-    maxAgeMs: stored(db, Keys.maxAgeMs) ?? DEFAULT_CHECKPOINT_RETENTION.maxAgeMs,
+    maxEntries: (await stored(db, Keys.maxEntries)) ?? DEFAULT_CHECKPOINT_RETENTION.maxEntries,
+    maxAgeMs: (await stored(db, Keys.maxAgeMs)) ?? DEFAULT_CHECKPOINT_RETENTION.maxAgeMs,
   };
 }
 
 /** Stores the limits given; the others keep their current value. The journal must exist. */
-export function setCheckpointRetention(db: DeviceDb, retention: Partial<CheckpointRetention>): CheckpointRetention {
-  return immediate(db, () => {
-    if (retention.maxEntries !== undefined) writeState(db, Keys.maxEntries, String(positive(retention.maxEntries, 'retention.maxEntries')));
-    if (retention.maxAgeMs !== undefined) writeState(db, Keys.maxAgeMs, String(positive(retention.maxAgeMs, 'retention.maxAgeMs')));
-    return readCheckpointRetention(db);
+export async function setCheckpointRetention(driver: SqliteDriver, retention: Partial<CheckpointRetention>): Promise<CheckpointRetention> {
+  return driver.writeTransaction(async (tx) => {
+    if (retention.maxEntries !== undefined) await writeState(tx, Keys.maxEntries, String(positive(retention.maxEntries, 'retention.maxEntries')));
+    if (retention.maxAgeMs !== undefined) await writeState(tx, Keys.maxAgeMs, String(positive(retention.maxAgeMs, 'retention.maxAgeMs')));
+    return readCheckpointRetention(tx);
   });
 }
 
@@ -63,10 +63,11 @@ export function setCheckpointRetention(db: DeviceDb, retention: Partial<Checkpoi
  * the retention. `newestSeq` is the journal's newest seq. updated_at is written by
  * toISOString, so text comparison is time comparison.
  */
-export function lowestHonouredCheckpoint(db: DeviceDb, newestSeq: number, now = Date.now()): number | undefined {
-  const retention = readCheckpointRetention(db);
-  const row = db
-    .prepare(`SELECT min(seq) AS seq FROM ${JournalTables.checkpoints} WHERE seq >= ? AND updated_at >= ?`)
-    .get(BigInt(newestSeq - retention.maxEntries), new Date(now - retention.maxAgeMs).toISOString()) as { seq: bigint | null };
-  return row.seq === null ? undefined : Number(row.seq);
+export async function lowestHonouredCheckpoint(db: SqliteQueryable, newestSeq: number, now = Date.now()): Promise<number | undefined> {
+  const retention = await readCheckpointRetention(db);
+  const row = await db.get<{ seq: bigint | null }>(`SELECT min(seq) AS seq FROM ${JournalTables.checkpoints} WHERE seq >= ? AND updated_at >= ?`, [
+    BigInt(newestSeq - retention.maxEntries),
+    new Date(now - retention.maxAgeMs).toISOString(),
+  ]);
+  return row!.seq === null ? undefined : Number(row!.seq);
 }

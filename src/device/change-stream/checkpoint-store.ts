@@ -1,5 +1,5 @@
 import { SynclineError } from '../../protocol/errors.js';
-import { immediate, type DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { JournalTables } from '../journal/journal-schema.js';
 
 /**
@@ -42,45 +42,42 @@ export function bootstrapGuardName(name: string): string {
   return `${name}${GUARD_SUFFIX}`;
 }
 
-export function readCheckpoint(db: DeviceDb, name: string): Checkpoint | undefined {
-  const row = db.prepare(`SELECT name, seq, updated_at FROM ${C} WHERE name = ?`).get(name) as { name: string; seq: bigint; updated_at: string } | undefined;
+export async function readCheckpoint(db: SqliteQueryable, name: string): Promise<Checkpoint | undefined> {
+  const row = await db.get<{ name: string; seq: bigint; updated_at: string }>(`SELECT name, seq, updated_at FROM ${C} WHERE name = ?`, [name]);
   return row ? { name: row.name, seq: Number(row.seq), updatedAt: row.updated_at } : undefined;
 }
 
-export function listCheckpoints(db: DeviceDb): Checkpoint[] {
-  const rows = db.prepare(`SELECT name, seq, updated_at FROM ${C} ORDER BY name`).all() as { name: string; seq: bigint; updated_at: string }[];
+export async function listCheckpoints(db: SqliteQueryable): Promise<Checkpoint[]> {
+  const rows = await db.all<{ name: string; seq: bigint; updated_at: string }>(`SELECT name, seq, updated_at FROM ${C} ORDER BY name`);
   return rows.map((r) => ({ name: r.name, seq: Number(r.seq), updatedAt: r.updated_at }));
 }
 
-function upsert(db: DeviceDb, name: string, seq: number, now: number): void {
-  db.prepare(`INSERT INTO ${C} (name, seq, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(
+async function upsert(tx: SqliteQueryable, name: string, seq: number, now: number): Promise<void> {
+  await tx.run(`INSERT INTO ${C} (name, seq, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`, [
     name,
     BigInt(seq),
     new Date(now).toISOString(),
-  );
+  ]);
 }
 
-/** Sets the checkpoint to `seq` (also backwards: `from` may rewind it) and drops its bootstrap guard, in one transaction. */
-export function writeCheckpoint(db: DeviceDb, name: string, seq: number, now = Date.now()): void {
-  immediate(db, () => {
-    upsert(db, name, seq, now);
-    db.prepare(`DELETE FROM ${C} WHERE name = ?`).run(bootstrapGuardName(name));
+export async function writeCheckpoint(driver: SqliteDriver, name: string, seq: number, now = Date.now()): Promise<void> {
+  await driver.writeTransaction(async (tx) => {
+    await upsert(tx, name, seq, now);
+    await tx.run(`DELETE FROM ${C} WHERE name = ?`, [bootstrapGuardName(name)]);
   });
 }
 
-/** Holds back pruning above `seq` while `name` bootstraps. */
-export function writeBootstrapGuard(db: DeviceDb, name: string, seq: number, now = Date.now()): void {
-  immediate(db, () => upsert(db, bootstrapGuardName(name), seq, now));
+export async function writeBootstrapGuard(driver: SqliteDriver, name: string, seq: number, now = Date.now()): Promise<void> {
+  await driver.writeTransaction((tx) => upsert(tx, bootstrapGuardName(name), seq, now));
 }
 
-export function deleteBootstrapGuard(db: DeviceDb, name: string): void {
-  db.prepare(`DELETE FROM ${C} WHERE name = ?`).run(bootstrapGuardName(name));
+export async function deleteBootstrapGuard(db: SqliteQueryable, name: string): Promise<void> {
+  await db.run(`DELETE FROM ${C} WHERE name = ?`, [bootstrapGuardName(name)]);
 }
 
-/** Forgets a consumer: its entries become prunable. Returns whether it existed. */
-export function deleteCheckpoint(db: DeviceDb, name: string): boolean {
-  return immediate(db, () => {
-    deleteBootstrapGuard(db, name);
-    return db.prepare(`DELETE FROM ${C} WHERE name = ?`).run(name).changes > 0;
+export async function deleteCheckpoint(driver: SqliteDriver, name: string): Promise<boolean> {
+  return driver.writeTransaction(async (tx) => {
+    await deleteBootstrapGuard(tx, name);
+    return (await tx.run(`DELETE FROM ${C} WHERE name = ?`, [name])).changes > 0;
   });
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AckTracker } from './change-stream-progress.js';
 import { deleteBootstrapGuard, writeCheckpoint } from './checkpoint-store.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 
 export function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
@@ -14,13 +14,15 @@ export function isBusy(error: unknown): boolean {
  * that meets a busy database is left for the next poll: the ack stays in memory.
  */
 export class CheckpointWriter {
-  readonly #db: DeviceDb;
+  readonly #db: SqliteDriver;
   readonly #name: string | undefined;
   readonly #acks: AckTracker;
   readonly #intervalMs: number;
   readonly #log: Logger;
+  /** Writes one after another, so a later ack is never overwritten by an earlier one still in flight. */
+  #chain: Promise<void> = Promise.resolve();
 
-  constructor(db: DeviceDb, name: string | undefined, acks: AckTracker, intervalMs: number, log: Logger) {
+  constructor(db: SqliteDriver, name: string | undefined, acks: AckTracker, intervalMs: number, log: Logger) {
     this.#db = db;
     this.#name = name;
     this.#acks = acks;
@@ -28,28 +30,32 @@ export class CheckpointWriter {
     this.#log = log;
   }
 
-  /** `readPosition`/`settled`: how far the stream read, and whether nothing read waits undelivered. */
-  flush(readPosition: number, settled: boolean, force = false): void {
-    // Inside the app's transaction (a shared connection) the write would commit or roll back with it.
-    if (!this.#name || (this.#db.inTransaction && !force)) return;
-    const now = Date.now();
-    const seq = this.#acks.due(this.#acks.target(readPosition, settled), now, this.#intervalMs, force);
-    if (seq === undefined) return;
-    try {
-      writeCheckpoint(this.#db, this.#name, seq, now);
-      this.#acks.persisted(seq, now);
-    } catch (error) {
-      if (!isBusy(error)) throw error;
-      this.#log.debug({ err: error }, 'checkpoint write deferred: database busy');
-    }
+  /** `readPosition`/`settled`: how far the stream read, and whether nothing read waits undelivered. Rejects on errors other than a busy database. */
+  flush(readPosition: number, settled: boolean, force = false): Promise<void> {
+    if (!this.#name) return Promise.resolve();
+    const name = this.#name;
+    const write = this.#chain.then(async () => {
+      const now = Date.now();
+      const seq = this.#acks.due(this.#acks.target(readPosition, settled), now, this.#intervalMs, force);
+      if (seq === undefined) return;
+      try {
+        await writeCheckpoint(this.#db, name, seq, now);
+        this.#acks.persisted(seq, now);
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        this.#log.debug({ err: error }, 'checkpoint write deferred: database busy');
+      }
+    });
+    this.#chain = write.catch(() => undefined);
+    return write;
   }
 
   /** The last write; a bootstrap that never completed drops its guard, so the next start bootstraps again. */
-  close(readPosition: number, settled: boolean): void {
-    if (!this.#name || !this.#db.open) return;
+  async close(readPosition: number, settled: boolean): Promise<void> {
+    if (!this.#name) return;
     try {
-      this.flush(readPosition, settled, true);
-      if (this.#acks.acked === undefined) deleteBootstrapGuard(this.#db, this.#name);
+      await this.flush(readPosition, settled, true);
+      if (this.#acks.acked === undefined) await deleteBootstrapGuard(this.#db, this.#name);
     } catch (error) {
       this.#log.warn({ err: error }, 'could not write the checkpoint on close; the consumer will see some events again');
     }

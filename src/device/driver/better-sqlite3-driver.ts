@@ -1,14 +1,49 @@
 import Database from 'better-sqlite3';
-import { openDeviceDb, type DeviceDb, type OpenDeviceDbOptions } from '../journal/device-db.js';
+import { SynclineError } from '../../protocol/errors.js';
 import { watchWal } from './wal-watch.js';
 import type { SqliteDriver, SqliteParam, SqliteQueryable, SqliteRow, SqliteRunResult, SqliteValue } from './sqlite-driver.js';
 
 /** Statements kept prepared per connection; an engine uses a few dozen, so this only bounds an app that generates SQL. */
 const STATEMENT_CACHE_SIZE = 256;
 
-export interface OpenBetterSqlite3Options extends OpenDeviceDbOptions {
+export interface OpenBetterSqlite3Options {
+  /** How long a statement waits for the app's write lock before failing (ms). */
+  busyTimeoutMs?: number;
   /** Creates the file (in WAL mode) when it does not exist; by default a missing file is an error. */
   create?: boolean;
+}
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** The raw better-sqlite3 connection, for Node apps that write their own tables on the file. */
+export type DeviceDb = Database.Database;
+
+/**
+ * Opens an existing SQLite file that an app writes from its own process. WAL lets
+ * the agent read while the app writes; the busy timeout lets the agent's short
+ * write transactions queue behind the app's instead of failing; safe integers make
+ * every INTEGER a bigint, so 64-bit values are never rounded through a double.
+ */
+function openDeviceDb(path: string, options: OpenBetterSqlite3Options): DeviceDb {
+  let db: DeviceDb;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+  } catch (error) {
+    throw new SynclineError('capture_failed', `cannot open ${path}: ${(error as Error).message}`, { db: path }, { cause: error });
+  }
+  try {
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (String(mode).toLowerCase() !== 'wal') {
+      throw new SynclineError('capture_failed', `${path} could not be switched to WAL mode (it is in ${String(mode)} mode)`, { db: path });
+    }
+    db.defaultSafeIntegers(true);
+    return db;
+  } catch (error) {
+    db.close();
+    if (error instanceof SynclineError) throw error;
+    throw new SynclineError('capture_failed', `cannot use ${path}: ${(error as Error).message}`, { db: path }, { cause: error });
+  }
 }
 
 /**
@@ -42,7 +77,7 @@ export class BetterSqlite3Driver implements SqliteDriver {
     };
   }
 
-  /** Opens an app's file as openDeviceDb does (WAL, busy timeout, safe integers). */
+  /** Opens an app's file (WAL, busy timeout, safe integers). */
   static open(path: string, options: OpenBetterSqlite3Options = {}): BetterSqlite3Driver {
     if (options.create) {
       // Only creates the file and sets WAL, which persists in it; openDeviceDb then opens it as any other.

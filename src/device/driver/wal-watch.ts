@@ -1,6 +1,6 @@
 import { existsSync, watch } from 'node:fs';
 import { systemClock, type Clock } from '../../protocol/wakeable-sleep.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { DeviceDb } from './better-sqlite3-driver.js';
 
 /**
  * A commit writes its frames to the `-wal` file a moment before it publishes

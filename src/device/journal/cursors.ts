@@ -1,4 +1,4 @@
-import type { DeviceDb } from './device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { JournalTables } from './journal-schema.js';
 
 /**
@@ -9,27 +9,23 @@ import { JournalTables } from './journal-schema.js';
 
 const C = JournalTables.cursors;
 
-export function readCursors(db: DeviceDb, epoch: string): Map<string, number> {
-  const rows = db.prepare(`SELECT tbl, acked_seq, journal_epoch FROM ${C}`).all() as { tbl: string; acked_seq: bigint; journal_epoch: string }[];
+export async function readCursors(db: SqliteQueryable, epoch: string): Promise<Map<string, number>> {
+  const rows = await db.all<{ tbl: string; acked_seq: bigint; journal_epoch: string }>(`SELECT tbl, acked_seq, journal_epoch FROM ${C}`);
   return new Map(rows.map((r) => [r.tbl, r.journal_epoch === epoch ? Number(r.acked_seq) : 0]));
 }
 
 /** Creates the cursor of a newly captured table, just below its first entry; an existing cursor is kept. */
-export function ensureCursor(db: DeviceDb, table: string, seq: number, epoch: string): void {
-  db.prepare(`INSERT INTO ${C} (tbl, acked_seq, journal_epoch, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (tbl) DO NOTHING`).run(
-    table,
-    BigInt(seq),
-    epoch,
-    new Date().toISOString(),
-  );
+export async function ensureCursor(db: SqliteQueryable, table: string, seq: number, epoch: string): Promise<void> {
+  await db.run(`INSERT INTO ${C} (tbl, acked_seq, journal_epoch, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (tbl) DO NOTHING`, [table, BigInt(seq), epoch, new Date().toISOString()]);
 }
 
 /** Moves a table's cursor forward (never back) to `seq`. */
-export function advanceCursor(db: DeviceDb, table: string, seq: number, epoch: string): void {
-  db.prepare(
-    `INSERT INTO ${C} (tbl, acked_seq, journal_epoch, updated_at) VALUES (@table, @seq, @epoch, @now)
+export async function advanceCursor(db: SqliteQueryable, table: string, seq: number, epoch: string): Promise<void> {
+  await db.run(
+    `INSERT INTO ${C} (tbl, acked_seq, journal_epoch, updated_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (tbl) DO UPDATE SET
-       acked_seq = CASE WHEN journal_epoch = @epoch THEN max(acked_seq, @seq) ELSE @seq END,
-       journal_epoch = @epoch, updated_at = @now`,
-  ).run({ table, seq: BigInt(seq), epoch, now: new Date().toISOString() });
+       acked_seq = CASE WHEN journal_epoch = excluded.journal_epoch THEN max(acked_seq, excluded.acked_seq) ELSE excluded.acked_seq END,
+       journal_epoch = excluded.journal_epoch, updated_at = excluded.updated_at`,
+    [table, BigInt(seq), epoch, new Date().toISOString()],
+  );
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { SynclineError } from '../../protocol/errors.js';
-import type { DeviceDb } from './device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { StateKeys } from './journal-schema.js';
 import { readState, writeState } from './journal-state.js';
 
@@ -35,8 +35,8 @@ function bindingOf(identity: DeviceIdentity): Binding {
   };
 }
 
-function readBinding(db: DeviceDb): Binding | undefined {
-  const text = readState(db, StateKeys.deviceBinding);
+async function readBinding(db: SqliteQueryable): Promise<Binding | undefined> {
+  const text = await readState(db, StateKeys.deviceBinding);
   if (!text) return undefined;
   try {
     return JSON.parse(text) as Binding;
@@ -59,16 +59,16 @@ export type BindingOutcome = 'bound' | 'same' | 'rebind';
  * answers `rebind` when another device takes it over with `rebind` allowed (the
  * caller re-snapshots, then calls `bindDevice`), and refuses it otherwise.
  */
-export function checkDeviceBinding(db: DeviceDb, dbPath: string, identity: DeviceIdentity, rebind: boolean): BindingOutcome {
+export async function checkDeviceBinding(db: SqliteQueryable, dbPath: string, identity: DeviceIdentity, rebind: boolean): Promise<BindingOutcome> {
   const now = bindingOf(identity);
-  const bound = readBinding(db);
+  const bound = await readBinding(db);
   if (!bound) {
-    bindDevice(db, identity);
+    await bindDevice(db, identity);
     return 'bound';
   }
   if (sameDevice(bound, now)) {
     // Learn what was not known before (a device id after a token-only run), keeping the first binding time.
-    if ((now.device_id && !bound.device_id) || (now.token_sha256 && !bound.token_sha256)) writeState(db, StateKeys.deviceBinding, JSON.stringify({ ...bound, ...now, bound_at: bound.bound_at }));
+    if ((now.device_id && !bound.device_id) || (now.token_sha256 && !bound.token_sha256)) await writeState(db, StateKeys.deviceBinding, JSON.stringify({ ...bound, ...now, bound_at: bound.bound_at }));
     return 'same';
   }
   if (rebind) return 'rebind';
@@ -80,6 +80,6 @@ export function checkDeviceBinding(db: DeviceDb, dbPath: string, identity: Devic
   );
 }
 
-export function bindDevice(db: DeviceDb, identity: DeviceIdentity): void {
-  writeState(db, StateKeys.deviceBinding, JSON.stringify(bindingOf(identity)));
+export async function bindDevice(db: SqliteQueryable, identity: DeviceIdentity): Promise<void> {
+  await writeState(db, StateKeys.deviceBinding, JSON.stringify(bindingOf(identity)));
 }

@@ -1,5 +1,5 @@
 import { lowestHonouredCheckpoint } from '../change-stream/checkpoint-retention.js';
-import type { DeviceDb } from './device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { JournalTables } from './journal-schema.js';
 import { maxJournalSeq } from './journal-state.js';
 
@@ -13,11 +13,10 @@ import { maxJournalSeq } from './journal-state.js';
  *   grow the journal forever.
  * Run it in the same transaction that advances the cursor.
  */
-export function pruneAcked(db: DeviceDb, table: string, ackedSeq: number, now = Date.now()): number {
-  const newest = maxJournalSeq(db);
-  const held = lowestHonouredCheckpoint(db, newest, now);
+export async function pruneAcked(tx: SqliteQueryable, table: string, ackedSeq: number, now = Date.now()): Promise<number> {
+  const newest = await maxJournalSeq(tx);
+  const held = await lowestHonouredCheckpoint(tx, newest, now);
   const bound = Math.min(ackedSeq, newest - 1, held ?? ackedSeq);
-  return db
-    .prepare(`DELETE FROM ${JournalTables.journal} WHERE seq <= ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ?)`)
-    .run(BigInt(bound), table).changes;
+  const result = await tx.run(`DELETE FROM ${JournalTables.journal} WHERE seq <= ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ?)`, [BigInt(bound), table]);
+  return result.changes;
 }

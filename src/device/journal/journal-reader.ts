@@ -1,8 +1,7 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo, TableKey } from '../../protocol/schema.js';
 import type { SqlValue } from '../../protocol/values.js';
-import type { Statement } from 'better-sqlite3';
-import type { DeviceDb } from './device-db.js';
+import type { SqliteQueryable, SqliteRow } from '../driver/sqlite-driver.js';
 import { BEFORE_IMAGE_MARK, JOURNAL_FIXED_COLUMNS, JournalOps, JournalTables, type JournalOp, type JournalOrigin } from './journal-schema.js';
 import { slotLayout, slotsNeeded, type SlotLayout } from './journal-slots.js';
 
@@ -45,76 +44,70 @@ export interface JournalEntry {
   columns: readonly ColumnInfo[];
 }
 
-type RawTuple = [bigint, bigint, string, JournalOrigin, bigint | null, ...SqlValue[]];
-
 const OPS = new Set<string>(Object.values(JournalOps));
-
-/** better-sqlite3 returns BLOBs as Buffers; SqlValue promises a plain Uint8Array (a view, no copy). */
-function plainBytes(value: SqlValue): SqlValue {
-  return value instanceof Uint8Array && !(value.constructor === Uint8Array) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
-}
 
 /**
  * Reads the journal in seq order. Schemas are immutable once written (a schema
  * change gets a new record), so they are cached by id for the reader's lifetime.
- * The read statement selects every slot column; SQLite re-prepares it when
- * capture widens the journal, so the width always matches.
+ * The read selects every slot column, so it always has the journal's current
+ * width; the driver keeps the statement prepared, and SQLite re-prepares it when
+ * capture widens the journal.
  */
 export class JournalReader {
-  readonly #db: DeviceDb;
+  readonly #db: SqliteQueryable;
   readonly #schemas = new Map<number, CapturedSchema>();
-  #readStmt: Statement<[bigint, number], RawTuple> | undefined;
-  #maxStmt: Statement<[], bigint | null> | undefined;
 
-  /** The journal must exist (capture installed) before the first read. */
-  constructor(db: DeviceDb) {
+  /** The journal must exist (capture installed) before the first read. Pass a transaction to read inside it. */
+  constructor(db: SqliteQueryable) {
     this.#db = db;
   }
 
-  /** Up to `limit` entries with seq > afterSeq, oldest first. */
-  readRaw(afterSeq: number, limit: number): RawJournalEntry[] {
-    this.#readStmt ??= this.#db
-      .prepare<[bigint, number], RawTuple>(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? ORDER BY seq LIMIT ?`)
-      .raw(true)
-      .safeIntegers(true);
-    return this.#rawEntries(this.#readStmt.all(BigInt(afterSeq), limit) as unknown as RawTuple[]);
+  /** Up to `limit` entries with seq > afterSeq, oldest first: one query for the whole chunk. */
+  async readRaw(afterSeq: number, limit: number): Promise<RawJournalEntry[]> {
+    return this.#rawEntries(await this.#db.all(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? ORDER BY seq LIMIT ?`, [BigInt(afterSeq), limit]));
   }
 
   /** Like readRaw, decoded. */
-  read(afterSeq: number, limit: number): JournalEntry[] {
-    return this.readRaw(afterSeq, limit).map((raw) => this.decode(raw));
+  async read(afterSeq: number, limit: number): Promise<JournalEntry[]> {
+    const raws = await this.readRaw(afterSeq, limit);
+    const entries = new Array<JournalEntry>(raws.length);
+    for (let i = 0; i < raws.length; i++) entries[i] = this.decode(raws[i]!);
+    return entries;
   }
 
   /** The table's entries after `afterSeq` written under any schema but `schemaId`, decoded, oldest first. */
-  readOtherSchemas(table: string, afterSeq: number, schemaId: number): JournalEntry[] {
-    const tuples = this.#db
-      .prepare(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ? AND id <> ?) ORDER BY seq`)
-      .raw(true)
-      .safeIntegers(true)
-      .all(BigInt(afterSeq), table, BigInt(schemaId)) as unknown as RawTuple[];
-    return this.#rawEntries(tuples).map((raw) => this.decode(raw));
+  async readOtherSchemas(table: string, afterSeq: number, schemaId: number): Promise<JournalEntry[]> {
+    const rows = await this.#db.all(
+      `SELECT * FROM ${JournalTables.journal} WHERE seq > ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ? AND id <> ?) ORDER BY seq`,
+      [BigInt(afterSeq), table, BigInt(schemaId)],
+    );
+    const entries: JournalEntry[] = [];
+    for (const raw of await this.#rawEntries(rows)) entries.push(this.decode(raw));
+    return entries;
   }
 
-  #rawEntries(tuples: RawTuple[]): RawJournalEntry[] {
-    const entries = new Array<RawJournalEntry>(tuples.length);
-    for (let t = 0; t < tuples.length; t++) {
-      const tuple = tuples[t]!;
+  /** Rows of `SELECT *`: the fixed columns (JOURNAL_FIXED_COLUMNS), then the slots, in column order (an object keeps its columns in that order). */
+  async #rawEntries(rows: SqliteRow[]): Promise<RawJournalEntry[]> {
+    const entries = new Array<RawJournalEntry>(rows.length);
+    for (let t = 0; t < rows.length; t++) {
+      const tuple = Object.values(rows[t]!);
       const seq = Number(tuple[0]);
       const schemaId = Number(tuple[1]);
-      const op = tuple[2];
+      const op = tuple[2] as string;
       const beforeImage = op.endsWith(BEFORE_IMAGE_MARK);
       const base = beforeImage ? op.slice(0, -BEFORE_IMAGE_MARK.length) : op;
       const values = tuple.slice(JOURNAL_FIXED_COLUMNS.length) as SqlValue[];
-      for (let i = 0; i < values.length; i++) values[i] = plainBytes(values[i]!);
-      entries[t] = { seq, table: this.schema(schemaId).table, op: base as JournalOp, beforeImage, origin: tuple[3], values, schemaId };
+      const table = (this.#schemas.get(schemaId) ?? (await this.schema(schemaId))).table;
+      entries[t] = { seq, table, op: base as JournalOp, beforeImage, origin: tuple[3] as JournalOrigin, values, schemaId };
       if (!OPS.has(base)) entries[t]!.corrupt = `journal entry ${seq} has an unknown op ${JSON.stringify(op)}`;
     }
     return entries;
   }
 
+  /** Sorts an entry's slots into key and rows; its schema was loaded when the entry was read, so this needs no query. */
   decode(raw: RawJournalEntry): JournalEntry {
     if (raw.corrupt) throw new SynclineError('journal_corrupt', raw.corrupt, { table: raw.table, seq: raw.seq });
-    const schema = this.schema(raw.schemaId);
+    const schema = this.#schemas.get(raw.schemaId)!;
     const { layout } = schema;
     if (raw.values.length < slotsNeeded(layout, raw.beforeImage)) {
       throw new SynclineError('journal_corrupt', `journal entry ${raw.seq} has ${raw.values.length} value slots, its schema needs ${slotsNeeded(layout, raw.beforeImage)}`, { table: raw.table, seq: raw.seq });
@@ -132,12 +125,11 @@ export class JournalReader {
     return entry;
   }
 
-  schema(id: number): CapturedSchema {
+  /** A schema by id; read once, then from the cache. */
+  async schema(id: number): Promise<CapturedSchema> {
     const cached = this.#schemas.get(id);
     if (cached) return cached;
-    const row = this.#db.prepare(`SELECT id, tbl, hash, columns, key FROM ${JournalTables.schemas} WHERE id = ?`).get(BigInt(id)) as
-      | { id: bigint; tbl: string; hash: string; columns: string; key: string }
-      | undefined;
+    const row = await this.#db.get<{ id: bigint; tbl: string; hash: string; columns: string; key: string }>(`SELECT id, tbl, hash, columns, key FROM ${JournalTables.schemas} WHERE id = ?`, [BigInt(id)]);
     if (!row) throw new SynclineError('journal_corrupt', `journal refers to unknown schema ${id}`, { schema_id: id });
     const columns = JSON.parse(row.columns) as ColumnInfo[];
     const key = JSON.parse(row.key) as TableKey;
@@ -146,9 +138,13 @@ export class JournalReader {
     return schema;
   }
 
-  maxSeq(): number {
-    this.#maxStmt ??= this.#db.prepare<[], bigint | null>(`SELECT max(seq) FROM ${JournalTables.journal}`).pluck(true);
-    const row = this.#maxStmt.get() ?? null;
-    return row === null ? 0 : Number(row);
+  /** The schema of an entry this reader has read (its schema is cached by then). */
+  schemaOf(raw: RawJournalEntry): CapturedSchema {
+    return this.#schemas.get(raw.schemaId)!;
+  }
+
+  async maxSeq(): Promise<number> {
+    const row = await this.#db.get<{ seq: bigint | null }>(`SELECT max(seq) AS seq FROM ${JournalTables.journal}`);
+    return row!.seq === null ? 0 : Number(row!.seq);
   }
 }

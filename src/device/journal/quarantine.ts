@@ -1,4 +1,4 @@
-import type { DeviceDb } from './device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { JournalTables } from './journal-schema.js';
 
 /** A batch (or journal range) the cloud refused, or that could not even be built, kept with the reason. */
@@ -14,12 +14,20 @@ export interface QuarantineRecord {
 }
 
 /** Call inside the transaction that moves the table's cursor past the range. */
-export function insertQuarantine(db: DeviceDb, record: QuarantineRecord): void {
-  db.prepare(
-    `INSERT INTO ${JournalTables.quarantine} (tbl, batch_id, first_seq, last_seq, error_code, message, batch, quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(record.table, record.batchId, BigInt(record.firstSeq), BigInt(record.lastSeq), record.code, record.message, record.payload, new Date().toISOString());
+export async function insertQuarantine(tx: SqliteQueryable, record: QuarantineRecord): Promise<void> {
+  await tx.run(`INSERT INTO ${JournalTables.quarantine} (tbl, batch_id, first_seq, last_seq, error_code, message, batch, quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, [
+    record.table,
+    record.batchId,
+    BigInt(record.firstSeq),
+    BigInt(record.lastSeq),
+    record.code,
+    record.message,
+    record.payload,
+    new Date().toISOString(),
+  ]);
 }
 
-export function countQuarantined(db: DeviceDb): number {
-  return Number(db.prepare(`SELECT count(*) FROM ${JournalTables.quarantine}`).pluck().get());
+export async function countQuarantined(db: SqliteQueryable): Promise<number> {
+  const row = await db.get<{ n: bigint }>(`SELECT count(*) AS n FROM ${JournalTables.quarantine}`);
+  return Number(row!.n);
 }

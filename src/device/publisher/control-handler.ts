@@ -2,10 +2,10 @@ import pino, { type Logger } from 'pino';
 import { parseControlMessage, type ControlMessage } from '../../protocol/control.js';
 import type { Transport } from '../../transport/transport.js';
 import { applyControl, readPausedTables, type PausedTable } from './control-state.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 
 export interface ControlHandlerDeps {
-  db: DeviceDb;
+  db: SqliteDriver;
   transport: Transport;
   /** The current journal epoch (a resume's watermark counts only in its own epoch). */
   epoch: () => string;
@@ -35,11 +35,16 @@ export class ControlHandler {
   #polling = false;
   #nextPollAt = 0;
 
-  constructor(deps: ControlHandlerDeps) {
+  private constructor(deps: ControlHandlerDeps, paused: Map<string, PausedTable>) {
     this.#deps = deps;
     this.#log = deps.logger ?? pino({ level: 'silent' });
-    this.#paused = readPausedTables(deps.db);
+    this.#paused = paused;
     if (this.#paused.size > 0) this.#log.info({ tables: [...this.#paused.keys()] }, 'tables paused by the cloud stay paused until it resumes them');
+  }
+
+  /** Starts with the pauses stored in the file, so a paused table stays unsent across restarts. */
+  static async open(deps: ControlHandlerDeps): Promise<ControlHandler> {
+    return new ControlHandler(deps, await readPausedTables(deps.db));
   }
 
   isPaused(table: string): boolean {
@@ -92,7 +97,7 @@ export class ControlHandler {
     const context = { control_id: control.control_id, table: control.source_table, type: control.type, reason: control.reason };
     let applied;
     try {
-      applied = applyControl(this.#deps.db, control, this.#deps.epoch());
+      applied = await applyControl(this.#deps.db, control, this.#deps.epoch());
     } catch (error) {
       // Not acked: the cloud sends it again, and the next attempt may find the file writable.
       this.#log.warn({ ...context, err: error }, 'could not apply a control yet');
@@ -100,7 +105,7 @@ export class ControlHandler {
     }
     if (applied.status === 'applied') {
       const before = this.#paused.has(control.source_table);
-      this.#paused = readPausedTables(this.#deps.db);
+      this.#paused = await readPausedTables(this.#deps.db);
       if (control.type === 'resume_lineage') this.#deps.onResume(control.source_table);
       if (before !== this.#paused.has(control.source_table)) {
         this.#log.info({ ...context, server_watermark: control.server_watermark, cursor_advanced_to: applied.cursorAdvancedTo }, control.type === 'pause_lineage' ? 'the cloud paused a table; buffering it locally' : 'the cloud resumed a table');

@@ -1,6 +1,6 @@
 import type { ControlAck, ControlMessage } from '../../protocol/control.js';
 import { advanceCursor, readCursors } from '../journal/cursors.js';
-import { immediate, type DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { pruneAcked } from '../journal/journal-prune.js';
 import { JournalTables } from '../journal/journal-schema.js';
 
@@ -19,8 +19,8 @@ export interface PausedTable {
 
 const F = JournalTables.flow;
 
-export function readPausedTables(db: DeviceDb): Map<string, PausedTable> {
-  const rows = db.prepare(`SELECT tbl, reason, control_id, updated_at FROM ${F} WHERE paused = 1 ORDER BY tbl`).all() as { tbl: string; reason: string | null; control_id: string; updated_at: string }[];
+export async function readPausedTables(db: SqliteQueryable): Promise<Map<string, PausedTable>> {
+  const rows = await db.all<{ tbl: string; reason: string | null; control_id: string; updated_at: string }>(`SELECT tbl, reason, control_id, updated_at FROM ${F} WHERE paused = 1 ORDER BY tbl`);
   return new Map(rows.map((r) => [r.tbl, { table: r.tbl, reason: r.reason ?? 'paused', control_id: r.control_id, since: r.updated_at }]));
 }
 
@@ -37,23 +37,24 @@ export interface AppliedControl extends ControlAck {
  * there and prunes: the cloud holds those rows, so the device sends from
  * watermark + 1.
  */
-export function applyControl(db: DeviceDb, control: ControlMessage, epoch: string): AppliedControl {
-  return immediate(db, () => {
+export async function applyControl(driver: SqliteDriver, control: ControlMessage, epoch: string): Promise<AppliedControl> {
+  return driver.writeTransaction(async (tx) => {
     const table = control.source_table;
-    const current = db.prepare(`SELECT control_id FROM ${F} WHERE tbl = ?`).get(table) as { control_id: string } | undefined;
+    const current = await tx.get<{ control_id: string }>(`SELECT control_id FROM ${F} WHERE tbl = ?`, [table]);
     if (current && current.control_id > control.control_id) return { control_id: control.control_id, status: 'stale' };
     if (current?.control_id === control.control_id) return { control_id: control.control_id, status: 'applied' };
     const paused = control.type === 'pause_lineage' ? 1 : 0;
-    db.prepare(
-      `INSERT INTO ${F} (tbl, paused, reason, control_id, updated_at) VALUES (@table, @paused, @reason, @id, @now)
-       ON CONFLICT (tbl) DO UPDATE SET paused = @paused, reason = @reason, control_id = @id, updated_at = @now`,
-    ).run({ table, paused, reason: paused ? control.reason : null, id: control.control_id, now: new Date().toISOString() });
+    await tx.run(
+      `INSERT INTO ${F} (tbl, paused, reason, control_id, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (tbl) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, control_id = excluded.control_id, updated_at = excluded.updated_at`,
+      [table, paused, paused ? control.reason : null, control.control_id, new Date().toISOString()],
+    );
     const result: AppliedControl = { control_id: control.control_id, status: 'applied' };
     if (control.type === 'resume_lineage' && control.journal_epoch === epoch) {
-      const acked = readCursors(db, epoch).get(table) ?? 0;
+      const acked = (await readCursors(tx, epoch)).get(table) ?? 0;
       if (control.server_watermark > acked) {
-        advanceCursor(db, table, control.server_watermark, epoch);
-        pruneAcked(db, table, control.server_watermark);
+        await advanceCursor(tx, table, control.server_watermark, epoch);
+        await pruneAcked(tx, table, control.server_watermark);
         result.cursorAdvancedTo = control.server_watermark;
       }
     }

@@ -1,5 +1,5 @@
 import { advanceCursor } from '../journal/cursors.js';
-import { immediate, type DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { pruneAcked } from '../journal/journal-prune.js';
 import { insertQuarantine, type QuarantineRecord } from '../journal/quarantine.js';
 
@@ -9,18 +9,18 @@ import { insertQuarantine, type QuarantineRecord } from '../journal/quarantine.j
  */
 
 /** The cloud holds the table's entries up to `lastSeq`. */
-export function recordAck(db: DeviceDb, table: string, lastSeq: number, epoch: string): void {
-  immediate(db, () => {
-    advanceCursor(db, table, lastSeq, epoch);
-    pruneAcked(db, table, lastSeq);
+export async function recordAck(driver: SqliteDriver, table: string, lastSeq: number, epoch: string): Promise<void> {
+  await driver.writeTransaction(async (tx) => {
+    await advanceCursor(tx, table, lastSeq, epoch);
+    await pruneAcked(tx, table, lastSeq);
   });
 }
 
 /** The entries of `record` will never be accepted: keep them aside with the reason and move past them. */
-export function recordRejection(db: DeviceDb, record: QuarantineRecord, epoch: string): void {
-  immediate(db, () => {
-    insertQuarantine(db, record);
-    advanceCursor(db, record.table, record.lastSeq, epoch);
-    pruneAcked(db, record.table, record.lastSeq);
+export async function recordRejection(driver: SqliteDriver, record: QuarantineRecord, epoch: string): Promise<void> {
+  await driver.writeTransaction(async (tx) => {
+    await insertQuarantine(tx, record);
+    await advanceCursor(tx, record.table, record.lastSeq, epoch);
+    await pruneAcked(tx, record.table, record.lastSeq);
   });
 }

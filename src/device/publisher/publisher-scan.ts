@@ -41,16 +41,19 @@ const CHUNK = 1024;
 /** Raw text overhead per entry when estimating its encoded size (seq, op and JSON punctuation). */
 const ENTRY_OVERHEAD = 40;
 
-export function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, limits: BatchLimits, budgetRows: number): ScanResult {
+export async function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, limits: BatchLimits, budgetRows: number): Promise<ScanResult> {
   const result: ScanResult = { collected: new Map(), full: new Set(), complete: false, rescan: false };
   const idle = [...lanes.values()].filter((l) => !l.busy && !l.paused && !l.twoWay);
   if (idle.length === 0) return { ...result, complete: true };
   const from = Math.min(...idle.map((l) => l.floor));
+  // The lanes this scan collects for, fixed at its start: a delivery that ends while a chunk is read frees
+  // its lane, but the chunks read before that skipped the lane's entries, so collecting on would leave a gap.
+  const scanned = new Set(idle);
   const estimate = new Map<Lane, number>();
   let position = from;
   let read = 0;
   while (read < budgetRows) {
-    const chunk = reader.readRaw(position, CHUNK);
+    const chunk = await reader.readRaw(position, CHUNK);
     read += chunk.length;
     for (const entry of chunk) {
       let lane = lanes.get(entry.table);
@@ -58,9 +61,10 @@ export function scanJournal(reader: JournalReader, lanes: Map<string, Lane>, lim
         // A table without a cursor row: its entries may start anywhere, so it is collected only by a scan from 0.
         lane = { table: entry.table, acked: 0, floor: 0, busy: false, pendingSince: undefined };
         lanes.set(entry.table, lane);
+        scanned.add(lane);
         if (from > 0) result.rescan = true;
       }
-      if (lane.busy || lane.paused || lane.twoWay || entry.seq <= lane.floor || result.full.has(lane) || lane.floor < from) continue;
+      if (!scanned.has(lane) || entry.seq <= lane.floor || result.full.has(lane) || lane.floor < from) continue;
       let list = result.collected.get(lane);
       if (!list) {
         list = [];
@@ -109,7 +113,7 @@ export async function scanTable(reader: JournalReader, table: string, afterSeq: 
   for (let read = 0; read < budgetRows; ) {
     await nextTurn();
     if (signal.aborted) break;
-    const chunk = reader.readRaw(position, CHUNK);
+    const chunk = await reader.readRaw(position, CHUNK);
     read += chunk.length;
     for (const entry of chunk) {
       if (entry.table !== table) continue;

@@ -10,7 +10,7 @@ import { WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from '../journal/cursors.js';
 import { sharedTableNames } from '../twoway/shared-state.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { JournalReader, type RawJournalEntry } from '../journal/journal-reader.js';
 import { scanJournal, scanTable, type Lane } from './publisher-scan.js';
 import { recordAck, recordRejection } from './publisher-commit.js';
@@ -18,16 +18,16 @@ import type { PublisherOptions, PublisherStats } from './publisher-options.js';
 import { classifySendError } from './send-outcome.js';
 
 export interface PublisherDeps {
-  db: DeviceDb;
+  db: SqliteDriver;
   transport: Transport;
   logger?: Logger;
   options: PublisherOptions;
   /** The current journal epoch. */
   epoch: () => string;
   /** Starts a new epoch (with a fresh snapshot) and returns it; called when the cloud answers stale_epoch. */
-  rotateEpoch: (reason: string) => string;
+  rotateEpoch: (reason: string) => Promise<string>;
   /** Called after every ack or quarantine is committed (the agent writes its epoch sidecar). */
-  onProgress?: () => void;
+  onProgress?: () => void | Promise<void>;
   random?: () => number;
   now?: () => number;
   /** The clock of the pump's idle wait and retry waits (tests pass a fake one). */
@@ -80,7 +80,7 @@ const MIN_BATCH_BYTES = 1024;
  * the current one is acked, so reading and encoding overlap the round trip.
  */
 export class Publisher {
-  readonly #db: DeviceDb;
+  readonly #db: SqliteDriver;
   readonly #transport: Transport;
   readonly #log: Logger;
   readonly #opts: PublisherOptions;
@@ -124,17 +124,17 @@ export class Publisher {
   }
 
   /** Scans the journal once and starts the deliveries that are due. `force` sends partial batches now (once mode, shutdown drain). */
-  pump(force = false): PumpResult {
+  async pump(force = false): Promise<PumpResult> {
     const idleResult = (drained: boolean): PumpResult => ({ pendingTables: 0, inFlight: this.inFlight, drained, nextDueAt: undefined, more: false });
     if (this.#fatal || this.#abort.signal.aborted) return idleResult(false);
     if (this.#rotation !== undefined) {
       if (this.inFlight > 0) return idleResult(false);
-      this.#rotate(this.#rotation);
+      await this.#rotate(this.#rotation);
       if (this.#fatal) return idleResult(false);
     }
-    this.#syncLanes();
+    await this.#syncLanes();
     const limits = { maxRows: this.#opts.maxBatchRows, maxBytes: this.#maxBatchBytes };
-    const scan = scanJournal(this.#reader, this.#lanes, limits, this.#opts.maxBatchRows * SCAN_BUDGET_FACTOR);
+    const scan = await scanJournal(this.#reader, this.#lanes, limits, this.#opts.maxBatchRows * SCAN_BUDGET_FACTOR);
     const now = this.#now();
     let nextDueAt: number | undefined;
     let pending = 0;
@@ -163,7 +163,7 @@ export class Publisher {
         slotsWanted += 1;
         continue;
       }
-      this.#startDelivery(lane, entries, scan.full.has(lane), force);
+      await this.#startDelivery(lane, entries, scan.full.has(lane), force);
       started += 1;
     }
     this.#slotsWanted = slotsWanted;
@@ -208,8 +208,8 @@ export class Publisher {
     await Promise.allSettled([...this.#deliveries]);
   }
 
-  #syncLanes(): void {
-    for (const [table, acked] of readCursors(this.#db, this.#deps.epoch())) {
+  async #syncLanes(): Promise<void> {
+    for (const [table, acked] of await readCursors(this.#db, this.#deps.epoch())) {
       const lane = this.#lanes.get(table);
       if (!lane) this.#lanes.set(table, { table, acked, floor: acked, busy: false, pendingSince: undefined });
       else if (!lane.busy && acked > lane.acked) {
@@ -217,7 +217,7 @@ export class Publisher {
         lane.floor = Math.max(lane.floor, acked);
       }
     }
-    for (const table of sharedTableNames(this.#db)) {
+    for (const table of await sharedTableNames(this.#db)) {
       const lane = this.#lanes.get(table);
       if (lane) lane.twoWay = true;
       else this.#lanes.set(table, { table, acked: 0, floor: 0, busy: false, pendingSince: undefined, twoWay: true });
@@ -226,17 +226,17 @@ export class Publisher {
     if (isPaused) for (const lane of this.#lanes.values()) lane.paused = isPaused(lane.table);
   }
 
-  #rotate(reason: string): void {
+  async #rotate(reason: string): Promise<void> {
     this.#rotationsWithoutAck += 1;
     if (this.#rotationsWithoutAck > MAX_ROTATIONS_WITHOUT_ACK) {
       this.#fail(new SynclineError('transport_failed', `the cloud keeps refusing the journal epoch (${reason}) even after ${MAX_ROTATIONS_WITHOUT_ACK} new epochs`, {}));
       return;
     }
-    this.#deps.rotateEpoch(reason);
+    await this.#deps.rotateEpoch(reason);
     this.stats.epochRotations += 1;
     this.#lanes = new Map();
     this.#rotation = undefined;
-    this.#deps.onProgress?.();
+    await this.#deps.onProgress?.();
   }
 
   #fail(error: Error): void {
@@ -248,13 +248,13 @@ export class Publisher {
     this.#settle();
   }
 
-  #startDelivery(lane: Lane, entries: RawJournalEntry[], more: boolean, force: boolean): void {
+  async #startDelivery(lane: Lane, entries: RawJournalEntry[], more: boolean, force: boolean): Promise<void> {
     let first: Outgoing;
     try {
       first = this.#buildBatch(lane, entries);
     } catch (error) {
       if (isSynclineError(error) && error.code === 'journal_corrupt') {
-        this.#quarantineEntry(lane, entries[0]!, error);
+        await this.#quarantineEntry(lane, entries[0]!, error);
         return;
       }
       throw error;
@@ -275,7 +275,7 @@ export class Publisher {
 
   /** Decodes entries until the batch is full; rows past the cut are left for the next batch. */
   #buildBatch(lane: Lane, entries: RawJournalEntry[]): Outgoing & { json: string } {
-    const schema = this.#reader.schema(entries[0]!.schemaId);
+    const schema = this.#reader.schemaOf(entries[0]!);
     const head: BatchHead = { batchId: uuidv7(), epoch: this.#deps.epoch(), table: lane.table, key: schema.key, schemaHash: schema.hash, columns: schema.columns };
     const envelope = envelopeBytes(head);
     const limits = { maxRows: this.#opts.maxBatchRows, maxBytes: this.#maxBatchBytes };
@@ -376,7 +376,7 @@ export class Publisher {
       try {
         outgoing.encoded ??= await this.#transport.encodeRowBatch(batch, outgoing.json);
         const ack = await this.#transport.sendRowBatch(outgoing.encoded, signal);
-        controls = this.#commitAck(lane, batch, ack) || controls;
+        controls = (await this.#commitAck(lane, batch, ack)) || controls;
         queue.shift();
         // Said once when it happens, so an operator reading the log sees the outage end, not only begin.
         if (attempt > 0) this.#log.info({ table: lane.table, batch_id: batch.batch_id, failed_attempts: attempt }, `the server answers again after ${attempt} failed attempt${attempt === 1 ? '' : 's'}; shipping resumed`);
@@ -408,7 +408,7 @@ export class Publisher {
             queue.splice(0, 1, ...splitRowBatch(batch, uuidv7).map((half) => ({ batch: half })));
             continue;
           case 'quarantine':
-            this.#quarantine(lane, batch, isTransportError(error) ? (error.code ?? `http_${error.status}`) : 'rejected', message);
+            await this.#quarantine(lane, batch, isTransportError(error) ? (error.code ?? `http_${error.status}`) : 'rejected', message);
             queue.shift();
             continue;
           case 'retry': {
@@ -429,37 +429,37 @@ export class Publisher {
   }
 
   /** True when controls came back on the ack. */
-  #commitAck(lane: Lane, batch: WireRowBatch, ack: BatchAck): boolean {
+  async #commitAck(lane: Lane, batch: WireRowBatch, ack: BatchAck): Promise<boolean> {
     if (ack.batch_id !== batch.batch_id) throw new SynclineError('transport_failed', `ack names batch ${ack.batch_id}, expected ${batch.batch_id}`, { table: lane.table });
-    recordAck(this.#db, lane.table, batch.last_seq, batch.journal_epoch);
+    await recordAck(this.#db, lane.table, batch.last_seq, batch.journal_epoch);
     this.#passed(lane, batch.last_seq);
     this.#rotationsWithoutAck = 0;
     this.stats.batchesAcked += 1;
     this.stats.rowsAcked += batch.rows.length;
     this.#log.debug({ table: lane.table, batch_id: batch.batch_id, last_seq: batch.last_seq, status: ack.status, lineage_id: ack.lineage_id }, 'batch acked');
-    this.#deps.onProgress?.();
+    await this.#deps.onProgress?.();
     if (!ack.controls || ack.controls.length === 0) return false;
     this.#deps.onControls?.(ack.controls);
     return true;
   }
 
-  #quarantine(lane: Lane, batch: WireRowBatch, code: string, message: string): void {
+  async #quarantine(lane: Lane, batch: WireRowBatch, code: string, message: string): Promise<void> {
     const record = { table: lane.table, batchId: batch.batch_id, firstSeq: batch.first_seq, lastSeq: batch.last_seq, code, message, payload: JSON.stringify(batch) };
-    recordRejection(this.#db, record, batch.journal_epoch);
+    await recordRejection(this.#db, record, batch.journal_epoch);
     this.#passed(lane, batch.last_seq);
     this.stats.batchesQuarantined += 1;
     this.#log.error({ table: lane.table, batch_id: batch.batch_id, first_seq: batch.first_seq, last_seq: batch.last_seq, code, reason: message }, 'batch rejected by the cloud; quarantined');
-    this.#deps.onProgress?.();
+    await this.#deps.onProgress?.();
   }
 
   /** An entry that cannot be decoded cannot be sent either; it is set aside like a rejected batch so the table moves on. */
-  #quarantineEntry(lane: Lane, entry: RawJournalEntry, error: SynclineError): void {
+  async #quarantineEntry(lane: Lane, entry: RawJournalEntry, error: SynclineError): Promise<void> {
     const record = { table: lane.table, batchId: uuidv7(), firstSeq: entry.seq, lastSeq: entry.seq, code: error.code, message: error.message, payload: JSON.stringify({ ...entry, values: entry.values.map(encodeValue) }) };
-    recordRejection(this.#db, record, this.#deps.epoch());
+    await recordRejection(this.#db, record, this.#deps.epoch());
     this.#passed(lane, entry.seq);
     this.stats.batchesQuarantined += 1;
     this.#log.error({ table: lane.table, seq: entry.seq, err: error }, 'journal entry cannot be decoded; quarantined');
-    this.#deps.onProgress?.();
+    await this.#deps.onProgress?.();
   }
 
   #passed(lane: Lane, seq: number): void {

@@ -1,7 +1,7 @@
 import { uuidv7 } from 'uuidv7';
 import { SynclineError } from '../../protocol/errors.js';
 import type { SqlValue } from '../../protocol/values.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 
 /**
  * The durable cursor of one telemetry table, in the file itself (a copy of the
@@ -44,7 +44,7 @@ const DDL = `CREATE TABLE IF NOT EXISTS ${TELEMETRY_STATE_TABLE} (
   updated_at TEXT NOT NULL
 )`;
 
-interface CursorRow {
+type CursorRow = {
   tbl: string;
   time_column: string | null;
   epoch: string;
@@ -55,7 +55,7 @@ interface CursorRow {
   checked_rowid: bigint;
   late_rows: bigint;
   gap_rows: bigint;
-}
+};
 
 function toCursor(r: CursorRow): TelemetryCursor {
   return {
@@ -76,10 +76,10 @@ function toCursor(r: CursorRow): TelemetryCursor {
  * The table's cursor, created (with a new epoch) on first use. Changing the order
  * of a table already shipped would renumber its rows, so it is refused.
  */
-export function openCursor(db: DeviceDb, table: string, timeColumn: string | null): TelemetryCursor {
-  db.exec(DDL);
-  db.prepare(`INSERT INTO ${TELEMETRY_STATE_TABLE} (tbl, time_column, epoch, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (tbl) DO NOTHING`).run(table, timeColumn, uuidv7(), new Date().toISOString());
-  const cursor = readCursor(db, table)!;
+export async function openCursor(db: SqliteQueryable, table: string, timeColumn: string | null): Promise<TelemetryCursor> {
+  await db.exec(DDL);
+  await db.run(`INSERT INTO ${TELEMETRY_STATE_TABLE} (tbl, time_column, epoch, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (tbl) DO NOTHING`, [table, timeColumn, uuidv7(), new Date().toISOString()]);
+  const cursor = (await readCursor(db, table))!;
   if (cursor.timeColumn !== timeColumn) {
     throw new SynclineError(
       'invalid_config',
@@ -90,22 +90,28 @@ export function openCursor(db: DeviceDb, table: string, timeColumn: string | nul
   return cursor;
 }
 
-export function readCursor(db: DeviceDb, table: string): TelemetryCursor | undefined {
-  const row = db.prepare(`SELECT * FROM ${TELEMETRY_STATE_TABLE} WHERE tbl = ?`).get(table) as CursorRow | undefined;
+export async function readCursor(db: SqliteQueryable, table: string): Promise<TelemetryCursor | undefined> {
+  const row = await db.get<CursorRow>(`SELECT * FROM ${TELEMETRY_STATE_TABLE} WHERE tbl = ?`, [table]);
   return row ? toCursor(row) : undefined;
 }
 
-export function listCursors(db: DeviceDb): TelemetryCursor[] {
-  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(TELEMETRY_STATE_TABLE);
+export async function listCursors(db: SqliteQueryable): Promise<TelemetryCursor[]> {
+  const exists = await db.get("SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = ?", [TELEMETRY_STATE_TABLE]);
   if (!exists) return [];
-  return (db.prepare(`SELECT * FROM ${TELEMETRY_STATE_TABLE} ORDER BY tbl`).all() as CursorRow[]).map(toCursor);
+  return (await db.all<CursorRow>(`SELECT * FROM ${TELEMETRY_STATE_TABLE} ORDER BY tbl`)).map(toCursor);
 }
 
 /** Moves the cursor past an acked batch (never backwards: a late ack of an older batch changes nothing). */
-export function advanceTelemetryCursor(db: DeviceDb, table: string, to: { posTime: SqlValue; posRowid: bigint; seq: number; gapRows: number }): void {
-  db.prepare(
-    `UPDATE ${TELEMETRY_STATE_TABLE} SET pos_time = ?, pos_rowid = ?, seq = ?, gap_rows = gap_rows + ?, updated_at = ? WHERE tbl = ? AND seq < ?`,
-  ).run(to.posTime, to.posRowid, BigInt(to.seq), BigInt(to.gapRows), new Date().toISOString(), table, BigInt(to.seq));
+export async function advanceTelemetryCursor(db: SqliteQueryable, table: string, to: { posTime: SqlValue; posRowid: bigint; seq: number; gapRows: number }): Promise<void> {
+  await db.run(`UPDATE ${TELEMETRY_STATE_TABLE} SET pos_time = ?, pos_rowid = ?, seq = ?, gap_rows = gap_rows + ?, updated_at = ? WHERE tbl = ? AND seq < ?`, [
+    to.posTime,
+    to.posRowid,
+    BigInt(to.seq),
+    BigInt(to.gapRows),
+    new Date().toISOString(),
+    table,
+    BigInt(to.seq),
+  ]);
 }
 
 /**
@@ -113,17 +119,11 @@ export function advanceTelemetryCursor(db: DeviceDb, table: string, to: { posTim
  * max(rowid)+1 again, so the cursor moves down to the largest rowid left and the
  * offset grows by the same amount, keeping seqs increasing for the cloud.
  */
-export function rewindCursor(db: DeviceDb, table: string, to: bigint): void {
-  db.prepare(`UPDATE ${TELEMETRY_STATE_TABLE} SET seq_offset = seq_offset + (pos_rowid - ?), pos_rowid = ?, updated_at = ? WHERE tbl = ? AND pos_rowid > ?`).run(
-    to,
-    to,
-    new Date().toISOString(),
-    table,
-    to,
-  );
+export async function rewindCursor(db: SqliteQueryable, table: string, to: bigint): Promise<void> {
+  await db.run(`UPDATE ${TELEMETRY_STATE_TABLE} SET seq_offset = seq_offset + (pos_rowid - ?), pos_rowid = ?, updated_at = ? WHERE tbl = ? AND pos_rowid > ?`, [to, to, new Date().toISOString(), table, to]);
 }
 
 /** Time order: rows up to `rowid` were checked; `late` of them carry a time behind the cursor and will never be shipped. */
-export function recordTimeCheck(db: DeviceDb, table: string, rowid: bigint, late: number): void {
-  db.prepare(`UPDATE ${TELEMETRY_STATE_TABLE} SET checked_rowid = max(checked_rowid, ?), late_rows = late_rows + ?, updated_at = ? WHERE tbl = ?`).run(rowid, BigInt(late), new Date().toISOString(), table);
+export async function recordTimeCheck(db: SqliteQueryable, table: string, rowid: bigint, late: number): Promise<void> {
+  await db.run(`UPDATE ${TELEMETRY_STATE_TABLE} SET checked_rowid = max(checked_rowid, ?), late_rows = late_rows + ?, updated_at = ? WHERE tbl = ?`, [rowid, BigInt(late), new Date().toISOString(), table]);
 }

@@ -4,14 +4,14 @@ import { SynclineError } from '../../protocol/errors.js';
 import { isTransportError, type Transport } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import { systemClock, WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import type { PublisherOptions } from '../publisher/publisher-options.js';
-import { advanceTelemetryCursor, openCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
+import { advanceTelemetryCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
 import { TelemetryReader, type TelemetryLook, type TelemetryRead } from './telemetry-reader.js';
 import type { TelemetryTable } from './telemetry-table.js';
 
 export interface TelemetryPublisherOptions {
-  db: DeviceDb;
+  db: SqliteDriver;
   transport: Transport;
   tables: readonly TelemetryTable[];
   options: PublisherOptions;
@@ -54,7 +54,6 @@ export class TelemetryPublisher {
     if (options.tables.length > 0 && !options.transport.sendTelemetryBatch) {
       throw new SynclineError('invalid_config', 'this transport cannot send telemetry batches', { field: 'telemetry' });
     }
-    for (const t of options.tables) openCursor(options.db, t.table, t.timeColumn);
   }
 
   /** Runs every table's loop; in `once` mode resolves when each has nothing left, and rejects on the first table that cannot ship. */
@@ -86,16 +85,16 @@ export class TelemetryPublisher {
         await idle.sleep(this.#o.pollIntervalMs, signal);
         continue;
       }
-      const cursor = readCursor(db, table.table)!;
-      const look = prefetched ?? reader.look(cursor, limit);
+      const cursor = (await readCursor(db, table.table))!;
+      const look = prefetched ?? (await reader.look(cursor, limit));
       prefetched = undefined;
       if (look.checked) {
-        recordTimeCheck(db, table.table, look.checked.upTo, look.checked.late);
+        await recordTimeCheck(db, table.table, look.checked.upTo, look.checked.late);
         if (look.checked.late > 0) log.warn({ late_rows: look.checked.late, time_column: table.timeColumn }, 'rows arrived with a time at or before rows already shipped (or no time); the time column must only grow, these rows are not shipped');
       }
       if (look.rewindTo !== undefined) {
         log.warn({ from: String(cursor.posRowid), to: String(look.rewindTo) }, 'the newest shipped rows were deleted: SQLite reuses their rowids, so the cursor moves back (seqs keep growing)');
-        rewindCursor(db, table.table, look.rewindTo);
+        await rewindCursor(db, table.table, look.rewindTo);
         continue;
       }
       const read = look.read;
@@ -115,9 +114,15 @@ export class TelemetryPublisher {
       // Its request is on its way: read the next batch meanwhile, as if this one were acked
       // (from the stored cursor, whose late-row check this loop just recorded).
       // A look records nothing itself, so a prefetch is simply dropped when the batch fails.
-      const ahead = read.batch.rows.length >= limit && !read.tooLarge ? reader.look({ ...readCursor(db, table.table)!, posTime: read.end.posTime, posRowid: read.end.posRowid, seq: read.end.seq }, limit) : undefined;
+      const ahead =
+        read.batch.rows.length >= limit && !read.tooLarge
+          ? readCursor(db, table.table).then((stored) => reader.look({ ...stored!, posTime: read.end.posTime, posRowid: read.end.posRowid, seq: read.end.seq }, limit))
+          : undefined;
+      // Awaited after the send; until then a failure must not count as unhandled.
+      ahead?.catch(() => undefined);
       const outcome = await sending;
-      if (outcome === 'acked' && ahead?.read && ahead.rewindTo === undefined) prefetched = ahead;
+      const next = await ahead;
+      if (outcome === 'acked' && next?.read && next.rewindTo === undefined) prefetched = next;
       if (outcome === 'too_large') {
         limit = Math.max(1, Math.ceil(read.batch.rows.length / 2));
         continue;
@@ -144,7 +149,7 @@ export class TelemetryPublisher {
       if (signal.aborted) return 'acked';
       try {
         const ack = await transport.sendTelemetryBatch!(read.batch, json, signal);
-        advanceTelemetryCursor(db, table.table, read.end);
+        await advanceTelemetryCursor(db, table.table, read.end);
         if (ack.controls && ack.controls.length > 0) this.#o.onControls?.(ack.controls);
         this.stats.batchesAcked += 1;
         this.stats.rowsAcked += read.batch.rows.length;

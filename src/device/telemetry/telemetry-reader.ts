@@ -1,10 +1,9 @@
-import type { Statement } from 'better-sqlite3';
 import { uuidv7 } from 'uuidv7';
 import { TELEMETRY_BATCH_FORMAT_VERSION } from '../../protocol/constants.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { WireTelemetryBatch } from '../../protocol/telemetry-batch.js';
 import { encodeValue, type SqlValue } from '../../protocol/values.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteDriver, SqliteQueryable, SqliteRow } from '../driver/sqlite-driver.js';
 import { quoteIdent } from '../capture/sql-text.js';
 import type { TelemetryCursor } from './telemetry-cursor.js';
 import { selectList, type TelemetryTable } from './telemetry-table.js';
@@ -28,34 +27,34 @@ type RawRow = [bigint, ...SqlValue[]];
 
 const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** better-sqlite3 returns BLOBs as Buffers; the wire encoder wants plain bytes. */
-function plain(value: SqlValue): SqlValue {
-  return value instanceof Uint8Array && value.constructor !== Uint8Array ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
+/** A row of the select list (rowid, then the columns, as c0, c1, ...) as values in that order. */
+function rawRow(row: SqliteRow): RawRow {
+  return Object.values(row) as RawRow;
 }
 
 /**
  * Reads a telemetry table past its cursor with plain indexed SELECTs: the app's
- * inserts pay nothing for it (no trigger, no journal row). Statements are
- * prepared once per reader.
+ * inserts pay nothing for it (no trigger, no journal row). The SQL is built once
+ * per reader; the driver keeps the statements prepared.
  */
 export class TelemetryReader {
-  readonly #db: DeviceDb;
+  readonly #db: SqliteDriver;
   readonly #t: TelemetryTable;
-  readonly #first: Statement;
-  readonly #next: Statement;
-  readonly #max: Statement;
-  readonly #late: Statement | undefined;
-  readonly #noTime: Statement | undefined;
+  readonly #first: string;
+  readonly #next: string;
+  readonly #max: string;
+  readonly #late: string | undefined;
+  readonly #noTime: string | undefined;
   readonly #timeIndex: number;
 
-  constructor(db: DeviceDb, table: TelemetryTable) {
+  constructor(db: SqliteDriver, table: TelemetryTable) {
     this.#db = db;
     this.#t = table;
     const from = quoteIdent(table.table);
     const cols = selectList(table);
     const r = table.rowid;
     if (table.timeColumn === null) {
-      this.#first = db.prepare(`SELECT ${cols} FROM ${from} WHERE ${r} > ? ORDER BY ${r} LIMIT ?`).raw(true);
+      this.#first = `SELECT ${cols} FROM ${from} WHERE ${r} > ? ORDER BY ${r} LIMIT ?`;
       this.#next = this.#first;
       this.#late = undefined;
       this.#noTime = undefined;
@@ -63,13 +62,13 @@ export class TelemetryReader {
     } else {
       const tc = quoteIdent(table.timeColumn);
       // Rows without a time are never shipped (they would have no place in a time series); the late check reports them.
-      this.#first = db.prepare(`SELECT ${cols} FROM ${from} WHERE ${tc} IS NOT NULL ORDER BY ${tc}, ${r} LIMIT ?`).raw(true);
-      this.#next = db.prepare(`SELECT ${cols} FROM ${from} WHERE (${tc}, ${r}) > (?, ?) ORDER BY ${tc}, ${r} LIMIT ?`).raw(true);
-      this.#late = db.prepare(`SELECT count(*), max(${r}) FROM ${from} WHERE ${r} > ? AND (${tc} IS NULL OR (${tc}, ${r}) < (?, ?))`).raw(true);
-      this.#noTime = db.prepare(`SELECT count(*), max(${r}) FROM ${from} WHERE ${r} > ? AND ${tc} IS NULL`).raw(true);
+      this.#first = `SELECT ${cols} FROM ${from} WHERE ${tc} IS NOT NULL ORDER BY ${tc}, ${r} LIMIT ?`;
+      this.#next = `SELECT ${cols} FROM ${from} WHERE (${tc}, ${r}) > (?, ?) ORDER BY ${tc}, ${r} LIMIT ?`;
+      this.#late = `SELECT count(*) AS n, max(${r}) AS top FROM ${from} WHERE ${r} > ? AND (${tc} IS NULL OR (${tc}, ${r}) < (?, ?))`;
+      this.#noTime = `SELECT count(*) AS n, max(${r}) AS top FROM ${from} WHERE ${r} > ? AND ${tc} IS NULL`;
       this.#timeIndex = table.columns.findIndex((c) => c.name === table.timeColumn);
     }
-    this.#max = db.prepare(`SELECT max(${r}) FROM ${from}`).pluck(true);
+    this.#max = `SELECT max(${r}) AS top FROM ${from}`;
   }
 
   /**
@@ -78,32 +77,39 @@ export class TelemetryReader {
    * be shipped), then reads the next batch; in rowid order, finding nothing, it
    * checks whether the newest rows were deleted (rowids then come back).
    */
-  look(cursor: TelemetryCursor, limit: number): TelemetryLook {
-    return this.#db.transaction(() => {
+  look(cursor: TelemetryCursor, limit: number): Promise<TelemetryLook> {
+    return this.#db.readTransaction(async (tx) => {
       const look: TelemetryLook = {};
       if (this.#late) {
         // Before anything is shipped only rows without a time are behind the (empty) cursor.
-        const [count, max] = (cursor.posTime === null ? this.#noTime!.get(cursor.checkedRowid) : this.#late.get(cursor.checkedRowid, cursor.posTime, cursor.posRowid)) as [bigint, bigint | null];
-        const top = (this.#max.get() as bigint | null) ?? 0n;
+        const { n, top: max } = (cursor.posTime === null
+          ? await tx.get<{ n: bigint; top: bigint | null }>(this.#noTime!, [cursor.checkedRowid])
+          : await tx.get<{ n: bigint; top: bigint | null }>(this.#late, [cursor.checkedRowid, cursor.posTime, cursor.posRowid]))!;
+        const top = (await this.#maxRowid(tx)) ?? 0n;
         const upTo = max !== null && max > top ? max : top;
-        if (upTo > cursor.checkedRowid) look.checked = { late: Number(count), upTo };
+        if (upTo > cursor.checkedRowid) look.checked = { late: Number(n), upTo };
       }
-      const read = this.#read(cursor, limit);
+      const read = await this.#read(tx, cursor, limit);
       if (read) look.read = read;
       else if (this.#t.timeColumn === null && cursor.posRowid > 0n) {
-        const max = (this.#max.get() as bigint | null) ?? 0n;
+        const max = (await this.#maxRowid(tx)) ?? 0n;
         if (max < cursor.posRowid) look.rewindTo = max;
       }
       return look;
-    })();
+    });
   }
 
-  #read(cursor: TelemetryCursor, limit: number): TelemetryRead | undefined {
+  async #maxRowid(tx: SqliteQueryable): Promise<bigint | null> {
+    return ((await tx.get<{ top: bigint | null }>(this.#max))!).top;
+  }
+
+  async #read(tx: SqliteQueryable, cursor: TelemetryCursor, limit: number): Promise<TelemetryRead | undefined> {
     const t = this.#t;
-    let rows: RawRow[];
-    if (t.timeColumn === null) rows = this.#first.all(cursor.posRowid, limit) as RawRow[];
-    else if (cursor.posTime === null) rows = this.#first.all(limit) as RawRow[];
-    else rows = this.#next.all(cursor.posTime, cursor.posRowid, limit) as RawRow[];
+    let found: SqliteRow[];
+    if (t.timeColumn === null) found = await tx.all(this.#first, [cursor.posRowid, limit]);
+    else if (cursor.posTime === null) found = await tx.all(this.#first, [limit]);
+    else found = await tx.all(this.#next, [cursor.posTime, cursor.posRowid, limit]);
+    const rows = found.map(rawRow);
     if (rows.length === 0) return undefined;
     const wireRows: WireTelemetryBatch['rows'] = new Array(rows.length);
     let gapRows = 0;
@@ -121,7 +127,7 @@ export class TelemetryReader {
         seq = Number(s);
       } else seq += 1;
       const row = new Array(raw.length - 1);
-      for (let j = 1; j < raw.length; j++) row[j - 1] = encodeValue(plain(raw[j]!));
+      for (let j = 1; j < raw.length; j++) row[j - 1] = encodeValue(raw[j]!);
       wireRows[i] = { seq, row };
     }
     const last = rows[rows.length - 1]!;
@@ -137,9 +143,5 @@ export class TelemetryReader {
       rows: wireRows,
     };
     return { batch, end: { posTime: t.timeColumn === null ? null : (last[this.#timeIndex + 1] ?? null), posRowid: last[0], seq, gapRows } };
-  }
-
-  get db(): DeviceDb {
-    return this.#db;
   }
 }

@@ -1,6 +1,6 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo } from '../../protocol/schema.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { quoteIdent } from '../capture/sql-text.js';
 import { readTableShape } from '../capture/table-shape.js';
 
@@ -37,9 +37,9 @@ const ROWID_NAMES = ['rowid', '_rowid_', 'oid'];
  * only an INTEGER PRIMARY KEY keeps rowids across VACUUM (SQLite may renumber
  * other tables' rowids), so any other table needs a time column.
  */
-export function resolveTelemetryTable(db: DeviceDb, spec: TelemetrySpec): TelemetryTable {
+export async function resolveTelemetryTable(db: SqliteQueryable, spec: TelemetrySpec): Promise<TelemetryTable> {
   const context = { table: spec.table, field: 'telemetry' };
-  const shape = readTableShape(db, spec.table);
+  const shape = await readTableShape(db, spec.table);
   if (!shape) throw new SynclineError('invalid_config', `telemetry table ${JSON.stringify(spec.table)} does not exist`, context);
   if (shape.withoutRowid) throw new SynclineError('invalid_config', `telemetry table ${JSON.stringify(spec.table)} is a WITHOUT ROWID table; the cursor needs a rowid`, context);
   const names = new Set(shape.columns.map((c) => c.name.toLowerCase()));
@@ -62,7 +62,11 @@ export function resolveTelemetryTable(db: DeviceDb, spec: TelemetrySpec): Teleme
   return { table: spec.table, timeColumn: spec.timeColumn ?? null, columns: shape.columns, hash: shape.hash, rowid };
 }
 
-/** The SELECT list: the rowid first, then every column in schema order. */
+/**
+ * The SELECT list: the rowid first, then every column in schema order, named
+ * c0, c1, ... so a row's values read back in that order whatever the columns are
+ * called (a column named `1` would move to the front of a JavaScript object).
+ */
 export function selectList(t: TelemetryTable): string {
-  return [t.rowid, ...t.columns.map((c) => quoteIdent(c.name))].join(', ');
+  return [t.rowid, ...t.columns.map((c) => quoteIdent(c.name))].map((expr, i) => `${expr} AS c${i}`).join(', ');
 }

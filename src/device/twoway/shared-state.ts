@@ -1,4 +1,3 @@
-import type { DeviceDb } from '../journal/device-db.js';
 import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { SHARED_DDL, SharedTables } from './shared-schema.js';
 import { upgradeTwoWayLayout } from './twoway-upgrade.js';
@@ -35,9 +34,9 @@ export function withRemoteApply<T>(driver: SqliteDriver, fn: (tx: SqliteQueryabl
   });
 }
 
-/** Tables two-way sync captures in this file; edge capture and the edge publisher (still on the synchronous connection) leave them to it. */
-export function sharedTableNames(db: DeviceDb): Set<string> {
-  const present = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(SharedTables.captured);
+/** Tables two-way sync captures in this file; edge capture and the edge publisher leave them to it. */
+export async function sharedTableNames(db: SqliteQueryable): Promise<Set<string>> {
+  const present = await db.get(`SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = ?`, [SharedTables.captured]);
   if (!present) return new Set();
-  return new Set((db.prepare(`SELECT name FROM ${SharedTables.captured}`).all() as { name: string }[]).map((r) => r.name));
+  return new Set((await db.all<{ name: string }>(`SELECT name FROM ${SharedTables.captured}`)).map((r) => r.name));
 }

@@ -9,7 +9,7 @@ import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import { systemClock, WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
-import type { DeviceDb } from '../journal/device-db.js';
+import type { DeviceDb } from '../driver/better-sqlite3-driver.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { readConflicts, type ConflictRecord } from './conflict-log.js';
 import type { ConflictResolver } from './resolve-conflict.js';
