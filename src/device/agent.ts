@@ -3,7 +3,6 @@ import { SynclineError } from '../protocol/errors.js';
 import type { Transport } from '../transport/transport.js';
 import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture/capture-watch.js';
-import { watchWal } from './driver/wal-watch.js';
 import { ControlHandler } from './publisher/control-handler.js';
 import { BetterSqlite3Driver } from './driver/better-sqlite3-driver.js';
 import type { SqliteDriver } from './driver/sqlite-driver.js';
@@ -141,7 +140,7 @@ export class Agent {
       });
       this.#telemetry = telemetry;
       // Commits to the file end the loops' idle waits at once; their polls are only a safety net.
-      const unwatch = watchWal(db, () => {
+      const unwatch = db.watch(() => {
         publisher.wake();
         telemetry.wake();
       });

@@ -113,7 +113,7 @@ describeEachStore('shared sync: a file of the layout before the one journal', (c
     ]);
 
     // From now on the one journal carries both directions; a local consumer tells them apart.
-    const stream = changes({ db: suite.path('upgrade-ann', 'laptop'), tables: ['folders'], checkpoint: 'ui', checkpointIntervalMs: 0 });
+    const stream = await changes({ db: suite.path('upgrade-ann', 'laptop'), tables: ['folders'], checkpoint: 'ui', checkpointIntervalMs: 0 });
     const events = stream[Symbol.asyncIterator]();
     const phone = await suite.device('upgrade-ann', 'phone');
     await phone.sync();

@@ -7,7 +7,6 @@ import { readPending, settleKey } from '../../src/device/twoway/pending-view.js'
 import { installSharedCapture, pushedSchemas } from '../../src/device/twoway/shared-capture.js';
 import { ensureSharedSchema, withRemoteApply } from '../../src/device/twoway/shared-state.js';
 import { ensureCapture } from '../../src/device/capture/capture.js';
-import { openDeviceDb } from '../../src/device/journal/device-db.js';
 import { tempDir } from '../support/temp.js';
 
 /** The pending view read from the one journal, on a real file through the driver two-way sync uses. */
@@ -78,22 +77,22 @@ describe('two-way pending view', () => {
     const before = BetterSqlite3Driver.open(path, { create: true });
     await before.exec("CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, v TEXT); INSERT INTO items VALUES ('e', 'edge')");
     await before.close();
-    const edge = openDeviceDb(path);
-    assert.deepEqual(ensureCapture(edge).installed, ['items']);
+    const edge = BetterSqlite3Driver.open(path);
+    assert.deepEqual((await ensureCapture(edge)).installed, ['items']);
     const driver = BetterSqlite3Driver.open(path);
     try {
       await ensureSharedSchema(driver);
       await installSharedCapture(driver, [items]);
-      assert.deepEqual(ensureCapture(edge).released, ['items']);
-      assert.deepEqual(ensureCapture(edge).released, [], 'and it stays so');
-      assert.equal(edge.prepare("SELECT count(*) FROM _syncline_tables WHERE name = 'items'").pluck().get(), 0n);
-      const triggers = edge.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items'").pluck().all() as string[];
+      assert.deepEqual((await ensureCapture(edge)).released, ['items']);
+      assert.deepEqual((await ensureCapture(edge)).released, [], 'and it stays so');
+      assert.equal((await edge.get<{ n: bigint }>("SELECT count(*) AS n FROM _syncline_tables WHERE name = 'items'"))!.n, 0n);
+      const triggers = (await edge.all<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items'")).map((r) => r.sql);
       assert.equal(triggers.length, 3);
       for (const sql of triggers) assert.match(sql, /julianday/, 'the triggers are two-way capture\'s (they stamp the write time)');
-      edge.exec("UPDATE items SET v = 'shared' WHERE id = 'e'");
+      await edge.exec("UPDATE items SET v = 'shared' WHERE id = 'e'");
       assert.deepEqual(await view(driver), [["'e'", null]]);
     } finally {
-      edge.close();
+      await edge.close();
       await driver.close();
     }
   });

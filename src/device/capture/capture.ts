@@ -122,7 +122,7 @@ export async function reconcileCapture(driver: SqliteDriver, options: CaptureOpt
   }
   for (const table of stored.filter((name) => shared.has(name))) {
     // Two-way sync now captures it, with triggers of the same names: only edge capture's record goes.
-    forgetTable(db, table);
+    await forgetTable(driver, table);
     report.released.push(table);
     log.info({ table }, 'table is shared by two-way sync now, which captures it; edge capture leaves it');
   }
