@@ -223,7 +223,7 @@ export class Agent {
         if (!result.drained) shipping = true;
         else if (shipping) {
           shipping = false;
-          this.#drained(db);
+          await this.#drained(db);
         }
       }
       if (publisher.fatal) throw publisher.fatal;
@@ -251,9 +251,9 @@ export class Agent {
    * and the host's memory hook (the CLI collects the garbage of the burst) are
    * released, so an idle agent does not keep its drain's high-water memory.
    */
-  #drained(db: DeviceDb): void {
+  async #drained(db: SqliteDriver): Promise<void> {
     try {
-      db.pragma('shrink_memory');
+      await db.exec('PRAGMA shrink_memory');
     } catch (error) {
       this.#log.debug({ err: error }, 'could not shrink SQLite memory');
     }
