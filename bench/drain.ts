@@ -15,7 +15,7 @@ import { HttpTransport } from '../src/transport/http-transport.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { startServer } from '../test/support/processes.js';
 import { cpuMs } from './fan-in-fleet.js';
-import { progress, type BenchReport } from './report.js';
+import { progress, type BenchReport, type Figure } from './report.js';
 import { insertReadings, reading, READINGS_DDL } from './workload.js';
 
 export const ROWS = 200_000;
@@ -121,8 +121,31 @@ async function rawCopyCpu(databaseUrl: string): Promise<{ client: number; postgr
   }
 }
 
+/** A pipeline's CPU per row (device, server, PostgreSQL) against a raw COPY's (client, backend), with the ceiling that sets. */
+export function cpuVersusCopy(name: string, baseline: string, prefix: string, cpu: { device: number; server: number; postgres: number }, copy: { client: number; postgres: number }): Figure {
+  const total = cpu.device + cpu.server + cpu.postgres;
+  const us = (n: number) => Number(n.toFixed(2));
+  return {
+    name,
+    value: total / (copy.client + copy.postgres),
+    unit: "x of raw COPY's CPU",
+    baseline,
+    details: {
+      [`${prefix}_device_us_per_row`]: us(cpu.device),
+      [`${prefix}_server_us_per_row`]: us(cpu.server),
+      [`${prefix}_postgres_us_per_row`]: us(cpu.postgres),
+      copy_client_us_per_row: us(copy.client),
+      copy_postgres_us_per_row: us(copy.postgres),
+      // COPY runs at the pace of its busier process; the pipeline, spread perfectly over two otherwise
+      // idle cores, at two cores over its CPU per row: the best share of COPY's rate it could reach here.
+      two_core_ceiling_x_of_copy: us((2 * Math.max(copy.client, copy.postgres)) / total),
+      load_average_1m: Number(loadavg()[0]!.toFixed(1)),
+    },
+  };
+}
+
 /** CPU ms each PostgreSQL backend of the database has used so far. */
-async function backendCpu(databaseUrl: string): Promise<Map<number, number>> {
+export async function backendCpu(databaseUrl: string): Promise<Map<number, number>> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -202,26 +225,7 @@ export async function benchDrain(report: BenchReport, dir: string): Promise<void
     const copyCpu = scratch ? await rawCopyCpu(scratch.url) : undefined;
     const ratio = drainRate / baseline;
     if (copyCpu) {
-      const drainTotal = drainCpu.device + drainCpu.server + drainCpu.postgres;
-      const copyTotal = copyCpu.client + copyCpu.postgres;
-      const us = (n: number) => Number(n.toFixed(2));
-      report.add({
-        name: `CPU per row of the drain of ${ROWS.toLocaleString('en-US')} rows into PostgreSQL, vs COPY`,
-        value: drainTotal / copyTotal,
-        unit: 'x of raw COPY\'s CPU',
-        baseline: 'COPY of the same rows through node-pg (client + backend CPU), same run',
-        details: {
-          drain_device_us_per_row: us(drainCpu.device),
-          drain_server_us_per_row: us(drainCpu.server),
-          drain_postgres_us_per_row: us(drainCpu.postgres),
-          copy_client_us_per_row: us(copyCpu.client),
-          copy_postgres_us_per_row: us(copyCpu.postgres),
-          // COPY runs at the pace of its busier process; the drain, spread perfectly over two otherwise idle
-          // cores, at two cores over its CPU per row: the best share of COPY's rate it could reach here.
-          two_core_ceiling_x_of_copy: us((2 * Math.max(copyCpu.client, copyCpu.postgres)) / drainTotal),
-          load_average_1m: Number(loadavg()[0]!.toFixed(1)),
-        },
-      });
+      report.add(cpuVersusCopy(`CPU per row of the drain of ${ROWS.toLocaleString('en-US')} rows into PostgreSQL, vs COPY`, 'COPY of the same rows through node-pg (client + backend CPU), same run', 'drain', drainCpu, copyCpu));
     }
     report.add({
       name: `end-to-end drain of ${ROWS.toLocaleString('en-US')} rows over HTTP into ${onPostgres ? 'PostgreSQL' : 'PGlite'}, vs COPY`,

@@ -4,10 +4,13 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import pino from 'pino';
 import { Agent } from '../src/device/agent.js';
+import { copyIn } from '../src/cloud/store/pg-copy.js';
 import { Routes } from '../src/protocol/constants.js';
 import { HttpTransport } from '../src/transport/http-transport.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { startServer } from '../test/support/processes.js';
+import { backendCpu, cpuVersusCopy } from './drain.js';
+import { cpuMs } from './fan-in-fleet.js';
 import { progress, type BenchReport } from './report.js';
 import { insertReadings, reading, READINGS_DDL } from './workload.js';
 
@@ -81,6 +84,30 @@ function copyCsv(deviceId: string, points: Map<string, number>): Buffer {
   return Buffer.from(`${lines.join('\n')}\n`);
 }
 
+/** The same values in COPY's text format, for node-pg's COPY (the path the server uses). */
+function copyTextRows(deviceId: string, points: Map<string, number>): string {
+  const lines: string[] = [];
+  for (let i = 1; i <= ROWS; i++) {
+    const r = reading(i);
+    const ts = new Date(r.ts).toISOString();
+    lines.push(`${deviceId}\t${points.get('readings.id')}\t${ts}\t${r.id}\t\\N\t\\N`);
+    lines.push(`${deviceId}\t${points.get('readings.device')}\t${ts}\t\\N\t${r.device}\t\\N`);
+    lines.push(`${deviceId}\t${points.get('readings.value')}\t${ts}\t${r.value}\t\\N\t\\N`);
+    lines.push(`${deviceId}\t${points.get('readings.note')}\t${ts}\t\\N\t${r.note}\t\\N`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** CPU µs per row of a raw COPY of the same values through node-pg: this process sending, the backend storing. */
+async function copyCpu(client: pg.Client, text: string): Promise<{ client: number; postgres: number }> {
+  await client.query('TRUNCATE bench_copy_values');
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const before = { backend: cpuMs(rows[0]!.pid), self: process.cpuUsage() };
+  await copyIn(client, 'bench_copy_values', text);
+  const self = process.cpuUsage(before.self);
+  return { client: (self.user + self.system) / ROWS, postgres: ((cpuMs(rows[0]!.pid) - before.backend) / ROWS) * 1000 };
+}
+
 async function psqlCopy(url: string, csv: Buffer): Promise<number> {
   const start = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
@@ -119,10 +146,15 @@ export async function benchTelemetry(report: BenchReport, dir: string): Promise<
     const device = (await created.json()) as { device_id: string; token: string };
     progress('telemetry: agent --once --telemetry readings=ts');
     const agent = new Agent({ dbPath: path, transport: new HttpTransport({ serverUrl: server.url, token: device.token }), once: true, telemetry: [{ table: 'readings', timeColumn: 'ts' }], logger: pino({ level: 'warn' }) });
+    const serverPid = server.child.pid!;
+    const cpuBefore = { server: cpuMs(serverPid), device: process.cpuUsage(), postgres: await backendCpu(scratch.url) };
     const start = process.hrtime.bigint();
     await agent.run();
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const ingestRate = ROWS / seconds;
+    const deviceUsage = process.cpuUsage(cpuBefore.device);
+    const postgresMs = [...(await backendCpu(scratch.url)).entries()].reduce((sum, [pid, ms]) => sum + ms - (cpuBefore.postgres.get(pid) ?? 0), 0);
+    const ingestCpu = { device: (deviceUsage.user + deviceUsage.system) / ROWS, server: ((cpuMs(serverPid) - cpuBefore.server) / ROWS) * 1000, postgres: (postgresMs / ROWS) * 1000 };
     const { rows: pointRows } = await client.query<{ name: string; id: number }>('SELECT name, id FROM telemetry_points');
     const points = new Map(pointRows.map((p) => [p.name, p.id]));
     const { rows: counted } = await client.query<{ n: string }>('SELECT count(*) AS n FROM telemetry_values');
@@ -137,6 +169,8 @@ export async function benchTelemetry(report: BenchReport, dir: string): Promise<
     const copySeconds = await psqlCopy(scratch.url, copyCsv(device.device_id, points));
     const copyRate = ROWS / copySeconds;
     const ratio = ingestRate / copyRate;
+    const raw = await copyCpu(client, copyTextRows(device.device_id, points));
+    report.add(cpuVersusCopy(`CPU per row of the telemetry ingest of ${ROWS.toLocaleString('en-US')} rows (4 points each), vs COPY`, "COPY of the same values through node-pg into a table of the store's shape (client + backend CPU), same run", 'ingest', ingestCpu, raw));
     report.add({
       name: `telemetry ingest of ${ROWS.toLocaleString('en-US')} rows (4 points each) over HTTP into PostgreSQL`,
       value: ratio,
