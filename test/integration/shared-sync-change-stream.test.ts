@@ -19,7 +19,7 @@ describeEachStore('shared sync: the change stream of a two-way file', (ctx) => {
     const app = new Database(path);
     app.pragma('journal_mode = WAL');
     app.close();
-    const stream = changes({ db: path, tables: ['folders'], checkpoint: 'ui', checkpointIntervalMs: 0 });
+    const stream = await changes({ db: path, tables: ['folders'], checkpoint: 'ui', checkpointIntervalMs: 0 });
     const events = stream[Symbol.asyncIterator]();
     const next = async () => {
       const e = (await events.next()).value as ChangeEvent;
