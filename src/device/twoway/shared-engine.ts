@@ -15,7 +15,8 @@ import { pushedSchemas } from './shared-capture.js';
 import { SharedStateKeys as K, SharedTables as T } from './shared-schema.js';
 import { dropGuardStatements, guardTriggerStatements } from './shared-triggers.js';
 import { withRemoteApply } from './shared-state.js';
-import { deleteState, dropCapture, installCapture, maxJournalSeq, pruneTwoWay, readState, twoWayCapture, writeState } from './twoway-journal.js';
+import { readState, writeState } from '../journal/journal-state.js';
+import { deleteState, dropCapture, installCapture, newestSeq, pruneTwoWay, twoWayCapture } from './twoway-journal.js';
 
 /** A frozen change waiting in the outbox. */
 export interface OutboxEntry {
@@ -177,7 +178,7 @@ export class SharedEngine {
         await tx.run(insert, [ordinal, table, key, row ? 'upsert' : 'delete', row ? JSON.stringify(row.map(encodeValue)) : null, change.base, hlc]);
       }
       await tx.run(`DELETE FROM ${T.settled}`);
-      await writeState(tx, K.pushed, (await maxJournalSeq(tx)).toString());
+      await writeState(tx, K.pushed, (await newestSeq(tx)).toString());
       if (frozen.length === 0) return undefined;
       await writeState(tx, K.outboxId, uuidv7());
       await writeState(tx, K.outboxBase, (await this.#storedWatermark(tx)).toString());

@@ -1,7 +1,7 @@
 import type { SqliteDriver, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { SHARED_DDL, SharedTables } from './shared-schema.js';
 import { upgradeTwoWayLayout } from './twoway-upgrade.js';
-import { ensureJournalTables, markRemote, maxJournalSeq } from './twoway-journal.js';
+import { ensureJournalTables, markRemote, newestSeq } from './twoway-journal.js';
 
 /**
  * Creates the journal and the two-way sync tables in the file (idempotent), in one
@@ -26,7 +26,7 @@ export function withRemoteApply<T>(driver: SqliteDriver, fn: (tx: SqliteQueryabl
   return driver.writeTransaction(async (tx) => {
     await tx.exec('PRAGMA defer_foreign_keys = ON');
     await tx.run(`INSERT INTO ${SharedTables.applying} (applying) VALUES (1)`);
-    const from = await maxJournalSeq(tx);
+    const from = await newestSeq(tx);
     const result = await fn(tx);
     await markRemote(tx, from);
     await tx.run(`DELETE FROM ${SharedTables.applying}`);

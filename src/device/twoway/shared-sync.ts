@@ -18,7 +18,7 @@ import { SharedEngine, type ChangeSet, type Outbox } from './shared-engine.js';
 import type { PendingView } from './pending-view.js';
 import { SharedStateKeys as K } from './shared-schema.js';
 import { ensureSharedSchema } from './shared-state.js';
-import { readState, writeState } from './twoway-journal.js';
+import { readState, writeState } from '../journal/journal-state.js';
 
 export interface SharedSyncOptions {
   /**

@@ -5,7 +5,9 @@ import type { SqliteQueryable } from '../driver/sqlite-driver.js';
 import { createTriggerStatements, dropTriggerStatements, snapshotStatement, type CaptureSpec } from '../capture/trigger-sql.js';
 import { isLayout2Journal, layout2RebuildStatements } from '../journal/journal-rebuild.js';
 import { JOURNAL_DDL, JOURNAL_LAYOUT_VERSION, JournalOrigins, JournalTables, StateKeys, TWO_WAY_HASH_PREFIX, type JournalOrigin } from '../journal/journal-schema.js';
-import { MAX_SLOTS, SLOT_PREFIX, slotLayout, slotName, slotsNeeded, type SlotLayout } from '../journal/journal-slots.js';
+import { slotLayout, slotsNeeded, type SlotLayout } from '../journal/journal-slots.js';
+import { ensureJournalSlots, journalColumns, maxJournalSeq, readState, writeState } from '../journal/journal-state.js';
+import { lowestHonouredCheckpoint } from '../change-stream/checkpoint-retention.js';
 import { declaredColumns } from './local-table.js';
 
 /**
@@ -16,26 +18,13 @@ import { declaredColumns } from './local-table.js';
  * and pruning of what no reader needs any more.
  */
 
-export async function readState(db: SqliteQueryable, key: string): Promise<string | undefined> {
-  const row = await db.get<{ value: string }>(`SELECT value FROM ${JournalTables.state} WHERE key = ?`, [key]);
-  return row?.value;
-}
-
-export async function writeState(db: SqliteQueryable, key: string, value: string): Promise<void> {
-  await db.run(`INSERT INTO ${JournalTables.state} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [key, value]);
-}
-
 export async function deleteState(db: SqliteQueryable, key: string): Promise<void> {
   await db.run(`DELETE FROM ${JournalTables.state} WHERE key = ?`, [key]);
 }
 
-export async function journalColumns(db: SqliteQueryable): Promise<string[]> {
-  return (await db.all<{ name: string }>(`SELECT name FROM pragma_table_info('${JournalTables.journal}')`)).map((r) => r.name);
-}
-
-export async function maxJournalSeq(db: SqliteQueryable): Promise<bigint> {
-  const row = await db.get<{ seq: bigint | null }>(`SELECT max(seq) AS seq FROM ${JournalTables.journal}`);
-  return row?.seq ?? 0n;
+/** The journal's newest seq (0 when empty), as the bigint two-way sync's cursors are kept in. */
+export async function newestSeq(db: SqliteQueryable): Promise<bigint> {
+  return BigInt(await maxJournalSeq(db));
 }
 
 /**
@@ -56,12 +45,6 @@ export async function ensureJournalTables(tx: SqliteQueryable): Promise<void> {
   }
   if (layout !== String(JOURNAL_LAYOUT_VERSION)) await writeState(tx, StateKeys.layoutVersion, String(JOURNAL_LAYOUT_VERSION));
   if ((await readState(tx, StateKeys.journalEpoch)) === undefined) await writeState(tx, StateKeys.journalEpoch, uuidv7());
-}
-
-async function ensureJournalSlots(tx: SqliteQueryable, count: number, table: string): Promise<void> {
-  if (count > MAX_SLOTS) throw new SynclineError('capture_failed', `table needs ${count} journal value slots, more than the ${MAX_SLOTS} a SQLite table can have`, { table });
-  const have = (await journalColumns(tx)).filter((name) => name.startsWith(SLOT_PREFIX)).length;
-  for (let i = have; i < count; i++) await tx.exec(`ALTER TABLE ${JournalTables.journal} ADD COLUMN ${slotName(i)}`);
 }
 
 /** A declared table's capture: the spec its triggers are written from and the slot layout of its entries. */
@@ -121,14 +104,8 @@ export async function markRemote(tx: SqliteQueryable, afterSeq: bigint): Promise
 export async function pruneTwoWay(tx: SqliteQueryable, tables: readonly string[], pushed: bigint, now = Date.now()): Promise<void> {
   if (tables.length === 0) return;
   const newest = await maxJournalSeq(tx);
-  let bound = newest - 1n;
-  const limits = await tx.all<{ key: string; value: string }>(`SELECT key, value FROM ${JournalTables.state} WHERE key IN ('checkpoint_retention_max_entries', 'checkpoint_retention_max_age_ms')`);
-  const limit = (key: string, fallback: number) => Number(limits.find((l) => l.key === key)?.value ?? fallback);
-  const held = await tx.get<{ seq: bigint | null }>(`SELECT min(seq) AS seq FROM ${JournalTables.checkpoints} WHERE seq >= ? AND updated_at >= ?`, [
-    newest - BigInt(limit('checkpoint_retention_max_entries', 1_000_000)),
-    new Date(now - limit('checkpoint_retention_max_age_ms', 7 * 24 * 60 * 60 * 1000)).toISOString(),
-  ]);
-  if (held?.seq != null && held.seq < bound) bound = held.seq;
+  const held = await lowestHonouredCheckpoint(tx, newest, now);
+  const bound = BigInt(Math.min(newest - 1, held ?? newest));
   await tx.run(
     `DELETE FROM ${JournalTables.journal} WHERE seq <= ? AND (seq <= ? OR origin = '${JournalOrigins.remote}')
      AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl IN (SELECT value FROM json_each(?)))`,

@@ -7,7 +7,8 @@ import { parseLiteralList } from '../journal/sql-literal.js';
 import { LocalTable } from './local-table.js';
 import { SharedStateKeys, SharedTables } from './shared-schema.js';
 import { dropGuardStatements, guardTriggerStatements } from './shared-triggers.js';
-import { installCapture, maxJournalSeq, twoWayCapture, writeState, type TwoWayCapture } from './twoway-journal.js';
+import { writeState } from '../journal/journal-state.js';
+import { installCapture, newestSeq, twoWayCapture, type TwoWayCapture } from './twoway-journal.js';
 
 /**
  * Before the one journal, two-way sync captured its tables with triggers of its
@@ -42,7 +43,7 @@ export async function upgradeTwoWayLayout(tx: SqliteQueryable): Promise<void> {
   }
   if (!(await exists(tx, LEGACY.dirty))) return;
   const declared = (await tx.all<{ declaration: string }>(`SELECT declaration FROM ${SharedTables.captured}`)).map((r) => JSON.parse(r.declaration) as SharedTable);
-  const pushed = await maxJournalSeq(tx);
+  const pushed = await newestSeq(tx);
   for (const table of declared) {
     // The old capture triggers carried the guards' names; a down-only table's guard is put back as it was.
     for (const sql of dropGuardStatements(table.name)) await tx.exec(sql);
