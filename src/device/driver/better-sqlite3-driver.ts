@@ -71,6 +71,7 @@ export class BetterSqlite3Driver implements SqliteDriver {
     database.defaultSafeIntegers(true);
     this.#tx = {
       all: async <T extends SqliteRow>(sql: string, params?: readonly SqliteParam[]) => this.#all<T>(sql, params),
+      values: async (sql: string, params?: readonly SqliteParam[]) => this.#values(sql, params),
       get: async <T extends SqliteRow>(sql: string, params?: readonly SqliteParam[]) => this.#get<T>(sql, params),
       run: async (sql: string, params?: readonly SqliteParam[]) => this.#run(sql, params),
       exec: async (sql: string) => this.#exec(sql),
@@ -90,6 +91,10 @@ export class BetterSqlite3Driver implements SqliteDriver {
 
   all<T extends SqliteRow = SqliteRow>(sql: string, params?: readonly SqliteParam[]): Promise<T[]> {
     return this.#outside(() => this.#all<T>(sql, params));
+  }
+
+  values(sql: string, params?: readonly SqliteParam[]): Promise<SqliteValue[][]> {
+    return this.#outside(() => this.#values(sql, params));
   }
 
   get<T extends SqliteRow = SqliteRow>(sql: string, params?: readonly SqliteParam[]): Promise<T | undefined> {
@@ -185,6 +190,25 @@ export class BetterSqlite3Driver implements SqliteDriver {
     const rows = this.#statement(sql).all(...bind(params)) as SqliteRow[];
     for (const row of rows) toDriverRow(row);
     return rows as T[];
+  }
+
+  /** A statement of its own in raw mode (cached under a marked key), so the object-row statement of the same SQL stays as it is. */
+  #values(sql: string, params: readonly SqliteParam[] | undefined): SqliteValue[][] {
+    const key = `\0raw\0${sql}`;
+    let statement = this.#statements.get(key);
+    if (!statement) {
+      statement = this.database.prepare(sql).raw(true);
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!);
+      this.#statements.set(key, statement);
+    }
+    const rows = statement.all(...bind(params)) as SqliteValue[][];
+    for (const row of rows) {
+      for (let i = 0; i < row.length; i++) {
+        const value = row[i];
+        if (value instanceof Uint8Array && Buffer.isBuffer(value)) row[i] = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+      }
+    }
+    return rows;
   }
 
   #get<T extends SqliteRow>(sql: string, params: readonly SqliteParam[] | undefined): T | undefined {

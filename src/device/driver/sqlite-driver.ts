@@ -23,6 +23,12 @@ export interface SqliteRunResult {
 export interface SqliteQueryable {
   /** All rows of a query; the statement is prepared once per connection and cached. */
   all<T extends SqliteRow = SqliteRow>(sql: string, params?: readonly SqliteParam[]): Promise<T[]>;
+  /**
+   * Optional fast path: all rows as arrays of values in select-list order, for
+   * hot reads of many rows (the journal) where building an object per row costs
+   * more than the read. Callers fall back to `all` without it.
+   */
+  values?(sql: string, params?: readonly SqliteParam[]): Promise<SqliteValue[][]>;
   /** The first row, or undefined. */
   get<T extends SqliteRow = SqliteRow>(sql: string, params?: readonly SqliteParam[]): Promise<T | undefined>;
   /** A statement that returns no rows. */

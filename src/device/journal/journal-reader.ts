@@ -1,7 +1,7 @@
 import { SynclineError } from '../../protocol/errors.js';
 import type { ColumnInfo, TableKey } from '../../protocol/schema.js';
 import type { SqlValue } from '../../protocol/values.js';
-import type { SqliteQueryable, SqliteRow } from '../driver/sqlite-driver.js';
+import type { SqliteParam, SqliteQueryable, SqliteValue } from '../driver/sqlite-driver.js';
 import { BEFORE_IMAGE_MARK, JOURNAL_FIXED_COLUMNS, JournalOps, JournalTables, type JournalOp, type JournalOrigin } from './journal-schema.js';
 import { slotLayout, slotsNeeded, type SlotLayout } from './journal-slots.js';
 
@@ -64,7 +64,7 @@ export class JournalReader {
 
   /** Up to `limit` entries with seq > afterSeq, oldest first: one query for the whole chunk. */
   async readRaw(afterSeq: number, limit: number): Promise<RawJournalEntry[]> {
-    return this.#rawEntries(await this.#db.all(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? ORDER BY seq LIMIT ?`, [BigInt(afterSeq), limit]));
+    return this.#rawEntries(await this.#tuples(`SELECT * FROM ${JournalTables.journal} WHERE seq > ? ORDER BY seq LIMIT ?`, [BigInt(afterSeq), limit]));
   }
 
   /** Like readRaw, decoded. */
@@ -77,7 +77,7 @@ export class JournalReader {
 
   /** The table's entries after `afterSeq` written under any schema but `schemaId`, decoded, oldest first. */
   async readOtherSchemas(table: string, afterSeq: number, schemaId: number): Promise<JournalEntry[]> {
-    const rows = await this.#db.all(
+    const rows = await this.#tuples(
       `SELECT * FROM ${JournalTables.journal} WHERE seq > ? AND schema_id IN (SELECT id FROM ${JournalTables.schemas} WHERE tbl = ? AND id <> ?) ORDER BY seq`,
       [BigInt(afterSeq), table, BigInt(schemaId)],
     );
@@ -87,10 +87,16 @@ export class JournalReader {
   }
 
   /** Rows of `SELECT *`: the fixed columns (JOURNAL_FIXED_COLUMNS), then the slots, in column order (an object keeps its columns in that order). */
-  async #rawEntries(rows: SqliteRow[]): Promise<RawJournalEntry[]> {
+  /** Rows as value arrays: the driver's fast path where it has one (no object per row), else its objects' values. */
+  async #tuples(sql: string, params: SqliteParam[]): Promise<SqliteValue[][]> {
+    if (this.#db.values) return this.#db.values(sql, params);
+    return (await this.#db.all(sql, params)).map((row) => Object.values(row));
+  }
+
+  async #rawEntries(rows: SqliteValue[][]): Promise<RawJournalEntry[]> {
     const entries = new Array<RawJournalEntry>(rows.length);
     for (let t = 0; t < rows.length; t++) {
-      const tuple = Object.values(rows[t]!);
+      const tuple = rows[t]!;
       const seq = Number(tuple[0]);
       const schemaId = Number(tuple[1]);
       const op = tuple[2] as string;
