@@ -40,6 +40,26 @@ describeEachStore('shared sync: the change stream of a two-way file', (ctx) => {
       await stream.close();
     }
 
+    // A consumer that starts later bootstraps from a snapshot of the two-way table, then
+    // continues with the journal: the app's next write follows, nothing twice.
+    const late = await changes({ db: path, tables: ['folders'], snapshot: true });
+    const lateEvents = late[Symbol.asyncIterator]();
+    try {
+      const boot = [];
+      for (let i = 0; i < 2; i++) {
+        const e = (await lateEvents.next()).value as ChangeEvent;
+        boot.push([e.op, e.key.id, e.after?.name, e.seq === late.snapshotSeq]);
+      }
+      assert.deepEqual(boot, [['snapshot', 'f1', 'Inbox (phone)', true], ['snapshot', 'f2', 'Tablet', true]]);
+      const writer = new Database(path);
+      writer.prepare(`UPDATE folders SET name = 'Tablet 2' WHERE id = 'f2'`).run();
+      writer.close();
+      const e = (await lateEvents.next()).value as ChangeEvent;
+      assert.deepEqual([e.origin, e.op, e.key.id, e.after?.name], ['local', 'update', 'f2', 'Tablet 2']);
+    } finally {
+      await late.close();
+    }
+
     // No consumer keeps a checkpoint: the hydration writes no snapshot entries nobody would read.
     const laptop = await suite.device('stream-bob', 'laptop');
     assert.ok((await laptop.sync()).hydrated);

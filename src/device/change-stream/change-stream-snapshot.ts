@@ -6,6 +6,7 @@ import { keyColumnsOf, readTableShape } from '../capture/table-shape.js';
 import { BetterSqlite3Driver } from '../driver/better-sqlite3-driver.js';
 import type { SqliteDriver, SqliteParam, SqliteQueryable } from '../driver/sqlite-driver.js';
 import { maxJournalSeq } from '../journal/journal-state.js';
+import { sharedTableNames } from '../twoway/shared-state.js';
 import { rowValues, type ChangeEvent } from './change-stream-event.js';
 
 /**
@@ -106,7 +107,9 @@ export class SnapshotReader {
       // The first read fixes the transaction's WAL snapshot: everything below sees the same commit.
       const seq = await maxJournalSeq(tx);
       const plans: TablePlan[] = [];
-      for (const table of [...(await readStoredTables(tx)).keys()].filter(selects).sort()) {
+      // Edge-captured tables and two-way ones: both write the one journal the live stream continues from.
+      const captured = new Set([...(await readStoredTables(tx)).keys(), ...(await sharedTableNames(tx))]);
+      for (const table of [...captured].filter(selects).sort()) {
         // The table's current shape, read inside the transaction, so the columns are those of the rows.
         const shape = await readTableShape(tx, table);
         const keyColumns = shape ? keyColumnsOf(shape) : undefined;
