@@ -140,7 +140,7 @@ test('syncline dev mirrors the demo app, stops cleanly on SIGTERM and SIGINT, an
     }, 60_000);
     await runPrintedCommands(first.stdout(), before.id, dir.path);
     const again = await second.stop('SIGINT');
-    assert.equal(again.code, 0, again.stdout);
+    assert.equal(again.code, 0, `${again.stdout}\nstderr: ${again.stderr}`);
     assert.match(again.stdout, /SIGINT: stopping/);
   } finally {
     dir.remove();
