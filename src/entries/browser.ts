@@ -7,6 +7,10 @@ export type { SqliteDriver, SqliteQueryable, SqliteParam, SqliteRow, SqliteRunRe
 export { SynclineError, isSynclineError } from '../protocol/errors.js';
 export { TransportError, isTransportError } from '../transport/transport.js';
 export type { SqlValue } from '../protocol/values.js';
+export { changes, ChangeStream } from '../device/change-stream/change-stream.js';
+export type { ChangeListener } from '../device/change-stream/change-stream.js';
+export type { ChangeEvent, ChangeOp, ChangeOrigin, RowValues } from '../device/change-stream/change-stream-event.js';
+export type { ChangeStreamOptions, TableSelection } from '../device/change-stream/change-stream-options.js';
 export { SharedSync } from '../device/twoway/shared-sync.js';
 export type { SharedSyncOptions, ChangeEvent as SharedChangeEvent, PushReport, PullReport, SyncReport } from '../device/twoway/shared-sync.js';
 export type { ConflictRecord } from '../device/twoway/conflict-log.js';

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
+import { replay, rowText } from './change-stream-support.js';
 import { buildBrowserBundle, chromiumMissing, launchChromium, servePages, type PageServer } from '../support/browser.js';
 
 // The browser adapter end to end: the real bundle (dist/browser layout), SQLite
@@ -115,6 +117,55 @@ describe('OPFS SQLite driver in Chromium', { skip: chromiumMissing }, () => {
     assert.match(result.wrongArity, /takes 2 parameters, 1 given/);
     assert.deepEqual(result.inRead, ['a']);
     assert.match(result.closed, /tx\.db is closed/);
+    await page.close();
+  });
+
+  test('a change stream bootstraps from a snapshot while the page keeps writing: every row once, then the changes after it', async () => {
+    const page = await browser.context.newPage();
+    await ready(page);
+    const result = await page.evaluate(async () => {
+      const { OpfsDriver, changes } = (globalThis as any).syncline;
+      const db = await OpfsDriver.open({ name: 'stream.db' });
+      await db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)');
+      await db.writeTransaction(async (tx: any) => {
+        for (let i = 1; i <= 300; i++) await tx.run('INSERT INTO items VALUES (?, ?)', [i, `row ${i}`]);
+      });
+      // A small buffer paces the snapshot, so most of it is still to be taken while the page writes
+      // below; the long poll interval means only takes drive reading (a pause is no stalled subscriber).
+      const stream = await changes({ db, tables: ['items'], snapshot: true, maxBuffered: 20, pollIntervalMs: 60_000 });
+      const iterator = stream[Symbol.asyncIterator]();
+      const events: any[] = [(await iterator.next()).value];
+      // The page's own writes on the one connection: they must not wait for the snapshot to be taken.
+      const writes = (async () => {
+        for (let i = 1; i <= 60; i++) {
+          await db.run('INSERT INTO items VALUES (?, ?)', [1000 + i, `new ${i}`]);
+          await db.run('UPDATE items SET v = ? WHERE id = ?', [`changed ${i}`, 300 - i]);
+          await db.run('DELETE FROM items WHERE id = ?', [i]);
+        }
+      })();
+      const wrote = await Promise.race([writes.then(() => 'wrote'), new Promise((resolve) => setTimeout(() => resolve('held up'), 20_000))]);
+      const last = Number((await db.get('SELECT max(seq) AS seq FROM _syncline_journal')).seq);
+      while (events.at(-1).seq < last) events.push((await iterator.next()).value);
+      await stream.close();
+      const rows = await db.all('SELECT id, v FROM items ORDER BY id');
+      await db.close();
+      // (No named helper functions in here: the test loader would wrap them in a __name the page lacks.)
+      return {
+        wrote,
+        snapshotSeq: stream.snapshotSeq as number,
+        events: events.map((e) => ({ op: e.op, seq: e.seq, origin: e.origin, id: String(e.key.id), v: e.after?.v as string | undefined })),
+        rows: rows.map((row: any) => ({ id: String(row.id), v: row.v as string })),
+      };
+    });
+    assert.equal(result.wrote, 'wrote', "the page's writes went through while the snapshot was being taken");
+    const events = result.events.map(({ id, v, ...e }) => ({ ...e, table: 'items', key: { id: BigInt(id) }, ...(v === undefined ? {} : { after: { id: BigInt(id), v } }), at: 0 }) as ChangeEvent);
+    const bootstrap = events.filter((e) => e.op === 'snapshot');
+    assert.equal(bootstrap.length, 300);
+    assert.ok(bootstrap.every((e) => e.seq === result.snapshotSeq));
+    assert.equal(events.length, 300 + 180, "then each of the page's writes once");
+    assert.ok(events.slice(300).every((e) => e.seq > result.snapshotSeq && e.origin === 'local'));
+    const state = new Map(result.rows.map(({ id, v }: { id: string; v: string }) => [rowText({ id: BigInt(id) }), rowText({ id: BigInt(id), v })]));
+    assert.deepEqual(replay(events, result.snapshotSeq).get('items'), state);
     await page.close();
   });
 

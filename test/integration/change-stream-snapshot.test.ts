@@ -6,6 +6,7 @@ import { changes } from '../../src/device/change-stream/change-stream.js';
 import type { ChangeEvent } from '../../src/device/change-stream/change-stream-event.js';
 import { listCheckpoints } from '../../src/device/change-stream/checkpoint-store.js';
 import { BetterSqlite3Driver } from '../../src/device/driver/better-sqlite3-driver.js';
+import type { SqliteQueryable } from '../../src/device/driver/sqlite-driver.js';
 import { maxJournalSeq } from '../../src/device/journal/journal-state.js';
 import { finished, spawnScript } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
@@ -23,6 +24,33 @@ function journalMax(path: string, table?: string): number {
   }
 }
 
+/**
+ * The app's file through the better-sqlite3 adapter, with one twist: before every
+ * statement run inside a read transaction, `write` lets the app commit on a
+ * connection of its own. A bootstrap whose rows and journal position are not read
+ * in one read transaction then meets a commit between the two, every time.
+ * (Without `values`, so the readers' fallback to `all` runs too.)
+ */
+class AppCommitsBetweenReads extends BetterSqlite3Driver {
+  readonly #write: () => void;
+
+  constructor(path: string, write: () => void) {
+    super(BetterSqlite3Driver.open(path).database, path);
+    this.#write = write;
+  }
+
+  override readTransaction<T>(fn: (tx: SqliteQueryable) => Promise<T>): Promise<T> {
+    return super.readTransaction((tx) =>
+      fn({
+        all: (sql, params) => (this.#write(), tx.all(sql, params)),
+        get: (sql, params) => (this.#write(), tx.get(sql, params)),
+        run: (sql, params) => (this.#write(), tx.run(sql, params)),
+        exec: (sql) => (this.#write(), tx.exec(sql)),
+      }),
+    );
+  }
+}
+
 describe('change stream: snapshot bootstrap', () => {
   let dir: ReturnType<typeof tempDir>;
   before(() => {
@@ -34,7 +62,7 @@ describe('change stream: snapshot bootstrap', () => {
     const path = join(dir.path, 'concurrent.db');
     await app(path, 'setup');
     await app(path, 'insert', 300, 1);
-    // A small buffer paces the snapshot, so its read transaction stays open while the writer
+    // A small buffer paces the snapshot, so its rows are still being taken while the writer
     // runs; the long poll interval means only the consumer's takes drive reading, so pausing
     // the consumer here cannot count as a stalled subscriber.
     const stream = await changes({ db: path, tables: ['items'], snapshot: true, maxBuffered: 20, pollIntervalMs: 60_000 });
@@ -59,6 +87,47 @@ describe('change stream: snapshot bootstrap', () => {
     assert.ok(snapshotRows.every((e) => e.op === 'snapshot'));
     assert.ok(events.slice(300).every((e) => e.seq > snapshotSeq && e.op !== 'snapshot'), 'then only live changes');
     assert.deepEqual(replay(events, snapshotSeq).get('items'), await tableState(path, 'items'));
+  });
+
+  test('rows and position come from one read transaction: the app commits between every two of its statements', async () => {
+    const path = join(dir.path, 'interleaved.db');
+    await app(path, 'setup');
+    await app(path, 'insert', 40, 1);
+    const writer = new Database(path);
+    writer.pragma('busy_timeout = 5000');
+    let commits = 0;
+    // Each commit inserts an item and a kv row, updates one and deletes one of each: a gap or a duplicate shows in either table.
+    const write = () => {
+      const i = ++commits;
+      writer.transaction(() => {
+        writer.prepare('INSERT INTO items (id, name, price, qty, data) VALUES (?, ?, ?, ?, ?)').run(1000 + i, `new ${i}`, i / 2, i, Buffer.from([i]));
+        writer.prepare('UPDATE items SET name = ? WHERE id = ?').run(`changed ${i}`, 40 - (i % 20));
+        writer.prepare('DELETE FROM items WHERE id = ?').run(i);
+      })();
+      writer.prepare('INSERT INTO kv VALUES (?, ?)').run(`new ${i}`, i);
+      writer.prepare('UPDATE kv SET v = ? WHERE k = ?').run(`changed ${i}`, `k${40 - (i % 20)}`);
+      writer.prepare('DELETE FROM kv WHERE k = ?').run(`k${i}`);
+    };
+    let recording = false;
+    const driver = new AppCommitsBetweenReads(path, () => recording && write());
+    try {
+      // Capture is installed first; only the bootstrap's transaction lets the app in.
+      await (await changes({ db: driver, tables: ['items', 'kv'] })).close();
+      recording = true;
+      const stream = await changes({ db: driver, tables: ['items', 'kv'], snapshot: true });
+      recording = false;
+      assert.ok(commits >= 5, `the app committed ${commits} times during the bootstrap`);
+      const snapshotSeq = stream.snapshotSeq!;
+      const lastSeq = journalMax(path);
+      const events = await collect(stream, (seen) => seen.at(-1)?.seq === lastSeq);
+      assertInCommitOrder(events);
+      assert.ok(events.some((e) => e.seq > snapshotSeq), 'commits made inside the transaction follow as live changes');
+      const rebuilt = replay(events, snapshotSeq);
+      for (const table of ['items', 'kv']) assert.deepEqual(rebuilt.get(table), await tableState(path, table), table);
+    } finally {
+      await driver.close();
+      writer.close();
+    }
   });
 
   test('every kind of table: composite, WITHOUT ROWID, rowid, unicode; values keep their storage class', async () => {

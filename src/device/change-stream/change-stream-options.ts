@@ -14,7 +14,7 @@ export interface TableSelection {
 }
 
 export interface ChangeStreamOptions {
-  /** The SQLite file, or an open driver (which the stream then never closes; a snapshot opens the file named by its `name` a second time). */
+  /** The SQLite file, or an open driver (which the stream then never closes). */
   db: string | SqliteDriver;
   /** Only these tables (names compared case-insensitively, like SQLite does). Default: every table. */
   tables?: readonly (string | TableSelection)[];

@@ -27,7 +27,7 @@ export async function startStream(db: SqliteDriver, settings: StreamSettings): P
     // The guard is taken before the snapshot's transaction, so it is at or below the snapshot's seq.
     if (name) await writeBootstrapGuard(db, name, await maxJournalSeq(db));
     try {
-      const snapshot = await SnapshotReader.open(db.name, (table) => selectsTable(settings, table));
+      const snapshot = await SnapshotReader.open(db, (table) => selectsTable(settings, table));
       try {
         const source = await JournalSource.open(db, snapshot.seq, settings);
         // An empty snapshot is complete at once; otherwise nothing is acknowledged before its last event.

@@ -54,7 +54,12 @@ export interface SqliteDriver extends SqliteQueryable {
    * nothing); callers still check, and without it they poll.
    */
   watch?(listener: () => void): (() => void) | undefined;
-  /** Runs `fn` in a read transaction: one consistent snapshot of the file. */
+  /**
+   * Runs `fn` in a read transaction: one consistent snapshot of the file, which
+   * commits by other connections meanwhile do not change. Calls from outside `fn`
+   * wait until it ends, so keep it short. `fn` may write TEMP tables (the
+   * connection's own; the change stream's bootstrap copies its rows into them).
+   */
   readTransaction<T>(fn: (tx: SqliteQueryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
