@@ -3,6 +3,7 @@ import { SynclineError } from '../protocol/errors.js';
 import type { Transport } from '../transport/transport.js';
 import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture/capture-watch.js';
+import { DeviceLoop, type LoopPart, type PartTurn } from './device-loop.js';
 import { ControlHandler } from './publisher/control-handler.js';
 import { BetterSqlite3Driver } from './driver/better-sqlite3-driver.js';
 import type { SqliteDriver } from './driver/sqlite-driver.js';
@@ -120,6 +121,8 @@ export class Agent {
         ...(this.#opts.controlPollMs !== undefined ? { pollMs: this.#opts.controlPollMs } : {}),
       });
       this.#controls = controls;
+      // Built before its parts: deliveries, control messages and the file's change hints wake it.
+      const loop = new DeviceLoop({ logger: this.#log });
       const publisher = new Publisher({
         db,
         transport: this.#opts.transport,
@@ -129,31 +132,30 @@ export class Agent {
         rotateEpoch: (reason) => capture.rotateEpoch(reason),
         onProgress: () => this.#saveSidecar(db, capture.epoch),
         isPaused: (table) => controls.isPaused(table),
-        onControls: (messages) => void controls.handle(messages),
+        onControls: (messages) => void controls.handle(messages).then(() => loop.wake()),
+        onSettled: () => loop.wake(),
       });
       this.#publisher = publisher;
-      this.#opts.transport.onControl?.((message) => void controls.handle([message]));
+      this.#opts.transport.onControl?.((message) => void controls.handle([message]).then(() => loop.wake()));
       const once = this.#opts.once === true;
       const telemetry = await startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }), {
         isPaused: (table) => controls.isPaused(table),
-        onControls: (messages) => void controls.handle(messages),
+        onControls: (messages) => void controls.handle(messages).then(() => loop.wake()),
+        once,
+        onSettled: () => loop.wake(),
       });
       this.#telemetry = telemetry;
-      // Commits to the file end the loops' idle waits at once; their polls are only a safety net.
-      const unwatch = db.watch(() => {
-        publisher.wake();
-        telemetry.wake();
-      });
-      const shipping = telemetry.run(this.#stopper.signal, once);
-      // A failing telemetry table ends a running agent the way a fatal journal error does.
-      shipping.catch(() => this.#stopper.abort());
+      // A failing telemetry table ends a running agent the way a fatal journal error does (neither part retries).
+      loop.add(this.#edgePart(db, capture, publisher));
+      loop.add(telemetry);
+      // Commits to the file wake the loop at once; the parts' polls are only a safety net.
+      const unwatch = db.watch(() => loop.wake());
       try {
-        await this.#loop(db, capture, publisher);
-        await shipping;
+        await loop.run(this.#stopper.signal);
       } finally {
         unwatch?.();
         this.#stopper.abort();
-        await shipping.catch(() => {});
+        await telemetry.stop();
         await publisher.stop();
         await controls.settled();
       }
@@ -196,7 +198,13 @@ export class Agent {
     }
   }
 
-  async #loop(db: SqliteDriver, capture: CaptureWatch, publisher: Publisher): Promise<void> {
+  /**
+   * The edge publisher's part of the device loop: keeps capture current, asks
+   * for flow-control messages, and pumps the journal when it grew, a delivery
+   * settled or a partial batch became due; logs the status line; in once mode it
+   * is done when the journal drained, and fails past the deadline.
+   */
+  #edgePart(db: SqliteDriver, capture: CaptureWatch, publisher: Publisher): LoopPart {
     const once = this.#opts.once === true;
     const poll = this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     const deadline = once && this.#opts.onceDeadlineMs !== undefined ? Date.now() + this.#opts.onceDeadlineMs : undefined;
@@ -209,17 +217,17 @@ export class Agent {
     let nextDueAt: number | undefined;
     // Something was pending since the journal last drained.
     let shipping = false;
-    while (!stop.aborted) {
+    const turn = async (): Promise<PartTurn> => {
       await this.#refreshCapture(capture);
       this.#controls?.poll(stop);
       const maxSeq = await reader.maxSeq();
-      if (maxSeq !== seenSeq || (nextDueAt !== undefined && Date.now() >= nextDueAt)) pumpNow = true;
+      if (publisher.takeSettled() || maxSeq !== seenSeq || (nextDueAt !== undefined && Date.now() >= nextDueAt)) pumpNow = true;
       seenSeq = maxSeq;
       if (pumpNow || once) {
         const result = await publisher.pump(once);
         nextDueAt = result.nextDueAt;
         pumpNow = result.more;
-        if (once && result.drained) return;
+        if (once && result.drained) return { done: true };
         if (!result.drained) shipping = true;
         else if (shipping) {
           shipping = false;
@@ -237,13 +245,12 @@ export class Agent {
         const why = lastError === undefined ? `could not drain the journal within ${seconds} s` : `the server could not be reached within ${seconds} s (${retries} retries, ${rowsAcked} rows shipped; last error: ${lastError})`;
         throw new SynclineError('transport_failed', why, { db: this.#opts.dbPath, ...publisher.stats });
       }
-      if (pumpNow) {
-        // Let deliveries and timers run between scans of a long backlog.
-        await new Promise((resolve) => setImmediate(resolve));
-        continue;
-      }
-      if (await publisher.waitForActivity(poll, stop)) pumpNow = true;
-    }
+      // A long backlog is scanned again at once (after deliveries and timers had their turn).
+      if (pumpNow) return { next: Date.now() };
+      const timers = [Date.now() + poll, ...(statusEvery > 0 ? [nextStatusAt] : []), ...(nextDueAt !== undefined ? [nextDueAt] : [])];
+      return { next: Math.min(...timers) };
+    };
+    return { name: 'edge', turn };
   }
 
   /**

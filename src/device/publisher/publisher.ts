@@ -6,7 +6,7 @@ import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import { encodeValue } from '../../protocol/values.js';
 import { isTransportError, type EncodedRowBatch, type Transport } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
-import { WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
+import { systemClock, type Clock } from '../../protocol/wakeable-sleep.js';
 import { buildRowBatch, envelopeBytes, nextBatchSize, rowBatchJson, rowBytes, splitRowBatch, wireRow, type BatchHead, type SizedRow } from './batching.js';
 import { readCursors } from '../journal/cursors.js';
 import { sharedTableNames } from '../twoway/shared-state.js';
@@ -30,8 +30,10 @@ export interface PublisherDeps {
   onProgress?: () => void | Promise<void>;
   random?: () => number;
   now?: () => number;
-  /** The clock of the pump's idle wait and retry waits (tests pass a fake one). */
+  /** The clock of the retry waits (tests pass a fake one). */
   clock?: Clock;
+  /** A delivery settled (or the publisher stopped for good): the device loop should pump again. */
+  onSettled?: () => void;
   /** Flow control: the cloud paused this table; it is not sent until resumed. */
   isPaused?: (table: string) => boolean;
   /** Flow control: controls that came back on an ack (HTTP). */
@@ -96,9 +98,8 @@ export class Publisher {
   #rotationsWithoutAck = 0;
   /** Due tables the last pump left waiting for a delivery slot; as many deliveries end instead of sending their own next batch. */
   #slotsWanted = 0;
-  /** The pump's idle wait, cut short when a delivery settles or the agent has a hint. */
-  readonly #idle: WakeableSleep;
-  /** A delivery settled since the last waitForActivity: the pump has something to do. */
+  readonly #clock: Clock;
+  /** A delivery settled since the last takeSettled(): the pump has something to do. */
   #settled = false;
   readonly stats: PublisherStats = { batchesAcked: 0, rowsAcked: 0, batchesQuarantined: 0, retries: 0, epochRotations: 0, lastError: undefined };
 
@@ -111,7 +112,7 @@ export class Publisher {
     this.#reader = new JournalReader(deps.db);
     this.#now = deps.now ?? Date.now;
     this.#maxBatchBytes = deps.options.maxBatchBytes;
-    this.#idle = new WakeableSleep(deps.clock);
+    this.#clock = deps.clock ?? systemClock;
   }
 
   /** Set when the publisher stopped for good (bad credential, retry budget spent); the agent surfaces it. */
@@ -176,23 +177,16 @@ export class Publisher {
     return { pendingTables: pending + this.inFlight, inFlight: this.inFlight, drained, nextDueAt, more };
   }
 
-  /** Resolves true when a delivery settled (now or since the last call), false after `ms` or when `signal` aborts. */
-  async waitForActivity(ms: number, signal?: AbortSignal): Promise<boolean> {
-    // A delivery that settled before this call left its wake kept, so this returns at once then.
-    await this.#idle.sleep(ms, signal);
+  /** True when a delivery settled since the last call: a pump can start more. */
+  takeSettled(): boolean {
     const settled = this.#settled;
     this.#settled = false;
     return settled;
   }
 
-  /** Ends a waitForActivity early without a settled delivery (the agent's WAL change hint: the journal may have grown). */
-  wake(): void {
-    this.#idle.wake();
-  }
-
   #settle(): void {
     this.#settled = true;
-    this.#idle.wake();
+    this.#deps.onSettled?.();
   }
 
   /** Flow control resumed `table`: forget its lane so the next scan starts again from its cursor (which a resume may have moved). */
@@ -420,7 +414,7 @@ export class Publisher {
             }
             const wait = Math.max(backoffDelay(attempt, this.#opts.retryBaseMs, this.#opts.retryMaxMs, this.#deps.random), Math.min(isTransportError(error) ? (error.retryAfterMs ?? 0) : 0, this.#opts.retryMaxMs));
             this.#log.warn({ ...context, attempt, retry_in_ms: wait, reason: message }, 'send failed; retrying the same batch');
-            await sleep(wait, signal, this.#idle.clock);
+            await sleep(wait, signal, this.#clock);
           }
         }
       }

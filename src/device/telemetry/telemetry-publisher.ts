@@ -3,7 +3,8 @@ import type { ControlMessage } from '../../protocol/control.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { isTransportError, type Transport } from '../../transport/transport.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
-import { systemClock, WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
+import { systemClock, type Clock } from '../../protocol/wakeable-sleep.js';
+import type { LoopPart, PartTurn } from '../device-loop.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import type { PublisherOptions } from '../publisher/publisher-options.js';
 import { advanceTelemetryCursor, readCursor, recordTimeCheck, rewindCursor } from './telemetry-cursor.js';
@@ -21,8 +22,12 @@ export interface TelemetryPublisherOptions {
   isPaused?: (table: string) => boolean;
   /** Controls that came back on an ack (HTTP): a pause must reach the device even when only telemetry is sent. */
   onControls?: (controls: readonly ControlMessage[]) => void;
-  /** The clock of the loops' waits and flush deadlines (tests pass a fake one). */
+  /** The clock of the retry waits and flush deadlines (tests pass a fake one). */
   clock?: Clock;
+  /** Drain: send partial batches at once and be done when every table has nothing left. */
+  once?: boolean;
+  /** A send settled: the device loop gives the table its next turn. */
+  onSettled?: () => void;
 }
 
 export interface TelemetryStats {
@@ -32,19 +37,38 @@ export interface TelemetryStats {
   lastError: string | undefined;
 }
 
+/** One table's shipping state between the loop's turns. */
+interface TableRun {
+  table: TelemetryTable;
+  reader: TelemetryReader;
+  log: Logger;
+  limit: number;
+  pendingSince: number | undefined;
+  /** The next full batch, read while the one before it was in flight (from where that one ends). */
+  prefetched: TelemetryLook | undefined;
+  /** The batch on its way; the table gets no turn until it settles. */
+  sending: Promise<void> | undefined;
+  /** Nothing more to do in this run: drained (`once`) or refused for good. */
+  done: boolean;
+  /** A failure of a finished send, thrown by the next turn (it ends the run). */
+  failure: unknown;
+}
+
 /**
- * Ships telemetry tables: per table one loop that reads past the cursor, sends
- * one batch at a time and moves the cursor on the cloud's ack only. A batch is
- * sent when it is full, when its first row waited `flushIntervalMs`, or at once
- * in `once` mode; retryable failures back off, others stop the table (the error
- * is kept in the status; nothing moves, so nothing is lost).
+ * Ships telemetry tables as a part of the device loop: on each turn every table
+ * that has no batch in flight reads past its cursor and sends one batch when it
+ * is full, when its first row waited `flushIntervalMs`, or at once in `once`
+ * mode; the cursor moves on the cloud's ack only, and a settled send wakes the
+ * loop. Retryable failures back off, others stop the table (the error is kept
+ * in the status; nothing moves, so nothing is lost).
  */
-export class TelemetryPublisher {
+export class TelemetryPublisher implements LoopPart {
+  readonly name = 'telemetry';
   readonly #o: TelemetryPublisherOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
-  /** Each table loop's idle wait; wake() ends them all. */
-  readonly #idle = new Set<WakeableSleep>();
+  readonly #runs: TableRun[];
+  readonly #abort = new AbortController();
   readonly stats: TelemetryStats = { batchesAcked: 0, rowsAcked: 0, retries: 0, lastError: undefined };
 
   constructor(options: TelemetryPublisherOptions) {
@@ -54,40 +78,53 @@ export class TelemetryPublisher {
     if (options.tables.length > 0 && !options.transport.sendTelemetryBatch) {
       throw new SynclineError('invalid_config', 'this transport cannot send telemetry batches', { field: 'telemetry' });
     }
+    this.#runs = options.tables.map((table) => ({
+      table,
+      reader: new TelemetryReader(options.db, table),
+      log: this.#log.child({ table: table.table }),
+      limit: options.options.maxBatchRows,
+      pendingSince: undefined,
+      prefetched: undefined,
+      sending: undefined,
+      done: false,
+      failure: undefined,
+    }));
   }
 
-  /** Runs every table's loop; in `once` mode resolves when each has nothing left, and rejects on the first table that cannot ship. */
-  async run(signal: AbortSignal, once: boolean): Promise<void> {
-    await Promise.all(this.#o.tables.map((t) => this.#runTable(t, signal, once)));
+  /** Gives every idle table its turn; in `once` mode done when each has nothing left, and throws for the first table that cannot ship. */
+  async turn(): Promise<PartTurn> {
+    let next: number | undefined;
+    for (const run of this.#runs) {
+      if (run.failure !== undefined) throw run.failure;
+      if (run.done || run.sending || this.#abort.signal.aborted) continue;
+      const at = await this.#turnTable(run);
+      if (at !== undefined) next = Math.min(next ?? at, at);
+    }
+    return { next, done: this.#runs.every((r) => r.done) };
   }
 
-  /** Ends the tables' idle waits (the agent's WAL change hint): rows may have arrived. */
-  wake(): void {
-    for (const idle of this.#idle) idle.wake();
+  /** Aborts the batches in flight and waits for them to wind down; their cursors stay where the last ack left them. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.allSettled(this.#runs.map((r) => r.sending));
   }
 
-  async #runTable(table: TelemetryTable, signal: AbortSignal, once: boolean): Promise<void> {
+  /** When the table wants its next turn; undefined while a batch is in flight (its settling wakes the loop) or when it is done. */
+  async #turnTable(run: TableRun): Promise<number | undefined> {
     const { db, options } = this.#o;
-    const reader = new TelemetryReader(db, table);
-    const log = this.#log.child({ table: table.table });
-    let pendingSince: number | undefined;
-    let limit = options.maxBatchRows;
-    // The next full batch, read while the one before it was in flight (from where that one ends).
-    let prefetched: TelemetryLook | undefined;
-    const idle = new WakeableSleep(this.#clock);
-    this.#idle.add(idle);
+    const { table, reader, log } = run;
+    const once = this.#o.once === true;
     const now = () => this.#clock.now();
-    while (!signal.aborted) {
+    for (;;) {
       if (this.#o.isPaused?.(table.table)) {
         // A drain (`once`) ends here like the row publisher's: what is left waits for the resume.
-        if (once) return;
-        prefetched = undefined;
-        await idle.sleep(this.#o.pollIntervalMs, signal);
-        continue;
+        if (once) run.done = true;
+        run.prefetched = undefined;
+        return once ? undefined : now() + this.#o.pollIntervalMs;
       }
       const cursor = (await readCursor(db, table.table))!;
-      const look = prefetched ?? (await reader.look(cursor, limit));
-      prefetched = undefined;
+      const look = run.prefetched ?? (await reader.look(cursor, run.limit));
+      run.prefetched = undefined;
       if (look.checked) {
         await recordTimeCheck(db, table.table, look.checked.upTo, look.checked.late);
         if (look.checked.late > 0) log.warn({ late_rows: look.checked.late, time_column: table.timeColumn }, 'rows arrived with a time at or before rows already shipped (or no time); the time column must only grow, these rows are not shipped');
@@ -99,41 +136,54 @@ export class TelemetryPublisher {
       }
       const read = look.read;
       if (!read) {
-        if (once) return;
-        pendingSince = undefined;
-        await idle.sleep(this.#o.pollIntervalMs, signal);
-        continue;
+        run.pendingSince = undefined;
+        if (once) run.done = true;
+        return once ? undefined : now() + this.#o.pollIntervalMs;
       }
-      pendingSince ??= now();
-      const due = once || read.batch.rows.length >= limit || now() - pendingSince >= options.flushIntervalMs;
-      if (!due) {
-        await idle.sleepUntil(Math.min(now() + this.#o.pollIntervalMs, pendingSince + options.flushIntervalMs), signal);
-        continue;
-      }
-      const sending = this.#deliver(table, read, signal, log);
-      // Its request is on its way: read the next batch meanwhile, as if this one were acked
-      // (from the stored cursor, whose late-row check this loop just recorded).
-      // A look records nothing itself, so a prefetch is simply dropped when the batch fails.
-      const ahead =
-        read.batch.rows.length >= limit && !read.tooLarge
-          ? readCursor(db, table.table).then((stored) => reader.look({ ...stored!, posTime: read.end.posTime, posRowid: read.end.posRowid, seq: read.end.seq }, limit))
-          : undefined;
-      // Awaited after the send; until then a failure must not count as unhandled.
-      ahead?.catch(() => undefined);
-      const outcome = await sending;
-      const next = await ahead;
-      if (outcome === 'acked' && next?.read && next.rewindTo === undefined) prefetched = next;
-      if (outcome === 'too_large') {
-        limit = Math.max(1, Math.ceil(read.batch.rows.length / 2));
-        continue;
-      }
-      if (outcome === 'refused') {
-        if (once) throw new SynclineError('transport_failed', `telemetry table ${table.table} could not be shipped: ${this.stats.lastError ?? 'stopped'}`, { table: table.table });
-        return;
-      }
-      limit = options.maxBatchRows;
-      pendingSince = undefined;
+      run.pendingSince ??= now();
+      const due = once || read.batch.rows.length >= run.limit || now() - run.pendingSince >= options.flushIntervalMs;
+      if (!due) return Math.min(now() + this.#o.pollIntervalMs, run.pendingSince + options.flushIntervalMs);
+      run.sending = this.#send(run, read)
+        .catch((error: unknown) => {
+          run.failure = error;
+        })
+        .finally(() => {
+          run.sending = undefined;
+          this.#o.onSettled?.();
+        });
+      return undefined;
     }
+  }
+
+  /** Sends `read` and, while it is in flight, reads the table's next full batch from where it ends. */
+  async #send(run: TableRun, read: TelemetryRead): Promise<void> {
+    const { db } = this.#o;
+    const { table, reader, log } = run;
+    const signal = this.#abort.signal;
+    const sending = this.#deliver(table, read, signal, log);
+    // Its request is on its way: read the next batch meanwhile, as if this one were acked
+    // (from the stored cursor, whose late-row check the turn just recorded).
+    // A look records nothing itself, so a prefetch is simply dropped when the batch fails.
+    const ahead =
+      read.batch.rows.length >= run.limit && !read.tooLarge
+        ? readCursor(db, table.table).then((stored) => reader.look({ ...stored!, posTime: read.end.posTime, posRowid: read.end.posRowid, seq: read.end.seq }, run.limit))
+        : undefined;
+    // Awaited after the send; until then a failure must not count as unhandled.
+    ahead?.catch(() => undefined);
+    const outcome = await sending;
+    const next = await ahead;
+    if (outcome === 'acked' && next?.read && next.rewindTo === undefined) run.prefetched = next;
+    if (outcome === 'too_large') {
+      run.limit = Math.max(1, Math.ceil(read.batch.rows.length / 2));
+      return;
+    }
+    if (outcome === 'refused') {
+      if (this.#o.once === true) throw new SynclineError('transport_failed', `telemetry table ${table.table} could not be shipped: ${this.stats.lastError ?? 'stopped'}`, { table: table.table });
+      run.done = true;
+      return;
+    }
+    run.limit = this.#o.options.maxBatchRows;
+    run.pendingSince = undefined;
   }
 
   /** Sends one batch until it is acked or refused for good; a batch over the byte limit is read again smaller. */

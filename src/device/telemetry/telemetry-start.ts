@@ -24,7 +24,7 @@ export async function changedRowsInJournal(db: SqliteQueryable, table: string): 
 }
 
 /** Resolves the telemetry tables against the file and opens their cursors; a table that cannot be shipped throws here. */
-export async function startTelemetry(db: SqliteDriver, specs: readonly TelemetrySpec[], transport: Transport, options: PublisherOptions, pollIntervalMs: number, log: Logger, flow: Pick<TelemetryPublisherOptions, 'isPaused' | 'onControls'> = {}): Promise<TelemetryPublisher> {
+export async function startTelemetry(db: SqliteDriver, specs: readonly TelemetrySpec[], transport: Transport, options: PublisherOptions, pollIntervalMs: number, log: Logger, flow: Pick<TelemetryPublisherOptions, 'isPaused' | 'onControls' | 'once' | 'onSettled'> = {}): Promise<TelemetryPublisher> {
   const tables: TelemetryTable[] = [];
   for (const spec of specs) tables.push(await resolveTelemetryTable(db, spec));
   for (const t of tables) {
