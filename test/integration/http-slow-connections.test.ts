@@ -107,6 +107,30 @@ describe('HTTP front door under slow and greedy clients', () => {
     assert.ok(closedAfter >= 900 && closedAfter < 4_000, `closed after ${closedAfter} ms`);
   });
 
+  test('a request the server is slow to answer keeps its socket past the idle timeout and gets its answer', async () => {
+    const port = await serve({ requestTimeoutMs: 10_000, headersTimeoutMs: 1_000, idleTimeoutMs: 500 });
+    const client = await rawClient(port);
+    let releaseStore!: () => void;
+    let storeHeld!: () => void;
+    const held = new Promise<void>((resolve) => (storeHeld = resolve));
+    // PGlite has one connection: while this transaction is open, the request's statements wait behind it.
+    const holding = handle.store.transaction(async () => {
+      storeHeld();
+      await new Promise<void>((resolve) => (releaseStore = resolve));
+    });
+    await held;
+    const body = JSON.stringify({ name: 'slow-answer' });
+    client.socket.write(`POST ${Routes.devices} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(client.socket.destroyed, false, 'socket closed while its request waited for the store');
+    releaseStore();
+    await holding;
+    const closedAfter = await client.closed;
+    assert.equal(statusOf(client.received()), 201, client.received());
+    // Answered, the socket is idle again and closed at the idle timeout.
+    assert.ok(closedAfter < 6_000, `closed after ${closedAfter} ms`);
+  });
+
   test('one connection over the cap gets a readable 503 too_many_connections; a slot freed is usable again', async () => {
     const port = await serve({ maxConnections: 3, requestTimeoutMs: 30_000, headersTimeoutMs: 30_000, idleTimeoutMs: 30_000 });
     const held = await Promise.all([rawClient(port), rawClient(port), rawClient(port)]);

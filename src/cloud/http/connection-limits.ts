@@ -1,4 +1,4 @@
-import type { Server, ServerOptions } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -89,6 +89,25 @@ export function guardConnections(app: FastifyInstance, limits: HttpLimits, logge
   app.addHook('onSend', async (request, reply, payload) => {
     if (!request.raw.complete || refusing.has(request.raw.socket)) reply.header('connection', 'close');
     return payload;
+  });
+  keepSocketsTheServerOwes(server);
+}
+
+/**
+ * The idle timeout is for clients that go quiet, not for a server that is slow
+ * to answer: node destroys a socket idle for that long even while its request,
+ * fully received, still waits for its answer (a batch queued behind a busy
+ * group commit), and the client sees `socket hang up` for a batch that may
+ * still commit (the fan-in bench at 5,000 HTTP devices lost ~150 requests so).
+ * A socket whose request is complete and unanswered is kept; one still sending
+ * its request (the request timeout bounds it too) or not reading its answer is
+ * closed as before.
+ */
+function keepSocketsTheServerOwes(server: Server): void {
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    response.on('timeout', (socket: Socket) => {
+      if (!request.complete || response.headersSent) socket.destroy();
+    });
   });
 }
 
