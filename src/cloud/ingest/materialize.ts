@@ -39,10 +39,14 @@ function keyTexts(row: DecodedRow, layout: readonly { type: PgType }[]): string[
 }
 
 /** 0.0 and -0.0 are one key to PostgreSQL; everything else compares by its canonical text. */
+function canonicalKeyText(text: string, type: PgType): string {
+  return type === 'double precision' && text === '-0' ? '0' : text;
+}
+
 function identityText(texts: readonly string[], layout: readonly { type: PgType }[]): string {
-  const canonical = (t: string, i: number) => (layout[i]!.type === 'double precision' && t === '-0' ? '0' : t);
-  // Every key of a batch has the same width, so a single key needs no framing.
-  return texts.length === 1 ? canonical(texts[0]!, 0) : JSON.stringify(texts.map(canonical));
+  // Every key of a batch has the same width, so a single key needs no framing (and no array per row).
+  if (texts.length === 1) return canonicalKeyText(texts[0]!, layout[0]!.type);
+  return JSON.stringify(texts.map((t, i) => canonicalKeyText(t, layout[i]!.type)));
 }
 
 export interface MaterializeResult {
@@ -75,12 +79,15 @@ export async function materializeRows(tx: Queryable, target: MirrorTarget, batch
   const { upserts, deletes } = coalesceRows(keyed, (row) => identityText(keys.get(row)!, layout));
   if (deletes.length > 0) await deleteKeys(tx, target, layout, deletes.map((row) => keys.get(row)!), meta.deviceId);
   if (upserts.length > 0) {
-    const values = rowColumns(target, batch, upserts, keys);
-    const upsert = () => upsertRows(tx, target, layout, values, meta, true);
+    const plan = planColumns(target, batch);
+    // The column arrays of the unnest statements; COPY renders its text straight from the rows instead.
+    let columns: RowColumns | undefined;
+    const values = () => (columns ??= rowColumns(plan, upserts, keys));
+    const upsert = () => upsertRows(tx, target, layout, values(), meta, true);
     if (!upserts.every(isFreshRow)) await upsert();
     // A digest key is computed in SQL, which COPY cannot run: those mirrors take a plain INSERT.
-    else if (target.digestKey) await insertOrUpsert(tx, () => upsertRows(tx, target, layout, values, meta, false), upsert);
-    else await insertOrUpsert(tx, () => copyFreshRows(tx, target, [{ values, meta }]), upsert);
+    else if (target.digestKey) await insertOrUpsert(tx, () => upsertRows(tx, target, layout, values(), meta, false), upsert);
+    else await insertOrUpsert(tx, () => copyFreshRows(tx, target.table, plan, upserts, keys, meta), upsert);
   }
   return { applied: keyed.length, unkeyable };
 }
@@ -159,37 +166,48 @@ export interface RowColumns {
   overflows: (string | null)[];
 }
 
-function rowColumns(target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], keys: ReadonlyMap<DecodedRow, string[]>): RowColumns {
-  const plan = planColumns(target, batch);
+function rowColumns(plan: ColumnPlan[], rows: readonly DecodedRow[], keys: ReadonlyMap<DecodedRow, string[]>): RowColumns {
   const columns: (string | null)[][] = plan.map(() => new Array<string | null>(rows.length));
   const seqs = new Array<string>(rows.length);
   const ops = new Array<string>(rows.length);
   const overflows = new Array<string | null>(rows.length);
-  rows.forEach((row, r) => {
-    const values = row.row!;
-    const key = keys.get(row)!;
-    let overflow: Record<string, StoredJson> | undefined;
-    plan.forEach((column, c) => {
-      // Key columns come from pk, the identity deletes use too; they are known to fit.
-      if (column.keyIndex >= 0) {
-        columns[c]![r] = key[column.keyIndex]!;
-        return;
-      }
-      const value = values[column.index]!;
-      const text = toColumnText(value, column.type);
-      if (text === OVERFLOW) {
-        overflow ??= {};
-        overflow[column.source] = toStoredJson(value);
-        columns[c]![r] = null;
-      } else {
-        columns[c]![r] = text;
-      }
-    });
+  const texts = new Array<string | null>(plan.length);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    overflows[r] = rowTexts(plan, row, keys.get(row)!, texts);
+    for (let c = 0; c < plan.length; c++) columns[c]![r] = texts[c]!;
     seqs[r] = String(row.seq);
     ops[r] = row.op;
-    overflows[r] = overflow ? JSON.stringify(overflow) : null;
-  });
+  }
   return { plan, columns, seqs, ops, overflows };
+}
+
+/**
+ * Writes a row's mirror values as text into `texts`, in plan order (key columns
+ * from pk, the identity deletes use too; they are known to fit), and returns the
+ * JSON of the values no column can hold exactly (null when none). The caller's
+ * array is reused row after row: no allocation per row on the bulk path.
+ */
+export function rowTexts(plan: readonly ColumnPlan[], row: DecodedRow, key: readonly string[], texts: (string | null)[]): string | null {
+  const values = row.row!;
+  let overflow: Record<string, StoredJson> | undefined;
+  for (let c = 0; c < plan.length; c++) {
+    const column = plan[c]!;
+    if (column.keyIndex >= 0) {
+      texts[c] = key[column.keyIndex]!;
+      continue;
+    }
+    const value = values[column.index]!;
+    const text = toColumnText(value, column.type);
+    if (text === OVERFLOW) {
+      overflow ??= {};
+      overflow[column.source] = toStoredJson(value);
+      texts[c] = null;
+    } else {
+      texts[c] = text;
+    }
+  }
+  return overflow ? JSON.stringify(overflow) : null;
 }
 
 async function upsertRows(

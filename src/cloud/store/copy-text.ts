@@ -2,7 +2,8 @@
 const SPECIAL = /[\\\t\n\r]/;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
-function field(value: string | null): string {
+/** One field of a row in COPY's text format. */
+export function copyField(value: string | null): string {
   if (value === null) return '\\N';
   return SPECIAL.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c]!) : value;
 }
@@ -17,8 +18,8 @@ function field(value: string | null): string {
 export function copyText(columns: readonly (readonly (string | null)[])[], count: number): string {
   const lines = new Array<string>(count);
   for (let r = 0; r < count; r++) {
-    let line = field(columns[0]![r]!);
-    for (let c = 1; c < columns.length; c++) line += `\t${field(columns[c]![r]!)}`;
+    let line = copyField(columns[0]![r]!);
+    for (let c = 1; c < columns.length; c++) line += `\t${copyField(columns[c]![r]!)}`;
     lines[r] = line;
   }
   return count === 0 ? '' : `${lines.join('\n')}\n`;
