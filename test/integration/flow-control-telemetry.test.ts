@@ -83,12 +83,15 @@ test('an agent shipping a telemetry table stops while the cloud pauses it and sh
     // An HTTP device hears of a pause on its next ack: the app keeps writing until it has.
     let inserted = 30;
     const writer = setInterval(() => insert(inserted++, 1), 20);
+    const received = async () => Number((await handle.store.query<{ n: string }>('SELECT rows_received::text AS n FROM telemetry_lineages WHERE device_id = $1', [device.device_id])).rows[0]?.n ?? 0);
     try {
       await eventually('the device is paused', async () => ((await agent.status()).paused ?? []).some((p) => p.table === 'readings'), 30_000);
     } finally {
       clearInterval(writer);
     }
-    const received = async () => Number((await handle.store.query<{ n: string }>('SELECT rows_received::text AS n FROM telemetry_lineages WHERE device_id = $1', [device.device_id])).rows[0]?.n ?? 0);
+    // The pause can reach the agent (control poll) while a batch it sent just before is still being
+    // stored: counted once its ack is in, that batch is not one sent while paused.
+    await eventually('the batch in flight at the pause is answered', async () => (await agent.status()).telemetry_rows_acked === (await received()), 30_000);
     const atPause = await received();
     insert(inserted, 30);
     inserted += 30;

@@ -8,6 +8,7 @@ import { Routes } from '../../src/protocol/constants.js';
 import { openTestStore, type TestStore } from '../support/stores.js';
 
 const ADMIN_TOKEN = 'sla_server_stop_test_token_0000000000';
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 let ctx: TestStore;
 
 before(async () => {
@@ -30,9 +31,12 @@ test('stop answers a request in flight and does not wait out its keep-alive sock
   let answer = '';
   socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
   const body = '{"not": "a device"}';
-  // Headers and half the body: the request is in flight when the stop begins.
-  socket.write(`POST ${Routes.devices} HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\nauthorization: Bearer ${ADMIN_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // Headers and half the body: the request is in flight when the stop begins. The server's
+  // "100 Continue" says it has parsed the headers (a fixed pause was not always long enough on a
+  // loaded machine: a request not parsed yet leaves its socket idle, and the stop closes it).
+  socket.write(`POST ${Routes.devices} HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\nexpect: 100-continue\r\nauthorization: Bearer ${ADMIN_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+  while (!answer.startsWith(CONTINUE)) await once(socket, 'data');
+  answer = answer.slice(CONTINUE.length);
   const started = Date.now();
   const stopped = server.stop().then(() => Date.now() - started);
   await new Promise((resolve) => setTimeout(resolve, 200));
