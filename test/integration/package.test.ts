@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { build } from 'esbuild';
 import { copyExample, linkDevPackage, packAndInstall, REPO, type InstalledPackage } from '../support/installed-package.js';
+import { seedDataDir } from '../support/pglite-template.js';
 import { finished, listeningUrl, type RunResult } from '../support/processes.js';
 import { tempDir } from '../support/temp.js';
 
@@ -132,6 +133,9 @@ export async function inBrowser(token: string): Promise<number> {
     copyExample(pkg.app, 'embedded-server.mjs');
     copyExample(pkg.app, 'client-node.mjs');
     const adminToken = 'package-test-admin-token-0123456789';
+    // A copy of the migrated template, as the CLI's server processes in other tests start on: the
+    // example then opens a database (and runs its migrations on it) instead of running initdb.
+    await seedDataDir(join(dir.path, 'pglite'));
     const server = spawn(process.execPath, ['embedded-server.mjs'], {
       cwd: pkg.app,
       env: { ...process.env, PORT: '0', DATA_DIR: join(dir.path, 'pglite'), SYNCLINE_ADMIN_TOKEN: adminToken },
