@@ -14,6 +14,7 @@ import { Routes } from '../src/protocol/constants.js';
 import { HttpTransport } from '../src/transport/http-transport.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { startServer } from '../test/support/processes.js';
+import { measureDrainStages, type DrainStages } from './drain-stages.js';
 import { cpuMs } from './fan-in-fleet.js';
 import { progress, type BenchReport, type Figure } from './report.js';
 import { insertReadings, reading, READINGS_DDL } from './workload.js';
@@ -139,6 +140,36 @@ export function cpuVersusCopy(name: string, baseline: string, prefix: string, cp
       // COPY runs at the pace of its busier process; the pipeline, spread perfectly over two otherwise
       // idle cores, at two cores over its CPU per row: the best share of COPY's rate it could reach here.
       two_core_ceiling_x_of_copy: us((2 * Math.max(copy.client, copy.postgres)) / total),
+      // With the device and the server free, PostgreSQL's own work alone would still cap the pipeline here.
+      postgres_only_ceiling_x_of_copy: us(Math.max(copy.client, copy.postgres) / cpu.postgres),
+      load_average_1m: Number(loadavg()[0]!.toFixed(1)),
+    },
+  };
+}
+
+/**
+ * Where the drain's CPU goes, stage by stage: the JavaScript stages timed apart on
+ * the same journal (drain-stages.ts), and what the end-to-end run spent beyond them
+ * in each process.
+ */
+function stageFigure(stages: DrainStages, cpu: { device: number; server: number; postgres: number }): Figure {
+  const us = (n: number) => Number(n.toFixed(2));
+  const device = stages.journal_read + stages.build_json + stages.gzip;
+  const server = stages.gunzip_parse + stages.validate_decode;
+  return {
+    name: `CPU per row of the drain's stages (${ROWS.toLocaleString('en-US')} rows)`,
+    value: us(cpu.device + cpu.server + cpu.postgres),
+    unit: 'µs of CPU per row in all',
+    baseline: 'the device and server stages timed one by one in the bench process on the same journal; the rest of each process from the end-to-end run',
+    details: {
+      device_journal_read: stages.journal_read,
+      device_build_json: stages.build_json,
+      device_gzip: stages.gzip,
+      device_rest_http_and_acks: us(Math.max(0, cpu.device - device)),
+      server_gunzip_json_parse: stages.gunzip_parse,
+      server_validate_decode: stages.validate_decode,
+      server_rest_http_ledger_copy_text: us(Math.max(0, cpu.server - server)),
+      postgres: us(cpu.postgres),
       load_average_1m: Number(loadavg()[0]!.toFixed(1)),
     },
   };
@@ -180,6 +211,8 @@ export async function benchDrain(report: BenchReport, dir: string): Promise<void
   const scratch = onPostgres ? await createScratchDatabase() : undefined;
   progress(`drain: writing a ${ROWS.toLocaleString('en-US')}-row journal`);
   const dbPath = await prepareJournal(dir);
+  progress('drain: timing its JavaScript stages one by one on the same journal');
+  const stages = await measureDrainStages(dbPath);
   progress(`drain: starting syncline server on ${onPostgres ? 'PostgreSQL' : 'PGlite'}`);
   const server = await startServer({ dataDir: join(dir, 'cloud'), databaseUrl: scratch?.url, extraArgs: ['--schema-policy', 'auto'] });
   try {
@@ -227,6 +260,7 @@ export async function benchDrain(report: BenchReport, dir: string): Promise<void
     if (copyCpu) {
       report.add(cpuVersusCopy(`CPU per row of the drain of ${ROWS.toLocaleString('en-US')} rows into PostgreSQL, vs COPY`, 'COPY of the same rows through node-pg (client + backend CPU), same run', 'drain', drainCpu, copyCpu));
     }
+    report.add(stageFigure(stages, drainCpu));
     report.add({
       name: `end-to-end drain of ${ROWS.toLocaleString('en-US')} rows over HTTP into ${onPostgres ? 'PostgreSQL' : 'PGlite'}, vs COPY`,
       value: drainRate / copyRate,
