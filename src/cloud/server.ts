@@ -4,7 +4,7 @@ import { prepareCloud, type CloudServiceOptions } from './cloud-services.js';
 import type { FlowController } from './flow-control/flow-controller.js';
 import type { GovernancePolicy } from './governance/policy.js';
 import { buildApp, registeredRoutes } from './http/build-app.js';
-import { closeLettingRequestsFinish, httpLimits, type HttpLimits } from './http/connection-limits.js';
+import { closingLettingRequestsFinish, httpLimits, type HttpLimits } from './http/connection-limits.js';
 import { HealthBoard } from './health.js';
 import { countStoreErrors } from './metrics/counted-store.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
@@ -33,6 +33,7 @@ export class CloudServer {
   readonly mqtt: MqttService | undefined;
   readonly flow: FlowController;
   readonly #app: FastifyInstance;
+  readonly #closeApp: (close: () => Promise<void>) => Promise<void>;
   readonly #stopWorker: AbortController;
   readonly #worker: Promise<void>;
   #metricsServer: { url: string; close(): Promise<void> } | undefined;
@@ -44,8 +45,10 @@ export class CloudServer {
     stopWorker: AbortController,
     worker: Promise<void>,
     flow: { controller: FlowController; mqtt: MqttService | undefined },
+    closeApp: (close: () => Promise<void>) => Promise<void>,
   ) {
     this.#app = app;
+    this.#closeApp = closeApp;
     this.url = url;
     this.policy = policy;
     this.#stopWorker = stopWorker;
@@ -67,6 +70,8 @@ export class CloudServer {
     });
     const health = new HealthBoard(options.logger.child({ component: 'health' }));
     const app = await buildApp({ ...services.routes(() => mqtt?.stats), metrics, health, httpLimits: connectionLimits, ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}) });
+    // Before listen: the stop has to know every connection.
+    const closeApp = closingLettingRequestsFinish(app.server);
     const host = options.host ?? '127.0.0.1';
     try {
       await app.listen({ port: options.httpPort, host });
@@ -96,7 +101,7 @@ export class CloudServer {
     const stopWorker = new AbortController();
     const running = services.run(stopWorker.signal);
     options.logger.info({ schema_policy: policy.schema, additive_policy: policy.additive }, 'schema governance ready');
-    const server = new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, mqtt });
+    const server = new CloudServer(app, `http://${shownHost}:${address.port}`, policy, stopWorker, running, { controller: flow, mqtt }, closeApp);
     server.#metricsServer = metricsServer;
     return server;
   }
@@ -116,7 +121,7 @@ export class CloudServer {
     try {
       await this.#metricsServer?.close();
       await this.mqtt?.stop();
-      await closeLettingRequestsFinish(this.#app.server, () => this.#app.close());
+      await this.#closeApp(() => this.#app.close());
     } finally {
       this.#stopWorker.abort();
       await this.#worker;

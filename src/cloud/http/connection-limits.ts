@@ -112,17 +112,36 @@ function keepSocketsTheServerOwes(server: Server): void {
 }
 
 /**
- * Stops a node:http server without waiting out keep-alive. node closes the sockets
- * that are idle when close() is called, but a socket whose request was in flight
- * then stays open after its answer until the keep-alive timeout (72 s), holding the
- * stop that long (a `syncline dev` stop hung on it). Idle sockets are closed every
- * 100 ms until `close` completes, so requests in flight still get their answers.
+ * How a node:http server stops without waiting on sockets that carry no request:
+ * call it when the server is made (it must see every connection), and call the
+ * function it returns with the server's close to stop.
+ *
+ * node closes the sockets idle when close() is called, but a socket whose request
+ * was in flight then stays open after its answer until the keep-alive timeout
+ * (72 s), and a socket that has sent no request yet (a client that gave up on a
+ * request while connecting: undici keeps the new socket for the keep-alive time
+ * it learned, 71 s) is never idle to node, which counts it busy from its connect
+ * and stops expiring sockets when close() begins. Either held `syncline dev`'s
+ * stop until its kill. Until the close completes, idle sockets and sockets
+ * without a request are closed every 100 ms, so requests in flight still get
+ * their answers.
  */
-export async function closeLettingRequestsFinish(server: Server, close: () => Promise<void>): Promise<void> {
-  const sweep = setInterval(() => server.closeIdleConnections(), 100);
-  try {
-    await close();
-  } finally {
-    clearInterval(sweep);
-  }
+export function closingLettingRequestsFinish(server: Server): (close: () => Promise<void>) => Promise<void> {
+  const waiting = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    waiting.add(socket);
+    socket.once('close', () => waiting.delete(socket));
+  });
+  server.on('request', (request: IncomingMessage) => waiting.delete(request.socket));
+  return async (close) => {
+    const sweep = setInterval(() => {
+      server.closeIdleConnections();
+      for (const socket of waiting) socket.destroy();
+    }, 100);
+    try {
+      await close();
+    } finally {
+      clearInterval(sweep);
+    }
+  };
 }

@@ -4,7 +4,7 @@ import type { FastifyInstance, onResponseAsyncHookHandler } from 'fastify';
 import { Registry } from 'prom-client';
 import { Routes } from '../../protocol/constants.js';
 import { adminAuth } from '../http/admin-auth.js';
-import { closeLettingRequestsFinish } from '../http/connection-limits.js';
+import { closingLettingRequestsFinish } from '../http/connection-limits.js';
 import type { Store } from '../store/store.js';
 import { observeHttp, processRegistry } from './instruments.js';
 import { storeRegistry, type GaugeSources } from './store-gauges.js';
@@ -46,6 +46,7 @@ export async function startMetricsServer(registry: Registry, port: number, host:
       (error: unknown) => response.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${(error as Error).message}\n`),
     );
   });
+  const closeGracefully = closingLettingRequestsFinish(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -53,6 +54,6 @@ export async function startMetricsServer(registry: Registry, port: number, host:
   const address = server.address() as AddressInfo;
   return {
     url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}${Routes.metrics}`,
-    close: () => closeLettingRequestsFinish(server, () => new Promise<void>((resolve) => server.close(() => resolve()))),
+    close: () => closeGracefully(() => new Promise<void>((resolve) => server.close(() => resolve()))),
   };
 }
