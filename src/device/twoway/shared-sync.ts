@@ -7,8 +7,9 @@ import type { SqlValue } from '../../protocol/values.js';
 import { parseJson } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
-import { backoffDelay, sleep } from '../../protocol/backoff.js';
-import { systemClock, WakeableSleep, type Clock } from '../../protocol/wakeable-sleep.js';
+import { backoffDelay } from '../../protocol/backoff.js';
+import { systemClock, type Clock } from '../../protocol/wakeable-sleep.js';
+import { DeviceLoop, type LoopPart, type PartTurn } from '../device-loop.js';
 import type { DeviceDb } from '../driver/better-sqlite3-driver.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';
 import { readConflicts, type ConflictRecord } from './conflict-log.js';
@@ -70,6 +71,16 @@ export interface SyncReport {
   hydrated: PullReport | null;
   push: PushReport;
   pull: PullReport;
+}
+
+/** How the background loop runs (start()). */
+export interface BackgroundOptions {
+  /** Sync at least this often, besides the server's announcements and local commits (default 30 s). */
+  pollMs?: number;
+  /** How often local commits are looked for when the driver gives no change hints. */
+  watchMs?: number;
+  /** The longest backoff after failed syncs (default 30 s). */
+  retryMaxMs?: number;
 }
 
 const MAX_PUSH_ROUNDS = 8;
@@ -232,41 +243,24 @@ export class SharedSync {
    * (event stream), and every `pollMs` regardless, so it converges even without
    * the event stream; pushes whenever the app commits to the file (on the
    * driver's change hint, or checked every `watchMs`). After a failed sync it
-   * retries with backoff up to `retryMaxMs` (default 30 s).
+   * retries with backoff up to `retryMaxMs` (default 30 s). All of it is one
+   * device loop (device-loop.ts): the sync and the server's wake-ups are its parts.
    */
-  start(options: { pollMs?: number; watchMs?: number; retryMaxMs?: number } = {}): void {
+  start(options: BackgroundOptions = {}): void {
     if (this.#loop) return;
     const stop = new AbortController();
-    // A wake that comes while a sync runs is kept: the loop then syncs again at once instead of sleeping.
-    const idle = new WakeableSleep(this.#clock);
-    // Only the server's announcements, the poll and a failure call for a pull; a local commit only for a push, which
-    // moves the watermark over its own bundle (so the other devices' pulls do not queue behind a pull of ours).
-    let pull = true;
-    const wakeRemote = () => {
-      pull = true;
-      idle.wake();
-    };
-    const run = async () => {
-      let failures = 0;
-      while (!stop.signal.aborted) {
-        const pulling = pull;
-        pull = false;
-        try {
-          if (pulling) await this.sync();
-          else await this.pushPending();
-          failures = 0;
-          if (!(await idle.sleep(options.pollMs ?? 30_000, stop.signal))) pull = true;
-        } catch (error) {
-          failures++;
-          pull = true;
-          const wait = backoffDelay(failures, 250, options.retryMaxMs ?? 30_000) + 50;
-          this.#log.warn({ err: error, retry_in_ms: wait }, 'background sync failed; retrying');
-          await idle.sleep(wait, stop.signal);
-        }
-      }
-    };
-    const watchServer = this.#options.mqttUrl ? this.#watchMqtt(this.#options.mqttUrl, stop.signal, wakeRemote) : this.#watchServer(stop.signal, wakeRemote);
-    const done = Promise.all([run(), watchServer, this.#watchFile(stop.signal, () => idle.wake(), options.watchMs ?? DEFAULT_WATCH_MS)]).then(() => undefined);
+    const loop = new DeviceLoop({ clock: this.#clock, logger: this.#log });
+    const sync = this.#syncPart(loop, options);
+    loop.add(sync);
+    const wakeups = this.#wakeupPart(loop, sync, stop.signal);
+    loop.add(wakeups);
+    // Commits to the file (any connection) wake the loop; without hints the sync part looks every `watchMs`.
+    const unwatch = this.driver.watch?.(() => loop.wake());
+    sync.hinted = unwatch !== undefined;
+    const done = loop.run(stop.signal).finally(async () => {
+      unwatch?.();
+      await Promise.allSettled([sync.settled(), wakeups.settled()]);
+    });
     this.#loop = { stop, done };
   }
 
@@ -439,27 +433,131 @@ export class SharedSync {
     return { bundles: 0, rows };
   }
 
-  async #watchServer(signal: AbortSignal, wake: () => void): Promise<void> {
-    for (let failures = 0; !signal.aborted; ) {
-      try {
-        await this.#client.events((head) => {
-          if (BigInt(head) > this.watermark) wake();
-        }, signal);
-        failures = 0;
-      } catch (error) {
-        failures++;
-        this.#log.debug({ err: error }, 'event stream unavailable; polling until it is back');
-      }
-      await sleep(backoffDelay(failures, 500, 30_000) + 100, signal, this.#clock);
-    }
+  /**
+   * The loop's two-way part: a sync (push, then pull) when the server announced
+   * a bundle, the poll came round or a sync failed; a push alone when the app
+   * committed pending changes, which moves the watermark over its own bundle (so
+   * the other devices' pulls do not queue behind a pull of ours). A sync runs on
+   * its own while the loop goes on; its end is told to the loop (settled), which
+   * backs this part off after a failure.
+   */
+  #syncPart(loop: DeviceLoop, options: BackgroundOptions): LoopPart & { hinted: boolean; pullNow(): void; settled(): Promise<void> } {
+    const clock = this.#clock;
+    const pollMs = options.pollMs ?? 30_000;
+    const watchMs = options.watchMs ?? DEFAULT_WATCH_MS;
+    const committed = this.#localCommits();
+    let pull = true;
+    let push = false;
+    let running: Promise<void> | undefined;
+    let nextPollAt = Infinity;
+    const part = {
+      name: 'two-way',
+      hinted: false,
+      retry: {
+        baseMs: 250,
+        maxMs: options.retryMaxMs ?? 30_000,
+        minMs: 50,
+        retryable: () => true,
+        onFailure: (error: unknown, wait: number) => {
+          pull = true;
+          this.#log.warn({ err: error, retry_in_ms: wait }, 'background sync failed; retrying');
+        },
+      },
+      pullNow: () => {
+        pull = true;
+      },
+      settled: async () => {
+        await running;
+      },
+      turn: async (): Promise<PartTurn> => {
+        if (clock.now() >= nextPollAt) pull = true;
+        if (await committed()) push = true;
+        // Local writes are checked on every change hint, and this often as a safety net (or as the only way without hints).
+        const next = Math.min(nextPollAt, clock.now() + (part.hinted ? QUIET_WATCH_MS : watchMs));
+        if (running) return { next, waiting: true };
+        if (!pull && !push) return { next };
+        const pulling = pull;
+        pull = false;
+        push = false;
+        running = (pulling ? this.sync() : this.pushPending()).then(
+          () => {
+            running = undefined;
+            nextPollAt = clock.now() + pollMs;
+            loop.settled(part);
+          },
+          (error: unknown) => {
+            running = undefined;
+            loop.settled(part, error);
+          },
+        );
+        return { next, waiting: true };
+      },
+    };
+    return part;
   }
 
-  /** Follows the scope's retained wake-up topic; mqtt.js reconnects on its own, and polling covers the gaps. */
-  async #watchMqtt(url: string, signal: AbortSignal, wake: () => void): Promise<void> {
+  /**
+   * The loop's part that hears the server announce new bundles (its event
+   * stream, or the scope's MQTT topic): a connection held open on its own; an
+   * announcement past the watermark has the sync part pull at once, ending its
+   * backoff (the server answers again). A stream that broke is opened again
+   * after a backoff, one that ended after a short jittered wait.
+   */
+  #wakeupPart(loop: DeviceLoop, sync: LoopPart & { pullNow(): void }, signal: AbortSignal): LoopPart & { settled(): Promise<void> } {
+    const clock = this.#clock;
+    const mqttUrl = this.#options.mqttUrl;
+    let open: Promise<void> | undefined;
+    let reopenAt = 0;
+    const announced = (head: bigint) => {
+      if (head <= this.watermark) return;
+      sync.pullNow();
+      loop.wake(sync);
+    };
+    const part = {
+      name: 'wake-ups',
+      retry: {
+        baseMs: 500,
+        maxMs: 30_000,
+        minMs: 100,
+        retryable: () => true,
+        onFailure: (error: unknown) => this.#log.debug({ err: error }, 'event stream unavailable; polling until it is back'),
+      },
+      settled: async () => {
+        await open;
+      },
+      turn: async (): Promise<PartTurn> => {
+        if (open || signal.aborted) return { waiting: true };
+        if (clock.now() < reopenAt) return { next: reopenAt };
+        const listening = mqttUrl ? this.#listenMqtt(mqttUrl, signal, announced) : this.#client.events((head) => announced(BigInt(head)), signal).then(() => true);
+        open = listening.then(
+          (held) => {
+            open = undefined;
+            reopenAt = clock.now() + backoffDelay(0, 500, 30_000) + 100;
+            // MQTT without a scope (never reached the server): polling carries on alone.
+            if (!held) reopenAt = Infinity;
+            loop.settled(part);
+          },
+          (error: unknown) => {
+            open = undefined;
+            loop.settled(part, error);
+          },
+        );
+        return { waiting: true };
+      },
+    };
+    return part;
+  }
+
+  /**
+   * Follows the scope's retained wake-up topic until `signal` aborts; mqtt.js
+   * reconnects on its own, and polling covers the gaps. False when the scope is
+   * unknown (the device never reached the server).
+   */
+  async #listenMqtt(url: string, signal: AbortSignal, announced: (head: bigint) => void): Promise<boolean> {
     // A device that has not reached the server yet learns its scope at first contact; offline, polling carries on alone.
     if ((await readState(this.driver, K.scope)) === undefined) await this.#serial(() => this.#ready()).catch(() => undefined);
     const scope = await readState(this.driver, K.scope);
-    if (scope === undefined || signal.aborted) return;
+    if (scope === undefined || signal.aborted) return false;
     const token = this.#options.token;
     // Loaded only for MQTT wake-ups, which most devices never use.
     const { default: mqtt } = await import('mqtt');
@@ -473,49 +571,46 @@ export class SharedSync {
     client.on('connect', () => void client.subscribeAsync(sharedWakeTopic(scope), { qos: 1 }).catch((error: unknown) => this.#log.warn({ err: error }, 'wake-up subscription refused')));
     client.on('message', (_topic, payload) => {
       const head = (parseJson(new TextDecoder().decode(payload)) as { head_seq?: unknown } | undefined)?.head_seq;
-      if (typeof head === 'string' && /^[0-9]+$/.test(head) && BigInt(head) > this.watermark) wake();
+      if (typeof head === 'string' && /^[0-9]+$/.test(head)) announced(BigInt(head));
     });
     client.on('error', (error) => this.#log.debug({ err: error }, 'MQTT wake-ups unavailable; polling until they are back'));
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await client.endAsync(true);
+    return true;
   }
 
   /**
-   * Wakes the loop when the file has new pending changes. Another connection's
-   * commit changes PRAGMA data_version. Writes through this very connection (an
-   * app using `sync.db`), which data_version ignores, change total_changes(), and
-   * so do Syncline's own; only the app's add journal entries of origin 'L' above
-   * the push cursor (Syncline's own are remote, or move the cursor), so the newest
-   * of those is read only then, and a failing push does not wake itself.
-   *
-   * The counters are one statement of a few microseconds, read on each change
-   * hint of the driver (better-sqlite3 watches the WAL file, and repeats a hint
-   * shortly after, since it can come before its commit is visible) and every
-   * second as a safety net; every `everyMs` with a driver that gives no hints.
+   * Whether the app committed pending changes since the last call. Another
+   * connection's commit changes PRAGMA data_version. Writes through this very
+   * connection (an app using `sync.db`), which data_version ignores, change
+   * total_changes(), and so do Syncline's own; only the app's add journal
+   * entries of origin 'L' above the push cursor (Syncline's own are remote, or
+   * move the cursor), so the newest of those is read only then, and a failing
+   * push does not wake itself. The counters are one statement of a few
+   * microseconds, read on each turn of the sync part: on the driver's change
+   * hints (better-sqlite3 watches the WAL file, and repeats a hint shortly after,
+   * since it can come before its commit is visible) and on its timers.
    */
-  async #watchFile(signal: AbortSignal, wake: () => void, everyMs: number): Promise<void> {
+  #localCommits(): () => Promise<boolean> {
     const counters = async () => (await this.driver.get<{ version: bigint; changes: bigint }>(`SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes`))!;
     const dirty = async () => (await this.#engine?.localWriteMark()) ?? 0n;
-    const tick = new WakeableSleep(this.#clock);
-    const unwatch = this.driver.watch?.(() => tick.wake());
-    try {
-      let seen = await counters();
-      let seenDirty = await dirty();
-      while (!signal.aborted) {
-        await tick.sleep(unwatch ? QUIET_WATCH_MS : everyMs, signal);
-        if (signal.aborted) return;
-        const now = await counters();
-        if (now.version === seen.version && now.changes === seen.changes) continue;
-        const otherConnection = now.version !== seen.version;
-        const nowDirty = await dirty();
-        const ownConnection = nowDirty !== seenDirty;
+    let seen: { version: bigint; changes: bigint } | undefined;
+    let seenDirty = 0n;
+    return async () => {
+      const now = await counters();
+      if (seen === undefined) {
         seen = now;
-        seenDirty = nowDirty;
-        if ((otherConnection || ownConnection) && (await this.pending()) > 0) wake();
+        seenDirty = await dirty();
+        return false;
       }
-    } finally {
-      unwatch?.();
-    }
+      if (now.version === seen.version && now.changes === seen.changes) return false;
+      const otherConnection = now.version !== seen.version;
+      const nowDirty = await dirty();
+      const ownConnection = nowDirty !== seenDirty;
+      seen = now;
+      seenDirty = nowDirty;
+      return (otherConnection || ownConnection) && (await this.pending()) > 0;
+    };
   }
 }
 
