@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { uuidv7 } from 'uuidv7';
+import { newDevice } from '../support/cloud-fixtures.js';
+import { describeEachStore } from '../support/stores.js';
+
+/**
+ * The lineage flow trigger (migration 0016 narrowed when it fires): the circuit
+ * breaker's failure count moves exactly as the trigger's body says — reset when
+ * rows reach the mirror, one more for each batch or pause that adds to a
+ * materialization failure — and a batch staged behind a review, which moves
+ * only rows_received, leaves it alone.
+ */
+describeEachStore('lineage flow trigger', (ctx) => {
+  test('failure count: staged batches leave it, failing batches add, applied rows reset', async () => {
+    const device = await newDevice(ctx.store, 'flow-trigger');
+    const id = uuidv7();
+    await ctx.store.query(
+      `INSERT INTO edge_table_lineages (id, project_id, device_id, source_table, key_kind, key_columns, status, pause_cause)
+       VALUES ($1, $2, $3, 'readings', 'primary_key', '["id"]', 'paused', 'schema_review')`,
+      [id, device.project_id, device.device_id],
+    );
+    await ctx.store.query('INSERT INTO edge_lineage_flow (lineage_id, consecutive_failures) VALUES ($1, 3)', [id]);
+    const failures = async () => Number((await ctx.store.query<{ n: number }>('SELECT consecutive_failures AS n FROM edge_lineage_flow WHERE lineage_id = $1', [id])).rows[0]!.n);
+    const update = (set: string) => ctx.store.query(`UPDATE edge_table_lineages SET ${set}, updated_at = now() WHERE id = $1`, [id]);
+
+    await update('rows_received = rows_received + 5');
+    assert.equal(await failures(), 3, 'a batch staged behind a review');
+    await update(`pause_cause = 'materialization_failed', status_reason = 'mirror gone'`);
+    assert.equal(await failures(), 4, 'the pause for a failing mirror');
+    await update('rows_received = rows_received + 5');
+    assert.equal(await failures(), 5, 'a batch staged behind the failure');
+    await update(`status_reason = 'still gone'`);
+    assert.equal(await failures(), 5, 'no batch, no new pause');
+    await update(`status = 'active', pause_cause = NULL, status_reason = NULL`);
+    assert.equal(await failures(), 5, 'resumed, nothing applied yet');
+    await update('rows_received = rows_received + 5, rows_applied = rows_applied + 5');
+    assert.equal(await failures(), 0, 'rows reached the mirror');
+  });
+});
