@@ -154,7 +154,7 @@ export function cpuVersusCopy(name: string, baseline: string, prefix: string, cp
  */
 function stageFigure(stages: DrainStages, cpu: { device: number; server: number; postgres: number }): Figure {
   const us = (n: number) => Number(n.toFixed(2));
-  const device = stages.journal_read + stages.build_json + stages.gzip;
+  const device = stages.journal_read + stages.build_json + stages.gzip + stages.ack_commit;
   const server = stages.gunzip_parse + stages.validate_decode;
   return {
     name: `CPU per row of the drain's stages (${ROWS.toLocaleString('en-US')} rows)`,
@@ -165,7 +165,8 @@ function stageFigure(stages: DrainStages, cpu: { device: number; server: number;
       device_journal_read: stages.journal_read,
       device_build_json: stages.build_json,
       device_gzip: stages.gzip,
-      device_rest_http_and_acks: us(Math.max(0, cpu.device - device)),
+      device_ack_commit: stages.ack_commit,
+      device_rest_http_loop_sidecar: us(Math.max(0, cpu.device - device)),
       server_gunzip_json_parse: stages.gunzip_parse,
       server_validate_decode: stages.validate_decode,
       server_rest_http_ledger_copy_text: us(Math.max(0, cpu.server - server)),
