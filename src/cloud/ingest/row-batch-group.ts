@@ -89,7 +89,11 @@ export const rowBatchRunner: SetRunner = {
     const applying = taken.filter((t) => t.fresh.length > 0);
     await admit(tx, applying);
     await insertSegments(tx, 'edge_export_segments', taken.map((t) => t.entry));
-    await recordSchemas(tx, applying.filter((t) => t.lineage.schema_hash !== t.job.batch.schema.hash).map((t) => ({ lineageId: t.lineage.id, batch: t.job.batch })));
+    // A schema its lineage's latest review is about was recorded with the batch that opened the review (a review's
+    // schema is always one a batch brought, and schemas are never deleted): a fleet waiting for its first review
+    // would otherwise send every batch's columns to an insert that finds them there.
+    const unrecorded = applying.filter((t) => t.lineage.schema_hash !== t.job.batch.schema.hash && reviewed.get(t.lineage.id) !== t.job.batch.schema.hash);
+    await recordSchemas(tx, unrecorded.map((t) => ({ lineageId: t.lineage.id, batch: t.job.batch })));
     const staged: StagePart[] = [];
     const updates: (LineageUpdate & { id: string })[] = [];
     for (const t of applying) {
