@@ -17,6 +17,7 @@ import { listCursors } from './telemetry/telemetry-cursor.js';
 import type { TelemetryPublisher } from './telemetry/telemetry-publisher.js';
 import { startTelemetry } from './telemetry/telemetry-start.js';
 import type { TelemetrySpec } from './telemetry/telemetry-table.js';
+import type { BackgroundOptions, SharedSync } from './twoway/shared-sync.js';
 
 export interface AgentOptions {
   dbPath: string;
@@ -46,6 +47,12 @@ export interface AgentOptions {
   identity?: DeviceIdentity;
   /** Let another device take the file over: a new epoch with a fresh snapshot of every table. */
   rebindDevice?: boolean;
+  /**
+   * Two-way sync of the file's shared tables in this agent's loop (the file then
+   * has one loop for its edge tables, telemetry and two-way sync): a SharedSync
+   * opened on the same file, which the caller closes after run() ends. Not with `once`.
+   */
+  shared?: { sync: SharedSync } & BackgroundOptions;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 200;
@@ -80,6 +87,7 @@ export class Agent {
 
   run(signal?: AbortSignal): Promise<void> {
     if (this.#running) throw new SynclineError('invalid_config', 'this agent is already running', { db: this.#opts.dbPath });
+    if (this.#opts.shared && this.#opts.once) throw new SynclineError('invalid_config', 'a drain (once) cannot run two-way sync in the same loop; call the SharedSync\'s sync() for that', { field: 'shared' });
     if (signal) signal.addEventListener('abort', () => this.#stopper.abort(), { once: true });
     if (signal?.aborted) this.#stopper.abort();
     this.#running = this.#run();
@@ -150,11 +158,13 @@ export class Agent {
       loop.add(telemetry);
       // Commits to the file wake the loop at once; the parts' polls are only a safety net.
       const unwatch = db.watch(() => loop.wake());
+      const twoWay = this.#joinTwoWay(loop, unwatch !== undefined);
       try {
         await loop.run(this.#stopper.signal);
       } finally {
         unwatch?.();
         this.#stopper.abort();
+        await twoWay?.settled();
         await telemetry.stop();
         await publisher.stop();
         await controls.settled();
@@ -164,6 +174,12 @@ export class Agent {
       this.#open = false;
       await db.close();
     }
+  }
+
+  #joinTwoWay(loop: DeviceLoop, hinted: boolean): { settled(): Promise<void> } | undefined {
+    if (!this.#opts.shared) return undefined;
+    const { sync, ...background } = this.#opts.shared;
+    return sync.joinLoop(loop, { ...background, hinted }, this.#stopper.signal);
   }
 
   async #startCapture(db: SqliteDriver): Promise<CaptureWatch> {

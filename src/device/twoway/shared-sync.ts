@@ -250,18 +250,33 @@ export class SharedSync {
     if (this.#loop) return;
     const stop = new AbortController();
     const loop = new DeviceLoop({ clock: this.#clock, logger: this.#log });
-    const sync = this.#syncPart(loop, options);
-    loop.add(sync);
-    const wakeups = this.#wakeupPart(loop, sync, stop.signal);
-    loop.add(wakeups);
     // Commits to the file (any connection) wake the loop; without hints the sync part looks every `watchMs`.
     const unwatch = this.driver.watch?.(() => loop.wake());
-    sync.hinted = unwatch !== undefined;
+    const joined = this.joinLoop(loop, { ...options, hinted: unwatch !== undefined }, stop.signal);
     const done = loop.run(stop.signal).finally(async () => {
       unwatch?.();
-      await Promise.allSettled([sync.settled(), wakeups.settled()]);
+      await joined.settled();
     });
     this.#loop = { stop, done };
+  }
+
+  /**
+   * Adds the background sync's parts to a device loop: start()'s own, or the
+   * agent's when one process ships a file's edge tables and syncs its shared
+   * ones (Agent's `shared` option), so the file has one loop. `hinted`: the loop
+   * is woken on the file's change hints. settled() waits for the sync and the
+   * server connection in progress once `signal` aborted.
+   */
+  joinLoop(loop: DeviceLoop, options: BackgroundOptions & { hinted: boolean }, signal: AbortSignal): { settled(): Promise<void> } {
+    const sync = this.#syncPart(loop, options);
+    const wakeups = this.#wakeupPart(loop, sync, signal);
+    loop.add(sync);
+    loop.add(wakeups);
+    return {
+      settled: async () => {
+        await Promise.allSettled([sync.settled(), wakeups.settled()]);
+      },
+    };
   }
 
   async stop(): Promise<void> {
@@ -441,7 +456,7 @@ export class SharedSync {
    * its own while the loop goes on; its end is told to the loop (settled), which
    * backs this part off after a failure.
    */
-  #syncPart(loop: DeviceLoop, options: BackgroundOptions): LoopPart & { hinted: boolean; pullNow(): void; settled(): Promise<void> } {
+  #syncPart(loop: DeviceLoop, options: BackgroundOptions & { hinted: boolean }): LoopPart & { pullNow(): void; settled(): Promise<void> } {
     const clock = this.#clock;
     const pollMs = options.pollMs ?? 30_000;
     const watchMs = options.watchMs ?? DEFAULT_WATCH_MS;
@@ -452,7 +467,6 @@ export class SharedSync {
     let nextPollAt = Infinity;
     const part = {
       name: 'two-way',
-      hinted: false,
       retry: {
         baseMs: 250,
         maxMs: options.retryMaxMs ?? 30_000,
@@ -473,7 +487,7 @@ export class SharedSync {
         if (clock.now() >= nextPollAt) pull = true;
         if (await committed()) push = true;
         // Local writes are checked on every change hint, and this often as a safety net (or as the only way without hints).
-        const next = Math.min(nextPollAt, clock.now() + (part.hinted ? QUIET_WATCH_MS : watchMs));
+        const next = Math.min(nextPollAt, clock.now() + (options.hinted ? QUIET_WATCH_MS : watchMs));
         if (running) return { next, waiting: true };
         if (!pull && !push) return { next };
         const pulling = pull;
