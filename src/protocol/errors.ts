@@ -81,6 +81,8 @@ export const ErrorCodes = {
   telemetry_time_column_missing: 400,
   /** Telemetry: a time value cannot be read as a time (text that is not ISO 8601, a blob, out of range). */
   telemetry_bad_time: 400,
+  /** Telemetry: a batch sent while its predecessor was unacknowledged (after_seq) arrived before the cloud holds that predecessor; send it again once the predecessor is acknowledged. */
+  telemetry_too_early: 425,
   /** Telemetry: a column mapping is invalid (a point mapped twice, a kind that does not fit the point). */
   telemetry_bad_mapping: 400,
 } as const;

@@ -22,6 +22,13 @@ export interface WireTelemetryBatch {
   schema: { hash: string; columns: ColumnInfo[] };
   first_seq: number;
   last_seq: number;
+  /**
+   * Set on a batch sent while the batch before it is still unacknowledged: that
+   * batch's last seq. The cloud takes it only once it holds that seq (until then
+   * it answers telemetry_too_early), so batches in flight together can never be
+   * stored out of order. A batch read from the acknowledged cursor has none.
+   */
+  after_seq?: number;
   rows: { seq: number; row: WireValue[] }[];
 }
 
@@ -44,6 +51,7 @@ const envelope = z.object({
   schema: z.strictObject({ hash: z.string().regex(/^[0-9a-f]{64}$/), columns: z.array(columnSchema).min(1).max(2000) }),
   first_seq: seqSchema,
   last_seq: seqSchema,
+  after_seq: seqSchema.optional(),
   rows: z.array(z.unknown()).min(1),
 });
 /** The envelope's schema, for the OpenAPI document. */
@@ -96,6 +104,9 @@ export function parseTelemetryBatch(input: unknown, limits: { maxRows?: number }
   }
   if (rows[0]!.seq !== b.first_seq || rows[rows.length - 1]!.seq !== b.last_seq) {
     throw new SynclineError('row_count_mismatch', 'first_seq/last_seq do not match the first and last rows', { ...context, field: 'first_seq' });
+  }
+  if (b.after_seq !== undefined && b.after_seq >= b.first_seq) {
+    throw new SynclineError('row_count_mismatch', 'after_seq must be below first_seq', { ...context, field: 'after_seq' });
   }
   return { ...b, rows };
 }

@@ -108,6 +108,58 @@ describeEachStore('telemetry tables through the agent', (context) => {
     app.close();
   });
 
+  test('with several batches in flight, acks out of order never move the cursor past an unacked batch, and a crash then loses and repeats nothing', async () => {
+    const path = join(dir.path, 'pipelined.db');
+    const app = openApp(path);
+    app.exec('CREATE TABLE p (ts INTEGER, v INTEGER)');
+    const insert = app.prepare('INSERT INTO p (ts, v) VALUES (?, ?)');
+    const T = Date.UTC(2026, 2, 2);
+    for (let i = 1; i <= 200; i++) insert.run(BigInt(T + i * 1000), BigInt(i));
+    const device = await newDevice(store, 'pipelined');
+    const http = new HttpTransport({ serverUrl: server.url, token: device.token });
+    const cursorSeq = () => Number(app.prepare("SELECT seq FROM _syncline_telemetry WHERE tbl = 'p'").pluck().get() as bigint);
+    let sent = 0;
+    let firstStored!: () => void;
+    const firstIsStored = new Promise<void>((resolve) => (firstStored = resolve));
+    let laterAcked!: () => void;
+    const laterAreAcked = new Promise<void>((resolve) => (laterAcked = resolve));
+    const afterSeqs: (number | undefined)[] = [];
+    let cursorWhileFirstUnacked = -1;
+    // The first batch's answer is held until the three behind it are acked (the cloud stores
+    // them in order: they go out once it holds the first); then the agent "dies" before it hears it.
+    const crashing = Object.assign(Object.create(http) as HttpTransport, {
+      sendTelemetryBatch: async (batch: WireTelemetryBatch, json: string, signal?: AbortSignal) => {
+        const i = sent++;
+        afterSeqs[i] = batch.after_seq;
+        if (i > 0) await firstIsStored;
+        const ack = await http.sendTelemetryBatch(batch, json, signal);
+        if (i === 0) {
+          firstStored();
+          await laterAreAcked;
+          // Let the agent record what it can of the three acks.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          cursorWhileFirstUnacked = cursorSeq();
+          throw new TransportError('agent killed', { retryable: false });
+        }
+        if (i === 3) setImmediate(laterAcked);
+        return ack;
+      },
+    });
+    await assert.rejects(agent(path, device, { transport: crashing, telemetry: [{ table: 'p', timeColumn: 'ts' }] }).run());
+    assert.equal(sent, 4, 'four batches were in flight at once');
+    assert.deepEqual(afterSeqs, [undefined, 50, 100, 150]);
+    assert.equal(cursorWhileFirstUnacked, 0);
+    assert.equal(cursorSeq(), 0);
+    const held = await store.query<{ last: string }>('SELECT last_seq::text AS last FROM telemetry_lineages WHERE device_id = $1', [device.device_id]);
+    assert.equal(held.rows[0]!.last, '200', 'the cloud holds all four batches');
+    // The agent starts again from its durable cursor, with more rows; the cloud skips what it holds.
+    for (let i = 201; i <= 260; i++) insert.run(BigInt(T + i * 1000), BigInt(i));
+    await agent(path, device, { telemetry: [{ table: 'p', timeColumn: 'ts' }] }).run();
+    assert.equal(cursorSeq(), 260);
+    assert.deepEqual((await stored(device, 'p.v')).map(Number), Array.from({ length: 260 }, (_, i) => i + 1));
+    app.close();
+  });
+
   test('retention deleting shipped rows, VACUUM, and rowids handed out again lose and repeat nothing', async () => {
     const path = join(dir.path, 'retention.db');
     const app = openApp(path);

@@ -8,6 +8,7 @@ import { listMappings } from '../../src/cloud/telemetry/telemetry-mappings.js';
 import { listPartitions } from '../../src/cloud/telemetry/telemetry-partitions.js';
 import { latestTelemetry, parseTelemetryQuery, queryTelemetry } from '../../src/cloud/telemetry/telemetry-query.js';
 import { approveTelemetryMapping } from '../../src/cloud/telemetry/telemetry-review.js';
+import { GroupCommitter } from '../../src/cloud/ingest/group-commit.js';
 import { TelemetryService } from '../../src/cloud/telemetry/telemetry-service.js';
 import type { Store } from '../../src/cloud/store/store.js';
 import { TELEMETRY_BATCH_FORMAT_VERSION } from '../../src/protocol/constants.js';
@@ -17,6 +18,7 @@ import { parseTelemetryBatch, type WireTelemetryBatch } from '../../src/protocol
 import { encodeValue, type SqlValue } from '../../src/protocol/values.js';
 import { newDevice } from '../support/cloud-fixtures.js';
 import { describeEachStore } from '../support/stores.js';
+import { readingBatch } from '../support/telemetry-batches.js';
 
 /** The cloud's telemetry path on PGlite and PostgreSQL: ingest, dedupe, review, exact values, queries, partitions. */
 
@@ -191,4 +193,35 @@ describeEachStore('telemetry in the cloud', (context) => {
     const again = await store.query<{ n: number }>('SELECT count(*)::int AS n FROM telemetry_values WHERE device_id = $1', [device.device_id]);
     assert.equal(again.rows[0]!.n, 2);
   });
+
+  test('batches sent together (after_seq) are stored in seq order in one group whatever order they arrive in; one that overtakes its predecessor waits for it', async () => {
+    const group = new GroupCommitter(store);
+    const service = new TelemetryService({ store: (store = context.store), policy: governancePolicy('auto'), logger, group });
+    const device = await newDevice(store, 'pipelined');
+    const epoch = uuidv7();
+    const b = (from: number, after?: number) => readingBatch('pipe_t', from, 4, epoch, undefined, after);
+    // The mapping is approved and cached by the first batch; later ones run set-based.
+    await service.ingest(device, b(1), 10);
+    // 5 goes first; 13 and 9 arrive (in that order) while it is being stored, and follow it in one group, 9 before 13.
+    const isolated = group.stats.isolated;
+    const acks = await Promise.all([service.ingest(device, b(5, 4), 10), service.ingest(device, b(13, 12), 10), service.ingest(device, b(9, 8), 10)]);
+    assert.deepEqual(acks.map((a) => [a.status, a.rows_applied, a.last_seq]), [['accepted', 4, 8], ['accepted', 4, 16], ['accepted', 4, 12]]);
+    assert.equal(group.stats.isolated, isolated);
+    assert.ok(group.stats.largest >= 2, `largest group: ${group.stats.largest}`);
+    // 21 overtook 17: refused, nothing stored; after 17 it is taken (and a copy of it is a duplicate).
+    const early = b(21, 20);
+    assert.equal(await refusal(service.ingest(device, early, 10)), 'telemetry_too_early');
+    assert.equal((await service.ingest(device, b(17, 16), 10)).last_seq, 20);
+    assert.equal((await service.ingest(device, early, 10)).status, 'accepted');
+    assert.equal((await service.ingest(device, early, 10)).status, 'duplicate');
+    const { rows } = await store.query<{ n: number; last: string }>(
+      `SELECT (SELECT count(*)::int FROM telemetry_values WHERE device_id = $1) AS n, (SELECT last_seq::text FROM telemetry_lineages WHERE device_id = $1) AS last`,
+      [device.device_id],
+    );
+    // One point per row (temp; ts is the time column): every row once.
+    assert.deepEqual(rows[0], { n: 24, last: '24' });
+    // after_seq must lie below the batch's rows.
+    assert.throws(() => readingBatch('pipe_t', 5, 2, epoch, undefined, 5), (e) => isSynclineError(e) && e.code === 'row_count_mismatch');
+  });
 });
+

@@ -10,8 +10,8 @@ export const READING_COLUMNS: ColumnInfo[] = [
   { name: 'temp', declared_type: 'REAL', affinity: affinityOf('REAL'), pk: 0, notnull: false, has_default: false },
 ];
 
-/** A validated telemetry batch of `count` readings from seq `from`, one second apart from `startMs`. */
-export function readingBatch(table: string, from: number, count: number, epoch: string, startMs = 1_772_000_000_000): TelemetryBatch {
+/** A validated telemetry batch of `count` readings from seq `from`, one second apart from `startMs`; `afterSeq` as a device sends it behind an unacked batch. */
+export function readingBatch(table: string, from: number, count: number, epoch: string, startMs = 1_772_000_000_000, afterSeq?: number): TelemetryBatch {
   const rows = Array.from({ length: count }, (_, i) => ({ seq: from + i, row: [encodeValue(startMs + (from + i) * 1000), encodeValue(20 + i / 4)] }));
   const wire = {
     format_version: TELEMETRY_BATCH_FORMAT_VERSION,
@@ -22,6 +22,7 @@ export function readingBatch(table: string, from: number, count: number, epoch: 
     schema: { hash: schemaFingerprint(READING_COLUMNS), columns: READING_COLUMNS },
     first_seq: from,
     last_seq: from + count - 1,
+    ...(afterSeq === undefined ? {} : { after_seq: afterSeq }),
     rows,
   };
   return parseTelemetryBatch(JSON.parse(JSON.stringify(wire)));

@@ -4,11 +4,12 @@ import type { TelemetryBatch, TelemetryRow } from '../../protocol/telemetry-batc
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import { validateSourceName } from '../identifiers.js';
-import type { GroupCommitter } from '../ingest/group-commit.js';
+import type { GroupCommitter, GroupJob } from '../ingest/group-commit.js';
 import { recordSegment, storedAck } from '../ingest/segment-ledger.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { toStoredJson } from '../type-mapping.js';
-import { advanceTelemetryLineage, lockTelemetryLineage } from './telemetry-lineage.js';
+import { LineageGate, telemetryRunner, type TelemetryJob } from './telemetry-group.js';
+import { advanceTelemetryLineage, checkFollows, lockTelemetryLineage } from './telemetry-lineage.js';
 import { approveMapping, autoDecision, mappingFor, type TelemetryMapping } from './telemetry-mappings.js';
 import type { TelemetryPartitions } from './telemetry-partitions.js';
 import { prepareValues, valuesAfter, writeValues, type PreparedValues } from './telemetry-write.js';
@@ -53,6 +54,7 @@ export class TelemetryIngest {
   readonly #store: Store;
   readonly #o: TelemetryIngestOptions;
   readonly #approved = new Map<string, TelemetryMapping>();
+  readonly #gate = new LineageGate();
 
   constructor(store: Store, options: TelemetryIngestOptions) {
     this.#store = store;
@@ -76,6 +78,7 @@ export class TelemetryIngest {
       if (previous) return { ...previous, status: 'duplicate' as const };
       const lineage = await lockTelemetryLineage(tx, device, batch.source_table);
       const segmentContext = { ...context, lineage_id: lineage.id, table: batch.source_table };
+      checkFollows(batch, lineage, segmentContext);
       const { ack: result, fresh, lastSeq } = await recordSegment(tx, 'telemetry_segments', device.device_id, batch, lineage, byteCount, segmentContext);
       let stored = 0;
       if (fresh.length > 0) {
@@ -83,7 +86,7 @@ export class TelemetryIngest {
         if (mapping.status === 'approved') {
           const values = prepared ?? prepareValues(mapping, batch.rows, receivedMicros);
           if (!prepared && !this.#o.partitions.knows(values.days)) throw new NeedPartitions(values.days);
-          await writeValues(tx, device.device_id, valuesAfter(values, lastSeq));
+          await writeValues(tx, [{ deviceId: device.device_id, values: valuesAfter(values, lastSeq) }]);
           stored = fresh.length;
           this.#approved.set(key, mapping);
         } else await stageRows(tx, mapping, lineage.id, fresh, receivedMicros);
@@ -93,9 +96,15 @@ export class TelemetryIngest {
     };
     const alone = () => withPartitions(this.#store, this.#o.partitions, inTransaction);
     // In a group, a batch that needs new partitions fails there (NeedPartitions) and runs alone, which creates them.
-    const ack = this.#o.group
-      ? await this.#o.group.submit({ lockKey: `telemetry\u0000${device.device_id}\u0000${batch.source_table}`, rows: batch.rows.length, inGroup: inTransaction, alone })
-      : await alone();
+    // One whose mapping is approved already runs set-based with the group's other such batches.
+    const job: GroupJob<BatchAck> = { lockKey: `telemetry\u0000${device.device_id}\u0000${batch.source_table}`, rows: batch.rows.length, inGroup: inTransaction, alone };
+    const group = this.#o.group;
+    const ack = await this.#gate.run(job.lockKey, () => {
+      if (!group) return alone();
+      if (!prepared) return group.submit(job);
+      const setJob: TelemetryJob = { ...job, together: telemetryRunner, device, batch, byteCount, values: prepared };
+      return group.submit(setJob);
+    });
     this.#o.logger?.debug({ ...context, table: batch.source_table, ...ack }, 'telemetry batch ingested');
     return ack;
   }

@@ -44,7 +44,7 @@ export async function approveTelemetryMapping(store: Store, partitions: Telemetr
       // Rows without a time column are stamped with when they arrived, not when they were approved.
       const values = prepareValues(approved, decoded, BigInt(staged[0]!.received_at.getTime()) * 1000n);
       if (!partitions.knows(values.days)) throw new NeedPartitions(values.days);
-      await writeValues(tx, staged[0]!.device_id, values);
+      await writeValues(tx, [{ deviceId: staged[0]!.device_id, values }]);
       await tx.query('UPDATE telemetry_lineages SET rows_stored = rows_stored + $2::bigint, updated_at = now() WHERE id = $1', [lineageId, String(staged.length)]);
       replayed += staged.length;
     }

@@ -58,33 +58,57 @@ export function valuesAfter(values: PreparedValues, afterSeq: number): PreparedV
 /** The columns of telemetry_values a batch's values are copied into. */
 const VALUE_COLUMNS = 'telemetry_values (device_id, point_id, ts, v_num, v_text, v_bool)';
 
+/** One device's values, as a group writes them together with other batches'. */
+export interface DeviceValues {
+  deviceId: string;
+  values: PreparedValues;
+}
+
 /**
  * Writes values with one COPY straight into the partitioned store (values are
  * only ever appended, and the ledger keeps a batch from being written twice, so
  * there is nothing to reconcile in SQL), and moves each point's latest value
- * forward with one upsert; two statements whatever the row count. COPY beats an
- * INSERT fed by unnest arrays here (README, "Bulk writes"): no parameter arrays to
- * build, send and parse, and the text of each value reaches its column's input
- * function unchanged, so numeric digits stay exact.
+ * forward with one upsert; two statements whatever the row count, for one batch
+ * or all the batches of a group (several devices). COPY beats an INSERT fed by
+ * unnest arrays here (README, "Bulk writes"): no parameter arrays to build, send
+ * and parse, and the text of each value reaches its column's input function
+ * unchanged, so numeric digits stay exact.
  */
-export async function writeValues(tx: Queryable, deviceId: string, v: PreparedValues): Promise<number> {
-  const n = v.seqs.length;
+export async function writeValues(tx: Queryable, parts: readonly DeviceValues[]): Promise<number> {
+  let n = 0;
+  for (const p of parts) n += p.values.seqs.length;
   if (n === 0) return 0;
-  const ts = v.micros.map(microsToIso);
-  const bools = v.bools.map((b) => (b === null ? null : b ? 't' : 'f'));
-  await tx.copyIn(VALUE_COLUMNS, copyText([new Array<string>(n).fill(deviceId), v.points.map(String), ts, v.nums, v.texts, bools], n));
-  const newest = new Map<number, number>();
-  for (let i = 0; i < n; i++) {
-    const at = newest.get(v.points[i]!);
-    if (at === undefined || v.micros[i]! >= v.micros[at]!) newest.set(v.points[i]!, i);
+  const devices = new Array<string>(n);
+  const points = new Array<string>(n);
+  const ts = new Array<string>(n);
+  const nums = new Array<string | null>(n);
+  const texts = new Array<string | null>(n);
+  const bools = new Array<string | null>(n);
+  // The newest value per (device, point): one row each, as an upsert may not touch a row twice.
+  const newest = new Map<string, { device: string; point: number; micros: bigint; at: number }>();
+  let at = 0;
+  for (const { deviceId, values: v } of parts) {
+    for (let i = 0; i < v.seqs.length; i++, at++) {
+      devices[at] = deviceId;
+      points[at] = String(v.points[i]!);
+      ts[at] = microsToIso(v.micros[i]!);
+      nums[at] = v.nums[i]!;
+      texts[at] = v.texts[i]!;
+      const b = v.bools[i]!;
+      bools[at] = b === null ? null : b ? 't' : 'f';
+      const key = `${deviceId}\u0000${v.points[i]!}`;
+      const seen = newest.get(key);
+      if (seen === undefined || v.micros[i]! >= seen.micros) newest.set(key, { device: deviceId, point: v.points[i]!, micros: v.micros[i]!, at });
+    }
   }
-  const idx = [...newest.values()];
+  await tx.copyIn(VALUE_COLUMNS, copyText([devices, points, ts, nums, texts, bools], n));
+  const latest = [...newest.values()];
   await tx.query(
     `INSERT INTO telemetry_latest (device_id, point_id, ts, v_num, v_text, v_bool)
-     SELECT $1::uuid, u.p, u.t::timestamptz, u.n::numeric, u.x, u.b FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(p, t, n, x, b)
+     SELECT u.d, u.p, u.t::timestamptz, u.n::numeric, u.x, u.b FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(d, p, t, n, x, b)
      ON CONFLICT (device_id, point_id) DO UPDATE SET ts = excluded.ts, v_num = excluded.v_num, v_text = excluded.v_text, v_bool = excluded.v_bool
      WHERE telemetry_latest.ts <= excluded.ts`,
-    [deviceId, idx.map((i) => v.points[i]!), idx.map((i) => ts[i]!), idx.map((i) => v.nums[i]!), idx.map((i) => v.texts[i]!), idx.map((i) => v.bools[i]!)],
+    [latest.map((l) => l.device), latest.map((l) => l.point), latest.map((l) => ts[l.at]!), latest.map((l) => nums[l.at]!), latest.map((l) => texts[l.at]!), latest.map((l) => bools[l.at] === null ? null : bools[l.at] === 't')],
   );
   return n;
 }

@@ -1,0 +1,124 @@
+import type { BatchAck } from '../../protocol/batch.js';
+import type { TelemetryBatch } from '../../protocol/telemetry-batch.js';
+import type { DeviceIdentity } from '../auth/devices.js';
+import type { GroupJob, Outcome, SetRunner } from '../ingest/group-commit.js';
+import { lineageKey } from '../ingest/lineage.js';
+import { insertSegments, ledgerKey, segmentAck, storedAcks, type SegmentEntry } from '../ingest/segment-ledger.js';
+import type { Queryable } from '../store/store.js';
+import { advanceTelemetryLineages, checkFollows, lockTelemetryLineages, type TelemetryLineage } from './telemetry-lineage.js';
+import { valuesAfter, writeValues, type DeviceValues, type PreparedValues } from './telemetry-write.js';
+
+/** A telemetry batch of an approved mapping as a group job: its values were prepared (and their partitions made) before it was submitted. */
+export interface TelemetryJob extends GroupJob<BatchAck> {
+  device: DeviceIdentity;
+  batch: TelemetryBatch;
+  byteCount: number;
+  values: PreparedValues;
+}
+
+/** A lineage as the group's batches move it, written back once at the end. */
+interface Moving extends TelemetryLineage {
+  received: number;
+  stored: number;
+  schemaHash: string | undefined;
+}
+
+/**
+ * Ingests the telemetry batches of a group set-based: one dedupe lookup, one
+ * statement locking every lineage (missing ones created in one more), one ledger
+ * insert, one COPY of every batch's values, one latest-value upsert and one
+ * lineage update, where each batch alone costs six statements. A device with
+ * several batches in flight sends them into one group, so they are taken in seq
+ * order whatever order they arrived in; the answers are those each batch would
+ * get alone in that order (ingest-telemetry-batch.ts). A batch refused before any
+ * write (stale epoch, too early) is answered ok: false and runs alone after the
+ * commit; a second copy of a batch runs by its `inGroup` after the rest and finds
+ * the first copy's ledger row.
+ */
+export const telemetryRunner: SetRunner = {
+  async run(tx: Queryable, jobs: readonly GroupJob<unknown>[]): Promise<Outcome<unknown>[]> {
+    const all = jobs as readonly TelemetryJob[];
+    const outcomes: Outcome<unknown>[] = new Array(all.length);
+    const stored = await storedAcks(tx, 'telemetry_segments', all.map((j) => ({ deviceId: j.device.device_id, batchId: j.batch.batch_id })));
+    const taken: number[] = [];
+    const later: number[] = [];
+    const seen = new Set<string>();
+    all.forEach((job, index) => {
+      const key = ledgerKey(job.device.device_id, job.batch.batch_id);
+      if (seen.has(key)) return void later.push(index);
+      seen.add(key);
+      const previous = stored.get(key);
+      if (previous) outcomes[index] = { ok: true, value: { ...previous, status: 'duplicate' } };
+      else taken.push(index);
+    });
+    const locked = await lockTelemetryLineages(tx, taken.map((i) => ({ device: all[i]!.device, table: all[i]!.batch.source_table })));
+    const moving = new Map<string, Moving>();
+    const keyOf = (i: number) => lineageKey(all[i]!.device.device_id, all[i]!.batch.source_table);
+    // Per lineage in (epoch, seq) order: batches sent together may arrive in any order.
+    const order = taken.map((i) => ({ i, key: keyOf(i), epoch: all[i]!.batch.journal_epoch, seq: all[i]!.batch.first_seq }));
+    order.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.epoch < b.epoch ? -1 : a.epoch > b.epoch ? 1 : a.seq - b.seq));
+    const entries: SegmentEntry[] = [];
+    const writes: DeviceValues[] = [];
+    for (const { i, key } of order) {
+      const { device, batch, byteCount, values } = all[i]!;
+      let lineage = moving.get(key);
+      if (!lineage) moving.set(key, (lineage = { ...locked.get(key)!, received: 0, stored: 0, schemaHash: undefined }));
+      const context = { device_id: device.device_id, batch_id: batch.batch_id, lineage_id: lineage.id, table: batch.source_table };
+      let segment: ReturnType<typeof segmentAck<TelemetryBatch['rows'][number]>>;
+      try {
+        checkFollows(batch, lineage, context);
+        segment = segmentAck(batch, lineage, context);
+      } catch (error) {
+        outcomes[i] = { ok: false, error };
+        continue;
+      }
+      entries.push({ deviceId: device.device_id, batch, lineageId: lineage.id, byteCount, ack: segment.ack });
+      if (segment.fresh.length > 0) writes.push({ deviceId: device.device_id, values: valuesAfter(values, segment.lastSeq) });
+      lineage.journal_epoch = batch.journal_epoch;
+      lineage.last_seq = segment.ack.last_seq;
+      lineage.received += segment.fresh.length;
+      lineage.stored += segment.fresh.length;
+      lineage.schemaHash = batch.schema.hash;
+      outcomes[i] = { ok: true, value: segment.ack };
+    }
+    await insertSegments(tx, 'telemetry_segments', entries);
+    await writeValues(tx, writes);
+    const moved = [...moving.values()].filter((l) => l.schemaHash !== undefined);
+    await advanceTelemetryLineages(
+      tx,
+      moved.map((l) => ({ id: l.id, epoch: l.journal_epoch!, lastSeq: l.last_seq, received: l.received, stored: l.stored, schemaHash: l.schemaHash! })),
+    );
+    for (const index of later) outcomes[index] = { ok: true, value: await all[index]!.inGroup(tx) };
+    return outcomes;
+  },
+};
+
+/**
+ * Keeps one lineage's batches out of two transactions at once in this process:
+ * batches that arrive while some of the lineage's are being stored wait, and go
+ * on together when those settle, so they share the next group. Without it a
+ * device's pipelined batches land in groups running side by side, and whichever
+ * locks the lineage first may hold a batch whose predecessor the other has not
+ * stored yet (telemetry_too_early, a round trip lost). It costs no parallelism:
+ * the lineage's row lock serializes those transactions in PostgreSQL anyway.
+ */
+export class LineageGate {
+  readonly #gates = new Map<string, { busy: number; waiting: (() => void)[] }>();
+
+  /** Runs `fn` once the lineage's batches before it settled (with any others that waited for them). */
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    let gate = this.#gates.get(key);
+    if (!gate) this.#gates.set(key, (gate = { busy: 0, waiting: [] }));
+    if (gate.busy > 0) await new Promise<void>((resolve) => gate.waiting.push(resolve));
+    gate.busy += 1;
+    try {
+      return await fn();
+    } finally {
+      gate.busy -= 1;
+      if (gate.busy === 0) {
+        if (gate.waiting.length > 0) for (const go of gate.waiting.splice(0)) go();
+        else this.#gates.delete(key);
+      }
+    }
+  }
+}
