@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node's own test runner, one `node --test` per file, two files at a
-// time, the slowest first (by the last run's times) so no long file starts last and stretches the run.
-// Extra arguments narrow the run: `npm test -- capture` runs files whose path contains "capture";
-// `npm run test:unit` runs test/unit only (no PostgreSQL, no processes: the edit-test loop).
+// time, the slowest first (by the committed scripts/test-times.json) so no long file starts last and
+// stretches the run. Extra arguments narrow the run: `npm test -- capture` runs files whose path
+// contains "capture"; `npm run test:unit` runs test/unit only (no PostgreSQL, no processes: the
+// edit-test loop). `--typecheck` (what `npm test` passes) runs scripts/typecheck.js as one more job
+// in the queue (placed by its recorded time) rather than before every file: the cores are shared.
+// `--record-times` writes this run's file times into scripts/test-times.json.
 // Each file's spec output is printed in one piece when it ends; then a summary names every failing
 // test on a line of its own, lists the slowest files, and ends with the line `N passed, N failed`.
 // Scratch PostgreSQL databases left by killed runs are swept before and after.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +19,9 @@ import { distUpToDate } from './dist-fresh.js';
 const REPORTER = fileURLToPath(new URL('./test-summary-reporter.js', import.meta.url));
 const PRELOAD = fileURLToPath(new URL('./test-timeout-preload.js', import.meta.url));
 const SWEEP = fileURLToPath(new URL('./sweep-scratch-databases.ts', import.meta.url));
-const TIMES = fileURLToPath(new URL('../node_modules/.cache/syncline-test-times.json', import.meta.url));
+const TYPECHECK = fileURLToPath(new URL('./typecheck.js', import.meta.url));
+// Committed, so a fresh clone (CI) orders its files by them too; keyed by file path, in ms.
+const TIMES = fileURLToPath(new URL('./test-times.json', import.meta.url));
 // Per-test (and per-hook) limit, applied by test-timeout-preload.js: every test must normally finish
 // in a third of it; the summary flags those that do not. A test may set its own `timeout`.
 const TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_TIMEOUT_MS ?? 180_000);
@@ -48,13 +53,20 @@ function sweep() {
   if (result.status !== 0) console.error('[run-tests] sweeping stale scratch databases failed (ignored)');
 }
 
-const filters = process.argv.slice(2);
-const previous = readJson(TIMES, {});
-// Without recorded times: integration files (processes, databases) before unit files, bigger first.
-const guess = (file) => previous[file] ?? (file.includes(`${join('test', 'unit')}`) ? 0 : 1e6) + statSync(file).size;
+const FLAGS = new Set(['--typecheck', '--record-times']);
+const args = process.argv.slice(2);
+const filters = args.filter((arg) => !FLAGS.has(arg));
+const typecheck = args.includes('--typecheck');
+const recordTimes = args.includes('--record-times');
+const recorded = readJson(TIMES, {});
+const TYPECHECK_JOB = 'typecheck';
+// A file not in the list yet (new): integration files (processes, databases) before unit files, bigger first.
+const guess = (file) => recorded[file] ?? (file.includes(`${join('test', 'unit')}`) ? 0 : 1e6) + (file === TYPECHECK_JOB ? 0 : statSync(file).size);
 const files = collect('test')
   .filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
   .sort((a, b) => guess(b) - guess(a) || a.localeCompare(b));
+// The type check's place in the queue comes from its recorded time too (it is a job like a file's).
+const jobs = typecheck ? [...files, TYPECHECK_JOB].sort((a, b) => guess(b) - guess(a) || a.localeCompare(b)) : files;
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(', ') || 'test/**/*.test.ts'}`);
   process.exit(1);
@@ -80,15 +92,15 @@ function killGroup(child, signal) {
   }
 }
 
-/** Runs one file in its own `node --test` (own process group, so a hung file can be killed whole). */
+/** Runs one file in its own `node --test` (own process group, so a hung file can be killed whole), or the type check. */
 function runFile(file, index) {
   const results = join(scratch, `${index}.jsonl`);
   const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', '--import', PRELOAD, '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${REPORTER}`, `--test-reporter-destination=${results}`, file],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { SYNCLINE_TEST_CLI: CLI_FROM, ...process.env, NODE_ENV: 'test' }, detached: true },
-  );
+  const args =
+    file === TYPECHECK_JOB
+      ? [TYPECHECK]
+      : ['--import', 'tsx', '--import', PRELOAD, '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${REPORTER}`, `--test-reporter-destination=${results}`, file];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { SYNCLINE_TEST_CLI: CLI_FROM, ...process.env, NODE_ENV: 'test' }, detached: true });
   running.add(child);
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
@@ -119,10 +131,10 @@ function readLines(path) {
 }
 
 const started = Date.now();
-const queue = [...files.entries()];
+const queue = [...jobs.entries()];
 const outcomes = [];
 await Promise.all(
-  Array.from({ length: Math.min(CONCURRENCY, files.length) }, async () => {
+  Array.from({ length: Math.min(CONCURRENCY, jobs.length) }, async () => {
     while (queue.length > 0 && !interrupted) {
       const [index, file] = queue.shift();
       outcomes.push(await runFile(file, index));
@@ -133,9 +145,10 @@ const elapsed = (Date.now() - started) / 1000;
 rmSync(scratch, { recursive: true, force: true });
 if (needsPostgres) sweep();
 
-if (!interrupted) {
-  mkdirSync(dirname(TIMES), { recursive: true });
-  writeFileSync(TIMES, JSON.stringify({ ...previous, ...Object.fromEntries(outcomes.map((o) => [o.file, o.wall_ms])) }, null, 1));
+if (recordTimes && !interrupted) {
+  const times = { ...recorded, ...Object.fromEntries(outcomes.map((o) => [o.file, Math.round(o.wall_ms / 100) * 100])) };
+  const kept = Object.keys(times).filter((job) => job === TYPECHECK_JOB || existsSync(job)).sort();
+  writeFileSync(TIMES, `${JSON.stringify(Object.fromEntries(kept.map((job) => [job, times[job]])), null, 1)}\n`);
 }
 
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
@@ -145,7 +158,7 @@ const count = (outcome) => tests.filter((t) => t.outcome === outcome).length;
 const failures = records.filter((r) => r.kind === 'test' && r.outcome === 'fail' && r.failure !== 'subtestsFailed');
 const slow = tests.filter((t) => t.outcome === 'pass' && t.duration_ms > TIMEOUT_MS / 3).sort((a, b) => b.duration_ms - a.duration_ms);
 
-const lines = ['', '── test summary ──', `slowest files (wall time, ${CONCURRENCY} files at a time):`];
+const lines = ['', '── test summary ──', `slowest files (wall time, ${CONCURRENCY} jobs at a time):`];
 for (const o of [...outcomes].sort((a, b) => b.wall_ms - a.wall_ms).slice(0, 12)) lines.push(`  ${seconds(o.wall_ms).padStart(8)}  ${o.file}`);
 if (slow.length > 0) {
   lines.push(`tests over a third of the ${seconds(TIMEOUT_MS)} per-test limit (speed them up or give them their own limit):`);
@@ -166,13 +179,15 @@ let failed = count('fail');
 for (const o of outcomes) {
   const named = failures.some((f) => f.file === o.file);
   if (o.timedOut) failedLines.push(`  ✖ ${o.file}: killed a minute after the ${seconds(FILE_TIMEOUT_MS)} file limit (SYNCLINE_TEST_FILE_TIMEOUT_MS) as it did not end`);
+  else if (o.file === TYPECHECK_JOB && (o.code !== 0 || o.signal)) failedLines.push(`  ✖ typecheck (scripts/typecheck.js): tsc found errors (see its output above)`);
   else if ((o.code !== 0 || o.signal) && !named) failedLines.push(`  ✖ ${o.file}: node --test ended with ${o.signal ?? `exit code ${o.code}`} without naming a failing test (see its output above)`);
   else continue;
   if (!named) failed += 1;
 }
-if (interrupted) failedLines.push(`  ✖ interrupted: ${files.length - outcomes.length} file(s) not run`);
+const filesRun = outcomes.filter((o) => o.file !== TYPECHECK_JOB).length;
+if (interrupted) failedLines.push(`  ✖ interrupted: ${jobs.length - outcomes.length} job(s) not run`);
 if (failedLines.length > 0) lines.push(`failed:`, ...failedLines);
-lines.push(`${tests.length} tests in ${outcomes.length} of ${files.length} files, ${count('skip') + count('todo')} skipped, ${elapsed.toFixed(0)} s`);
+lines.push(`${tests.length} tests in ${filesRun} of ${files.length} files, ${count('skip') + count('todo')} skipped, ${elapsed.toFixed(0)} s`);
 lines.push(`${count('pass')} passed, ${failed} failed`);
 console.log(lines.join('\n'));
 process.exit(failed > 0 || interrupted ? 1 : 0);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Type-checks the project and the console's browser code (its own tsconfig: DOM, JSX) at the same
-// time: two single-threaded tsc runs on two cores take as long as the longer one, not the sum
-// (`npm test` starts with this, so every CI run waits for it). Each one's output is printed whole.
+// time: two single-threaded tsc runs on two cores take as long as the longer one, not the sum.
+// `npm test` runs it as one job beside the test files (scripts/run-tests.js --typecheck). Each
+// one's output is printed whole.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
