@@ -48,29 +48,28 @@ interface PartState {
  * the file's change hint, settled deliveries, control messages and server
  * announcements, and by the parts' own timers. A wake gives every part a turn;
  * a timer only the parts that asked for that time. Each part has one backoff
- * state. One lifecycle: run(signal) until aborted (or every part is done),
- * stop() from outside.
+ * state. One lifecycle: run(signal) until the signal aborts (the owner's
+ * stop()) or every part is done.
  */
 export class DeviceLoop {
-  readonly clock: Clock;
+  readonly #clock: Clock;
   readonly #parts: PartState[] = [];
   readonly #idle: WakeableSleep;
   readonly #log: Logger;
-  readonly #stopper = new AbortController();
   readonly #random: () => number;
   /** A failure of work that ran on its own and that its part may not retry: the run ends with it. */
   #fatal: { error: unknown } | undefined;
 
   constructor(options: { clock?: Clock; logger?: Logger; random?: () => number } = {}) {
-    this.clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#idle = new WakeableSleep(this.clock);
+    this.#idle = new WakeableSleep(this.#clock);
     this.#log = options.logger ?? pino({ level: 'silent' });
   }
 
   /** Adds a part; its first turn comes at once. Parts are built after the loop because their work wakes it. */
   add(part: LoopPart): void {
-    this.#parts.push({ part, next: this.clock.now(), failures: 0, retryAt: undefined, done: false });
+    this.#parts.push({ part, next: this.#clock.now(), failures: 0, retryAt: undefined, done: false });
     this.#idle.wake();
   }
 
@@ -78,7 +77,7 @@ export class DeviceLoop {
   wake(part?: LoopPart): void {
     const state = part && this.#parts.find((s) => s.part === part);
     if (state) state.retryAt = undefined;
-    for (const s of this.#parts) s.next = Math.min(s.next ?? Infinity, this.clock.now());
+    for (const s of this.#parts) s.next = Math.min(s.next ?? Infinity, this.#clock.now());
     this.#idle.wake();
   }
 
@@ -90,41 +89,32 @@ export class DeviceLoop {
     this.wake();
   }
 
-  /** Runs the parts' turns until `signal` aborts, stop() is called or every part is done; rejects with the first failure no part may retry. */
-  async run(signal?: AbortSignal): Promise<void> {
-    const stop = this.#stopper.signal;
-    const aborted = () => this.#stopper.abort();
-    signal?.addEventListener('abort', aborted, { once: true });
-    if (signal?.aborted) aborted();
-    try {
-      while (!stop.aborted) {
-        for (const state of this.#parts) {
-          if (this.#fatal) throw this.#fatal.error;
-          if (stop.aborted) return;
-          if (!state.done && this.#due(state)) await this.#turn(state);
-        }
+  /**
+   * Runs the parts' turns until `signal` aborts (after the turn in progress) or
+   * every part is done; rejects with the first failure no part may retry. The
+   * owner stops it through the signal (the agent's stop(), SharedSync's stop()).
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      for (const state of this.#parts) {
         if (this.#fatal) throw this.#fatal.error;
-        if (this.#parts.every((s) => s.done)) return;
-        const at = Math.min(...this.#parts.map((s) => this.#wakeAt(s)));
-        if (at <= this.clock.now()) {
-          // Busy (a backlog in chunks): let deliveries and timers run between turns.
-          await yieldToEvents();
-          continue;
-        }
-        await this.#idle.sleepUntil(at === Infinity ? this.clock.now() + 2 ** 30 : at, stop);
+        if (signal.aborted) return;
+        if (!state.done && this.#due(state)) await this.#turn(state);
       }
-    } finally {
-      signal?.removeEventListener('abort', aborted);
+      if (this.#fatal) throw this.#fatal.error;
+      if (this.#parts.every((s) => s.done)) return;
+      const at = Math.min(...this.#parts.map((s) => this.#wakeAt(s)));
+      if (at <= this.#clock.now()) {
+        // Busy (a backlog in chunks): let deliveries and timers run between turns.
+        await yieldToEvents();
+        continue;
+      }
+      await this.#idle.sleepUntil(at === Infinity ? this.#clock.now() + 2 ** 30 : at, signal);
     }
   }
 
-  /** Ends run() after the turn in progress. */
-  stop(): void {
-    this.#stopper.abort();
-  }
-
   #due(state: PartState): boolean {
-    return this.#wakeAt(state) <= this.clock.now();
+    return this.#wakeAt(state) <= this.#clock.now();
   }
 
   #wakeAt(state: PartState): number {
@@ -158,7 +148,7 @@ export class DeviceLoop {
     }
     state.failures += 1;
     const wait = (part.retry.minMs ?? 0) + backoffDelay(state.failures, part.retry.baseMs, part.retry.maxMs, this.#random);
-    state.retryAt = this.clock.now() + wait;
+    state.retryAt = this.#clock.now() + wait;
     if (part.retry.onFailure) part.retry.onFailure(error, wait);
     else this.#log.warn({ part: part.name, err: error, retry_in_ms: wait }, 'device loop: a turn failed; retrying');
   }

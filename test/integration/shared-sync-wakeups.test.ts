@@ -67,6 +67,36 @@ describeEachStore('shared sync wake-ups', (ctx) => {
     await reader.close();
   });
 
+  test('a background sync that fails backs off and retries until the server answers, then pushes what waited', async () => {
+    let offline = true;
+    const pushes: number[] = [];
+    // The push route fails as an unreachable server would; the event stream and pulls still answer.
+    const fetch: typeof globalThis.fetch = (input, init) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (!url.includes('/push')) return globalThis.fetch(input, init);
+      pushes.push(performance.now());
+      return offline ? Promise.reject(new TypeError('fetch failed')) : globalThis.fetch(input, init);
+    };
+    const device = await openSharedDevice(server, dir.path, 'wake-retry', 'device', { fetch });
+    const other = await openSharedDevice(server, dir.path, 'wake-retry', 'other');
+    try {
+      await device.sync();
+      device.start({ pollMs: 600_000, retryMaxMs: 400 });
+      device.db.prepare("INSERT INTO folders (id, name) VALUES ('r1', 'waited')").run();
+      await eventually('the push is retried', () => pushes.length >= 4, 15_000);
+      const gaps = pushes.slice(1).map((at, i) => at - pushes[i]!);
+      // Each retry waits 50 ms + full jitter up to 400 ms (more under load, never less).
+      assert.ok(gaps.every((gap) => gap >= 45), `retries spaced by the backoff: ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+      offline = false;
+      await eventually('what waited is pushed once the server answers', async () => (await device.pending()) === 0, 15_000);
+      await other.sync();
+      assert.deepEqual(folders(other.db), [['r1', 'waited']]);
+    } finally {
+      await device.close();
+      await other.close();
+    }
+  });
+
   test("a wake-up session follows only its own scope's topic and may publish nothing", async () => {
     const token = await userToken('wake-acl');
     const client = await mqtt.connectAsync(server.mqtt!.url, { clientId: 'acl-device', username: SHARED_WAKE_USERNAME, password: token, reconnectPeriod: 0 });

@@ -76,12 +76,12 @@ describe('DeviceLoop (fake clock)', () => {
     const clock = new FakeClock();
     const failing = new DeviceLoop({ clock });
     failing.add(part('fatal', clock, [new Error('refused')]));
-    await assert.rejects(failing.run(), /refused/);
+    await assert.rejects(failing.run(new AbortController().signal), /refused/);
     const draining = new DeviceLoop({ clock });
     const a = part('a', clock, [{ next: 50 }, { done: true }]);
     draining.add(a);
     draining.add(part('b', clock, [{ done: true }]));
-    const run = draining.run();
+    const run = draining.run(new AbortController().signal);
     await clock.advance(50);
     await run;
     assert.deepEqual(a.turns, [0, 50]);
