@@ -12,7 +12,8 @@ import { tempDir } from '../support/temp.js';
  * attempts, a periodic one-line status at info level, and drain progress on a
  * terminal only (real processes; the terminal is util-linux `script`).
  */
-test('the agent says when the server answers again, logs a periodic status, and shows progress on a terminal only', async () => {
+// Two server starts and three agent runs: 64-92 s in full runs on a machine at load 25-35, over a third of the default 180 s.
+test('the agent says when the server answers again, logs a periodic status, and shows progress on a terminal only', { timeout: 300_000 }, async () => {
   const dir = tempDir('syncline-agent-progress-');
   const path = join(dir.path, 'app.db');
   const app = new Database(path);
