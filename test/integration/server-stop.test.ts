@@ -5,7 +5,9 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
 import { Routes } from '../../src/protocol/constants.js';
-import { openTestStore, type TestStore } from '../support/stores.js';
+import { SharedRoutes } from '../../src/protocol/shared-sync.js';
+import { startSharedServer, userToken } from '../support/shared-fixtures.js';
+import { describeEachStore, openTestStore, type TestStore } from '../support/stores.js';
 
 const ADMIN_TOKEN = 'sla_server_stop_test_token_0000000000';
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -68,4 +70,42 @@ test('stop does not wait for a connection that has sent no request', async () =>
   await stopped;
   assert.ok(tookMs < 5_000, `the stop took ${tookMs} ms`);
   await closed;
+});
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describeEachStore('stop and event streams', (ctx) => {
+  /**
+   * The shared event stream reads the scope's head before it starts streaming;
+   * a stream that starts after the stop began (preClose ends the open ones) would
+   * never end, and the stop would wait for its client to leave.
+   */
+  test('an event stream still reading the store when the stop begins is answered 503, not left open', async () => {
+    const server = await startSharedServer(ctx.store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    // Holds the stream's first read (and any store access of its authentication) behind a lock.
+    const holding = ctx.store.transaction(async (tx) => {
+      await tx.query('LOCK TABLE sync_scopes IN ACCESS EXCLUSIVE MODE');
+      locked();
+      await gate;
+    });
+    await isLocked;
+    const stream = fetch(`${server.url}${SharedRoutes.events}`, { headers: { authorization: `Bearer ${await userToken('stopping')}`, 'x-syncline-source': 'watcher' } });
+    // Time for the request to reach the store (were it slower, it would be refused as the server closes, and the test would prove less, never fail).
+    await pause(500);
+    const started = Date.now();
+    const stopped = server.stop().then(() => Date.now() - started);
+    await pause(300);
+    release();
+    await holding;
+    const response = await stream;
+    const tookMs = await Promise.race([stopped, pause(15_000).then(() => Infinity)]);
+    await response.body?.cancel();
+    await stopped;
+    assert.equal(response.status, 503);
+    assert.ok(tookMs < 5_000, `the stop took ${tookMs} ms`);
+  });
 });

@@ -111,6 +111,9 @@ function keepSocketsTheServerOwes(server: Server): void {
   });
 }
 
+/** How long a socket may stay silent after connecting once a stop has begun (before it, node would answer 408 after the headers timeout). */
+const SILENT_SOCKET_GRACE_MS = 1_000;
+
 /**
  * How a node:http server stops without waiting on sockets that carry no request:
  * call it when the server is made (it must see every connection), and call the
@@ -122,21 +125,23 @@ function keepSocketsTheServerOwes(server: Server): void {
  * request while connecting: undici keeps the new socket for the keep-alive time
  * it learned, 71 s) is never idle to node, which counts it busy from its connect
  * and stops expiring sockets when close() begins. Either held `syncline dev`'s
- * stop until its kill. Until the close completes, idle sockets and sockets
- * without a request are closed every 100 ms, so requests in flight still get
- * their answers.
+ * stop until its kill. Until the close completes, every 100 ms, idle sockets are
+ * closed, and so are sockets that have sent no request in the
+ * SILENT_SOCKET_GRACE_MS since they connected (a request on its way, sent right
+ * after the connect, still arrives); requests in flight get their answers.
  */
 export function closingLettingRequestsFinish(server: Server): (close: () => Promise<void>) => Promise<void> {
-  const waiting = new Set<Socket>();
+  const silent = new Map<Socket, number>();
   server.on('connection', (socket: Socket) => {
-    waiting.add(socket);
-    socket.once('close', () => waiting.delete(socket));
+    silent.set(socket, Date.now());
+    socket.once('close', () => silent.delete(socket));
   });
-  server.on('request', (request: IncomingMessage) => waiting.delete(request.socket));
+  server.on('request', (request: IncomingMessage) => silent.delete(request.socket));
   return async (close) => {
     const sweep = setInterval(() => {
       server.closeIdleConnections();
-      for (const socket of waiting) socket.destroy();
+      const before = Date.now() - SILENT_SOCKET_GRACE_MS;
+      for (const [socket, connectedAt] of silent) if (connectedAt < before) socket.destroy();
     }, 100);
     try {
       await close();

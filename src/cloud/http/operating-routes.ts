@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { sampleLiveFigures } from '../metrics/live-figures.js';
 import { twowayOverview } from '../query/twoway-overview.js';
 import { Routes } from '../../protocol/constants.js';
+import { SynclineError } from '../../protocol/errors.js';
 import type { Store } from '../store/store.js';
 import { actorOf, adminAuth } from './admin-auth.js';
 import { openApiDocument } from './openapi.js';
@@ -35,7 +36,10 @@ export async function operatingRoutes(app: FastifyInstance, options: OperatingRo
   app.get(Routes.twowayOverview, async () => twowayOverview(options.store, options.snapshots?.() ?? null));
 
   const streams = new Set<FastifyReply>();
+  // Set when the server begins to close: a stream started after preClose ended the open ones would never end.
+  let closing = false;
   app.get(Routes.live, async (_request, reply) => {
+    if (closing) throw new SynclineError('unavailable', 'the server is stopping', {});
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const stop = sampleLiveFigures(options.store, options.liveIntervalMs ?? 1000, (figures) => reply.raw.write(`event: figures\ndata: ${JSON.stringify(figures)}\n\n`));
@@ -47,6 +51,7 @@ export async function operatingRoutes(app: FastifyInstance, options: OperatingRo
   });
   // Live streams never end on their own; closing them lets the server stop.
   app.addHook('preClose', async () => {
+    closing = true;
     for (const stream of streams) stream.raw.end();
   });
 }

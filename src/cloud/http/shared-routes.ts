@@ -78,6 +78,8 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   const scopeKind = config.tables[0]?.scope ?? 'user';
   const pushers = new WeakMap<FastifyRequest, Pusher>();
   const streams = new Set<FastifyReply>();
+  // Set when the server begins to close: a stream started after preClose ended the open ones would never end.
+  let closing = false;
 
   const verifier = options.verifier;
   const hook = options.authenticate;
@@ -164,6 +166,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   app.get(SharedRoutes.events, { onRequest: authenticate }, async (request, reply) => {
     const { scope } = who(request);
     const { rows } = await store.query<{ head_seq: string }>('SELECT head_seq::text AS head_seq FROM sync_scopes WHERE scope = $1', [scope]);
+    if (closing) throw new SynclineError('unavailable', 'the server is stopping; reconnect to another or after its restart', {});
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const send = (head: string) => reply.raw.write(`event: bundle\ndata: ${JSON.stringify({ head_seq: head })}\n\n`);
@@ -179,6 +182,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
   });
   // Event streams never end on their own; closing them lets the server stop.
   app.addHook('preClose', async () => {
+    closing = true;
     for (const stream of streams) stream.raw.end();
   });
   app.addHook('onClose', async () => {
