@@ -1,6 +1,7 @@
 import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
 import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
-import { parseControlMessage, type ControlAck, type ControlMessage } from '../protocol/control.js';
+import type { ControlAck, ControlMessage } from '../protocol/control.js';
+import { controlParser } from '../protocol/control-parser.js';
 import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
 import { answerError, endpoint, errorText, parseJson } from './http-util.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
@@ -79,7 +80,8 @@ export class HttpTransport implements Transport {
 
   async fetchControls(signal?: AbortSignal): Promise<ControlMessage[]> {
     const body = (await this.#small('GET', this.#controlsUrl, undefined, signal)) as { controls?: unknown } | undefined;
-    return Array.isArray(body?.controls) ? body.controls.map(parseControlMessage) : [];
+    if (!Array.isArray(body?.controls) || body.controls.length === 0) return [];
+    return body.controls.map(await controlParser());
   }
 
   async ackControl(ack: ControlAck, signal?: AbortSignal): Promise<void> {

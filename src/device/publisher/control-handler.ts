@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
-import { parseControlMessage, type ControlMessage } from '../../protocol/control.js';
+import type { ControlMessage } from '../../protocol/control.js';
+import { controlParser } from '../../protocol/control-parser.js';
 import type { Transport } from '../../transport/transport.js';
 import { applyControl, readPausedTables, type PausedTable } from './control-state.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';
@@ -57,16 +58,17 @@ export class ControlHandler {
 
   /** Queues controls for handling; resolves when these are handled (never rejects). */
   handle(controls: readonly unknown[]): Promise<void> {
-    const valid: ControlMessage[] = [];
-    for (const raw of controls) {
-      try {
-        valid.push(parseControlMessage(raw));
-      } catch (error) {
-        this.#log.warn({ err: error }, 'ignoring a malformed control message');
-      }
-    }
-    valid.sort((a, b) => (a.control_id < b.control_id ? -1 : a.control_id > b.control_id ? 1 : 0));
     this.#chain = this.#chain.then(async () => {
+      const parse = await controlParser();
+      const valid: ControlMessage[] = [];
+      for (const raw of controls) {
+        try {
+          valid.push(parse(raw));
+        } catch (error) {
+          this.#log.warn({ err: error }, 'ignoring a malformed control message');
+        }
+      }
+      valid.sort((a, b) => (a.control_id < b.control_id ? -1 : a.control_id > b.control_id ? 1 : 0));
       for (const control of valid) await this.#one(control);
     });
     return this.#chain;
