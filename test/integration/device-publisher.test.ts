@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { Agent, type AgentOptions } from '../../src/device/agent.js';
 import { ensureCapture } from '../../src/device/capture/capture.js';
@@ -385,6 +386,45 @@ describe('publisher over HTTP', () => {
     const retried = [...transport.bodies.values()].filter((bodies) => bodies.length > 1);
     assert.ok(retried.length > 0, 'some batches were retried');
     for (const bodies of retried) assert.ok(bodies.every((b) => b.equals(bodies[0]!)), 'a retry resends the identical bytes');
+  });
+
+  test('an ack that cannot be recorded loses nothing: the next ack\'s commit covers its entries', async () => {
+    const { path, journal } = await prepared(30);
+    // Another connection holds SQLite's write lock from the first send to the third, so the acks of the first
+    // batches cannot be recorded (busy) while the table's next batches already go out behind them.
+    const blocker = new Database(path);
+    let sends = 0;
+    const inner = new RecordingTransport(5);
+    const transport: Transport = {
+      encodeRowBatch: (batch, json) => inner.encodeRowBatch(batch, json),
+      sendRowBatch: async (encoded) => {
+        sends += 1;
+        if (sends === 1) blocker.exec('BEGIN IMMEDIATE');
+        if (sends === 3) blocker.exec('COMMIT');
+        return inner.sendRowBatch(encoded);
+      },
+    };
+    const a = agent(path, 'http://unused', { transport, busyTimeoutMs: 20, publisher: { maxBatchRows: 4, maxInFlight: 1 } });
+    try {
+      await a.run();
+    } finally {
+      if (blocker.inTransaction) blocker.exec('COMMIT');
+      blocker.close();
+    }
+    // Entries whose ack was not recorded may go out again (the cloud answers duplicate); none is missing.
+    for (const table of new Set(journal.map((e) => e.tbl))) {
+      const acked = new Set(inner.acked().filter((b) => b.source_table === table).flatMap((b) => b.rows.map((r) => r.seq)));
+      assert.deepEqual([...acked].sort((x, y) => x - y), journal.filter((e) => e.tbl === table).map((e) => e.seq), table);
+    }
+    assert.match((await a.status()).last_error ?? '', /busy|locked/i, 'an ack could not be recorded');
+    const db = BetterSqlite3Driver.open(path);
+    try {
+      const cursors = await readCursors(db, await readEpoch(db));
+      for (const table of new Set(journal.map((e) => e.tbl))) assert.equal(cursors.get(table), Math.max(...journal.filter((e) => e.tbl === table).map((e) => e.seq)));
+      assert.deepEqual(await journalRows(db), [journal.at(-1)], 'only the newest entry stays');
+    } finally {
+      await db.close();
+    }
   });
 
   test('a table with a backlog takes turns with the tables waiting for a delivery slot', async () => {

@@ -60,6 +60,11 @@ interface Outgoing {
   encoded?: EncodedRowBatch;
 }
 
+/** The ack commit of a delivery's last sent batch, when it still runs behind the next send. */
+interface CommitChain {
+  pending?: Promise<void>;
+}
+
 /** A table's next batch, read, built and encoded while the batch before it is in flight. */
 interface Prepared extends Outgoing {
   /** More of the table's entries follow it (it stopped at a limit or a schema change). */
@@ -309,17 +314,39 @@ export class Publisher {
   async #deliver(lane: Lane, first: Outgoing, firstFull: boolean, force: boolean): Promise<void> {
     let current = first;
     let full = firstFull;
-    for (;;) {
-      // After a batch that took every entry seen, only a forced drain sends what turns up next at once.
-      const ahead = full || force ? this.#prepareNext(lane, current.batch.last_seq) : Promise.resolve(undefined);
-      // The lookahead reads the journal: it must be over before stop() lets the agent close the database.
-      const passed = await this.#send(lane, current).finally(() => ahead);
-      const next = await ahead;
-      if (!passed || !next || !this.#follows(lane, next, force)) return;
-      // It holds every entry the lookahead saw; later ones start their own flush interval when a scan finds them.
-      if (!next.full) lane.pendingSince = undefined;
-      current = next;
-      full = next.full;
+    const commits: CommitChain = {};
+    try {
+      for (;;) {
+        // After a batch that took every entry seen, only a forced drain sends what turns up next at once.
+        const ahead = full || force ? this.#prepareNext(lane, current.batch.last_seq) : Promise.resolve(undefined);
+        // The lookahead reads the journal: it must be over before stop() lets the agent close the database.
+        const passed = await this.#send(lane, current, commits).finally(() => ahead);
+        const next = await ahead;
+        if (!passed || !next || !this.#follows(lane, next, force)) return;
+        // It holds every entry the lookahead saw; later ones start their own flush interval when a scan finds them.
+        if (!next.full) lane.pendingSince = undefined;
+        current = next;
+        full = next.full;
+      }
+    } finally {
+      await this.#settleCommit(lane, commits);
+    }
+  }
+
+  /**
+   * Waits for the ack commit still running behind a sent batch. One that failed
+   * leaves the table's cursor where it was: its entries stay in the journal and go
+   * out again (the cloud answers duplicate) unless a later ack's commit, which
+   * moves the cursor past them too, lands.
+   */
+  async #settleCommit(lane: Lane, commits: CommitChain): Promise<void> {
+    const pending = commits.pending;
+    commits.pending = undefined;
+    try {
+      await pending;
+    } catch (error) {
+      this.stats.lastError = error instanceof Error ? error.message : String(error);
+      this.#log.warn({ table: lane.table, err: error }, 'could not record an ack; its batch goes out again');
     }
   }
 
@@ -359,7 +386,7 @@ export class Publisher {
    * must end instead: aborted, fatal, a rotation, or controls came back on an ack
    * (they may pause this table, so they are applied before it sends again).
    */
-  async #send(lane: Lane, first: Outgoing): Promise<boolean> {
+  async #send(lane: Lane, first: Outgoing, commits: CommitChain): Promise<boolean> {
     const queue = [first];
     let controls = false;
     let attempt = 0;
@@ -370,7 +397,18 @@ export class Publisher {
       try {
         outgoing.encoded ??= await this.#transport.encodeRowBatch(batch, outgoing.json);
         const ack = await this.#transport.sendRowBatch(outgoing.encoded, signal);
-        controls = (await this.#commitAck(lane, batch, ack)) || controls;
+        if (ack.batch_id !== batch.batch_id) throw new SynclineError('transport_failed', `ack names batch ${ack.batch_id}, expected ${batch.batch_id}`, { table: lane.table });
+        // The ack before this one is recorded first (cursor and sidecar move in order); if that failed, this one's
+        // commit covers the earlier entries too.
+        await this.#settleCommit(lane, commits);
+        if (queue.length === 1 && !ack.controls?.length) {
+          // The last part of a batch, with nothing for the agent to apply first: its commit (cursor, prune,
+          // sidecar) runs while the table's next batch is already on its way.
+          commits.pending = this.#commitAck(lane, batch, ack).then(() => undefined);
+          commits.pending.catch(() => undefined);
+        } else {
+          controls = (await this.#commitAck(lane, batch, ack)) || controls;
+        }
         queue.shift();
         // Said once when it happens, so an operator reading the log sees the outage end, not only begin.
         if (attempt > 0) this.#log.info({ table: lane.table, batch_id: batch.batch_id, failed_attempts: attempt }, `the server answers again after ${attempt} failed attempt${attempt === 1 ? '' : 's'}; shipping resumed`);
@@ -378,6 +416,8 @@ export class Publisher {
         continue;
       } catch (error) {
         if (signal.aborted) return false;
+        // Whatever follows (a quarantine, a rotation, a retry) comes after the earlier ack is recorded.
+        await this.#settleCommit(lane, commits);
         const outcome = classifySendError(error, batch.rows.length);
         const message = error instanceof Error ? error.message : String(error);
         this.stats.lastError = message;
@@ -424,7 +464,6 @@ export class Publisher {
 
   /** True when controls came back on the ack. */
   async #commitAck(lane: Lane, batch: WireRowBatch, ack: BatchAck): Promise<boolean> {
-    if (ack.batch_id !== batch.batch_id) throw new SynclineError('transport_failed', `ack names batch ${ack.batch_id}, expected ${batch.batch_id}`, { table: lane.table });
     await recordAck(this.#db, lane.table, batch.last_seq, batch.journal_epoch);
     this.#passed(lane, batch.last_seq);
     this.#rotationsWithoutAck = 0;
