@@ -99,7 +99,7 @@ export class TelemetryIngest {
     // One whose mapping is approved already runs set-based with the group's other such batches.
     const job: GroupJob<BatchAck> = { lockKey: `telemetry\u0000${device.device_id}\u0000${batch.source_table}`, rows: batch.rows.length, inGroup: inTransaction, alone };
     const group = this.#o.group;
-    const ack = await this.#gate.run(job.lockKey, () => {
+    const ack = await this.#gate.run(job.lockKey, { after: batch.after_seq, last: batch.last_seq }, () => {
       if (!group) return alone();
       if (!prepared) return group.submit(job);
       const setJob: TelemetryJob = { ...job, together: telemetryRunner, device, batch, byteCount, values: prepared };

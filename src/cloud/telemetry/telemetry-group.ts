@@ -93,32 +93,78 @@ export const telemetryRunner: SetRunner = {
   },
 };
 
+/** How long a batch with after_seq waits for its predecessor to reach this process before it goes on (and is answered telemetry_too_early if that is still missing). */
+const HOLD_MS = 1000;
+
+interface Gate {
+  /** The lineage's batches handed to the group committer and not settled yet. */
+  busy: number;
+  /** Batches can still join the batches being handed over (until the turn ends, before the committer takes its group). */
+  open: boolean;
+  /** Batches waiting for the busy ones to settle. */
+  waiting: (() => void)[];
+  /** Batches waiting for their predecessor (after_seq) to reach the gate. */
+  held: { after: number; go: () => void }[];
+  users: number;
+}
+
 /**
- * Keeps one lineage's batches out of two transactions at once in this process:
- * batches that arrive while some of the lineage's are being stored wait, and go
- * on together when those settle, so they share the next group. Without it a
- * device's pipelined batches land in groups running side by side, and whichever
- * locks the lineage first may hold a batch whose predecessor the other has not
- * stored yet (telemetry_too_early, a round trip lost). It costs no parallelism:
- * the lineage's row lock serializes those transactions in PostgreSQL anyway.
+ * Orders one lineage's batches in this process. A device's pipelined batches can
+ * reach ingest out of order (their bodies are decompressed and parsed side by
+ * side), so a batch whose predecessor has not come yet waits for it (at most
+ * HOLD_MS). Batches that come while some of the lineage's are being stored wait
+ * for those to settle and go on together, so they share the next group: without
+ * that they land in groups running side by side, and whichever locks the lineage
+ * first may hold a batch whose predecessor the other has not stored yet
+ * (telemetry_too_early, a round trip lost). It costs no parallelism: the
+ * lineage's row lock serializes those transactions in PostgreSQL anyway.
  */
 export class LineageGate {
-  readonly #gates = new Map<string, { busy: number; waiting: (() => void)[] }>();
+  readonly #gates = new Map<string, Gate>();
+  /** Per lineage, the highest last seq of a batch that reached the gate (kept after its gate is gone: the next batch follows it). */
+  readonly #reached = new Map<string, number>();
 
-  /** Runs `fn` once the lineage's batches before it settled (with any others that waited for them). */
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  async run<T>(key: string, order: { after: number | undefined; last: number }, fn: () => Promise<T>): Promise<T> {
     let gate = this.#gates.get(key);
-    if (!gate) this.#gates.set(key, (gate = { busy: 0, waiting: [] }));
-    if (gate.busy > 0) await new Promise<void>((resolve) => gate.waiting.push(resolve));
-    gate.busy += 1;
+    if (!gate) this.#gates.set(key, (gate = { busy: 0, open: false, waiting: [], held: [], users: 0 }));
+    gate.users += 1;
     try {
-      return await fn();
-    } finally {
-      gate.busy -= 1;
+      if (order.after !== undefined && (this.#reached.get(key) ?? 0) < order.after) await hold(gate, order.after);
+      const reached = Math.max(this.#reached.get(key) ?? 0, order.last);
+      this.#reached.set(key, reached);
+      for (const h of gate.held.filter((h) => h.after <= reached)) h.go();
+      while (gate.busy > 0 && !gate.open) await new Promise<void>((resolve) => gate.waiting.push(resolve));
       if (gate.busy === 0) {
-        if (gate.waiting.length > 0) for (const go of gate.waiting.splice(0)) go();
-        else this.#gates.delete(key);
+        gate.open = true;
+        const closing = gate;
+        setImmediate(() => (closing.open = false));
       }
+      gate.busy += 1;
+      try {
+        return await fn();
+      } finally {
+        gate.busy -= 1;
+        if (gate.busy === 0) for (const go of gate.waiting.splice(0)) go();
+      }
+    } finally {
+      gate.users -= 1;
+      if (gate.users === 0) this.#gates.delete(key);
     }
   }
+}
+
+function hold(gate: Gate, after: number): Promise<void> {
+  return new Promise((resolve) => {
+    const entry = {
+      after,
+      go: () => {
+        clearTimeout(timer);
+        const at = gate.held.indexOf(entry);
+        if (at >= 0) gate.held.splice(at, 1);
+        resolve();
+      },
+    };
+    const timer = setTimeout(entry.go, HOLD_MS);
+    gate.held.push(entry);
+  });
 }
