@@ -19,6 +19,15 @@ import { startTelemetry } from './telemetry/telemetry-start.js';
 import type { TelemetrySpec } from './telemetry/telemetry-table.js';
 import type { BackgroundOptions, SharedSync } from './twoway/shared-sync.js';
 
+/**
+ * SQLite's page cache of the agent's connection, in KiB (SQLite's own default):
+ * the agent reads the journal in one pass and deletes what was acked, so
+ * better-sqlite3's 16 MB only kept a drain's pages resident, and after
+ * `shrink_memory` freed them glibc kept most of them (after a 100k-row drain
+ * glibc's main heap holds 10 MB instead of 17; drain rate unchanged).
+ */
+const CACHE_KIB = 2000;
+
 export interface AgentOptions {
   dbPath: string;
   transport: Transport;
@@ -114,7 +123,7 @@ export class Agent {
   }
 
   async #run(): Promise<void> {
-    const db = BetterSqlite3Driver.open(this.#opts.dbPath, this.#opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: this.#opts.busyTimeoutMs });
+    const db = BetterSqlite3Driver.open(this.#opts.dbPath, { cacheKib: CACHE_KIB, ...(this.#opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: this.#opts.busyTimeoutMs }) });
     this.#db = db;
     this.#open = true;
     try {

@@ -11,6 +11,8 @@ export interface OpenBetterSqlite3Options {
   busyTimeoutMs?: number;
   /** Creates the file (in WAL mode) when it does not exist; by default a missing file is an error. */
   create?: boolean;
+  /** SQLite's page cache for this connection in KiB (better-sqlite3's default is 16 MB). */
+  cacheKib?: number;
 }
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -38,6 +40,7 @@ function openDeviceDb(path: string, options: OpenBetterSqlite3Options): DeviceDb
       throw new SynclineError('capture_failed', `${path} could not be switched to WAL mode (it is in ${String(mode)} mode)`, { db: path });
     }
     db.defaultSafeIntegers(true);
+    if (options.cacheKib !== undefined) db.pragma(`cache_size = -${Math.trunc(options.cacheKib)}`);
     return db;
   } catch (error) {
     db.close();
