@@ -487,12 +487,14 @@ export class SharedSync {
         if (clock.now() >= nextPollAt) pull = true;
         if (await committed()) push = true;
         // Local writes are checked on every change hint, and this often as a safety net (or as the only way without hints).
-        const next = Math.min(nextPollAt, clock.now() + (options.hinted ? QUIET_WATCH_MS : watchMs));
-        if (running) return { next, waiting: true };
-        if (!pull && !push) return { next };
+        const watchAt = clock.now() + (options.hinted ? QUIET_WATCH_MS : watchMs);
+        if (running) return { next: watchAt, waiting: true };
+        if (!pull && !push) return { next: Math.min(nextPollAt, watchAt) };
         const pulling = pull;
         pull = false;
         push = false;
+        // The poll counts again from the end of this sync (a passed poll time would make every turn due until then).
+        nextPollAt = Infinity;
         running = (pulling ? this.sync() : this.pushPending()).then(
           () => {
             running = undefined;
@@ -504,7 +506,7 @@ export class SharedSync {
             loop.settled(part, error);
           },
         );
-        return { next, waiting: true };
+        return { next: watchAt, waiting: true };
       },
     };
     return part;
