@@ -1,12 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, types } from '@electric-sql/pglite';
 import type { ListenHandlers } from './pg-listener.js';
-import type { Queryable, QueryResult, Store } from './store.js';
+import type { CopyData, Queryable, QueryResult, Store } from './store.js';
 
 const keepText = (value: string): string => value;
 
 /** PGlite has no client to stream COPY data from: it reads the payload as a file, /dev/blob. */
 const copyFromBlob = (target: string): string => `COPY ${target} FROM '/dev/blob'`;
+/** PGlite reads COPY's input from one blob: the parts are all rendered first. */
+const copyBlob = (data: CopyData): Blob => new Blob(typeof data === 'string' ? [data] : [...data()]);
 
 /**
  * PGlite (PostgreSQL compiled to WASM) in a data directory, or in memory when no
@@ -41,8 +43,8 @@ export class PgliteStore implements Store {
     await this.#db.exec(sql);
   }
 
-  async copyIn(target: string, data: string): Promise<void> {
-    await this.#db.query(copyFromBlob(target), [], { blob: new Blob([data]) });
+  async copyIn(target: string, data: CopyData): Promise<void> {
+    await this.#db.query(copyFromBlob(target), [], { blob: copyBlob(data) });
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
@@ -55,8 +57,8 @@ export class PgliteStore implements Store {
         async exec(sql: string) {
           await tx.exec(sql);
         },
-        async copyIn(target: string, data: string) {
-          await tx.query(copyFromBlob(target), [], { blob: new Blob([data]) });
+        async copyIn(target: string, data: CopyData) {
+          await tx.query(copyFromBlob(target), [], { blob: copyBlob(data) });
         },
       };
       return fn(queryable);

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_CONNECTION_RETRY, withConnectionRetry, type ConnectionRetryOptions } from './connection-retry.js';
 import { copyIn } from './pg-copy.js';
 import { PgListener, type ListenHandlers } from './pg-listener.js';
-import { sqlState, type PoolStats, type Queryable, type QueryResult, type Store } from './store.js';
+import { sqlState, type CopyData, type PoolStats, type Queryable, type QueryResult, type Store } from './store.js';
 
 export interface PostgresStoreOptions {
   logger?: Logger;
@@ -87,7 +87,7 @@ export class PostgresStore implements Store {
     await withConnectionRetry(() => this.#pool.query(sql), this.#retry, this.#logger);
   }
 
-  copyIn(target: string, data: string): Promise<void> {
+  copyIn(target: string, data: CopyData): Promise<void> {
     return this.transaction((tx) => tx.copyIn(target, data));
   }
 
@@ -127,7 +127,7 @@ export class PostgresStore implements Store {
       async exec(sql: string) {
         await client.query(sql);
       },
-      copyIn: (target: string, data: string) => copyIn(client, target, data),
+      copyIn: (target: string, data: CopyData) => copyIn(client, target, data),
     };
     let broken = false;
     try {

@@ -25,8 +25,15 @@ export interface Queryable {
    * copy-text.ts). `target` is a quoted table name with its column list. The fast
    * path for many rows: no parameter arrays to build and parse.
    */
-  copyIn(target: string, data: string): Promise<void>;
+  copyIn(target: string, data: CopyData): Promise<void>;
 }
+
+/**
+ * COPY's payload: the text, or a function rendering it in parts. PostgreSQL gets
+ * each part as soon as it is rendered and parses it while the next one is (a
+ * function, not an iterator, so a transaction run again renders it again).
+ */
+export type CopyData = string | (() => Iterable<string>);
 
 export type StoreKind = 'pglite' | 'postgres';
 
