@@ -186,6 +186,8 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     await page.getByRole('button', { name: 'Pause device sending' }).click();
     await page.getByRole('status').filter({ hasText: 'Pause: done.' }).waitFor();
     await page.getByText('paused (operator_pause)').waitFor();
+    // The page reloads the lineage (its buttons) and its flow (the text above) separately: the text can come first.
+    await page.getByRole('button', { name: 'Pause device sending' }).waitFor({ state: 'detached' });
     assert.equal(await page.getByRole('button', { name: 'Pause device sending' }).count(), 0, 'no pause button while paused');
     const flow = await api('GET', Routes.lineageFlow.replace(':id', sensors.id));
     assert.deepEqual([flow.flow.device_state, flow.flow.pause_reason], ['paused', 'operator_pause']);
