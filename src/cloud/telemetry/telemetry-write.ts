@@ -87,11 +87,18 @@ export async function writeValues(tx: Queryable, parts: readonly DeviceValues[])
   // The newest value per (device, point): one row each, as an upsert may not touch a row twice.
   const newest = new Map<string, { device: string; point: number; micros: bigint; at: number }>();
   let at = 0;
+  // A row's values share its time: its text is made once per row, not once per value.
+  let lastMicros: bigint | undefined;
+  let lastIso = '';
   for (const { deviceId, values: v } of parts) {
     for (let i = 0; i < v.seqs.length; i++, at++) {
       devices[at] = deviceId;
       points[at] = String(v.points[i]!);
-      ts[at] = microsToIso(v.micros[i]!);
+      if (v.micros[i] !== lastMicros) {
+        lastMicros = v.micros[i]!;
+        lastIso = microsToIso(lastMicros);
+      }
+      ts[at] = lastIso;
       nums[at] = v.nums[i]!;
       texts[at] = v.texts[i]!;
       const b = v.bools[i]!;
