@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Logger } from 'pino';
-import { backoffDelay, sleep } from '../protocol/backoff.js';
+import { DeviceLoop } from '../device/device-loop.js';
 import { SharedSync, type SyncReport } from '../device/twoway/shared-sync.js';
 import { SynclineError } from '../protocol/errors.js';
 import { isTransportError } from '../transport/transport.js';
@@ -25,22 +25,49 @@ const ONCE_RETRY_MAX_MS = 5000;
 
 /**
  * With --once: syncs, retrying an unreachable server until the deadline, then
- * gives up with one plain line saying where it tried.
+ * gives up with one plain line saying where it tried. The retries are the device
+ * loop's backoff (one part: a sync that is done once it succeeds).
  */
 async function syncOnce(sync: SharedSync, options: SharedAgentOptions, signal: AbortSignal): Promise<SyncReport> {
   const deadline = Date.now() + options.onceTimeoutMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await sync.sync();
-    } catch (error) {
-      if (!isTransportError(error) || !error.retryable) throw error;
-      const wait = Math.min(backoffDelay(attempt, 250, Math.min(ONCE_RETRY_MAX_MS, options.retryMaxMs)) + 100, deadline - Date.now());
-      if (wait <= 0 || signal.aborted) {
-        throw new SynclineError('transport_failed', `the server could not be reached within ${Math.round(options.onceTimeoutMs / 1000)} s (tried ${shownUrl(options.server)} ${attempt} times; last error: ${error.message})`, {}, { cause: error });
+  const cap = Math.min(ONCE_RETRY_MAX_MS, options.retryMaxMs);
+  let attempts = 0;
+  let last: unknown;
+  let report: SyncReport | undefined;
+  const loop = new DeviceLoop();
+  loop.add({
+    name: 'two-way',
+    retry: {
+      baseMs: 250,
+      // No wait reaches past the deadline: the last attempt comes at it.
+      get maxMs() {
+        return Math.max(0, Math.min(cap, deadline - Date.now() - 100));
+      },
+      minMs: 100,
+      retryable: (error) => isTransportError(error) && error.retryable && Date.now() < deadline,
+      onFailure: () => undefined,
+    },
+    turn: async () => {
+      attempts += 1;
+      try {
+        report = await sync.sync();
+      } catch (error) {
+        last = error;
+        throw error;
       }
-      await sleep(wait, signal);
-    }
+      return { done: true };
+    },
+  });
+  const unreachable = () =>
+    new SynclineError('transport_failed', `the server could not be reached within ${Math.round(options.onceTimeoutMs / 1000)} s (tried ${shownUrl(options.server)} ${attempts} times; last error: ${last instanceof Error ? last.message : String(last)})`, {}, { cause: last });
+  try {
+    await loop.run(signal);
+  } catch (error) {
+    throw isTransportError(error) && error.retryable ? unreachable() : error;
   }
+  // Stopped (SIGINT) while waiting to retry.
+  if (!report) throw unreachable();
+  return report;
 }
 
 /**
