@@ -88,6 +88,13 @@ export interface BatchAck {
   rows_skipped: number;
   /** Control messages the device has not acked yet (any of its tables); how an HTTP device learns of pause and resume. */
   controls?: ControlMessage[];
+  /**
+   * Telemetry: this cloud honours `after_seq`, so the device may keep several of a
+   * table's batches in flight. A device sends one at a time until an ack says so:
+   * a cloud from before pipelining ignores `after_seq` and, given batches out of
+   * order, would store the later one and skip the earlier one's rows as held.
+   */
+  in_order?: true;
 }
 
 export function isUuidV7(value: string): boolean {

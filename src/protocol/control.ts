@@ -92,6 +92,7 @@ export const batchAckSchema = z.object({
   rows_applied: z.number(),
   rows_skipped: z.number(),
   controls: z.array(controlSchema).optional(),
+  in_order: z.literal(true).optional(),
 });
 
 const downlinkSchema = z.union([

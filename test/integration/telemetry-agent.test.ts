@@ -114,21 +114,22 @@ describeEachStore('telemetry tables through the agent', (context) => {
     app.exec('CREATE TABLE p (ts INTEGER, v INTEGER)');
     const insert = app.prepare('INSERT INTO p (ts, v) VALUES (?, ?)');
     const T = Date.UTC(2026, 2, 2);
-    for (let i = 1; i <= 200; i++) insert.run(BigInt(T + i * 1000), BigInt(i));
+    for (let i = 1; i <= 250; i++) insert.run(BigInt(T + i * 1000), BigInt(i));
     const device = await newDevice(store, 'pipelined');
     const http = new HttpTransport({ serverUrl: server.url, token: device.token });
     const cursorSeq = () => Number(app.prepare("SELECT seq FROM _syncline_telemetry WHERE tbl = 'p'").pluck().get() as bigint);
     const batches: string[] = [];
     const laterAcks = new Set<string>();
-    let firstStored!: () => void;
-    const firstIsStored = new Promise<void>((resolve) => (firstStored = resolve));
+    let heldStored!: () => void;
+    const heldIsStored = new Promise<void>((resolve) => (heldStored = resolve));
     let laterAcked!: () => void;
     const laterAreAcked = new Promise<void>((resolve) => (laterAcked = resolve));
     const afterSeqs: (number | undefined)[] = [];
-    let cursorWhileFirstUnacked = -1;
-    // The first batch's answer is held until the three behind it are acked (they go out once the
-    // cloud holds the first; one that overtakes another there is sent again after it); then the
-    // agent "dies" before it hears the first's answer.
+    let cursorWhileHeldUnacked = -1;
+    // The first batch goes alone (its ack is where the cloud says it orders batches by after_seq);
+    // the second batch's answer is held until the three behind it are acked (they go out once the
+    // cloud holds the second; one that overtakes another there is sent again after it); then the
+    // agent "dies" before it hears the second's answer.
     const crashing = Object.assign(Object.create(http) as HttpTransport, {
       sendTelemetryBatch: async (batch: WireTelemetryBatch, json: string, signal?: AbortSignal) => {
         if (!batches.includes(batch.batch_id)) {
@@ -136,14 +137,15 @@ describeEachStore('telemetry tables through the agent', (context) => {
           afterSeqs.push(batch.after_seq);
         }
         const i = batches.indexOf(batch.batch_id);
-        if (i > 0) await firstIsStored;
+        if (i > 1) await heldIsStored;
         const ack = await http.sendTelemetryBatch(batch, json, signal);
-        if (i === 0) {
-          firstStored();
+        if (i === 0) return ack;
+        if (i === 1) {
+          heldStored();
           await laterAreAcked;
           // Let the agent record what it can of the three acks.
           await new Promise((resolve) => setTimeout(resolve, 200));
-          cursorWhileFirstUnacked = cursorSeq();
+          cursorWhileHeldUnacked = cursorSeq();
           throw new TransportError('agent killed', { retryable: false });
         }
         laterAcks.add(batch.batch_id);
@@ -152,17 +154,48 @@ describeEachStore('telemetry tables through the agent', (context) => {
       },
     });
     await assert.rejects(agent(path, device, { transport: crashing, telemetry: [{ table: 'p', timeColumn: 'ts' }] }).run());
-    assert.equal(batches.length, 4, 'four batches were in flight at once');
-    assert.deepEqual(afterSeqs, [undefined, 50, 100, 150]);
-    assert.equal(cursorWhileFirstUnacked, 0);
-    assert.equal(cursorSeq(), 0);
+    assert.equal(batches.length, 5, 'one batch alone, then four in flight at once');
+    assert.deepEqual(afterSeqs, [undefined, undefined, 100, 150, 200]);
+    assert.equal(cursorWhileHeldUnacked, 50);
+    assert.equal(cursorSeq(), 50);
     const held = await store.query<{ last: string }>('SELECT last_seq::text AS last FROM telemetry_lineages WHERE device_id = $1', [device.device_id]);
-    assert.equal(held.rows[0]!.last, '200', 'the cloud holds all four batches');
+    assert.equal(held.rows[0]!.last, '250', 'the cloud holds all five batches');
     // The agent starts again from its durable cursor, with more rows; the cloud skips what it holds.
-    for (let i = 201; i <= 260; i++) insert.run(BigInt(T + i * 1000), BigInt(i));
+    for (let i = 251; i <= 310; i++) insert.run(BigInt(T + i * 1000), BigInt(i));
     await agent(path, device, { telemetry: [{ table: 'p', timeColumn: 'ts' }] }).run();
-    assert.equal(cursorSeq(), 260);
-    assert.deepEqual((await stored(device, 'p.v')).map(Number), Array.from({ length: 260 }, (_, i) => i + 1));
+    assert.equal(cursorSeq(), 310);
+    assert.deepEqual((await stored(device, 'p.v')).map(Number), Array.from({ length: 310 }, (_, i) => i + 1));
+    app.close();
+  });
+
+  test('a cloud whose acks do not say in_order (from before pipelining) gets one batch at a time', async () => {
+    const path = join(dir.path, 'one-at-a-time.db');
+    const app = openApp(path);
+    app.exec('CREATE TABLE q (id INTEGER PRIMARY KEY, v INTEGER)');
+    const insert = app.prepare('INSERT INTO q (v) VALUES (?)');
+    for (let i = 1; i <= 230; i++) insert.run(BigInt(i));
+    const device = await newDevice(store, 'one-at-a-time');
+    const http = new HttpTransport({ serverUrl: server.url, token: device.token });
+    let inFlight = 0;
+    let most = 0;
+    const afterSeqs: (number | undefined)[] = [];
+    // Such a cloud ignores after_seq: given batches out of order it would skip the earlier one's rows as held.
+    const older = Object.assign(Object.create(http) as HttpTransport, {
+      sendTelemetryBatch: async (batch: WireTelemetryBatch, json: string, signal?: AbortSignal) => {
+        most = Math.max(most, ++inFlight);
+        afterSeqs.push(batch.after_seq);
+        try {
+          const { in_order: _said, ...ack } = await http.sendTelemetryBatch(batch, json, signal);
+          return ack;
+        } finally {
+          inFlight -= 1;
+        }
+      },
+    });
+    await agent(path, device, { transport: older, telemetry: [{ table: 'q' }] }).run();
+    assert.equal(most, 1);
+    assert.deepEqual(afterSeqs, [undefined, undefined, undefined, undefined, undefined]);
+    assert.deepEqual((await stored(device, 'q.v')).map(Number).sort((x, y) => x - y), Array.from({ length: 230 }, (_, i) => i + 1));
     app.close();
   });
 

@@ -106,7 +106,7 @@ export class TelemetryIngest {
       return group.submit(setJob);
     });
     this.#o.logger?.debug({ ...context, table: batch.source_table, ...ack }, 'telemetry batch ingested');
-    return ack;
+    return { ...ack, in_order: true };
   }
 
   /** The mapping, approved at once under `auto`; a pending one is held (FOR SHARE) so an approval waits for this batch's staged rows. */

@@ -53,7 +53,8 @@ export interface LaneTurn {
 }
 
 /**
- * One telemetry table's batches: up to `maxInFlight` in flight at once, each
+ * One telemetry table's batches: up to `maxInFlight` in flight at once (once the
+ * cloud's first ack says it honours `after_seq`; one at a time before), each
  * read from where the one before it ends and sent with `after_seq` naming that
  * batch's last seq, so the cloud stores them in order whatever order they arrive
  * in (it answers telemetry_too_early to one that overtook its predecessor, and
@@ -72,6 +73,8 @@ export class TelemetryLane {
   #windowAbort = new AbortController();
   #limit: number;
   #pendingSince: number | undefined;
+  /** The cloud said it orders batches by `after_seq` (BatchAck.in_order); until then one batch at a time. */
+  #inOrder = false;
 
   constructor(deps: TelemetryLaneDeps) {
     this.#d = deps;
@@ -108,7 +111,7 @@ export class TelemetryLane {
       if (once && this.#window.length === 0) return { done: true };
       return this.#window.length > 0 ? {} : { next: now() + this.#d.pollIntervalMs };
     }
-    while (this.#window.length < this.#d.maxInFlight) {
+    while (this.#window.length < (this.#inOrder ? this.#d.maxInFlight : 1)) {
       const last = this.#window[this.#window.length - 1];
       // Rows behind a batch that took fewer than it could go out after it is acked, with their own flush interval.
       if (last && last.read.batch.rows.length < this.#limit) break;
@@ -210,6 +213,7 @@ export class TelemetryLane {
       try {
         const ack = await transport.sendTelemetryBatch!(read.batch, json, signal);
         if (ack.controls && ack.controls.length > 0) this.#d.onControls?.(ack.controls);
+        if (ack.in_order === true) this.#inOrder = true;
         stats.batchesAcked += 1;
         stats.rowsAcked += read.batch.rows.length;
         log.debug({ batch_id: ack.batch_id, rows: read.batch.rows.length, last_seq: ack.last_seq }, 'telemetry batch acked');
