@@ -11,6 +11,8 @@ import { progress, type BenchReport } from './report.js';
 
 /** Fleet sizes; SYNCLINE_BENCH_FAN_IN="100,1000" scales it down on a small machine. */
 const FAN_IN_SIZES = (process.env.SYNCLINE_BENCH_FAN_IN ?? '5000,10000').split(',').map(Number).filter((n) => n > 0);
+/** Share of the offered batches the cloud must answer in the window for the target to count as met. */
+const CARRIED_SHARE = 0.95;
 /** SYNCLINE_BENCH_FAN_IN_RUNS="mqtt:review,http:auto" picks transport/policy pairs. */
 const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review,mqtt:auto,http:auto').split(',').map((r) => r.split(':') as ['mqtt' | 'http', 'review' | 'auto']);
 const FAN_IN_SECONDS = 15;
@@ -145,9 +147,10 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
               // No answer inside the window: the p99 is longer than the whole run, reported as that bound.
               value: Number.isFinite(sample.p99_ms) ? sample.p99_ms : (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000,
               unit: 'ms',
-              baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${kind === 'mqtt' ? `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)` : 'HTTP keep-alive'}; schema policy ${policy}`,
+              baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${kind === 'mqtt' ? `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)` : 'HTTP keep-alive'}; schema policy ${policy}; met also needs >= ${CARRIED_SHARE * 100} % of the offered batches answered`,
               target: '< 1000',
-              met: sample.p99_ms < 1000 && sample.starved_devices === 0,
+              // Met only when the cloud also carries what is offered: a tick held at the broker's queue limit or skipped behind an unanswered batch is load it did not take.
+              met: sample.p99_ms < 1000 && sample.starved_devices === 0 && sample.answered_per_s >= CARRIED_SHARE * size,
               details: { ...sample, offered_per_s: size, first_batches_s: primeS, server_rss_mib: rss, ...cpu, ...(Number.isFinite(sample.p99_ms) ? {} : { p99_at_least_ms: (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000 }) },
             });
           }
