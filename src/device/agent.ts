@@ -1,5 +1,6 @@
 import pino, { type Logger } from 'pino';
 import { SynclineError } from '../protocol/errors.js';
+import type { ControlMessage } from '../protocol/control.js';
 import type { Transport } from '../transport/transport.js';
 import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture/capture-watch.js';
@@ -140,6 +141,8 @@ export class Agent {
       this.#controls = controls;
       // Built before its parts: deliveries, control messages and the file's change hints wake it.
       const loop = new DeviceLoop({ logger: this.#log });
+      // Controls from an ack (HTTP) or pushed (MQTT): applied, then every part gets a turn (a resume frees a table).
+      const applyControls = (messages: readonly ControlMessage[]) => void controls.handle(messages).then(() => loop.wake());
       const publisher = new Publisher({
         db,
         transport: this.#opts.transport,
@@ -149,15 +152,15 @@ export class Agent {
         rotateEpoch: (reason) => capture.rotateEpoch(reason),
         onProgress: () => this.#saveSidecar(db, capture.epoch),
         isPaused: (table) => controls.isPaused(table),
-        onControls: (messages) => void controls.handle(messages).then(() => loop.wake()),
+        onControls: applyControls,
         onSettled: () => loop.wake(),
       });
       this.#publisher = publisher;
-      this.#opts.transport.onControl?.((message) => void controls.handle([message]).then(() => loop.wake()));
+      this.#opts.transport.onControl?.((message) => applyControls([message]));
       const once = this.#opts.once === true;
       const telemetry = await startTelemetry(db, this.#opts.telemetry ?? [], this.#opts.transport, publisherOptions(this.#opts.publisher, once), this.#opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, this.#log.child({ component: 'telemetry' }), {
         isPaused: (table) => controls.isPaused(table),
-        onControls: (messages) => void controls.handle(messages).then(() => loop.wake()),
+        onControls: applyControls,
         once,
         onSettled: () => loop.wake(),
       });
