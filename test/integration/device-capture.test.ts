@@ -121,7 +121,7 @@ describe('device capture on a file another process writes', () => {
     const path = join(dir.path, 'concurrent.db');
     await app(path, 'setup');
     await app(path, 'insert', 300, 1);
-    const child = spawnScript(APP, [path, 'churn', '600', '42']);
+    const child = spawnScript(APP, [path, 'churn-across-capture', '600', '42']);
     const started = new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
     const done = finished(child);
     await started;

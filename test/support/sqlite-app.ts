@@ -18,6 +18,8 @@
  *   delete n start delete the rows of steps start.. from every table
  *   churn n seed   n random single-row inserts/updates/deletes/rekeys of items (seeded);
  *                  prints {"started":true} after the first commit so a test can overlap with it
+ *   churn-across-capture n seed  churn, then goes on until items has capture triggers and commits
+ *                  20 more, so a test has writes on both sides of the switch however fast this runs
  *   rollback       insert, update and delete inside a transaction that is rolled back
  *   add-column     ALTER TABLE items ADD COLUMN note TEXT DEFAULT 'none', then insert item id 900001 with note 'fresh'
  *   add-nullable-column  ALTER TABLE items ADD COLUMN memo TEXT (no default), then insert item id 900002 with memo 'fresh'
@@ -150,6 +152,12 @@ const scenarios: Record<string, () => Record<string, unknown>> = {
       tx(random());
       if (k === 0) process.stdout.write(`${JSON.stringify({ started: true })}\n`);
     }
+    if (scenario === 'churn-across-capture') {
+      const captured = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items'").pluck();
+      const until = Date.now() + 60_000;
+      while (captured.get() === 0 && Date.now() < until) tx(random());
+      for (let k = 0; k < 20; k++) tx(random());
+    }
     return { n };
   },
   rollback() {
@@ -210,6 +218,7 @@ const scenarios: Record<string, () => Record<string, unknown>> = {
     return {};
   },
 };
+scenarios['churn-across-capture'] = scenarios.churn!;
 
 const run = scenarios[scenario];
 if (!run) {
