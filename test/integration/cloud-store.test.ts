@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { MIGRATIONS, migrate, type Migration } from '../../src/cloud/store/migrations.js';
 import { openStore } from '../../src/cloud/store/open-store.js';
 import { PostgresStore } from '../../src/cloud/store/postgres-store.js';
+import { lostToConcurrency, transactionWithRetry } from '../../src/cloud/store/store.js';
 import { SynclineError } from '../../src/protocol/errors.js';
 import { describeEachStore, openTestStore, postgresReachable } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
@@ -93,6 +94,44 @@ test('processes starting together on one PostgreSQL apply each migration once', 
   } finally {
     await second.close();
     await first.close();
+  }
+});
+
+test('a deadlock victim is run again; once the tries run out it is unavailable (503), never an internal error', { skip: !postgresReachable && 'PostgreSQL is not reachable' }, async () => {
+  const db = await openTestStore('postgres');
+  try {
+    await db.store.exec('CREATE TABLE dl_probe (k text PRIMARY KEY, n int NOT NULL); INSERT INTO dl_probe VALUES (\'a\', 0), (\'b\', 0);');
+    // Two transactions lock a and b in opposite orders, each waiting until the other holds its first row.
+    const crossing = (attempts: number) => {
+      let arrived = 0;
+      let release!: () => void;
+      const bothHoldOne = new Promise<void>((resolve) => (release = resolve));
+      const run = (first: string, second: string) =>
+        transactionWithRetry(
+          db.store,
+          async (tx) => {
+            await tx.query('UPDATE dl_probe SET n = n + 1 WHERE k = $1', [first]);
+            if (++arrived === 2) release();
+            await bothHoldOne;
+            await tx.query('UPDATE dl_probe SET n = n + 1 WHERE k = $1', [second]);
+          },
+          attempts,
+        );
+      return Promise.allSettled([run('a', 'b'), run('b', 'a')]);
+    };
+    const once = await crossing(1);
+    const failed = once.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(failed.length, 1);
+    const error = failed[0]!.reason as unknown;
+    assert.ok(error instanceof SynclineError && error.code === 'unavailable' && error.status === 503, String(error));
+    assert.equal(error.context.sqlstate, '40P01');
+    assert.ok(lostToConcurrency(error));
+    const retried = await crossing(3);
+    assert.deepEqual(retried.map((r) => r.status), ['fulfilled', 'fulfilled']);
+    const { rows } = await db.store.query<{ n: number }>('SELECT n FROM dl_probe ORDER BY k');
+    assert.deepEqual(rows.map((r) => r.n), [3, 3]);
+  } finally {
+    await db.close();
   }
 });
 

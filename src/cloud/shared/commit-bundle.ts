@@ -1,7 +1,8 @@
+import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { WireConflict, ReceivedRowChange } from '../../protocol/shared-sync.js';
 import { encodeValue } from '../../protocol/values.js';
-import { sqlState, transactionWithRetry, type Queryable, type Store } from '../store/store.js';
+import { lostToConcurrency, sqlState, transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { APPLYING_SETTING } from './capture-sql.js';
 import { diagnoseConstraints } from './constraint-diagnosis.js';
 import { decodeBundle, type DecodedChange } from './decode-changes.js';
@@ -74,8 +75,12 @@ export async function commitBundle(store: Store, config: SharedSyncConfig, reque
 
 /**
  * Runs a commit again while a backend transaction holds one of its rows (see
- * lockLiveRows): after a short, growing, jittered pause the backend has usually
- * committed. Gives up after about ten seconds with an answer the device retries.
+ * lockLiveRows), or when it lost a deadlock: backend transactions that lock rows
+ * in different orders deadlock among themselves, and a push queued for the scope
+ * row behind them is part of that cycle (it holds the tuple lock of the queue),
+ * so it may be the victim several times in a row. After a short, growing,
+ * jittered pause the backends have usually committed. Gives up after about ten
+ * seconds with an answer the device retries.
  */
 async function withRowsFree<T>(commit: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 10_000;
@@ -83,9 +88,9 @@ async function withRowsFree<T>(commit: () => Promise<T>): Promise<T> {
     try {
       return await commit();
     } catch (error) {
-      if (sqlState(error) !== '55P03') throw error;
+      if (sqlState(error) !== '55P03' && !lostToConcurrency(error)) throw error;
       if (Date.now() > deadline) throw new SynclineError('unavailable', 'rows of this bundle stay locked by another transaction; retry shortly', {});
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5 * 2 ** attempt, 200) * (0.5 + Math.random())));
+      await sleep(5 + backoffDelay(attempt, 10, 200));
     }
   }
 }

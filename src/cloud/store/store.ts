@@ -1,3 +1,5 @@
+import { backoffDelay, sleep } from '../../protocol/backoff.js';
+import { SynclineError } from '../../protocol/errors.js';
 import type { ListenHandlers } from './pg-listener.js';
 
 /**
@@ -73,12 +75,28 @@ export function sqlState(error: unknown): string | undefined {
 
 /** SQLSTATEs after which the whole transaction may simply be run again. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
+/** Of those, the ones where PostgreSQL chose this transaction to lose to concurrent ones: no fault of the request. */
+const LOST_TO_CONCURRENCY = new Set(['40001', '40P01']);
+
+/**
+ * Whether `error` says concurrent transactions were in the way: this one was a
+ * deadlock victim or a serialization failure, directly or as the `unavailable`
+ * that transactionWithRetry gives once its tries ran out.
+ */
+export function lostToConcurrency(error: unknown): boolean {
+  const state = sqlState(error) ?? (error instanceof SynclineError && error.code === 'unavailable' ? sqlState(error.cause) : undefined);
+  return state !== undefined && LOST_TO_CONCURRENCY.has(state);
+}
 
 /**
  * Runs a transaction, retrying a few times on serialization failures, deadlocks
  * and unique violations. A unique violation here means a concurrent transaction
  * inserted the same ledger row or mirror name first; the retry sees its result
  * (for example, answers "duplicate") instead of failing the device's request.
+ * Tries are spaced by a short jittered pause: transactions that deadlocked once
+ * would otherwise meet again in the same order. A request that still loses to
+ * concurrent transactions is answered `unavailable` (503, retried by devices),
+ * never as an internal error: nothing was wrong with it.
  */
 export async function transactionWithRetry<T>(store: Store, fn: (tx: Queryable) => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -86,7 +104,12 @@ export async function transactionWithRetry<T>(store: Store, fn: (tx: Queryable) 
       return await store.transaction(fn);
     } catch (error) {
       const state = sqlState(error);
-      if (attempt >= attempts || state === undefined || !RETRYABLE.has(state)) throw error;
+      if (state === undefined || !RETRYABLE.has(state)) throw error;
+      if (attempt >= attempts) {
+        if (!LOST_TO_CONCURRENCY.has(state)) throw error;
+        throw new SynclineError('unavailable', 'concurrent transactions kept this one from committing; retry shortly', { sqlstate: state, attempts: attempt }, { cause: error });
+      }
+      await sleep(backoffDelay(attempt, 10, 200));
     }
   }
 }
