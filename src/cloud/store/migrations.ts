@@ -13,6 +13,7 @@ import { telemetryFlow } from './migrations/0013-telemetry-flow.js';
 import { fleetActivity } from './migrations/0014-fleet-activity.js';
 import { rejectedRowsIndex } from './migrations/0015-rejected-rows-index.js';
 import { lineageFlowTriggerWhen } from './migrations/0016-lineage-flow-trigger-when.js';
+import { ingestWriteCost } from './migrations/0017-ingest-write-cost.js';
 import { bundleChunks } from './migrations/0018-bundle-chunks.js';
 import type { Store } from './store.js';
 
@@ -28,7 +29,7 @@ export interface Migration {
  * Every schema version, in order. To add one, write `migrations/000N-name.ts`
  * exporting a Migration and append it here; released entries never change.
  */
-export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson, telemetryFlow, fleetActivity, rejectedRowsIndex, lineageFlowTriggerWhen, bundleChunks];
+export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson, telemetryFlow, fleetActivity, rejectedRowsIndex, lineageFlowTriggerWhen, ingestWriteCost, bundleChunks];
 
 /**
  * An arbitrary constant shared by every Syncline process: the transaction-scoped
