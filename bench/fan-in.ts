@@ -6,6 +6,7 @@ import { Routes } from '../src/protocol/constants.js';
 import { freePort } from '../test/support/mqtt-fixtures.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
 import { startServer, type ServerProcess } from '../test/support/processes.js';
+import { startBenchBroker, type BenchBroker } from './fan-in-broker.js';
 import { cpuMs, Fleet, rssMiB, type FanInSample, type FleetTransport, type SimDevice } from './fan-in-fleet.js';
 import { progress, type BenchReport } from './report.js';
 
@@ -13,8 +14,10 @@ import { progress, type BenchReport } from './report.js';
 const FAN_IN_SIZES = (process.env.SYNCLINE_BENCH_FAN_IN ?? '5000,10000').split(',').map(Number).filter((n) => n > 0);
 /** Share of the offered batches the cloud must answer in the window for the target to count as met. */
 const CARRIED_SHARE = 0.95;
-/** SYNCLINE_BENCH_FAN_IN_RUNS="mqtt:review,http:auto" picks transport/policy pairs. */
-const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review,mqtt:auto,http:auto').split(',').map((r) => r.split(':') as ['mqtt' | 'http', 'review' | 'auto']);
+/** How devices reach the server: the embedded broker, HTTP, or a Mosquitto of the bench's own in front of a server on --mqtt-url. */
+type RunKind = 'mqtt' | 'http' | 'mqtt-broker';
+/** SYNCLINE_BENCH_FAN_IN_RUNS="mqtt:review,http:auto,mqtt-broker:review" picks transport/policy pairs. */
+const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review,mqtt-broker:review,mqtt:auto,http:auto,mqtt-broker:auto').split(',').map((r) => r.split(':') as [RunKind, 'review' | 'auto']);
 const FAN_IN_SECONDS = 15;
 const FAN_IN_WARMUP_S = 5;
 /** Longest wait for every device's first batch to be answered before the window (see Fleet.prime). */
@@ -24,6 +27,11 @@ const FAN_IN_PRIME_MAX_S = 300;
  * subscription) with more messages waiting loses the rest. The MQTT fleet keeps
  * no more batches unanswered than that, so the figure is one a real broker in
  * front of the server could deliver, not one only the embedded broker allows.
+ * The mqtt-broker run's Mosquitto gets exactly this max_queued_messages (not
+ * whatever the distribution defaults to): every message it queues for the server
+ * is an unanswered batch, so the fleet's cap keeps its queue within the limit
+ * (the limit counts beyond the 20 in flight) and a drop would show as a starved
+ * device rather than pass unseen.
  */
 const BROKER_QUEUE_LIMIT = 1000;
 
@@ -64,7 +72,7 @@ async function serverIdle(pid: number, maxS = 180): Promise<void> {
   }
 }
 
-async function startCpuMeter(serverPid: number, databaseUrl: string | undefined): Promise<CpuMeter> {
+async function startCpuMeter(serverPid: number, databaseUrl: string | undefined, brokerPid?: number): Promise<CpuMeter> {
   const backends = async (): Promise<number[]> => {
     if (!databaseUrl) return [];
     const client = new pg.Client({ connectionString: databaseUrl });
@@ -77,10 +85,10 @@ async function startCpuMeter(serverPid: number, databaseUrl: string | undefined)
     }
   };
   const pids = await backends();
-  let before = { server: 0, pg: new Map<number, number>(), fleet: process.cpuUsage(), at: 0 };
+  let before = { server: 0, broker: 0, pg: new Map<number, number>(), fleet: process.cpuUsage(), at: 0 };
   return {
     start() {
-      before = { server: cpuMs(serverPid), pg: new Map(pids.map((p) => [p, cpuMs(p)])), fleet: process.cpuUsage(), at: performance.now() };
+      before = { server: cpuMs(serverPid), broker: brokerPid ? cpuMs(brokerPid) : 0, pg: new Map(pids.map((p) => [p, cpuMs(p)])), fleet: process.cpuUsage(), at: performance.now() };
     },
     stop(sample) {
       const seconds = (performance.now() - before.at) / 1000;
@@ -90,13 +98,16 @@ async function startCpuMeter(serverPid: number, databaseUrl: string | undefined)
       const postgres = [...before.pg].reduce((sum, [p, start]) => sum + Math.max(0, cpuMs(p) - start), 0);
       const usage = process.cpuUsage(before.fleet);
       const fleet = (usage.user + usage.system) / 1000;
+      // An external broker is a process of its own; the embedded one is inside the server's figure.
+      const broker = brokerPid ? cpuMs(brokerPid) - before.broker : 0;
       const per = (ms: number) => Number((ms / Math.max(1, batches)).toFixed(3));
-      const total = server + postgres + fleet;
+      const total = server + postgres + fleet + broker;
       return {
         window_s: Number(seconds.toFixed(1)),
         server_cpu_ms_per_batch: per(server),
         postgres_cpu_ms_per_batch: per(postgres),
         fleet_cpu_ms_per_batch: per(fleet),
+        ...(brokerPid ? { broker_cpu_ms_per_batch: per(broker) } : {}),
         cores_busy: Number((total / 1000 / seconds).toFixed(2)),
         two_core_capacity_batches_per_s: Math.round((2 * 1000) / Math.max(0.001, total / Math.max(1, batches))),
         load_average_1m: Number(loadavg()[0]!.toFixed(1)),
@@ -107,7 +118,8 @@ async function startCpuMeter(serverPid: number, databaseUrl: string | undefined)
 
 /**
  * Fan-in: N devices, each sending a 5-row batch every second, over MQTT (one
- * connection each, embedded broker) and over HTTP (keep-alive), under the review
+ * connection each, embedded broker or a Mosquitto in front of the server) and over
+ * HTTP (keep-alive), under the review
  * policy (rows staged) and `auto` (rows materialized into the mirror). The
  * devices run in this process, the server in a process of its own; answer latency
  * is from send to the cloud's ack, which comes only after the commit.
@@ -117,19 +129,31 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
   const store = onPostgres ? 'PostgreSQL' : 'PGlite';
   const largest = Math.max(...FAN_IN_SIZES);
   for (const policy of ['review', 'auto'] as const) {
-    const transports = RUNS.filter(([, p]) => p === policy).map(([t]) => t);
+    // The external broker's run last: it restarts the server on --mqtt-url, and the embedded runs need the server as first started.
+    const transports = RUNS.filter(([, p]) => p === policy)
+      .map(([t]) => t)
+      .sort((a, b) => Number(a === 'mqtt-broker') - Number(b === 'mqtt-broker'));
     if (transports.length === 0) continue;
     const scratch = onPostgres ? await createScratchDatabase() : undefined;
     const port = await freePort();
     const dataDir = join(dir, policy);
     mkdirSync(dataDir, { recursive: true });
-    const server = await startServer({ dataDir, ...(scratch ? { databaseUrl: scratch.url } : {}), extraArgs: ['--schema-policy', policy, '--mqtt-port', String(port)] });
+    const serverArgs = (mqtt: string[]) => ({ dataDir, ...(scratch ? { databaseUrl: scratch.url } : {}), extraArgs: ['--schema-policy', policy, ...mqtt] });
+    let server = await startServer(serverArgs(['--mqtt-port', String(port)]));
+    let broker: BenchBroker | undefined;
     try {
       progress(`fan-in (${policy}): creating ${largest} devices`);
       const devices = await createDevices(server, largest);
       for (const kind of transports) {
-        const transport: FleetTransport = kind === 'mqtt' ? { kind, url: `mqtt://127.0.0.1:${port}` } : { kind, url: server.url };
-        const fleet = new Fleet(transport, kind === 'mqtt' ? { maxOutstanding: BROKER_QUEUE_LIMIT } : {});
+        if (kind === 'mqtt-broker' && !broker) {
+          // The README's order: the broker's files from a server that knows every device, the broker, then the server on it.
+          progress(`fan-in (${policy}): starting Mosquitto, the server on --mqtt-url`);
+          broker = await startBenchBroker(server, join(dataDir, 'mosquitto'), BROKER_QUEUE_LIMIT);
+          await server.stop();
+          server = await startServer(serverArgs(['--mqtt-url', broker.serverUrl]));
+        }
+        const transport: FleetTransport = kind === 'http' ? { kind, url: server.url } : { kind: 'mqtt', url: kind === 'mqtt-broker' ? broker!.url : `mqtt://127.0.0.1:${port}` };
+        const fleet = new Fleet(transport, kind === 'http' ? {} : { maxOutstanding: BROKER_QUEUE_LIMIT });
         try {
           for (const size of FAN_IN_SIZES) {
             await fleet.grow(devices.slice(fleet.size, size));
@@ -137,21 +161,28 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             const primeS = await fleet.prime(FAN_IN_PRIME_MAX_S);
             await serverIdle(server.child.pid!);
             progress(`fan-in ${kind} (${policy}): ${size} devices sending every second for ${FAN_IN_WARMUP_S + FAN_IN_SECONDS} s`);
-            const meter = await startCpuMeter(server.child.pid!, scratch?.url);
+            const brokerPid = kind === 'mqtt-broker' ? broker!.pid : undefined;
+            const meter = await startCpuMeter(server.child.pid!, scratch?.url, brokerPid);
             const sample = await fleet.measure(FAN_IN_SECONDS, FAN_IN_WARMUP_S, () => meter.start());
             const cpu = meter.stop(sample);
             const rss = rssMiB(server.child.pid!);
+            const brokerRss = brokerPid ? { broker_rss_mib: rssMiB(brokerPid) } : {};
             progress(`fan-in ${kind} (${policy}): ${JSON.stringify({ ...sample, ...cpu })} server RSS ${rss} MiB`);
+            const via = {
+              mqtt: `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)`,
+              'mqtt-broker': `Mosquitto ${broker?.version} in its own process (files from admin mqtt-config, max_queued_messages ${BROKER_QUEUE_LIMIT}; its CPU counted), server on --mqtt-url with a shared subscription, at most ${BROKER_QUEUE_LIMIT} batches unanswered`,
+              http: 'HTTP keep-alive',
+            }[kind];
             report.add({
-              name: `${kind.toUpperCase()} fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s (${policy === 'auto' ? 'materialized' : 'staged'}): answer latency p99`,
+              name: `${kind === 'mqtt-broker' ? 'MQTT via Mosquitto' : kind.toUpperCase()} fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s (${policy === 'auto' ? 'materialized' : 'staged'}): answer latency p99`,
               // No answer inside the window: the p99 is longer than the whole run, reported as that bound.
               value: Number.isFinite(sample.p99_ms) ? sample.p99_ms : (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000,
               unit: 'ms',
-              baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${kind === 'mqtt' ? `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)` : 'HTTP keep-alive'}; schema policy ${policy}; met also needs >= ${CARRIED_SHARE * 100} % of the offered batches answered`,
+              baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${via}; schema policy ${policy}; met also needs >= ${CARRIED_SHARE * 100} % of the offered batches answered`,
               target: '< 1000',
               // Met only when the cloud also carries what is offered: a tick held at the broker's queue limit or skipped behind an unanswered batch is load it did not take.
               met: sample.p99_ms < 1000 && sample.starved_devices === 0 && sample.answered_per_s >= CARRIED_SHARE * size,
-              details: { ...sample, offered_per_s: size, first_batches_s: primeS, server_rss_mib: rss, ...cpu, ...(Number.isFinite(sample.p99_ms) ? {} : { p99_at_least_ms: (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000 }) },
+              details: { ...sample, offered_per_s: size, first_batches_s: primeS, server_rss_mib: rss, ...brokerRss, ...cpu, ...(Number.isFinite(sample.p99_ms) ? {} : { p99_at_least_ms: (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000 }) },
             });
           }
         } finally {
@@ -160,6 +191,7 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
       }
     } finally {
       await server.stop();
+      await broker?.stop();
       await scratch?.drop();
     }
   }
