@@ -75,6 +75,7 @@ export const Routes = {
 export const Headers = {
   authorization: 'authorization',
   contentEncoding: 'content-encoding',
+  contentLength: 'content-length',
   contentType: 'content-type',
   /** Makes an operator's approve or reject safe to retry: the same key gets the first answer. */
   idempotencyKey: 'idempotency-key',

@@ -39,18 +39,26 @@ const bodies = new WeakMap<IncomingMessage, LimitedBody>();
 
 /** Bytes of the decoded body (what the ledger records), once it has been read. */
 export function decodedBodyBytes(request: FastifyRequest): number {
-  return bodies.get(request.raw)?.decodedLength ?? 0;
+  const body = bodies.get(request.raw);
+  if (body) return body.decodedLength;
+  // A plain body with a length read as is: Fastify refuses it unless exactly that many bytes arrived.
+  const declared = Number(request.headers[Headers.contentLength]);
+  return Number.isSafeInteger(declared) && declared >= 0 ? declared : 0;
 }
 
 /** preParsing hook: gzip or identity bodies, limited after decompression. */
 export function decodeBody(limit: number): preParsingAsyncHookHandler {
   return async (request, _reply, payload) => {
     const encoding = String(request.headers[Headers.contentEncoding] ?? 'identity').trim().toLowerCase();
+    const plain = encoding === 'identity' || encoding === '';
+    // A plain body with Content-Length needs no counting stream (a stream and a pipe per request): Fastify
+    // refuses a declared length over its bodyLimit before reading anything, and a body of another length.
+    if (plain && request.headers[Headers.contentLength] !== undefined) return payload;
     const body = new LimitedBody(limit);
     bodies.set(request.raw, body);
     const source = payload as Readable;
     source.on('error', (error) => body.destroy(error));
-    if (encoding === 'identity' || encoding === '') {
+    if (plain) {
       source.pipe(body);
       return body;
     }
