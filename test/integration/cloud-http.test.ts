@@ -83,6 +83,16 @@ describeEachStore('HTTP front door', (ctx) => {
     assert.equal((await admin('POST', Routes.devices, { name: 42 })).body.error, 'invalid_request');
   });
 
+  test('a revoked token is refused from its very next request, though its last one was just accepted', async () => {
+    const device = await newDevice();
+    const epoch = uuidv7();
+    for (const seq of [1, 2]) assert.equal((await call('POST', Routes.rowBatch, { token: device.token, json: wireBatch(ITEMS, [item(seq, seq, 'before')], { epoch }) })).status, 200);
+    assert.equal((await admin('POST', path(Routes.deviceRevoke, device.device_id))).status, 200);
+    const refused = await call('POST', Routes.rowBatch, { token: device.token, json: wireBatch(ITEMS, [item(3, 3, 'after')], { epoch }) });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.body.error, 'unauthorized');
+  });
+
   test('a batch is accepted; plain or gzip; tenant fields in the payload are ignored and not stored', async () => {
     const device = await newDevice();
     const epoch = uuidv7();

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { Headers } from '../../protocol/constants.js';
 import { authenticateDevice, devicesByTokenHash, type DeviceIdentity } from '../auth/devices.js';
 import { bearerToken } from '../auth/tokens.js';
+import type { VerifiedTokens } from '../auth/verified-tokens.js';
 import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { BatchedLookup } from '../store/batched-lookup.js';
 import type { Queryable } from '../store/store.js';
@@ -10,14 +11,28 @@ import type { Queryable } from '../store/store.js';
  * The device-token check of the HTTP device routes, as an onRequest hook (before
  * the body is read, so an unknown caller cannot make the server inflate or parse
  * anything), noting each authenticated request as the device being seen over HTTP.
- * Requests arriving together share one token lookup.
+ * Requests arriving together share one token lookup; with `verified`, a token
+ * found active recently is not checked again (revocation still counts at once).
  */
-export function deviceAuthenticator(store: Queryable, activity: ActivityRecorder): { onRequest: (request: FastifyRequest) => Promise<void>; identity: (request: FastifyRequest) => DeviceIdentity } {
+export function deviceAuthenticator(
+  store: Queryable,
+  activity: ActivityRecorder,
+  verified?: VerifiedTokens,
+): { onRequest: (request: FastifyRequest) => Promise<void>; identity: (request: FastifyRequest) => DeviceIdentity } {
   const identities = new WeakMap<FastifyRequest, DeviceIdentity>();
   const holders = new BatchedLookup((hashes) => devicesByTokenHash(store, hashes));
+  const check = async (token: string | undefined): Promise<DeviceIdentity> => {
+    const known = token === undefined ? undefined : verified?.get(token);
+    if (known) return known;
+    const ticket = verified?.ticket();
+    const device = await authenticateDevice(store, token, (hash) => holders.get(hash));
+    // Only an active token gets here (authenticateDevice throws otherwise).
+    if (ticket !== undefined) verified?.remember(token!, device, ticket);
+    return device;
+  };
   return {
     onRequest: async (request) => {
-      const device = await authenticateDevice(store, bearerToken(request.headers[Headers.authorization]), (hash) => holders.get(hash));
+      const device = await check(bearerToken(request.headers[Headers.authorization]));
       identities.set(request, device);
       activity.seen(device.device_id, 'http');
     },

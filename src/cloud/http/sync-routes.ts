@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { parseRowBatch } from '../../protocol/batch.js';
 import { Routes } from '../../protocol/constants.js';
 import { isSynclineError } from '../../protocol/errors.js';
+import { VerifiedTokens } from '../auth/verified-tokens.js';
 import { pendingControlsOf, withPendingControls } from '../flow-control/controls.js';
 import type { GovernancePolicy } from '../governance/policy.js';
 import type { GroupCommitter } from '../ingest/group-commit.js';
@@ -33,7 +34,9 @@ export interface SyncRoutesOptions {
  * cannot make the server inflate or parse anything.
  */
 export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOptions): Promise<void> {
-  const auth = deviceAuthenticator(options.store, options.activity);
+  const verified = await VerifiedTokens.start(options.store, options.logger);
+  app.addHook('onClose', () => verified.stop());
+  const auth = deviceAuthenticator(options.store, options.activity, verified);
   const controls = new BatchedLookup((deviceIds) => pendingControlsOf(options.store, deviceIds));
 
   app.post(Routes.rowBatch, {

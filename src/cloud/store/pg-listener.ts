@@ -5,6 +5,8 @@ import { quoteIdent } from '../identifiers.js';
 
 export interface ListenHandlers {
   onMessage(payload: string): void;
+  /** Called when the connection is lost: notifications are missed until onReconnect. */
+  onLost?(): void;
   /** Called after the connection came back: notifications sent meanwhile are lost, so listeners should catch up. */
   onReconnect?(): void;
 }
@@ -47,6 +49,7 @@ export class PgListener {
       this.#client = undefined;
       client.end().catch(() => {});
       if (this.#stopped) return;
+      this.#handlers.onLost?.();
       this.#log?.warn({ err: error, channel: this.#channel }, 'LISTEN connection lost; reconnecting');
       this.#schedule();
     };
