@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { parseRowBatch } from '../../src/protocol/batch.js';
 import { SynclineError, type ErrorCode } from '../../src/protocol/errors.js';
@@ -74,6 +75,20 @@ describe('schema fingerprint', () => {
     assert.notEqual(schemaFingerprint(a), schemaFingerprint(columns([['id', 'INTEGER', 1], ['name', 'BLOB']])));
     assert.notEqual(schemaFingerprint(a), schemaFingerprint(columns([['id', 'INTEGER'], ['name', 'TEXT', 1]])));
     assert.match(schemaFingerprint(a), /^[0-9a-f]{64}$/);
+  });
+
+  test('is the SHA-256 of the canonical columns, asked first or again, whatever the names hold', () => {
+    const canonical = (cols: ReturnType<typeof columns>) =>
+      createHash('sha256')
+        .update(JSON.stringify([...cols].sort((x, y) => (x.name < y.name ? -1 : 1)).map((c) => ({ affinity: c.affinity, name: c.name, notnull: c.notnull, pk: c.pk }))))
+        .digest('hex');
+    // Names that would run together in a key without lengths: each list must keep a hash of its own.
+    const lists = [columns([['a1', 'TEXT'], ['b', 'TEXT']]), columns([['a', 'TEXT'], ['1b', 'TEXT']]), columns([['a', 'TEXT1']]), columns([['aTEXT', '']]), columns([['x;2:y', 'INTEGER', 1]])];
+    for (const round of [1, 2]) for (const cols of lists) assert.equal(schemaFingerprint(cols), canonical(cols), `round ${round}: ${JSON.stringify(cols)}`);
+    const required = columns([['v', 'TEXT']]);
+    required[0]!.notnull = true;
+    assert.equal(schemaFingerprint(required), canonical(required));
+    assert.notEqual(schemaFingerprint(required), schemaFingerprint(columns([['v', 'TEXT']])));
   });
 
   test('affinity follows SQLite rules in their order', () => {
