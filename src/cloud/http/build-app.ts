@@ -73,6 +73,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger (a pino child, its bindings serialized, on every request): nothing here logs
+    // through request.log, and the error handler names method and URL itself.
+    childLoggerFactory: (parent) => parent,
     ...fastifyTimeouts(limits),
     ...frontDoorOptions(logger as FastifyBaseLogger),
   });
