@@ -81,14 +81,14 @@ export function guardConnections(app: FastifyInstance, limits: HttpLimits, logge
       if (open < limits.maxConnections) refused = 0;
     });
   });
-  app.addHook('onRequest', async (request) => {
-    if (refusing.has(request.raw.socket)) {
-      throw new SynclineError('too_many_connections', `the server already holds ${limits.maxConnections} connections; try again shortly`, { max_connections: limits.maxConnections });
-    }
+  // Callback hooks, not async ones: they run on every request, and a promise each is garbage for nothing.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!refusing.has(request.raw.socket)) return done();
+    done(new SynclineError('too_many_connections', `the server already holds ${limits.maxConnections} connections; try again shortly`, { max_connections: limits.maxConnections }));
   });
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (!request.raw.complete || refusing.has(request.raw.socket)) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
   keepSocketsTheServerOwes(server);
 }

@@ -38,6 +38,7 @@ export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOption
   app.addHook('onClose', () => verified.stop());
   const auth = deviceAuthenticator(options.store, options.activity, verified);
   const controls = new BatchedLookup((deviceIds) => pendingControlsOf(options.store, deviceIds));
+  const ingestOptions = { logger: options.logger, policy: options.policy, ...(options.group ? { group: options.group } : {}) };
 
   app.post(Routes.rowBatch, {
     onRequest: auth.onRequest,
@@ -47,7 +48,7 @@ export async function syncRoutes(app: FastifyInstance, options: SyncRoutesOption
       const timer = ingestTimer('http');
       try {
         const batch = parseRowBatch(request.body);
-        const ack = await ingestRowBatch(options.store, device, batch, decodedBodyBytes(request), { logger: options.logger, policy: options.policy, ...(options.group ? { group: options.group } : {}) });
+        const ack = await ingestRowBatch(options.store, device, batch, decodedBodyBytes(request), ingestOptions);
         timer.acked(ack.status, batch.rows.length, decodedBodyBytes(request));
         // Flow control: an HTTP device learns of pause and resume from its acks.
         options.onIngested?.();
