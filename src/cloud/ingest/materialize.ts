@@ -60,9 +60,12 @@ export interface MaterializeResult {
  * Applies rows to the mirror with two statements whatever their number: one DELETE
  * and one INSERT ... ON CONFLICT DO UPDATE, each fed by text arrays through
  * unnest and cast in SQL. Rows are first coalesced per key (last change wins), so
- * no statement touches a row twice.
+ * no statement touches a row twice. `guarded` false: fresh rows go in by a plain
+ * INSERT or COPY without insertOrUpsert's savepoint, and meeting a key the mirror
+ * holds fails with a unique violation (the caller holds a savepoint of its own and
+ * runs the rows again guarded).
  */
-export async function materializeRows(tx: Queryable, target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], meta: BatchMeta): Promise<MaterializeResult> {
+export async function materializeRows(tx: Queryable, target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], meta: BatchMeta, guarded = true): Promise<MaterializeResult> {
   const layout = keyLayout(target);
   const keyed: DecodedRow[] = [];
   const unkeyable: DecodedRow[] = [];
@@ -84,10 +87,11 @@ export async function materializeRows(tx: Queryable, target: MirrorTarget, batch
     let columns: RowColumns | undefined;
     const values = () => (columns ??= rowColumns(plan, upserts, keys));
     const upsert = () => upsertRows(tx, target, layout, values(), meta, true);
-    if (!upserts.every(isFreshRow)) await upsert();
     // A digest key is computed in SQL, which COPY cannot run: those mirrors take a plain INSERT.
-    else if (target.digestKey) await insertOrUpsert(tx, () => upsertRows(tx, target, layout, values(), meta, false), upsert);
-    else await insertOrUpsert(tx, () => copyFreshRows(tx, target.table, plan, upserts, keys, meta), upsert);
+    const insert = target.digestKey ? () => upsertRows(tx, target, layout, values(), meta, false) : () => copyFreshRows(tx, target.table, plan, upserts, keys, meta);
+    if (!upserts.every(isFreshRow)) await upsert();
+    else if (guarded) await insertOrUpsert(tx, insert, upsert);
+    else await insert();
   }
   return { applied: keyed.length, unkeyable };
 }
@@ -115,7 +119,7 @@ async function insertOrUpsert(tx: Queryable, insert: () => Promise<void>, upsert
   await tx.query('RELEASE SAVEPOINT syncline_fresh_rows');
 }
 
-const UNIQUE_VIOLATION = '23505';
+export const UNIQUE_VIOLATION = '23505';
 
 async function deleteKeys(tx: Queryable, target: MirrorTarget, layout: readonly { column: string; type: PgType }[], keys: readonly string[][], deviceId: string): Promise<void> {
   const aliases = layout.map((_, i) => `k${i}`);

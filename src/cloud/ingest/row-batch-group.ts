@@ -3,12 +3,12 @@ import type { DeviceIdentity } from '../auth/devices.js';
 import { pendingIntents } from '../governance/replay-intents.js';
 import { latestReviewHashes } from '../governance/reviews.js';
 import type { Admission } from '../governance/schema-gate.js';
-import type { Queryable } from '../store/store.js';
+import { sqlState, type Queryable } from '../store/store.js';
 import type { ApplyOptions } from './apply-rows.js';
 import type { GroupJob, Outcome, SetRunner } from './group-commit.js';
 import { lineageKey, lockLineages, updateLineages, type Lineage, type LineageUpdate } from './lineage.js';
-import { materializeRows, type BatchMeta } from './materialize.js';
-import { loadMirrorTargets, recordSchemas, type MirrorTarget } from './mirror-schema.js';
+import { materializeRows, UNIQUE_VIOLATION } from './materialize.js';
+import { loadMirrorTargets, recordSchemas } from './mirror-schema.js';
 import { insertSegments, ledgerKey, segmentAck, storedAcks, type SegmentEntry } from './segment-ledger.js';
 import { stageParts, type StagePart } from './stage.js';
 
@@ -96,16 +96,11 @@ export const rowBatchRunner: SetRunner = {
     await recordSchemas(tx, unrecorded.map((t) => ({ lineageId: t.lineage.id, batch: t.job.batch })));
     const staged: StagePart[] = [];
     const updates: (LineageUpdate & { id: string })[] = [];
+    const materialized = await materializeAll(tx, applying.filter((t) => t.admission!.kind === 'materialize'));
     for (const t of applying) {
       const admission = t.admission!;
-      const state = admission.state;
-      let materialized = 0;
       if (admission.kind === 'stage') staged.push({ lineageId: t.lineage.id, batch: t.job.batch, rows: t.fresh, reason: admission.reason, detail: admission.detail });
-      else {
-        const meta = { deviceId: t.job.device.device_id, epoch: t.job.batch.journal_epoch, batchId: t.job.batch.batch_id };
-        materialized = await materializeInGroup(tx, t, admission.target, meta);
-      }
-      updates.push({ id: t.lineage.id, ...state, journal_epoch: t.job.batch.journal_epoch, last_seq: t.entry.ack.last_seq, rows_received: t.fresh.length, rows_applied: materialized });
+      updates.push({ id: t.lineage.id, ...admission.state, journal_epoch: t.job.batch.journal_epoch, last_seq: t.entry.ack.last_seq, rows_received: t.fresh.length, rows_applied: materialized.get(t) ?? 0 });
     }
     await stageParts(tx, staged);
     await updateLineages(tx, updates);
@@ -116,6 +111,32 @@ export const rowBatchRunner: SetRunner = {
 };
 
 /**
+ * Materializes the batches' rows under one savepoint for all of them, where each
+ * batch alone takes one for its fresh rows (insertOrUpsert): fresh rows go in
+ * unguarded, and when one meets a key its mirror holds (a unique violation) the
+ * savepoint is rolled back and every batch runs again guarded, upserting as alone.
+ * A savepoint per batch cost two statements a batch, and a subtransaction id
+ * each: past 64 of them in one transaction PostgreSQL's snapshots overflow, and
+ * every backend's visibility checks read pg_subtrans.
+ */
+async function materializeAll(tx: Queryable, taken: readonly Taken[]): Promise<Map<Taken, number>> {
+  const applied = new Map<Taken, number>();
+  if (taken.length === 0) return applied;
+  await tx.query(`SAVEPOINT ${GROUP_FRESH_ROWS}`);
+  try {
+    for (const t of taken) applied.set(t, await materializeInGroup(tx, t, false));
+  } catch (error) {
+    if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
+    await tx.query(`ROLLBACK TO SAVEPOINT ${GROUP_FRESH_ROWS}`);
+    for (const t of taken) applied.set(t, await materializeInGroup(tx, t, true));
+  }
+  await tx.query(`RELEASE SAVEPOINT ${GROUP_FRESH_ROWS}`);
+  return applied;
+}
+
+const GROUP_FRESH_ROWS = 'syncline_group_fresh_rows';
+
+/**
  * Materializes a batch's rows without the savepoints applyAdmission keeps for
  * setting refused rows aside (two statements of its five): any failure here
  * rolls the whole group back, and the group runs again with each batch by its
@@ -123,8 +144,10 @@ export const rowBatchRunner: SetRunner = {
  * whose key its mirror cannot hold (rare: once set aside, its lineage's batches
  * take their own path inside the group).
  */
-async function materializeInGroup(tx: Queryable, t: Taken, target: MirrorTarget, meta: BatchMeta): Promise<number> {
-  const done = await materializeRows(tx, target, t.job.batch, t.fresh, meta);
+async function materializeInGroup(tx: Queryable, t: Taken, guarded: boolean): Promise<number> {
+  const admission = t.admission as Extract<Admission, { kind: 'materialize' }>;
+  const meta = { deviceId: t.job.device.device_id, epoch: t.job.batch.journal_epoch, batchId: t.job.batch.batch_id };
+  const done = await materializeRows(tx, admission.target, t.job.batch, t.fresh, meta, guarded);
   if (done.unkeyable.length > 0) throw new SetAsideInGroup(t.lineage.id);
   return done.applied;
 }
