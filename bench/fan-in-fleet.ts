@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import mqtt, { type MqttClient } from 'mqtt';
+import net from 'node:net';
+import { generate, parser, type Packet } from 'mqtt-packet';
 import { uuidv7 } from 'uuidv7';
 import { Headers, Routes } from '../src/protocol/constants.js';
 import type { DownlinkMessage } from '../src/protocol/control.js';
-import { deviceRoot, deviceTopic } from '../src/protocol/topics.js';
-import { noDelay } from '../src/transport/mqtt-transport.js';
+import { deviceRoot, deviceTopic, SYNC_QOS } from '../src/protocol/topics.js';
 import { columns, wireBatch } from '../test/support/batches.js';
 
 /**
@@ -16,6 +16,23 @@ import { columns, wireBatch } from '../test/support/batches.js';
  * when the answer to the previous one has not come, the tick is skipped (and
  * counted), so an overloaded cloud shows as lower throughput and higher latency
  * instead of an unbounded queue.
+ *
+ * Why the MQTT client is hand-rolled (node:net + mqtt-packet) and not mqtt.js:
+ * the fleet runs in the bench process on the same two cores as the server and
+ * PostgreSQL, and real devices are other machines, so every CPU ms the fleet
+ * burns is taken from the capacity being measured. An mqtt.js client per device
+ * (stores, timers, callback maps, stream pipeline) cost ~0.23-0.25 ms CPU per
+ * answered batch, a quarter of the whole. This client still speaks MQTT 3.1.1
+ * over a TCP connection of its own per device: CONNECT with the device's
+ * credentials and clean=false, SUBSCRIBE to its control topic at QoS 1, each
+ * batch a QoS 1 PUBLISH with a packet id (sent again with DUP after a reconnect
+ * until its PUBACK), PUBACK of the server's QoS 1 publishes, PINGREQ keepalive
+ * (one sweep for the fleet, not a timer per client), reconnect when dropped.
+ * mqtt-packet (mqtt.js's own codec) parses and writes the packets; only the two
+ * hot ones, PUBLISH and PUBACK, are encoded here (a few bytes of header, checked
+ * against mqtt-packet). A batch counts as answered only when the batch_ack with
+ * its batch_id arrives. The batch JSON is spliced from per-device templates, but
+ * every batch is a distinct valid batch (new batch_id, next seqs, new rows).
  */
 
 export interface SimDevice {
@@ -25,6 +42,14 @@ export interface SimDevice {
 
 const COLUMNS = columns([['id', 'INTEGER', 1], ['v', 'TEXT']]);
 const ROWS_PER_BATCH = 5;
+
+/** What a device reports to its fleet when a batch it sent is settled. */
+interface FleetHooks {
+  /** The batch sent at `sentAt` was answered (`failure` undefined) or refused; returns whether the fleet is recording. */
+  settled(sentAt: number, failure?: string): boolean;
+  /** A failure not tied to a batch (a dropped connection, a refused CONNECT). */
+  error(reason: string): void;
+}
 
 interface SimClient {
   nextAt: number;
@@ -40,76 +65,263 @@ interface SimClient {
   close(): Promise<void>;
 }
 
-/** A device's journal; `base` keeps its row ids apart from those an earlier fleet of the same devices sent (a new epoch starts seqs at 1 again). */
-interface SimJournal {
-  seq: number;
-  epoch: string;
-  base: number;
+/**
+ * A device's journal and its batches as JSON text. The envelope (format, table,
+ * key, schema with its fingerprint, journal epoch) is the same for every batch of
+ * a device, so it is serialized once; each batch splices in a new batch_id, its
+ * seqs and its rows. `base` keeps the row ids apart from those an earlier fleet of
+ * the same devices sent (a new epoch starts seqs at 1 again).
+ */
+class SimJournal {
+  #seq = 0;
+  readonly #base = Date.now() * 1000;
+  readonly #head = `{${ENVELOPE},"journal_epoch":"${uuidv7()}","batch_id":"`;
+  /** The batch_id of the last batch built. */
+  batchId = '';
+
+  next(): string {
+    this.batchId = uuidv7();
+    const first = this.#seq + 1;
+    let rows = '';
+    for (let i = 0; i < ROWS_PER_BATCH; i++) {
+      const seq = ++this.#seq;
+      const id = this.#base + seq;
+      rows += `${i === 0 ? '' : ','}{"seq":${seq},"op":"insert","pk":[${id}],"row":[${id},"value ${seq}"]}`;
+    }
+    return `${this.#head}${this.batchId}","first_seq":${first},"last_seq":${this.#seq},"rows":[${rows}]}`;
+  }
 }
 
-const newJournal = (): SimJournal => ({ seq: 0, epoch: uuidv7(), base: Date.now() * 1000 });
+/** The envelope fields every batch shares, as JSON members: a device fingerprints its table's schema once, not per batch. */
+const ENVELOPE = (() => {
+  const { batch_id: _id, journal_epoch: _epoch, first_seq: _first, last_seq: _last, rows: _rows, ...shared } = wireBatch({ table: 'readings', columns: COLUMNS, rows: [] });
+  return JSON.stringify(shared).slice(1, -1);
+})();
 
-/** The envelope every batch shares: a device fingerprints its table's schema once, not per batch (the canonical JSON it hashes costs ~13 us a batch under load). */
-const TEMPLATE = wireBatch({ table: 'readings', columns: COLUMNS, rows: [] });
+/** MQTT keepalive (s); the fleet's sweep sends a PINGREQ on a connection that wrote nothing for half of it. */
+const KEEPALIVE_S = 120;
+const RECONNECT_MS = 2000;
+const CONNECT_TIMEOUT_MS = 60_000;
+const PINGREQ = generate({ cmd: 'pingreq' });
+const DISCONNECT = generate({ cmd: 'disconnect' });
+/** MQTT fixed-header flags: PUBLISH at QoS 1, its DUP bit, PUBACK. */
+const PUBLISH_QOS1 = 0x32;
+const DUP = 0x08;
+const PUBACK = 0x40;
 
-function nextBatch(state: SimJournal): ReturnType<typeof wireBatch> {
-  const rows = Array.from({ length: ROWS_PER_BATCH }, () => {
-    state.seq += 1;
-    const id = state.base + state.seq;
-    return { seq: state.seq, op: 'insert' as const, pk: [id], row: [id, `value ${state.seq}`] };
-  });
-  return { ...TEMPLATE, batch_id: uuidv7(), journal_epoch: state.epoch, first_seq: rows[0]!.seq, last_seq: rows[rows.length - 1]!.seq, rows };
+/** A QoS 1 PUBLISH (MQTT 3.1.1 §3.3): fixed header, remaining length, the topic (length-prefixed, pre-encoded), packet id, payload. */
+function publishPacket(topic: Buffer, packetId: number, payload: string): Buffer {
+  const payloadBytes = Buffer.byteLength(payload);
+  const remaining = topic.length + 2 + payloadBytes;
+  const lengthBytes = remaining < 0x80 ? 1 : remaining < 0x4000 ? 2 : remaining < 0x200000 ? 3 : 4;
+  const packet = Buffer.allocUnsafe(1 + lengthBytes + remaining);
+  packet[0] = PUBLISH_QOS1;
+  let at = 1;
+  for (let left = remaining; ; ) {
+    const digit = left % 0x80;
+    left = Math.floor(left / 0x80);
+    packet[at++] = left > 0 ? digit | 0x80 : digit;
+    if (left === 0) break;
+  }
+  at += topic.copy(packet, at);
+  packet.writeUInt16BE(packetId, at);
+  packet.write(payload, at + 2);
+  return packet;
 }
 
+/** A UTF-8 string as MQTT writes it: two length bytes, then the bytes. */
+function mqttString(value: string): Buffer {
+  const bytes = Buffer.from(value);
+  const out = Buffer.allocUnsafe(2 + bytes.length);
+  out.writeUInt16BE(bytes.length, 0);
+  bytes.copy(out, 2);
+  return out;
+}
+
+/** One device over MQTT 3.1.1 on a TCP connection of its own (see the file's header). */
 class MqttDevice implements SimClient {
-  readonly client: MqttClient;
-  readonly #topic: string;
-  readonly #journal = newJournal();
-  #pending: { batchId: string; sentAt: number } | undefined;
+  readonly #device: SimDevice;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #hooks: FleetHooks;
+  readonly #topic: Buffer;
+  readonly #controlTopic: string;
+  readonly #journal = new SimJournal();
+  #socket: net.Socket | undefined;
+  #subscribed = false;
+  #closing = false;
+  #packetId = 0;
+  #subscribeId = 0;
+  /** The batch in flight: its id and when it was sent; undefined when none. */
+  #pendingId: string | undefined;
+  #sentAt = 0;
+  /** The PUBLISH until its PUBACK, sent again with DUP after a reconnect (QoS 1: at least once). */
+  #unacked: Buffer | undefined;
+  #unackedId = 0;
+  #lastWriteAt = 0;
+  #pingSentAt = 0;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  readonly #ready: Promise<void>;
+  #resolveReady!: () => void;
   nextAt = 0;
   answered = 0;
   primed = false;
 
-  constructor(device: SimDevice, url: string, onAnswer: (ms: number) => boolean) {
+  constructor(device: SimDevice, url: URL, hooks: FleetHooks) {
+    this.#device = device;
+    this.#host = url.hostname;
+    this.#port = Number(url.port || 1883);
+    this.#hooks = hooks;
     const root = deviceRoot('default', device.id);
-    this.#topic = deviceTopic(root, 'rowBatch');
-    this.client = mqtt.connect(url, { clientId: device.id, username: device.id, password: device.token, clean: false, protocolVersion: 4, reconnectPeriod: 2000, connectTimeout: 60_000, keepalive: 120 });
-    this.client.on('connect', () => {
-      noDelay(this.client);
-      void this.client.subscribe(deviceTopic(root, 'control'), { qos: 1 });
-    });
-    this.client.on('message', (_topic, payload) => {
-      const message = JSON.parse(payload.toString()) as DownlinkMessage;
-      if (message.type !== 'batch_ack' || message.ack.batch_id !== this.#pending?.batchId) return;
-      if (onAnswer(performance.now() - this.#pending.sentAt)) this.answered += 1;
-      this.primed = true;
-      this.#pending = undefined;
-    });
+    this.#topic = mqttString(deviceTopic(root, 'rowBatch'));
+    this.#controlTopic = deviceTopic(root, 'control');
+    this.#ready = new Promise((resolve) => (this.#resolveReady = resolve));
+    this.#connect();
   }
 
   get connected(): boolean {
-    return this.client.connected;
+    return this.#subscribed;
   }
 
   get waiting(): boolean {
-    return this.#pending !== undefined;
+    return this.#pendingId !== undefined;
   }
 
   ready(): Promise<void> {
-    return this.client.connected ? Promise.resolve() : new Promise((resolve) => this.client.once('connect', () => resolve()));
+    return this.#ready;
   }
 
   /** Publishes the next batch unless the previous one is unanswered; returns whether it published. */
   tick(): boolean {
-    if (this.#pending || !this.client.connected) return false;
-    const batch = nextBatch(this.#journal);
-    this.#pending = { batchId: batch.batch_id, sentAt: performance.now() };
-    this.client.publish(this.#topic, JSON.stringify(batch), { qos: 1 });
+    if (this.#pendingId !== undefined || !this.#subscribed) return false;
+    const payload = this.#journal.next();
+    this.#pendingId = this.#journal.batchId;
+    this.#unackedId = this.#nextPacketId();
+    this.#unacked = publishPacket(this.#topic, this.#unackedId, payload);
+    this.#sentAt = performance.now();
+    this.#write(this.#unacked, this.#sentAt);
     return true;
   }
 
+  /** Called by the fleet's sweep: PINGREQ on a connection idle for half the keepalive; one whose PINGRESP did not come within the keepalive is dropped. */
+  keepAlive(now: number): void {
+    if (!this.#subscribed) return;
+    if (this.#pingSentAt > 0 && now - this.#pingSentAt > KEEPALIVE_S * 1000) this.#socket?.destroy();
+    else if (this.#pingSentAt === 0 && now - this.#lastWriteAt >= (KEEPALIVE_S * 1000) / 2) {
+      this.#pingSentAt = now;
+      this.#write(PINGREQ, now);
+    }
+  }
+
   close(): Promise<void> {
-    return this.client.endAsync(true);
+    this.#closing = true;
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#reconnectTimer);
+    const socket = this.#socket;
+    if (!socket || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      socket.once('close', () => resolve());
+      // DISCONNECT keeps the persistent session, as a device that stops cleanly would.
+      if (this.#subscribed) socket.end(DISCONNECT);
+      else socket.destroy();
+    });
+  }
+
+  #connect(): void {
+    const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true });
+    const packets = parser({ protocolVersion: 4 });
+    packets.on('packet', (packet: Packet) => this.#onPacket(packet));
+    packets.on('error', (error: Error) => {
+      this.#hooks.error(`MQTT: ${error.message}`);
+      socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => packets.parse(chunk));
+    socket.on('error', () => {}); // 'close' follows and reconnects
+    socket.on('close', () => {
+      clearTimeout(this.#connectTimer);
+      if (this.#socket !== socket) return;
+      this.#socket = undefined;
+      this.#subscribed = false;
+      if (this.#closing) return;
+      this.#hooks.error('MQTT connection closed');
+      this.#reconnectTimer = setTimeout(() => this.#connect(), RECONNECT_MS);
+    });
+    socket.once('connect', () => {
+      this.#write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: this.#device.id, username: this.#device.id, password: Buffer.from(this.#device.token), clean: false, keepalive: KEEPALIVE_S }), performance.now());
+    });
+    this.#connectTimer = setTimeout(() => socket.destroy(), CONNECT_TIMEOUT_MS);
+    this.#socket = socket;
+    this.#pingSentAt = 0;
+  }
+
+  #onPacket(packet: Packet): void {
+    switch (packet.cmd) {
+      case 'publish': {
+        if (packet.qos > 0) this.#write(Buffer.from([PUBACK, 2, packet.messageId! >> 8, packet.messageId! & 0xff]), performance.now());
+        this.#onDownlink(JSON.parse(packet.payload.toString()) as DownlinkMessage);
+        return;
+      }
+      case 'puback':
+        if (packet.messageId === this.#unackedId) this.#unacked = undefined;
+        return;
+      case 'connack': {
+        clearTimeout(this.#connectTimer);
+        if (packet.returnCode !== 0) {
+          this.#hooks.error(`MQTT CONNACK return code ${packet.returnCode}`);
+          this.#socket?.destroy();
+          return;
+        }
+        this.#subscribeId = this.#nextPacketId();
+        this.#write(generate({ cmd: 'subscribe', messageId: this.#subscribeId, subscriptions: [{ topic: this.#controlTopic, qos: SYNC_QOS }] }), performance.now());
+        if (this.#unacked) {
+          this.#unacked[0]! |= DUP;
+          this.#write(this.#unacked, performance.now());
+        }
+        return;
+      }
+      case 'suback': {
+        if (packet.messageId !== this.#subscribeId) return;
+        if ((packet.granted[0] as number) >= 0x80) {
+          // A refused subscription would never see an answer; the broker's ACL is wrong, not the load.
+          this.#hooks.error('MQTT SUBSCRIBE to the control topic refused');
+          return;
+        }
+        this.#subscribed = true;
+        this.#resolveReady();
+        return;
+      }
+      case 'pingresp':
+        this.#pingSentAt = 0;
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onDownlink(message: DownlinkMessage): void {
+    if (this.#pendingId === undefined) return;
+    let failure: string | undefined;
+    if (message.type === 'batch_ack' && message.ack.batch_id === this.#pendingId) failure = undefined;
+    else if (message.type === 'batch_error' && message.batch_id === this.#pendingId) failure = `batch_error ${message.error}: ${message.message}`;
+    else return;
+    this.#pendingId = undefined;
+    if (failure !== undefined) {
+      this.#hooks.settled(this.#sentAt, failure);
+      return;
+    }
+    if (this.#hooks.settled(this.#sentAt)) this.answered += 1;
+    this.primed = true;
+  }
+
+  #nextPacketId(): number {
+    this.#packetId = (this.#packetId % 0xffff) + 1;
+    return this.#packetId;
+  }
+
+  #write(packet: Buffer, now: number): void {
+    this.#lastWriteAt = now;
+    this.#socket?.write(packet);
   }
 }
 
@@ -117,26 +329,25 @@ class MqttDevice implements SimClient {
  * A device posting its batches over HTTP. All devices of the fleet share one
  * keep-alive agent (a process holds only so many sockets; the server caps
  * connections at 5,000 by default), so each request reuses an open connection.
+ * The request options and header lines are built once per device: Node takes
+ * headers given as an array as they are, instead of a setHeader per header.
  */
 class HttpDevice implements SimClient {
-  readonly #url: URL;
-  readonly #token: string;
-  readonly #agent: http.Agent;
-  readonly #onAnswer: (ms: number) => boolean;
-  readonly #onError: (reason: string) => void;
-  readonly #journal = newJournal();
+  readonly #options: http.RequestOptions;
+  /** Raw header lines, content-length last (its value is set per request). */
+  readonly #headers: string[];
+  readonly #hooks: FleetHooks;
+  readonly #journal = new SimJournal();
   #sentAt: number | undefined;
   nextAt = 0;
   answered = 0;
   primed = false;
   readonly connected = true;
 
-  constructor(device: SimDevice, baseUrl: string, agent: http.Agent, onAnswer: (ms: number) => boolean, onError: (reason: string) => void) {
-    this.#url = new URL(Routes.rowBatch, baseUrl);
-    this.#onError = onError;
-    this.#token = device.token;
-    this.#agent = agent;
-    this.#onAnswer = onAnswer;
+  constructor(device: SimDevice, baseUrl: URL, agent: http.Agent, hooks: FleetHooks) {
+    this.#headers = ['host', baseUrl.host, Headers.authorization, `Bearer ${device.token}`, 'content-type', 'application/json', 'content-length', ''];
+    this.#options = { host: baseUrl.hostname, port: baseUrl.port, path: Routes.rowBatch, method: 'POST', agent, headers: this.#headers };
+    this.#hooks = hooks;
   }
 
   get waiting(): boolean {
@@ -149,20 +360,17 @@ class HttpDevice implements SimClient {
 
   tick(): boolean {
     if (this.#sentAt !== undefined) return false;
-    const body = JSON.stringify(nextBatch(this.#journal));
+    const body = this.#journal.next();
     const sentAt = performance.now();
     this.#sentAt = sentAt;
-    const request = http.request(this.#url, {
-      method: 'POST',
-      agent: this.#agent,
-      headers: { [Headers.authorization]: `Bearer ${this.#token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    });
+    this.#headers[this.#headers.length - 1] = String(Buffer.byteLength(body));
+    const request = http.request(this.#options);
     const done = (failure: string | undefined) => {
       if (this.#sentAt !== sentAt) return;
       this.#sentAt = undefined;
-      if (failure !== undefined) this.#onError(failure);
+      if (failure !== undefined) this.#hooks.settled(sentAt, failure);
       else {
-        if (this.#onAnswer(performance.now() - sentAt)) this.answered += 1;
+        if (this.#hooks.settled(sentAt)) this.answered += 1;
         this.primed = true;
       }
     };
@@ -193,7 +401,7 @@ export interface FanInSample {
   peak_unanswered: number;
   /** Devices that got no answer at all in the window. */
   starved_devices: number;
-  /** Requests that failed (HTTP status or socket error) in the window, and the last reason. */
+  /** Failures in the window (HTTP status, socket error, MQTT batch_error, dropped or refused MQTT connection), and the last reason. */
   errors: number;
   last_error: string | null;
   p50_ms: number;
@@ -208,17 +416,40 @@ function percentile(sorted: readonly number[], p: number): number {
 
 export type FleetTransport = { kind: 'mqtt'; url: string } | { kind: 'http'; url: string };
 
+/** How often the fleet looks for MQTT connections that need a PINGREQ. */
+const KEEPALIVE_SWEEP_MS = 10_000;
+
 /** A fleet that grows: `grow` connects more devices, `measure` runs every connected device for a window. */
 export class Fleet {
   readonly #transport: FleetTransport;
   readonly #devices: SimClient[] = [];
+  readonly #mqttDevices: MqttDevice[] = [];
   /** Unanswered batches the fleet allows at once; a tick beyond is held (counted), as a broker queue limit would drop it. */
   readonly #maxOutstanding: number;
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 2048 });
+  /** Batches sent and not settled yet, kept by the devices' hooks (counting them each tick would walk the fleet 100 times a second). */
+  #unanswered = 0;
   #latencies: number[] = [];
   #recording = false;
   #errors = 0;
   #lastError: string | null = null;
+  #keepAlive: NodeJS.Timeout | undefined;
+  readonly #hooks: FleetHooks = {
+    settled: (sentAt, failure) => {
+      this.#unanswered -= 1;
+      if (failure !== undefined) {
+        this.#hooks.error(failure);
+        return false;
+      }
+      if (this.#recording) this.#latencies.push(performance.now() - sentAt);
+      return this.#recording;
+    },
+    error: (reason) => {
+      if (!this.#recording) return;
+      this.#errors += 1;
+      this.#lastError = reason;
+    },
+  };
 
   constructor(transport: FleetTransport, options: { maxOutstanding?: number } = {}) {
     this.#transport = transport;
@@ -231,21 +462,31 @@ export class Fleet {
 
   /** Connects `devices`, a wave at a time, and waits until all are connected. */
   async grow(devices: readonly SimDevice[], wave = 200): Promise<void> {
-    const onAnswer = (ms: number) => {
-      if (this.#recording) this.#latencies.push(ms);
-      return this.#recording;
-    };
-    const onError = (reason: string) => {
-      if (!this.#recording) return;
-      this.#errors += 1;
-      this.#lastError = reason;
-    };
     const t = this.#transport;
+    const url = new URL(t.url);
+    if (t.kind === 'mqtt' && !this.#keepAlive) {
+      this.#keepAlive = setInterval(() => {
+        const now = performance.now();
+        for (const d of this.#mqttDevices) d.keepAlive(now);
+      }, KEEPALIVE_SWEEP_MS);
+    }
     for (let i = 0; i < devices.length; i += wave) {
-      const joined = devices.slice(i, i + wave).map((d): SimClient => (t.kind === 'mqtt' ? new MqttDevice(d, t.url, onAnswer) : new HttpDevice(d, t.url, this.#agent, onAnswer, onError)));
+      const joined = devices.slice(i, i + wave).map((d): SimClient => {
+        if (t.kind === 'http') return new HttpDevice(d, url, this.#agent, this.#hooks);
+        const device = new MqttDevice(d, url, this.#hooks);
+        this.#mqttDevices.push(device);
+        return device;
+      });
       this.#devices.push(...joined);
       await Promise.all(joined.map((d) => d.ready()));
     }
+  }
+
+  /** Sends the device's next batch; returns whether it did. */
+  #send(d: SimClient): boolean {
+    if (!d.tick()) return false;
+    this.#unanswered += 1;
+    return true;
   }
 
   /**
@@ -259,13 +500,11 @@ export class Fleet {
     const start = performance.now();
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
-        let unanswered = 0;
-        for (const d of this.#devices) if (d.waiting) unanswered += 1;
         let left = 0;
         for (const d of this.#devices) {
           if (d.primed) continue;
           left += 1;
-          if (!d.waiting && d.connected && unanswered < this.#maxOutstanding && d.tick()) unanswered += 1;
+          if (!d.waiting && d.connected && this.#unanswered < this.#maxOutstanding) this.#send(d);
         }
         if (left === 0 || performance.now() - start > maxS * 1000) {
           clearInterval(timer);
@@ -276,13 +515,18 @@ export class Fleet {
     return Number(((performance.now() - start) / 1000).toFixed(1));
   }
 
-  /** Every device sends once per second (spread over the second) for `warmupS + seconds`; the last `seconds` are measured. */
+  /**
+   * Every device sends once per second (spread over the second) for `warmupS + seconds`; the last `seconds` are measured.
+   * The devices are walked in the order of their send times, from a cursor, so a tick looks only at the devices due.
+   */
   async measure(seconds: number, warmupS: number, onWindow?: () => void): Promise<FanInSample> {
     const start = performance.now();
     for (const d of this.#devices) {
       d.nextAt = start + Math.random() * 1000;
       d.answered = 0;
     }
+    const due = [...this.#devices].sort((a, b) => a.nextAt - b.nextAt);
+    let cursor = 0;
     this.#latencies = [];
     this.#errors = 0;
     this.#lastError = null;
@@ -300,16 +544,17 @@ export class Fleet {
           held = 0;
           peak = 0;
         }
-        let unanswered = 0;
-        for (const d of this.#devices) if (d.waiting) unanswered += 1;
-        for (const d of this.#devices) {
-          if (d.nextAt > now) continue;
+        // At most one turn per device per tick: after a stall the fleet catches up a second per tick, not all at once.
+        for (let n = 0; n < due.length; n++) {
+          const d = due[cursor]!;
+          if (d.nextAt > now) break;
           d.nextAt += 1000;
+          cursor = (cursor + 1) % due.length;
           if (d.waiting || !d.connected) skipped += 1;
-          else if (unanswered >= this.#maxOutstanding) held += 1;
-          else if (d.tick()) unanswered += 1;
+          else if (this.#unanswered >= this.#maxOutstanding) held += 1;
+          else this.#send(d);
         }
-        peak = Math.max(peak, unanswered);
+        peak = Math.max(peak, this.#unanswered);
         if (now >= end) {
           clearInterval(timer);
           resolve();
@@ -335,6 +580,7 @@ export class Fleet {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#keepAlive);
     await Promise.all(this.#devices.map((d) => d.close().catch(() => {})));
     this.#agent.destroy();
   }
