@@ -9,8 +9,8 @@ import { describeEachStore } from '../support/stores.js';
  * breaker's failure count moves exactly as the trigger's body says — reset when
  * rows reach the mirror, one more for each batch or pause that adds to a
  * materialization failure — and a batch staged behind a review, which moves
- * only rows_received, leaves it alone. Since 0017 it runs once per statement: a
- * group's one UPDATE of many lineages moves each count as its own row says.
+ * only rows_received, leaves it alone; a group's one UPDATE of many lineages
+ * moves each count as its own row says.
  */
 describeEachStore('lineage flow trigger', (ctx) => {
   test('failure count: staged batches leave it, failing batches add, applied rows reset', async () => {

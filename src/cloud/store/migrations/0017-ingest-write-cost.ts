@@ -16,14 +16,7 @@ import type { Migration } from '../migrations.js';
  *   row lock, seven for a 5-row staged batch) was a fifth of PostgreSQL's CPU
  *   per batch. The ids come from the lineage row the ingest transaction itself
  *   holds locked (FOR UPDATE) and from the device it authenticated; lineages and
- *   devices are never deleted (a device is revoked), so nothing can dangle;
- * - the lineage flow trigger (0003, 0016) runs once per statement over its
- *   transition tables instead of once per row: a group's lineage update moves
- *   rows_applied of every lineage it materialized, and each row paid a PL/pgSQL
- *   call and an UPDATE that found the failure count already 0 (~35 us a batch).
- *   The body is the row trigger's, row for row (a statement updates a lineage at
- *   most once); flow rows are only touched for lineages the statement updated,
- *   whose rows it holds locked, so the lock order stays lineage, then flow row.
+ *   devices are never deleted (a device is revoked), so nothing can dangle.
  */
 export const ingestWriteCost: Migration = {
   version: 17,
@@ -36,22 +29,5 @@ ALTER TABLE edge_lineage_flow SET (fillfactor = 50);
 ALTER TABLE devices SET (fillfactor = 70);
 ALTER TABLE edge_export_segments DROP CONSTRAINT edge_export_segments_device_id_fkey, DROP CONSTRAINT edge_export_segments_lineage_id_fkey;
 ALTER TABLE edge_staged_rows DROP CONSTRAINT edge_staged_rows_lineage_id_fkey;
-
-DROP TRIGGER edge_table_lineages_flow ON edge_table_lineages;
-DROP FUNCTION syncline_flow_lineage_changed();
-CREATE FUNCTION syncline_flow_lineages_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-  UPDATE edge_lineage_flow AS f SET consecutive_failures = 0
-  FROM syncline_new AS n JOIN syncline_old AS o ON o.id = n.id
-  WHERE f.lineage_id = n.id AND n.rows_applied > o.rows_applied AND f.consecutive_failures <> 0;
-  INSERT INTO edge_lineage_flow AS f (lineage_id, consecutive_failures)
-  SELECT n.id, 1 FROM syncline_new AS n JOIN syncline_old AS o ON o.id = n.id
-  WHERE n.rows_applied <= o.rows_applied AND n.pause_cause = 'materialization_failed'
-    AND (n.rows_received > o.rows_received OR o.pause_cause IS DISTINCT FROM 'materialization_failed')
-  ON CONFLICT (lineage_id) DO UPDATE SET consecutive_failures = f.consecutive_failures + 1;
-  RETURN NULL;
-END $fn$;
-CREATE TRIGGER edge_table_lineages_flow AFTER UPDATE ON edge_table_lineages
-  REFERENCING OLD TABLE AS syncline_old NEW TABLE AS syncline_new FOR EACH STATEMENT EXECUTE FUNCTION syncline_flow_lineages_changed();
 `,
 };
