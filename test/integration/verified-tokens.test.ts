@@ -91,7 +91,8 @@ test('without its LISTEN connection the cache remembers nothing, and starts agai
     await verify(db.store, cache, device.token);
     assert.ok(cache.get(device.token));
     const { rows } = await db.store.query<{ ok: boolean }>(
-      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN %'`,
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query = $1`,
+      [`LISTEN "${DEVICE_REVOKED_CHANNEL}"`],
     );
     assert.deepEqual(rows, [{ ok: true }]);
     await eventually('the cache forgets what it held', () => cache.get(device.token) === undefined, 10_000);
