@@ -1,5 +1,14 @@
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import { SYNC_QOS } from '../../protocol/topics.js';
+import type { PubackHold } from './puback-hold.js';
+
+/**
+ * Takes one delivered message. A returned promise lets the link hold further
+ * deliveries until it settles (backpressure towards the broker). `handled`, when
+ * the link passes one, must be called once the message is handled and its answer
+ * (if any) published: the embedded broker holds the message's PUBACK until then.
+ */
+export type MessageHandler = (topic: string, payload: Buffer, handled?: () => void) => Promise<void> | void;
 
 /**
  * The cloud's side of a broker: receive device messages, publish downlink
@@ -8,12 +17,8 @@ import { SYNC_QOS } from '../../protocol/topics.js';
  * over either.
  */
 export interface BrokerLink {
-  /**
-   * Delivers every message on `filters` to `handler`, in arrival order. When the
-   * handler returns a promise, the link may hold further deliveries until it
-   * settles (backpressure towards the broker).
-   */
-  subscribe(filters: readonly string[], handler: (topic: string, payload: Buffer) => Promise<void> | void): Promise<void>;
+  /** Delivers every message on `filters` to `handler`, in arrival order. */
+  subscribe(filters: readonly string[], handler: MessageHandler): Promise<void>;
   /** Publishes at QoS1; resolves when the broker took it. A retained message is also handed to later subscribers. */
   publish(topic: string, payload: Buffer, options?: { retain?: boolean }): Promise<void>;
   /** Stops deliveries; publishing still works (answers to messages already taken). */
@@ -31,16 +36,19 @@ type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
  */
 export class AedesLink implements BrokerLink {
   readonly #broker: Aedes;
+  readonly #pubacks: PubackHold | undefined;
   readonly #subscriptions: { filter: string; deliver: Deliver }[] = [];
 
-  constructor(broker: Aedes) {
+  constructor(broker: Aedes, pubacks?: PubackHold) {
     this.#broker = broker;
+    this.#pubacks = pubacks;
   }
 
-  async subscribe(filters: readonly string[], handler: (topic: string, payload: Buffer) => Promise<void> | void): Promise<void> {
+  async subscribe(filters: readonly string[], handler: MessageHandler): Promise<void> {
     const deliver: Deliver = (packet, callback) => {
       callback();
-      void handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      void handler(packet.topic, payload, this.#pubacks?.take(payload));
     };
     for (const filter of filters) {
       await new Promise<void>((resolve) => this.#broker.subscribe(filter, deliver, resolve));

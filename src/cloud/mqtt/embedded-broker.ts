@@ -3,7 +3,7 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { DefaultPorts } from '../../protocol/constants.js';
-import { SHARED_WAKE_USERNAME } from '../../protocol/topics.js';
+import { deviceRoot, deviceTopic, SHARED_WAKE_USERNAME, UPLINK_CHANNELS, type TopicChannel } from '../../protocol/topics.js';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { Queryable } from '../store/store.js';
@@ -11,6 +11,7 @@ import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscrib
 import { DeviceSessions, limitPacketSize, watchRevocations } from './broker-guards.js';
 import { authenticateBrokerClient } from './device-directory.js';
 import type { MqttStats } from './mqtt-stats.js';
+import { PubackHold } from './puback-hold.js';
 
 export interface BrokerTlsOptions {
   port: number;
@@ -50,6 +51,15 @@ interface WakeSession {
   source: string;
 }
 
+/** A connection signed in as a device, with the exact topics it may publish on (the ACL's answer, computed once per connection). */
+interface DeviceSession {
+  identity: DeviceIdentity;
+  uplink: Map<string, TopicChannel>;
+}
+
+/** A held PUBACK is released after this at the latest, answered or not. */
+const MAX_PUBACK_HOLD_MS = 2_000;
+
 /** CONNACK return codes of MQTT 3.1.1. */
 const IDENTIFIER_REJECTED = 2;
 const BAD_USERNAME_OR_PASSWORD = 4;
@@ -67,11 +77,14 @@ export class EmbeddedBroker {
   readonly url: string;
   readonly tlsUrl: string | undefined;
   readonly #servers: Server[];
+  /** PUBACKs of batches held until their answer (the link releases them). */
+  readonly pubacks: PubackHold;
   readonly #sockets: Set<Socket>;
   readonly #stopWatch: () => void;
 
-  private constructor(aedes: Aedes, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => void) {
+  private constructor(aedes: Aedes, pubacks: PubackHold, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => void) {
     this.aedes = aedes;
+    this.pubacks = pubacks;
     this.#servers = servers;
     this.#sockets = sockets;
     this.#stopWatch = stopWatch;
@@ -82,7 +95,8 @@ export class EmbeddedBroker {
   static async start(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
     const aedes = await Aedes.createBroker({ concurrency: 1000 });
     const devices = new DeviceSessions();
-    installSecurity(aedes, options, devices);
+    const pubacks = new PubackHold(MAX_PUBACK_HOLD_MS);
+    installSecurity(aedes, options, devices, pubacks);
     const servers: Server[] = [];
     const sockets = new Set<Socket>();
     const { logger, stats, maxPacketBytes } = options;
@@ -107,8 +121,14 @@ export class EmbeddedBroker {
         servers.push(secure);
         tlsUrl = `mqtts://${shownHost(options.host)}:${await listen(secure, options.tls.port, options.host)}`;
       }
-      const stopWatch = watchRevocations({ db: options.db, sessions: devices, intervalMs: options.revocationCheckMs ?? 1_000, logger, aedes, onClosed: (n) => (stats.revokedDisconnects += n) });
-      return new EmbeddedBroker(aedes, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl, stopWatch);
+      const stopRevocations = watchRevocations({ db: options.db, sessions: devices, intervalMs: options.revocationCheckMs ?? 1_000, logger, aedes, onClosed: (n) => (stats.revokedDisconnects += n) });
+      const sweep = setInterval(() => pubacks.sweep(), MAX_PUBACK_HOLD_MS / 2);
+      sweep.unref();
+      const stopWatch = () => {
+        stopRevocations();
+        clearInterval(sweep);
+      };
+      return new EmbeddedBroker(aedes, pubacks, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl, stopWatch);
     } catch (error) {
       await closeAll(aedes, servers, sockets);
       throw error;
@@ -121,9 +141,9 @@ export class EmbeddedBroker {
   }
 }
 
-function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: DeviceSessions): void {
+function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: DeviceSessions, pubacks: PubackHold): void {
   const { db, logger: log, stats } = options;
-  const sessions = new WeakMap<Client, DeviceIdentity>();
+  const sessions = new WeakMap<Client, DeviceSession>();
   const wakeSessions = new WeakMap<Client, WakeSession>();
   aedes.authenticate = (client, username, password, done) => {
     const conn = client.conn;
@@ -132,7 +152,7 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: 
       username === SHARED_WAKE_USERNAME && options.sharedWake
         ? options.sharedWake(password?.toString('utf8') ?? '', client.id).then((scope) => void wakeSessions.set(client, { scope, source: client.id }))
         : authenticateBrokerClient(db, { clientId: client.id, username, password: password?.toString('utf8'), certificateDeviceId }).then((identity) => {
-            sessions.set(client, identity);
+            sessions.set(client, { identity, uplink: uplinkTopics(identity) });
             devices.add(identity.device_id, client);
             options.onDeviceConnected?.(identity.device_id);
           });
@@ -147,7 +167,14 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: 
     );
   };
   aedes.authorizePublish = (client, packet, done) => {
-    const identity = client ? sessions.get(client) : undefined;
+    const session = client ? sessions.get(client) : undefined;
+    // Fast path, same rules: one of the device's own uplink topics, not retained.
+    const channel = session && !packet.retain ? session.uplink.get(packet.topic) : undefined;
+    if (channel) {
+      if (channel === 'rowBatch' && packet.qos === 1 && Buffer.isBuffer(packet.payload)) pubacks.hold(client!, packet.payload);
+      return done(null);
+    }
+    const identity = session?.identity;
     const verdict = identity
       ? authorizeDevicePublish(identity, packet.topic, { retain: packet.retain })
       : { allowed: false as const, reason: client && wakeSessions.has(client) ? 'a wake-up session only listens' : 'no authenticated device' };
@@ -157,7 +184,7 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: 
     done(new SynclineError('topic_denied', verdict.reason, identity ? { device_id: identity.device_id } : {}));
   };
   aedes.authorizeSubscribe = (client, subscription, done) => {
-    const identity = sessions.get(client);
+    const identity = sessions.get(client)?.identity;
     const wake = wakeSessions.get(client);
     const verdict = identity
       ? authorizeDeviceSubscribe(identity, subscription.topic)
@@ -170,12 +197,24 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: 
     done(null, null);
   };
   aedes.on('clientDisconnect', (client) => {
-    const identity = sessions.get(client);
-    if (identity) devices.remove(identity.device_id, client);
+    pubacks.forget(client);
+    const session = sessions.get(client);
+    if (session) devices.remove(session.identity.device_id, client);
   });
   aedes.on('clientError', (client, error) => {
     if (!isSynclineError(error)) log.debug({ client_id: client.id, err: error }, 'MQTT client error');
   });
+}
+
+/** The topics the device may publish on, by channel; none when its ids cannot form a topic (the ACL then refuses everything). */
+function uplinkTopics(identity: DeviceIdentity): Map<string, TopicChannel> {
+  let root: string;
+  try {
+    root = deviceRoot(identity.project_id, identity.device_id);
+  } catch {
+    return new Map();
+  }
+  return new Map(UPLINK_CHANNELS.map((channel) => [deviceTopic(root, channel), channel]));
 }
 
 function subjectCommonName(socket: TLSSocket): string | undefined {

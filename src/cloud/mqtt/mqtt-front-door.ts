@@ -72,7 +72,7 @@ export class MqttFrontDoor implements ControlSink {
 
   /** Starts taking messages from the given filters (plain, or shared subscriptions on an external broker). */
   async start(filters: readonly string[]): Promise<void> {
-    await this.#o.link.subscribe(filters, (topic, payload) => this.#receive(topic, payload));
+    await this.#o.link.subscribe(filters, (topic, payload, handled) => this.#receive(topic, payload, handled));
   }
 
   /** Messages taken and not yet answered (metrics). */
@@ -90,25 +90,38 @@ export class MqttFrontDoor implements ControlSink {
     this.#o.stats.controlsSent += 1;
   }
 
-  #receive(topic: string, payload: Buffer): Promise<void> | void {
+  #receive(topic: string, payload: Buffer, handled?: () => void): Promise<void> | void {
     const parsed = parseDeviceTopic(topic);
-    if (!parsed || (parsed.channel !== 'rowBatch' && parsed.channel !== 'controlAck' && (parsed.channel !== 'telemetryBatch' || !this.#o.telemetry))) return;
-    return this.#queue.push(parsed.deviceId, () => this.#handle(parsed, payload));
+    if (!parsed || (parsed.channel !== 'rowBatch' && parsed.channel !== 'controlAck' && (parsed.channel !== 'telemetryBatch' || !this.#o.telemetry))) return handled?.();
+    return this.#queue.push(parsed.deviceId, () => this.#job(parsed, payload, handled));
   }
 
-  async #handle(topic: DeviceTopic, payload: Buffer): Promise<void> {
+  /** Handles one message; `handled` follows its answer's publish (not awaited here: see #reply). */
+  async #job(topic: DeviceTopic, payload: Buffer, handled: (() => void) | undefined): Promise<void> {
+    let answer: Answer | undefined;
+    try {
+      answer = await this.#handle(topic, payload);
+    } finally {
+      if (handled) void (answer ? answer.published.then(handled) : handled());
+    }
+  }
+
+  async #handle(topic: DeviceTopic, payload: Buffer): Promise<Answer | undefined> {
     const device = await this.#o.directory.lookup(topic.deviceId);
     if (!device || device.project_id !== topic.projectId) {
       this.#o.stats.unknownDevices += 1;
       this.#log.warn({ device_id: topic.deviceId.slice(0, 64), project_id: topic.projectId.slice(0, 64), channel: topic.channel }, 'MQTT message for an unknown, revoked or foreign device dropped');
-      return;
+      return undefined;
     }
     this.#o.onDeviceSeen?.(device.device_id);
-    if (topic.channel === 'controlAck') return this.#controlAck(device, payload);
+    if (topic.channel === 'controlAck') {
+      await this.#controlAck(device, payload);
+      return undefined;
+    }
     return this.#rowBatch(device, payload, topic.channel === 'telemetryBatch');
   }
 
-  async #rowBatch(device: DeviceIdentity, payload: Buffer, telemetry = false): Promise<void> {
+  async #rowBatch(device: DeviceIdentity, payload: Buffer, telemetry = false): Promise<Answer> {
     const { stats, store, policy } = this.#o;
     stats.batchesReceived += 1;
     const root = deviceRoot(device.project_id, device.device_id);
@@ -125,14 +138,14 @@ export class MqttFrontDoor implements ControlSink {
       timer.acked(ack.status, size.rows, size.bytes);
       stats.batchesAcked += 1;
       this.#o.onIngested?.();
-      this.#reply(root, { type: 'batch_ack', ack });
+      return this.#reply(root, { type: 'batch_ack', ack });
     } catch (error) {
       stats.batchesRefused += 1;
       timer.refused(error, size.rows, size.bytes);
       const refusal = isSynclineError(error) ? error.withContext({ device_id: device.device_id }) : new SynclineError('internal', 'internal server error');
       if (refusal.status >= 500) this.#log.error({ err: error, device_id: device.device_id, batch_id: batchId }, 'MQTT batch failed');
       else this.#log.info({ code: refusal.code, device_id: device.device_id, batch_id: batchId, context: refusal.context }, 'MQTT batch refused');
-      this.#reply(root, { type: 'batch_error', batch_id: batchId, error: refusal.code, message: refusal.message, status: refusal.status });
+      return this.#reply(root, { type: 'batch_error', batch_id: batchId, error: refusal.code, message: refusal.message, status: refusal.status });
     }
   }
 
@@ -147,13 +160,18 @@ export class MqttFrontDoor implements ControlSink {
   }
 
   /** Answers are not awaited by the worker: a held link would otherwise hold the queue that frees it. A lost answer is a resend. */
-  #reply(root: string, message: DownlinkMessage): void {
-    this.#send(root, message).catch((error: unknown) => this.#log.warn({ err: error, topic: root }, 'could not publish an answer; the device will resend'));
+  #reply(root: string, message: DownlinkMessage): Answer {
+    return { published: this.#send(root, message).catch((error: unknown) => this.#log.warn({ err: error, topic: root }, 'could not publish an answer; the device will resend')) };
   }
 
   #send(root: string, message: DownlinkMessage): Promise<void> {
     return this.#o.link.publish(deviceTopic(root, 'control'), Buffer.from(JSON.stringify(message)));
   }
+}
+
+/** An answer being published; wrapped so an async function can return it without waiting for it. */
+interface Answer {
+  published: Promise<void>;
 }
 
 function batchIdOf(json: unknown): string | null {

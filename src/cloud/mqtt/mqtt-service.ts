@@ -102,7 +102,7 @@ export class MqttService {
         maxPacketBytes: options.maxPacketBytes ?? deps.bodyLimit,
         ...(options.revocationCheckMs !== undefined ? { revocationCheckMs: options.revocationCheckMs } : {}),
       });
-      link = new AedesLink(broker.aedes);
+      link = new AedesLink(broker.aedes, broker.pubacks);
     }
     const frontDoor = new MqttFrontDoor({
       store,
