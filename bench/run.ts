@@ -1,3 +1,5 @@
+// First: decides where the server processes of every bench come from (before test/support/processes.ts reads it).
+import './server-from-dist.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
