@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { generate } from 'mqtt-packet';
+import { generate, parser, type Packet } from 'mqtt-packet';
 import { uuidv7 } from 'uuidv7';
 import { Headers, Routes } from '../src/protocol/constants.js';
 import type { DownlinkMessage } from '../src/protocol/control.js';
@@ -28,14 +28,11 @@ import { columns, wireBatch } from '../test/support/batches.js';
  * batch a QoS 1 PUBLISH with a packet id (sent again with DUP after a reconnect
  * until its PUBACK), PUBACK of the server's QoS 1 publishes, PINGREQ keepalive
  * (one sweep for the fleet, not a timer per client), reconnect when dropped.
- * mqtt-packet (mqtt.js's own codec) writes the rare packets (CONNECT, SUBSCRIBE,
- * PINGREQ, DISCONNECT); the hot path is done here, checked against it: PUBLISH
- * and PUBACK are a few header bytes, and the five packet types a QoS 1 subscriber
- * receives are read without mqtt-packet's parser (its state machine, BufferList
- * and debug calls were ~10 % of the fleet's CPU). A batch counts as answered only
- * when the batch_ack with its batch_id arrives. The batch JSON is spliced from
- * per-device templates, but every batch is a distinct valid batch (new batch_id,
- * next seqs, new rows).
+ * mqtt-packet (mqtt.js's own codec) parses and writes the packets; only the two
+ * hot ones, PUBLISH and PUBACK, are encoded here (a few bytes of header, checked
+ * against mqtt-packet). A batch counts as answered only when the batch_ack with
+ * its batch_id arrives. The batch JSON is spliced from per-device templates, but
+ * every batch is a distinct valid batch (new batch_id, next seqs, new rows).
  */
 
 export interface SimDevice {
@@ -141,52 +138,6 @@ function mqttString(value: string): Buffer {
   return out;
 }
 
-/** MQTT control packet types (the fixed header's high nibble) a device receives. */
-const PacketType = { connack: 2, publish: 3, puback: 4, suback: 9, pingresp: 13 } as const;
-
-/**
- * Splits the broker's byte stream into MQTT packets: a fixed-header byte, the
- * remaining length (1-4 bytes, 7 bits each, high bit = more follows), the body.
- * A packet cut across TCP reads waits for the rest.
- */
-class PacketReader {
-  readonly #onPacket: (header: number, body: Buffer) => string | undefined;
-  #rest: Buffer | undefined;
-
-  constructor(onPacket: (header: number, body: Buffer) => string | undefined) {
-    this.#onPacket = onPacket;
-  }
-
-  /** Takes the next bytes; returns why the stream is not MQTT, or undefined. */
-  push(chunk: Buffer): string | undefined {
-    const data = this.#rest ? Buffer.concat([this.#rest, chunk]) : chunk;
-    this.#rest = undefined;
-    let at = 0;
-    while (at < data.length) {
-      let length = 0;
-      let i = at + 1;
-      for (let shift = 0; ; shift += 7) {
-        if (shift > 21) return 'remaining length longer than 4 bytes';
-        if (i >= data.length) {
-          this.#rest = data.subarray(at);
-          return undefined;
-        }
-        const byte = data[i++]!;
-        length += (byte & 0x7f) * 2 ** shift;
-        if (byte < 0x80) break;
-      }
-      if (i + length > data.length) {
-        this.#rest = data.subarray(at);
-        return undefined;
-      }
-      const failure = this.#onPacket(data[at]!, data.subarray(i, i + length));
-      if (failure !== undefined) return failure;
-      at = i + length;
-    }
-    return undefined;
-  }
-}
-
 /** One device over MQTT 3.1.1 on a TCP connection of its own (see the file's header). */
 class MqttDevice implements SimClient {
   readonly #device: SimDevice;
@@ -279,13 +230,13 @@ class MqttDevice implements SimClient {
 
   #connect(): void {
     const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true });
-    const packets = new PacketReader((header, body) => this.#onPacket(header, body));
-    socket.on('data', (chunk: Buffer) => {
-      const malformed = packets.push(chunk);
-      if (malformed === undefined) return;
-      this.#hooks.error(`MQTT: ${malformed}`);
+    const packets = parser({ protocolVersion: 4 });
+    packets.on('packet', (packet: Packet) => this.#onPacket(packet));
+    packets.on('error', (error: Error) => {
+      this.#hooks.error(`MQTT: ${error.message}`);
       socket.destroy();
     });
+    socket.on('data', (chunk: Buffer) => packets.parse(chunk));
     socket.on('error', () => {}); // 'close' follows and reconnects
     socket.on('close', () => {
       clearTimeout(this.#connectTimer);
@@ -304,27 +255,22 @@ class MqttDevice implements SimClient {
     this.#pingSentAt = 0;
   }
 
-  /** One packet from the broker; a client subscribed at QoS 1 gets only these five types (MQTT 3.1.1 §3). */
-  #onPacket(header: number, body: Buffer): string | undefined {
-    switch (header >> 4) {
-      case PacketType.publish: {
-        let at = 2 + body.readUInt16BE(0);
-        if ((header & 0x06) !== 0) {
-          this.#write(Buffer.from([PUBACK, 2, body[at]!, body[at + 1]!]), performance.now());
-          at += 2;
-        }
-        this.#onDownlink(JSON.parse(body.toString('utf8', at)) as DownlinkMessage);
-        return undefined;
+  #onPacket(packet: Packet): void {
+    switch (packet.cmd) {
+      case 'publish': {
+        if (packet.qos > 0) this.#write(Buffer.from([PUBACK, 2, packet.messageId! >> 8, packet.messageId! & 0xff]), performance.now());
+        this.#onDownlink(JSON.parse(packet.payload.toString()) as DownlinkMessage);
+        return;
       }
-      case PacketType.puback:
-        if (body.readUInt16BE(0) === this.#unackedId) this.#unacked = undefined;
-        return undefined;
-      case PacketType.connack: {
+      case 'puback':
+        if (packet.messageId === this.#unackedId) this.#unacked = undefined;
+        return;
+      case 'connack': {
         clearTimeout(this.#connectTimer);
-        if (body[1] !== 0) {
-          this.#hooks.error(`MQTT CONNACK return code ${body[1]}`);
+        if (packet.returnCode !== 0) {
+          this.#hooks.error(`MQTT CONNACK return code ${packet.returnCode}`);
           this.#socket?.destroy();
-          return undefined;
+          return;
         }
         this.#subscribeId = this.#nextPacketId();
         this.#write(generate({ cmd: 'subscribe', messageId: this.#subscribeId, subscriptions: [{ topic: this.#controlTopic, qos: SYNC_QOS }] }), performance.now());
@@ -332,24 +278,24 @@ class MqttDevice implements SimClient {
           this.#unacked[0]! |= DUP;
           this.#write(this.#unacked, performance.now());
         }
-        return undefined;
+        return;
       }
-      case PacketType.suback: {
-        if (body.readUInt16BE(0) !== this.#subscribeId) return undefined;
-        if (body[2]! >= 0x80) {
+      case 'suback': {
+        if (packet.messageId !== this.#subscribeId) return;
+        if ((packet.granted[0] as number) >= 0x80) {
           // A refused subscription would never see an answer; the broker's ACL is wrong, not the load.
           this.#hooks.error('MQTT SUBSCRIBE to the control topic refused');
-          return undefined;
+          return;
         }
         this.#subscribed = true;
         this.#resolveReady();
-        return undefined;
+        return;
       }
-      case PacketType.pingresp:
+      case 'pingresp':
         this.#pingSentAt = 0;
-        return undefined;
+        return;
       default:
-        return `unexpected packet type ${header >> 4}`;
+        return;
     }
   }
 
