@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, portOpen } from '../test/support/mqtt-fixtures.js';
+import { freePort, mosquittoListening } from '../test/support/mqtt-fixtures.js';
 import { runSyncline, type ServerProcess } from '../test/support/processes.js';
 
 /**
@@ -62,14 +62,7 @@ export async function startBenchBroker(server: ServerProcess, dir: string, maxQu
   const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let tail = '';
   child.stderr.on('data', (chunk: Buffer) => (tail = (tail + chunk.toString()).slice(-4000)));
-  const deadline = Date.now() + 15_000;
-  while (!(await portOpen(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`mosquitto did not start:\n${tail}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await mosquittoListening(child, port, () => tail);
   const version = /mosquitto version (\S+)/.exec(await mosquittoHelp())?.[1] ?? 'unknown';
   return {
     url: `mqtt://127.0.0.1:${port}`,

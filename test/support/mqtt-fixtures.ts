@@ -15,6 +15,18 @@ export const mosquittoInstalled = spawnSync('mosquitto', ['-h']).error === undef
 
 export const REAL_MOSQUITTO_URL = process.env.SYNCLINE_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 
+/** Waits until a spawned mosquitto listens on `port`; kills it and throws with its log when it exits or takes over 15 s. */
+export async function mosquittoListening(child: ChildProcess, port: number, log: () => string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await portOpen(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`mosquitto did not start:\n${log()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export async function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   const socket = new Socket();
   try {
@@ -99,14 +111,7 @@ export async function startMosquitto(dir: string, confLines: string[], given?: n
   let logs = '';
   child.stderr.on('data', (c: Buffer) => (logs += c.toString()));
   child.stdout.on('data', (c: Buffer) => (logs += c.toString()));
-  const deadline = Date.now() + 15_000;
-  while (!(await portOpen(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`mosquitto did not start:\n${logs}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await mosquittoListening(child, port, () => logs);
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
