@@ -30,7 +30,7 @@ const FAN_IN_PRIME_MAX_S = 300;
  * The mqtt-broker run's Mosquitto gets exactly this max_queued_messages (not
  * whatever the distribution defaults to): every message it queues for the server
  * is an unanswered batch, so the fleet's cap keeps its queue within the limit
- * (the limit counts beyond the 20 in flight) and a drop would show as a starved
+ * (the limit counts beyond the messages in flight: `admin mqtt-config` writes max_inflight_messages 1000) and a drop would show as a starved
  * device rather than pass unseen.
  */
 const BROKER_QUEUE_LIMIT = 1000;

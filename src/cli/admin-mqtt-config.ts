@@ -1,7 +1,7 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { mosquittoPasswordHash } from '../cloud/mqtt/mosquitto-password.js';
-import { renderAclFile, renderListenerConf, renderPasswordFile, type BrokerAccounts } from '../cloud/mqtt/mosquitto-files.js';
+import { BROKER_MAX_INFLIGHT, renderAclFile, renderListenerConf, renderPasswordFile, type BrokerAccounts } from '../cloud/mqtt/mosquitto-files.js';
 import { DefaultPorts, Routes, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
@@ -21,6 +21,12 @@ export const mqttConfigOptions = {
     kind: 'integer',
     default: SERVER_BODY_LIMIT_BYTES,
     description: "max_packet_size written to syncline-listener.conf: the largest packet a client may send (match the server's --body-limit)",
+  },
+  maxInflightMessages: {
+    flag: 'max-inflight-messages',
+    kind: 'integer',
+    default: BROKER_MAX_INFLIGHT,
+    description: "max_inflight_messages written to syncline-listener.conf: QoS 1 messages on their way to a client, the server's account included, before the broker waits for acknowledgements (1 to 65535)",
   },
   json: { flag: 'json', kind: 'boolean', default: false, description: 'print JSON for scripts' },
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
@@ -47,6 +53,9 @@ export async function runAdminMqttConfig(argv: string[]): Promise<number> {
   }
   const { options } = parseCommand(mqttConfigOptions, argv);
   if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(options.serverUser)) throw new SynclineError('invalid_config', '--server-user must be 1 to 64 letters, digits or _ . @ -', { field: 'serverUser' });
+  if (options.maxInflightMessages < 1 || options.maxInflightMessages > 65_535) {
+    throw new SynclineError('invalid_config', `--max-inflight-messages must be between 1 and 65535, got ${options.maxInflightMessages}`, { field: 'maxInflightMessages' });
+  }
   const accounts = await new AdminClient(options.server, options.adminToken).request<BrokerAccounts>('GET', Routes.mqttBrokerConfig);
   const server = { username: options.serverUser, password_hash: mosquittoPasswordHash(options.serverPassword) };
   const dir = resolve(options.outDir);
@@ -54,7 +63,7 @@ export async function runAdminMqttConfig(argv: string[]): Promise<number> {
   const files = { passwd: join(dir, 'passwd'), acl: join(dir, 'acl'), conf: join(dir, 'syncline-listener.conf') };
   writeAtomically(files.passwd, renderPasswordFile(server, accounts.devices), 0o600);
   writeAtomically(files.acl, renderAclFile(server, accounts.devices, new Date().toISOString()), 0o644);
-  writeAtomically(files.conf, renderListenerConf({ port: options.listenerPort, host: options.listenerHost, passwordFile: files.passwd, aclFile: files.acl, maxPacketBytes: options.maxPacketBytes }), 0o644);
+  writeAtomically(files.conf, renderListenerConf({ port: options.listenerPort, host: options.listenerHost, passwordFile: files.passwd, aclFile: files.acl, maxPacketBytes: options.maxPacketBytes, maxInflightMessages: options.maxInflightMessages }), 0o644);
   const result = { files, devices: accounts.devices.length, skipped: accounts.skipped };
   printResult(result, options.json, () =>
     [

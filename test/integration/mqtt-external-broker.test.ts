@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -119,16 +119,24 @@ describeEachStore('external MQTT broker', (ctx) => {
     const serverPassword = randomBytes(12).toString('hex');
     const out = join(dir.path, `mosquitto-${ctx.kind}`);
     const port = await freePort();
-    const generated = await runSyncline(['admin', 'mqtt-config', '--server', http.url, '--out-dir', out, '--listener-port', String(port), '--listener-host', '127.0.0.1', '--json'], {
-      SYNCLINE_ADMIN_TOKEN: ADMIN_TOKEN,
-      SYNCLINE_MQTT_SERVER_PASSWORD: serverPassword,
-    });
+    const env = { SYNCLINE_ADMIN_TOKEN: ADMIN_TOKEN, SYNCLINE_MQTT_SERVER_PASSWORD: serverPassword };
+    const base = ['admin', 'mqtt-config', '--server', http.url, '--out-dir', out, '--listener-port', String(port), '--listener-host', '127.0.0.1', '--json'];
+    // Mosquitto reads 0 as "no limit": refused here, like any window it cannot hold, before a file is written.
+    for (const bad of ['0', '65536', 'many']) {
+      const refused = await runSyncline([...base, '--max-inflight-messages', bad], env);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /--max-inflight-messages must be/);
+      assert.ok(!existsSync(join(out, 'syncline-listener.conf')), 'nothing written for a refused option');
+    }
+    const generated = await runSyncline(base, env);
     await http.stop();
     assert.equal(generated.code, 0, generated.stderr);
     const result = JSON.parse(generated.stdout) as { files: { conf: string; passwd: string }; devices: number };
     assert.ok(result.devices >= 2);
     assert.ok(!readFileSync(result.files.passwd, 'utf8').includes(device.token), 'tokens are stored hashed');
     const conf = readFileSync(result.files.conf, 'utf8').split('\n').filter(Boolean);
+    // The server's account takes every batch as a QoS 1 delivery: Mosquitto's default window of 20 would pace the fleet.
+    assert.ok(conf.includes('max_inflight_messages 1000'), conf.join('\n'));
     let broker: MosquittoProcess = await startMosquitto(out, conf, port);
     const url = `mqtt://127.0.0.1:${port}`;
     let server: CloudServer | undefined;

@@ -69,12 +69,24 @@ export function renderAclFile(server: ServerAccount, devices: readonly BrokerAcc
 
 /**
  * A mosquitto.conf fragment that turns the files on for one listener, with the packet
- * size limit the embedded broker applies (a global option: it covers every listener).
+ * size limit the embedded broker applies and the in-flight window toward the server
+ * (global options: they cover every listener).
  */
-export function renderListenerConf(options: { port: number; host: string; passwordFile: string; aclFile: string; maxPacketBytes: number }): string {
+/**
+ * Mosquitto's in-flight window written by default: the server acknowledges a batch
+ * as soon as its work queue has room (1,024 queued; back-pressure holds the PUBACK
+ * beyond that), so a window this size keeps it fed at thousands of batches/s, where
+ * Mosquitto's default of 20 held a 5,000-device fan-in to 4,500 batches/s.
+ */
+export const BROKER_MAX_INFLIGHT = 1000;
+
+export function renderListenerConf(options: { port: number; host: string; passwordFile: string; aclFile: string; maxPacketBytes: number; maxInflightMessages: number }): string {
   return [
     '# Packets over this size are refused and their client disconnected (the embedded broker does the same).',
     `max_packet_size ${options.maxPacketBytes}`,
+    "# QoS 1 messages sent to a client and not yet acknowledged: every batch reaches the server's account this way,",
+    '# and at the default of 20 one round trip per 20 batches capped a fleet well below what the server takes.',
+    `max_inflight_messages ${options.maxInflightMessages}`,
     '',
     `listener ${options.port} ${options.host}`,
     'allow_anonymous false',
