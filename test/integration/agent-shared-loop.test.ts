@@ -39,7 +39,8 @@ describeEachStore('agent with two-way sync in its loop', (ctx) => {
     app.pragma('journal_mode = WAL');
     app.exec('CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT NOT NULL)');
     const device = await newDevice(ctx.store, 'gateway');
-    const agent = new Agent({ dbPath: path, transport: new HttpTransport({ serverUrl: server.url, token: device.token }), shared: { sync, pollMs: 600_000 } });
+    // A partial batch goes out at once (the default holds one up to 5 s waiting for more rows).
+    const agent = new Agent({ dbPath: path, transport: new HttpTransport({ serverUrl: server.url, token: device.token }), publisher: { flushIntervalMs: 20 }, shared: { sync, pollMs: 600_000 } });
     const running = agent.run();
     const adminServer = { url: server.url, adminToken: ADMIN_TOKEN };
     try {
