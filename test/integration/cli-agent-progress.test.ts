@@ -35,7 +35,8 @@ test('the agent says when the server answers again, logs a periodic status, and 
     assert.match(tty.stdout, /\r\u001b\[Kdraining .*app\.db: \d+ rows shipped, \d+ left in the journal, \d+ rows\/s/);
 
     await server.stop();
-    const agent = spawnSyncline(['agent', '--db', path, '--server', server.url, '--token', device.token, '--status-interval-ms', '300', '--retry-max-ms', '1000'], { SYNCLINE_LOG_LEVEL: 'info' });
+    // --flush-interval-ms: the one row is sent (and fails) at once, not after the default 5 s wait for a fuller batch.
+    const agent = spawnSyncline(['agent', '--db', path, '--server', server.url, '--token', device.token, '--status-interval-ms', '300', '--retry-max-ms', '1000', '--flush-interval-ms', '50'], { SYNCLINE_LOG_LEVEL: 'info' });
     let logs = '';
     agent.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
     insert.run('while the server is down');
