@@ -56,6 +56,18 @@ export interface MaterializeResult {
   unkeyable: DecodedRow[];
 }
 
+/** A batch's rows made ready for its mirror (keyed, coalesced, planned) before any statement runs. */
+export interface PreparedRows extends MaterializeResult {
+  target: MirrorTarget;
+  layout: { column: string; type: PgType }[];
+  keys: Map<DecodedRow, string[]>;
+  upserts: DecodedRow[];
+  deletes: DecodedRow[];
+  /** The mirror's columns for the upserts (undefined without upserts). */
+  plan: ColumnPlan[] | undefined;
+  meta: BatchMeta;
+}
+
 /**
  * Applies rows to the mirror with two statements whatever their number: one DELETE
  * and one INSERT ... ON CONFLICT DO UPDATE, each fed by text arrays through
@@ -66,6 +78,13 @@ export interface MaterializeResult {
  * runs the rows again guarded).
  */
 export async function materializeRows(tx: Queryable, target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], meta: BatchMeta, guarded = true): Promise<MaterializeResult> {
+  const prepared = prepareRows(target, batch, rows, meta);
+  await writePrepared(tx, prepared, guarded);
+  return { applied: prepared.applied, unkeyable: prepared.unkeyable };
+}
+
+/** Keys, coalesces and plans a batch's rows; rows whose key the mirror cannot hold are left out (`unkeyable`). */
+export function prepareRows(target: MirrorTarget, batch: RowBatch, rows: readonly DecodedRow[], meta: BatchMeta): PreparedRows {
   const layout = keyLayout(target);
   const keyed: DecodedRow[] = [];
   const unkeyable: DecodedRow[] = [];
@@ -80,20 +99,31 @@ export async function materializeRows(tx: Queryable, target: MirrorTarget, batch
     keyed.push(row);
   }
   const { upserts, deletes } = coalesceRows(keyed, (row) => identityText(keys.get(row)!, layout));
+  const plan = upserts.length > 0 ? planColumns(target, batch) : undefined;
+  return { target, layout, keys, upserts, deletes, plan, meta, applied: keyed.length, unkeyable };
+}
+
+/**
+ * Rows a plain COPY can write: fresh rows only, nothing to delete, and a mirror
+ * whose key is not a digest (computed in SQL, which COPY cannot run).
+ */
+export function copyable(prepared: PreparedRows): boolean {
+  return prepared.deletes.length === 0 && prepared.upserts.length > 0 && !prepared.target.digestKey && prepared.upserts.every(isFreshRow);
+}
+
+/** Runs a prepared batch's statements: its deletes, then its upserts (or, unguarded or guarded by a savepoint, a plain write of fresh rows). */
+export async function writePrepared(tx: Queryable, prepared: PreparedRows, guarded: boolean): Promise<void> {
+  const { target, layout, keys, upserts, deletes, plan, meta } = prepared;
   if (deletes.length > 0) await deleteKeys(tx, target, layout, deletes.map((row) => keys.get(row)!), meta.deviceId);
-  if (upserts.length > 0) {
-    const plan = planColumns(target, batch);
-    // The column arrays of the unnest statements; COPY renders its text straight from the rows instead.
-    let columns: RowColumns | undefined;
-    const values = () => (columns ??= rowColumns(plan, upserts, keys));
-    const upsert = () => upsertRows(tx, target, layout, values(), meta, true);
-    // A digest key is computed in SQL, which COPY cannot run: those mirrors take a plain INSERT.
-    const insert = target.digestKey ? () => upsertRows(tx, target, layout, values(), meta, false) : () => copyFreshRows(tx, target.table, plan, upserts, keys, meta);
-    if (!upserts.every(isFreshRow)) await upsert();
-    else if (guarded) await insertOrUpsert(tx, insert, upsert);
-    else await insert();
-  }
-  return { applied: keyed.length, unkeyable };
+  if (!plan) return;
+  // The column arrays of the unnest statements; COPY renders its text straight from the rows instead.
+  let columns: RowColumns | undefined;
+  const values = () => (columns ??= rowColumns(plan, upserts, keys));
+  const upsert = () => upsertRows(tx, target, layout, values(), meta, true);
+  const insert = target.digestKey ? () => upsertRows(tx, target, layout, values(), meta, false) : () => copyFreshRows(tx, target.table, plan, upserts, keys, meta);
+  if (!upserts.every(isFreshRow)) await upsert();
+  else if (guarded) await insertOrUpsert(tx, insert, upsert);
+  else await insert();
 }
 
 /** Inserted or snapshotted on the device: the mirror almost never holds the key yet. */

@@ -19,8 +19,12 @@ import { MirrorColumns } from './mirror-schema.js';
  */
 export async function copyFreshRows(tx: Queryable, table: string, plan: readonly ColumnPlan[], rows: readonly DecodedRow[], keys: ReadonlyMap<DecodedRow, string[]>, meta: BatchMeta): Promise<void> {
   if (rows.length === 0) return;
-  const names = [...plan.map((c) => c.target), MirrorColumns.deviceId, MirrorColumns.epoch, MirrorColumns.seq, MirrorColumns.batchId, MirrorColumns.op, MirrorColumns.overflow];
-  await tx.copyIn(`${quoteIdent(table)} (${names.map(quoteIdent).join(', ')})`, () => copyLines(plan, rows, keys, meta));
+  await tx.copyIn(`${quoteIdent(table)} (${freshRowColumns(plan)})`, () => copyLines(plan, rows, keys, meta));
+}
+
+/** The mirror columns a fresh row fills, in the order copyLines and inline-rows.ts write them (quoted). */
+export function freshRowColumns(plan: readonly ColumnPlan[]): string {
+  return [...plan.map((c) => c.target), MirrorColumns.deviceId, MirrorColumns.epoch, MirrorColumns.seq, MirrorColumns.batchId, MirrorColumns.op, MirrorColumns.overflow].map(quoteIdent).join(', ');
 }
 
 /** Rows per part of the COPY payload: PostgreSQL parses one part while the next is rendered. */
@@ -53,7 +57,7 @@ function* copyLines(plan: readonly ColumnPlan[], rows: readonly DecodedRow[], ke
   }
 }
 
-/** Digits, signs, dots, exponents and hex never hold COPY's special characters; text and JSON may. */
-function mayNeedEscape(type: PgType): boolean {
+/** Digits, signs, dots, exponents and hex never hold COPY's (or a string literal's) special characters; text and JSON may. */
+export function mayNeedEscape(type: PgType): boolean {
   return type === 'text' || type === 'jsonb';
 }

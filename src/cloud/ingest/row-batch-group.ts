@@ -7,7 +7,8 @@ import { sqlState, type Queryable } from '../store/store.js';
 import type { ApplyOptions } from './apply-rows.js';
 import type { GroupJob, Outcome, SetRunner } from './group-commit.js';
 import { lineageKey, lockLineages, updateLineages, type Lineage, type LineageUpdate } from './lineage.js';
-import { materializeRows, UNIQUE_VIOLATION } from './materialize.js';
+import { copyable, materializeRows, prepareRows, UNIQUE_VIOLATION, writePrepared, type PreparedRows } from './materialize.js';
+import { INLINE_MAX_ROWS, insertInline } from './inline-rows.js';
 import { loadMirrorTargets, recordSchemas } from './mirror-schema.js';
 import { insertSegments, ledgerKey, segmentAck, storedAcks, type SegmentEntry } from './segment-ledger.js';
 import { stageParts, type StagePart } from './stage.js';
@@ -43,8 +44,8 @@ interface Taken {
  * Batches that would change governance state beyond their lineage row (a new
  * schema to review or follow, a mirror to alter) and every later batch of a
  * lineage already in the group run afterwards, in order, by their own
- * `inGroup`, inside the same transaction. Rows to materialize are applied per
- * batch (materializeInGroup).
+ * `inGroup`, inside the same transaction. Rows to materialize go in by one COPY
+ * per mirror where they can (materializeAll).
  */
 export const rowBatchRunner: SetRunner = {
   async run(tx: Queryable, jobs: readonly GroupJob<unknown>[]): Promise<Outcome<unknown>[]> {
@@ -124,11 +125,11 @@ async function materializeAll(tx: Queryable, taken: readonly Taken[]): Promise<M
   if (taken.length === 0) return applied;
   await tx.query(`SAVEPOINT ${GROUP_FRESH_ROWS}`);
   try {
-    for (const t of taken) applied.set(t, await materializeInGroup(tx, t, false));
+    await writeUnguarded(tx, taken, applied);
   } catch (error) {
     if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
     await tx.query(`ROLLBACK TO SAVEPOINT ${GROUP_FRESH_ROWS}`);
-    for (const t of taken) applied.set(t, await materializeInGroup(tx, t, true));
+    for (const t of taken) applied.set(t, await upsertInGroup(tx, t));
   }
   await tx.query(`RELEASE SAVEPOINT ${GROUP_FRESH_ROWS}`);
   return applied;
@@ -137,17 +138,43 @@ async function materializeAll(tx: Queryable, taken: readonly Taken[]): Promise<M
 const GROUP_FRESH_ROWS = 'syncline_group_fresh_rows';
 
 /**
- * Materializes a batch's rows without the savepoints applyAdmission keeps for
- * setting refused rows aside (two statements of its five): any failure here
- * rolls the whole group back, and the group runs again with each batch by its
- * own path, which sets aside, stages or pauses exactly as alone; so does a row
- * whose key its mirror cannot hold (rare: once set aside, its lineage's batches
- * take their own path inside the group).
+ * Writes the batches in their order; consecutive small batches of fresh rows go
+ * in as one query of INSERTs (insertInline), one round trip for a fleet's group
+ * where each batch's COPY took two. Batches with deletes or updates, and big
+ * ones, run their own statements between, so every mirror sees its batches'
+ * writes in the group's order.
  */
-async function materializeInGroup(tx: Queryable, t: Taken, guarded: boolean): Promise<number> {
-  const admission = t.admission as Extract<Admission, { kind: 'materialize' }>;
-  const meta = { deviceId: t.job.device.device_id, epoch: t.job.batch.journal_epoch, batchId: t.job.batch.batch_id };
-  const done = await materializeRows(tx, admission.target, t.job.batch, t.fresh, meta, guarded);
+async function writeUnguarded(tx: Queryable, taken: readonly Taken[], applied: Map<Taken, number>): Promise<void> {
+  const prepared = taken.map((t) => {
+    const rows = prepareRows(materializing(t).target, t.job.batch, t.fresh, batchMeta(t));
+    if (rows.unkeyable.length > 0) throw new SetAsideInGroup(t.lineage.id);
+    applied.set(t, rows.applied);
+    return rows;
+  });
+  for (let i = 0; i < prepared.length; ) {
+    let end = i;
+    while (end < prepared.length && inlineable(prepared[end]!)) end += 1;
+    if (end - i > 1) await insertInline(tx, prepared.slice(i, end));
+    else await writePrepared(tx, prepared[i]!, false);
+    i = Math.max(end, i + 1);
+  }
+}
+
+const inlineable = (rows: PreparedRows): boolean => copyable(rows) && rows.upserts.length <= INLINE_MAX_ROWS;
+
+const materializing = (t: Taken) => t.admission as Extract<Admission, { kind: 'materialize' }>;
+const batchMeta = (t: Taken) => ({ deviceId: t.job.device.device_id, epoch: t.job.batch.journal_epoch, batchId: t.job.batch.batch_id });
+
+/**
+ * Materializes a batch's rows guarded (fresh rows upserted when they meet a key),
+ * without the savepoints applyAdmission keeps for setting refused rows aside
+ * (two statements of its five): any failure here rolls the whole group back, and
+ * the group runs again with each batch by its own path, which sets aside, stages
+ * or pauses exactly as alone; so does a row whose key its mirror cannot hold
+ * (rare: once set aside, its lineage's batches take their own path inside the group).
+ */
+async function upsertInGroup(tx: Queryable, t: Taken): Promise<number> {
+  const done = await materializeRows(tx, materializing(t).target, t.job.batch, t.fresh, batchMeta(t));
   if (done.unkeyable.length > 0) throw new SetAsideInGroup(t.lineage.id);
   return done.applied;
 }
