@@ -110,6 +110,8 @@ test('a deadlock victim is run again; once the tries run out it is unavailable (
         transactionWithRetry(
           db.store,
           async (tx) => {
+            // The deadlock is found after 50 ms of waiting instead of PostgreSQL's default 1 s.
+            await tx.query(`SET LOCAL deadlock_timeout = '50ms'`);
             await tx.query('UPDATE dl_probe SET n = n + 1 WHERE k = $1', [first]);
             if (++arrived === 2) release();
             await bothHoldOne;
