@@ -18,6 +18,12 @@ const CARRIED_SHARE = 0.95;
 type RunKind = 'mqtt' | 'http' | 'mqtt-broker';
 /** SYNCLINE_BENCH_FAN_IN_RUNS="mqtt:review,http:auto,mqtt-broker:review" picks transport/policy pairs. */
 const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review,mqtt-broker:review,mqtt:auto,http:auto,mqtt-broker:auto').split(',').map((r) => r.split(':') as [RunKind, 'review' | 'auto']);
+/**
+ * Server processes behind the Mosquitto of the mqtt-broker runs, sharing one
+ * subscription (--mqtt-share-group): how a fleet past one Node process's main
+ * thread is served. SYNCLINE_BENCH_FAN_IN_BROKER_SERVERS=1 measures one.
+ */
+const BROKER_SERVERS = Math.max(1, Number(process.env.SYNCLINE_BENCH_FAN_IN_BROKER_SERVERS ?? 2));
 const FAN_IN_SECONDS = 15;
 const FAN_IN_WARMUP_S = 5;
 /** Longest wait for every device's first batch to be answered before the window (see Fleet.prime). */
@@ -72,7 +78,8 @@ async function serverIdle(pid: number, maxS = 180): Promise<void> {
   }
 }
 
-async function startCpuMeter(serverPid: number, databaseUrl: string | undefined, brokerPid?: number): Promise<CpuMeter> {
+async function startCpuMeter(serverPids: readonly number[], databaseUrl: string | undefined, brokerPid?: number): Promise<CpuMeter> {
+  const serverCpu = () => serverPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const backends = async (): Promise<number[]> => {
     if (!databaseUrl) return [];
     const client = new pg.Client({ connectionString: databaseUrl });
@@ -88,12 +95,12 @@ async function startCpuMeter(serverPid: number, databaseUrl: string | undefined,
   let before = { server: 0, broker: 0, pg: new Map<number, number>(), fleet: process.cpuUsage(), at: 0 };
   return {
     start() {
-      before = { server: cpuMs(serverPid), broker: brokerPid ? cpuMs(brokerPid) : 0, pg: new Map(pids.map((p) => [p, cpuMs(p)])), fleet: process.cpuUsage(), at: performance.now() };
+      before = { server: serverCpu(), broker: brokerPid ? cpuMs(brokerPid) : 0, pg: new Map(pids.map((p) => [p, cpuMs(p)])), fleet: process.cpuUsage(), at: performance.now() };
     },
     stop(sample) {
       const seconds = (performance.now() - before.at) / 1000;
       const batches = sample.answered_per_s * sample.seconds;
-      const server = cpuMs(serverPid) - before.server;
+      const server = serverCpu() - before.server;
       // Backends that were there at the start (the pool keeps them); one opened later is not counted, which only lowers the figure.
       const postgres = [...before.pg].reduce((sum, [p, start]) => sum + Math.max(0, cpuMs(p) - start), 0);
       const usage = process.cpuUsage(before.fleet);
@@ -140,6 +147,8 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
     mkdirSync(dataDir, { recursive: true });
     const serverArgs = (mqtt: string[]) => ({ dataDir, ...(scratch ? { databaseUrl: scratch.url } : {}), extraArgs: ['--schema-policy', policy, ...mqtt] });
     let server = await startServer(serverArgs(['--mqtt-port', String(port)]));
+    // The servers taking the fleet's batches: the first alone, or the mqtt-broker run's several.
+    let servers = [server];
     let broker: BenchBroker | undefined;
     try {
       progress(`fan-in (${policy}): creating ${largest} devices`);
@@ -150,7 +159,12 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
           progress(`fan-in (${policy}): starting Mosquitto, the server on --mqtt-url`);
           broker = await startBenchBroker(server, join(dataDir, 'mosquitto'), BROKER_QUEUE_LIMIT);
           await server.stop();
-          server = await startServer(serverArgs(['--mqtt-url', broker.serverUrl]));
+          servers = [];
+          for (let i = 0; i < BROKER_SERVERS; i++) {
+            const own = { ...serverArgs(['--mqtt-url', broker.serverUrl]), dataDir: join(dataDir, `server-${i}`) };
+            servers.push(await startServer(own));
+          }
+          server = servers[0]!;
         }
         const transport: FleetTransport = kind === 'http' ? { kind, url: server.url } : { kind: 'mqtt', url: kind === 'mqtt-broker' ? broker!.url : `mqtt://127.0.0.1:${port}` };
         const fleet = new Fleet(transport, kind === 'http' ? {} : { maxOutstanding: BROKER_QUEUE_LIMIT });
@@ -159,18 +173,18 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             await fleet.grow(devices.slice(fleet.size, size));
             progress(`fan-in ${kind} (${policy}): first batches of ${size} devices`);
             const primeS = await fleet.prime(FAN_IN_PRIME_MAX_S);
-            await serverIdle(server.child.pid!);
+            for (const s of servers) await serverIdle(s.child.pid!);
             progress(`fan-in ${kind} (${policy}): ${size} devices sending every second for ${FAN_IN_WARMUP_S + FAN_IN_SECONDS} s`);
             const brokerPid = kind === 'mqtt-broker' ? broker!.pid : undefined;
-            const meter = await startCpuMeter(server.child.pid!, scratch?.url, brokerPid);
+            const meter = await startCpuMeter(servers.map((s) => s.child.pid!), scratch?.url, brokerPid);
             const sample = await fleet.measure(FAN_IN_SECONDS, FAN_IN_WARMUP_S, () => meter.start());
             const cpu = meter.stop(sample);
-            const rss = rssMiB(server.child.pid!);
+            const rss = servers.reduce((sum, s) => sum + rssMiB(s.child.pid!), 0);
             const brokerRss = brokerPid ? { broker_rss_mib: rssMiB(brokerPid) } : {};
             progress(`fan-in ${kind} (${policy}): ${JSON.stringify({ ...sample, ...cpu })} server RSS ${rss} MiB`);
             const via = {
               mqtt: `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)`,
-              'mqtt-broker': `Mosquitto ${broker?.version} in its own process (files from admin mqtt-config, max_queued_messages ${BROKER_QUEUE_LIMIT}; its CPU counted), server on --mqtt-url with a shared subscription, at most ${BROKER_QUEUE_LIMIT} batches unanswered`,
+              'mqtt-broker': `Mosquitto ${broker?.version} in its own process (files from admin mqtt-config, max_queued_messages ${BROKER_QUEUE_LIMIT}; its CPU counted), ${servers.length} server process${servers.length > 1 ? 'es' : ''} on --mqtt-url sharing one subscription (their CPU summed), at most ${BROKER_QUEUE_LIMIT} batches unanswered`,
               http: 'HTTP keep-alive',
             }[kind];
             report.add({
@@ -190,7 +204,7 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
         }
       }
     } finally {
-      await server.stop();
+      for (const s of new Set([server, ...servers])) await s.stop();
       await broker?.stop();
       await scratch?.drop();
     }
