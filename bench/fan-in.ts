@@ -66,7 +66,7 @@ export async function createDevices(server: ServerProcess, count: number, parall
 interface CpuMeter {
   /** Called when the measured window starts (after the warm-up). */
   start(): void;
-  stop(sample: FanInSample): Record<string, number>;
+  stop(sample: FanInSample): Promise<Record<string, number>>;
 }
 
 /** Waits until the server has worked off what an overloaded run left queued (it burns under a fifth of a core for a second), at most `maxS`. */
@@ -78,35 +78,59 @@ async function serverIdle(pid: number, maxS = 180): Promise<void> {
   }
 }
 
+/** How often the meter looks for the database's backends during the window. */
+const BACKEND_POLL_MS = 500;
+
+/**
+ * The PostgreSQL backends are polled through the window, not only listed once:
+ * the server's pool closes a connection idle for 10 s (the warm-up and the wait
+ * for an idle server leave some idle) and opens new ones under load, and a
+ * backend opened in the window did all its work there. Counting only those present
+ * before the window left that out, by a varying share: the same HTTP batches
+ * measured 0.02-0.14 ms of PostgreSQL CPU from run to run. A backend that exits
+ * between polls loses at most its last half second.
+ */
 async function startCpuMeter(serverPids: readonly number[], databaseUrl: string | undefined, brokerPid?: number): Promise<CpuMeter> {
   const serverCpu = () => serverPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const client = databaseUrl ? new pg.Client({ connectionString: databaseUrl }) : undefined;
+  await client?.connect();
   const backends = async (): Promise<number[]> => {
-    if (!databaseUrl) return [];
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
-      return rows.map((r) => r.pid);
-    } finally {
-      await client.end();
+    if (!client) return [];
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    return rows.map((r) => r.pid);
+  };
+  /** Each backend's CPU at the window's start, or 0 for one opened in the window; and when last seen. */
+  const seen = new Map<number, { first: number; last: number }>();
+  const poll = async (inWindow: boolean): Promise<void> => {
+    for (const pid of await backends()) {
+      const now = cpuMs(pid);
+      const entry = seen.get(pid);
+      if (entry && inWindow) entry.last = Math.max(entry.last, now);
+      else seen.set(pid, { first: inWindow ? 0 : now, last: now });
     }
   };
-  const pids = await backends();
-  let before = { server: 0, broker: 0, pg: new Map<number, number>(), fleet: process.cpuUsage(), at: 0 };
+  let polling: NodeJS.Timeout | undefined;
+  let before = { server: 0, broker: 0, fleet: process.cpuUsage(), at: 0 };
   return {
     start() {
-      before = { server: serverCpu(), broker: brokerPid ? cpuMs(brokerPid) : 0, pg: new Map(pids.map((p) => [p, cpuMs(p)])), fleet: process.cpuUsage(), at: performance.now() };
+      before = { server: serverCpu(), broker: brokerPid ? cpuMs(brokerPid) : 0, fleet: process.cpuUsage(), at: performance.now() };
+      // Backends open now count from here (a query's few ms late), later ones from their start.
+      void poll(false)
+        .catch(() => {})
+        .then(() => (polling = setInterval(() => void poll(true).catch(() => {}), BACKEND_POLL_MS)));
     },
-    stop(sample) {
+    async stop(sample) {
+      clearInterval(polling);
       const seconds = (performance.now() - before.at) / 1000;
-      const batches = sample.answered_per_s * sample.seconds;
       const server = serverCpu() - before.server;
-      // Backends that were there at the start (the pool keeps them); one opened later is not counted, which only lowers the figure.
-      const postgres = [...before.pg].reduce((sum, [p, start]) => sum + Math.max(0, cpuMs(p) - start), 0);
       const usage = process.cpuUsage(before.fleet);
-      const fleet = (usage.user + usage.system) / 1000;
       // An external broker is a process of its own; the embedded one is inside the server's figure.
       const broker = brokerPid ? cpuMs(brokerPid) - before.broker : 0;
+      await poll(true);
+      await client?.end();
+      const postgres = [...seen.values()].reduce((sum, { first, last }) => sum + Math.max(0, last - first), 0);
+      const batches = sample.answered_per_s * sample.seconds;
+      const fleet = (usage.user + usage.system) / 1000;
       const per = (ms: number) => Number((ms / Math.max(1, batches)).toFixed(3));
       const total = server + postgres + fleet + broker;
       return {
@@ -178,7 +202,7 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             const brokerPid = kind === 'mqtt-broker' ? broker!.pid : undefined;
             const meter = await startCpuMeter(servers.map((s) => s.child.pid!), scratch?.url, brokerPid);
             const sample = await fleet.measure(FAN_IN_SECONDS, FAN_IN_WARMUP_S, () => meter.start());
-            const cpu = meter.stop(sample);
+            const cpu = await meter.stop(sample);
             const rss = servers.reduce((sum, s) => sum + rssMiB(s.child.pid!), 0);
             const brokerRss = brokerPid ? { broker_rss_mib: rssMiB(brokerPid) } : {};
             progress(`fan-in ${kind} (${policy}): ${JSON.stringify({ ...sample, ...cpu })} server RSS ${rss} MiB`);
