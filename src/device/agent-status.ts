@@ -22,6 +22,8 @@ export interface AgentStatus {
   /** Telemetry tables: the last acked seq, rows behind the time cursor (never shipped) and rowids skipped before shipping. */
   telemetry?: { table: string; time_column: string | null; acked_seq: number; late_rows: number; gap_rows: number }[];
   telemetry_rows_acked?: number;
+  /** Telemetry batches sent and not yet answered, over every telemetry table. */
+  telemetry_in_flight?: number;
 }
 
 /** Counts unacked entries per table in one journal scan; computed on request, not in the loop. Two-way tables push on their own. */

@@ -116,6 +116,7 @@ export class Agent {
       if ((this.#opts.telemetry ?? []).length > 0) {
         status.telemetry = (await listCursors(this.#db)).map((c) => ({ table: c.table, time_column: c.timeColumn, acked_seq: c.seq, late_rows: c.lateRows, gap_rows: c.gapRows }));
         status.telemetry_rows_acked = this.#telemetry?.stats.rowsAcked ?? 0;
+        status.telemetry_in_flight = this.#telemetry?.inFlight ?? 0;
         if (this.#telemetry?.stats.lastError && !status.last_error) status.last_error = this.#telemetry.stats.lastError;
       }
       return status;

@@ -91,7 +91,11 @@ test('an agent shipping a telemetry table stops while the cloud pauses it and sh
     }
     // The pause can reach the agent (control poll) while a batch it sent just before is still being
     // stored: counted once its ack is in, that batch is not one sent while paused.
-    await eventually('the batch in flight at the pause is answered', async () => (await agent.status()).telemetry_rows_acked === (await received()), 30_000);
+    // The window can hold several batches sent before the pause was heard: every one of them answered, none sent since.
+    await eventually('the batches in flight at the pause are answered', async () => {
+      const status = await agent.status();
+      return status.telemetry_in_flight === 0 && status.telemetry_rows_acked === (await received());
+    }, 30_000);
     const atPause = await received();
     insert(inserted, 30);
     inserted += 30;

@@ -86,6 +86,11 @@ export class TelemetryLane {
     return this.#d.table.table;
   }
 
+  /** Batches of the window still waiting for their answer. */
+  get inFlight(): number {
+    return this.#window.filter((w) => w.outcome === undefined).length;
+  }
+
   /** Does what is due now; resolves with when to come back. Rejects in `once` mode when the table cannot be shipped. */
   async turn(once: boolean): Promise<LaneTurn> {
     const { db, table, options, log, signal } = this.#d;

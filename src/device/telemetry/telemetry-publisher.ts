@@ -77,6 +77,11 @@ export class TelemetryPublisher implements LoopPart {
     }));
   }
 
+  /** Batches sent and not yet answered, over every table. */
+  get inFlight(): number {
+    return this.#lanes.reduce((sum, { lane }) => sum + lane.inFlight, 0);
+  }
+
   /** Gives every table its turn; in `once` mode done when each has nothing left, and throws for the first table that cannot ship. */
   async turn(): Promise<PartTurn> {
     let next: number | undefined;
