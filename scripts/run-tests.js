@@ -31,6 +31,12 @@ const CONCURRENCY = Math.max(1, Number(process.env.SYNCLINE_TEST_CONCURRENCY ?? 
 // Tests spawn the CLI hundreds of times: from dist/ when it is built from the current src/ (as after
 // `npm ci` or `npm run build`), each start saves tsx's second; otherwise through tsx (test/support/processes.ts).
 const CLI_FROM = distUpToDate() ? 'dist' : 'src';
+// PGlite is PostgreSQL compiled to WASM. V8 runs it first from Liftoff's quick code and recompiles
+// its hot functions with TurboFan on background threads; in a process that lives seconds to a
+// minute that recompiling costs more CPU than the faster code saves (a PGlite test file 10-25 %
+// less CPU, a `syncline server` start and stop on PGlite 3.5 -> 2.2 CPU-s). Same semantics, only
+// the compiler tier. test/support/processes.ts passes it on to the CLI processes tests start.
+const V8_FLAGS = ['--liftoff-only'];
 
 function collect(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -99,7 +105,7 @@ function runFile(file, index) {
   const args =
     file === TYPECHECK_JOB
       ? [TYPECHECK]
-      : ['--import', 'tsx', '--import', PRELOAD, '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${REPORTER}`, `--test-reporter-destination=${results}`, file];
+      : [...V8_FLAGS, '--import', 'tsx', '--import', PRELOAD, '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${REPORTER}`, `--test-reporter-destination=${results}`, file];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { SYNCLINE_TEST_CLI: CLI_FROM, ...process.env, NODE_ENV: 'test' }, detached: true });
   running.add(child);
   let output = '';
