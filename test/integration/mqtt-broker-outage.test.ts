@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
-import { openStore } from '../../src/cloud/store/open-store.js';
 import type { Store } from '../../src/cloud/store/store.js';
 import { Agent } from '../../src/device/agent.js';
 import { Routes } from '../../src/protocol/constants.js';
@@ -15,6 +14,7 @@ import { freePort, mosquittoInstalled, startMosquitto, type MosquittoProcess } f
 import { createScratchDatabase, realPostgresReachable } from '../support/postgres.js';
 import { createDeviceToken, finished, spawnScript, startServer } from '../support/processes.js';
 import { assertMirrorMatches, eventually, lineages } from '../support/replication-check.js';
+import { openTestStore, type TestStore } from '../support/stores.js';
 import { tempDir } from '../support/temp.js';
 
 /**
@@ -83,12 +83,15 @@ async function drain(db: string, transport: MqttTransport, during: (agent: Agent
 
 describe('external MQTT broker outages', { skip }, () => {
   const dir = tempDir('syncline-mqtt-outage-');
+  let handle: TestStore | undefined;
   let store: Store;
   before(async () => {
-    store = await openStore();
+    // In-memory PGlite from the migrated template, as every PGlite suite's store (not initdb and every migration).
+    handle = await openTestStore('pglite');
+    store = handle.store;
   });
   after(async () => {
-    await store?.close();
+    await handle?.close();
     dir.remove();
   });
 
