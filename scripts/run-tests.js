@@ -19,6 +19,7 @@ import { distUpToDate } from './dist-fresh.js';
 const REPORTER = fileURLToPath(new URL('./test-summary-reporter.js', import.meta.url));
 const PRELOAD = fileURLToPath(new URL('./test-timeout-preload.js', import.meta.url));
 const SWEEP = fileURLToPath(new URL('./sweep-scratch-databases.ts', import.meta.url));
+const BUILD = fileURLToPath(new URL('./build.js', import.meta.url));
 const TYPECHECK = fileURLToPath(new URL('./typecheck.js', import.meta.url));
 // Committed, so a fresh clone (CI) orders its files by them too; keyed by file path, in ms.
 const TIMES = fileURLToPath(new URL('./test-times.json', import.meta.url));
@@ -28,9 +29,6 @@ const TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_TIMEOUT_MS ?? 180_000);
 // A whole file fails past this (node's --test-timeout, which in Node 20 limits a file, not a test).
 const FILE_TIMEOUT_MS = Number(process.env.SYNCLINE_TEST_FILE_TIMEOUT_MS ?? 600_000);
 const CONCURRENCY = Math.max(1, Number(process.env.SYNCLINE_TEST_CONCURRENCY ?? 2));
-// Tests spawn the CLI hundreds of times: from dist/ when it is built from the current src/ (as after
-// `npm ci` or `npm run build`), each start saves tsx's second; otherwise through tsx (test/support/processes.ts).
-const CLI_FROM = distUpToDate() ? 'dist' : 'src';
 // PGlite is PostgreSQL compiled to WASM. V8 runs it first from Liftoff's quick code and recompiles
 // its hot functions with TurboFan on background threads; in a process that lives seconds to a
 // minute that recompiling costs more CPU than the faster code saves (a PGlite test file 10-25 %
@@ -79,6 +77,15 @@ if (files.length === 0) {
 }
 const needsPostgres = files.some((file) => !file.startsWith(join('test', 'unit')));
 if (needsPostgres) sweep();
+// Tests spawn the CLI hundreds of times: from dist/ when it is built from the current src/ (as after
+// `npm ci` or `npm run build`), each start saves tsx's second (test/support/processes.ts). A stale
+// dist/ is built first, as the bench does (bench/server-from-dist.ts): about 10 CPU-s, where one
+// CLI-heavy file through tsx pays as much (cli-output 24 -> 13 CPU-s). If the build fails, through tsx.
+if (needsPostgres && !distUpToDate()) {
+  const build = spawnSync(process.execPath, [BUILD], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (build.status !== 0) console.error('[run-tests] building dist/ failed: the tests run the CLI from src/ through tsx');
+}
+const CLI_FROM = distUpToDate() ? 'dist' : 'src';
 
 const scratch = mkdtempSync(join(tmpdir(), 'syncline-run-tests-'));
 const running = new Set();
