@@ -16,8 +16,16 @@ const FAN_IN_SIZES = (process.env.SYNCLINE_BENCH_FAN_IN ?? '5000,10000').split('
 const CARRIED_SHARE = 0.95;
 /** How devices reach the server: the embedded broker, HTTP, or a Mosquitto of the bench's own in front of a server on --mqtt-url. */
 type RunKind = 'mqtt' | 'http' | 'mqtt-broker';
-/** SYNCLINE_BENCH_FAN_IN_RUNS="mqtt:review,http:auto,mqtt-broker:review" picks transport/policy pairs. */
-const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review,mqtt-broker:review,mqtt:auto,http:auto,mqtt-broker:auto').split(',').map((r) => r.split(':') as [RunKind, 'review' | 'auto']);
+/**
+ * How the rows land: staged under review, materialized under auto into a mirror
+ * per device (the default), or under auto into one mirror per table for the
+ * whole project (`coalesced`: the project's coalescing set to `project`).
+ */
+type RunPolicy = 'review' | 'auto' | 'coalesced';
+/** SYNCLINE_BENCH_FAN_IN_RUNS="mqtt:review,http:auto,mqtt-broker:coalesced" picks transport/policy pairs. */
+const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review,mqtt-broker:review,mqtt:auto,http:auto,mqtt-broker:auto,mqtt:coalesced,http:coalesced,mqtt-broker:coalesced')
+  .split(',')
+  .map((r) => r.split(':') as [RunKind, RunPolicy]);
 /**
  * Server processes behind the Mosquitto of the mqtt-broker runs, sharing one
  * subscription (--mqtt-share-group): how a fleet past one Node process's main
@@ -55,6 +63,16 @@ export async function createDevices(server: ServerProcess, count: number, parall
   };
   for (let i = 0; i < count; i += parallel) await Promise.all(Array.from({ length: Math.min(parallel, count - i) }, (_, k) => one(i + k)));
   return devices;
+}
+
+/** Sets the default project's coalescing through the admin API, before any device has a mirror. */
+async function setCoalescing(server: ServerProcess, coalescing: 'none' | 'project'): Promise<void> {
+  const response = await fetch(`${server.url}${Routes.projectSettings.replace(':id', 'default')}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ coalescing }),
+  });
+  if (!response.ok) throw new Error(`setting the project's coalescing failed: ${response.status} ${await response.text()}`);
 }
 
 /**
@@ -151,7 +169,8 @@ async function startCpuMeter(serverPids: readonly number[], databaseUrl: string 
  * Fan-in: N devices, each sending a 5-row batch every second, over MQTT (one
  * connection each, embedded broker or a Mosquitto in front of the server) and over
  * HTTP (keep-alive), under the review
- * policy (rows staged) and `auto` (rows materialized into the mirror). The
+ * policy (rows staged), `auto` (rows materialized into a mirror per device) and
+ * `auto` with the project's mirrors coalesced (one mirror per table). The
  * devices run in this process, the server in a process of its own; answer latency
  * is from send to the cloud's ack, which comes only after the commit.
  */
@@ -159,7 +178,7 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
   const onPostgres = await realPostgresReachable();
   const store = onPostgres ? 'PostgreSQL' : 'PGlite';
   const largest = Math.max(...FAN_IN_SIZES);
-  for (const policy of ['review', 'auto'] as const) {
+  for (const policy of ['review', 'auto', 'coalesced'] as const) {
     // The external broker's run last: it restarts the server on --mqtt-url, and the embedded runs need the server as first started.
     const transports = RUNS.filter(([, p]) => p === policy)
       .map(([t]) => t)
@@ -169,12 +188,13 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
     const port = await freePort();
     const dataDir = join(dir, policy);
     mkdirSync(dataDir, { recursive: true });
-    const serverArgs = (mqtt: string[]) => ({ dataDir, ...(scratch ? { databaseUrl: scratch.url } : {}), extraArgs: ['--schema-policy', policy, ...mqtt] });
+    const serverArgs = (mqtt: string[]) => ({ dataDir, ...(scratch ? { databaseUrl: scratch.url } : {}), extraArgs: ['--schema-policy', policy === 'review' ? 'review' : 'auto', ...mqtt] });
     let server = await startServer(serverArgs(['--mqtt-port', String(port)]));
     // The servers taking the fleet's batches: the first alone, or the mqtt-broker run's several.
     let servers = [server];
     let broker: BenchBroker | undefined;
     try {
+      if (policy === 'coalesced') await setCoalescing(server, 'project');
       progress(`fan-in (${policy}): creating ${largest} devices`);
       const devices = await createDevices(server, largest);
       for (const kind of transports) {
@@ -212,11 +232,11 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
               http: 'HTTP keep-alive',
             }[kind];
             report.add({
-              name: `${kind === 'mqtt-broker' ? 'MQTT via Mosquitto' : kind.toUpperCase()} fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s (${policy === 'auto' ? 'materialized' : 'staged'}): answer latency p99`,
+              name: `${kind === 'mqtt-broker' ? 'MQTT via Mosquitto' : kind.toUpperCase()} fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s (${{ review: 'staged', auto: 'materialized', coalesced: 'materialized, one mirror per table' }[policy]}): answer latency p99`,
               // No answer inside the window: the p99 is longer than the whole run, reported as that bound.
               value: Number.isFinite(sample.p99_ms) ? sample.p99_ms : (FAN_IN_WARMUP_S + FAN_IN_SECONDS) * 1000,
               unit: 'ms',
-              baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${via}; schema policy ${policy}; met also needs >= ${CARRIED_SHARE * 100} % of the offered batches answered`,
+              baseline: `offered ${size} batches/s of 5 rows; server on ${store}; ${via}; schema policy ${policy === 'coalesced' ? "auto, the project's mirrors coalesced" : policy}; met also needs >= ${CARRIED_SHARE * 100} % of the offered batches answered`,
               target: '< 1000',
               // Met only when the cloud also carries what is offered: a tick held at the broker's queue limit or skipped behind an unanswered batch is load it did not take.
               met: sample.p99_ms < 1000 && sample.starved_devices === 0 && sample.answered_per_s >= CARRIED_SHARE * size,

@@ -4,6 +4,8 @@ import { uuidv7 } from 'uuidv7';
 import type { DeviceIdentity } from '../../src/cloud/auth/devices.js';
 import { governancePolicy, type GovernancePolicy } from '../../src/cloud/governance/policy.js';
 import { GroupCommitter } from '../../src/cloud/ingest/group-commit.js';
+import { createDevice, authenticateDevice } from '../../src/cloud/auth/devices.js';
+import { setProjectCoalescing } from '../../src/cloud/governance/coalescing.js';
 import { ingestRowBatch } from '../../src/cloud/ingest/ingest-row-batch.js';
 import type { Queryable, Store } from '../../src/cloud/store/store.js';
 import type { RowBatch } from '../../src/protocol/batch.js';
@@ -17,11 +19,13 @@ const WIDER: TableSpec = { table: 'readings', columns: [...READINGS.columns, { n
 const rows = (from: number, to: number, tag: string, wide = false): RowSpec[] =>
   Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, op: 'insert', pk: [BigInt(from + i)], row: [BigInt(from + i), `${tag}${from + i}`, ...(wide ? ['w'] : [])] }));
 
-/** The store, counting the statements its transactions run (the set-based steps are what this file proves). */
-function counting(store: Store): { store: Store; statements: number[] } {
+/** The store, counting the statements its transactions run (the set-based steps are what this file proves), and keeping the multi-statement queries. */
+function counting(store: Store): { store: Store; statements: number[]; execs: string[] } {
   const statements: number[] = [];
+  const execs: string[] = [];
   return {
     statements,
+    execs,
     store: {
       ...store,
       kind: store.kind,
@@ -31,7 +35,7 @@ function counting(store: Store): { store: Store; statements: number[] } {
       transaction: (fn) =>
         store.transaction((tx) => {
           const slot = statements.push(0) - 1;
-          const wrapped: Queryable = { query: (sql, params) => ((statements[slot]! += 1), tx.query(sql, params)), exec: (sql) => ((statements[slot]! += 1), tx.exec(sql)), copyIn: (target, data) => ((statements[slot]! += 1), tx.copyIn(target, data)) };
+          const wrapped: Queryable = { query: (sql, params) => ((statements[slot]! += 1), tx.query(sql, params)), exec: (sql) => ((statements[slot]! += 1), execs.push(sql), tx.exec(sql)), copyIn: (target, data) => ((statements[slot]! += 1), tx.copyIn(target, data)) };
           return fn(wrapped);
         }),
       ping: () => store.ping(),
@@ -157,6 +161,28 @@ describeEachStore('set-based group ingest', (ctx) => {
       }
     });
   }
+
+  test("a project's coalesced mirror takes a group's batches in one INSERT, each device's rows its own", async () => {
+    const project = `fleet_${Math.random().toString(36).slice(2, 8)}`;
+    await ctx.store.query(`INSERT INTO projects (id, org_id, name) VALUES ($1, 'default', 'fleet')`, [project]);
+    await ctx.store.transaction((tx) => setProjectCoalescing(tx, project, 'project', 'admin (token t1)'));
+    const policy = { policy: governancePolicy('auto') };
+    const devices = await Promise.all([1, 2, 3, 4].map(async (i) => authenticateDevice(ctx.store, (await createDevice(ctx.store, { name: `coalesced-${i}`, projectId: project })).token)));
+    const epoch = uuidv7();
+    for (const d of devices) await ingestRowBatch(ctx.store, d!, rowBatch(READINGS, rows(1, 2, 'a'), { epoch }), 10, policy);
+    const counted = counting(ctx.store);
+    const group = new GroupCommitter(counted.store);
+    // The same keys from every device: the mirror tells them apart by device id.
+    const acks = await Promise.all(devices.map((d) => ingestRowBatch(counted.store, d!, rowBatch(READINGS, rows(3, 5, 'b'), { epoch }), 10, { ...policy, group })));
+    assert.ok(acks.every((a) => a.status === 'accepted' && a.rows_applied === 3));
+    assert.equal(counted.statements.length, 1, 'one transaction, no fallback');
+    assert.equal(counted.execs.length, 1);
+    assert.equal(counted.execs[0]!.match(/INSERT INTO/g)?.length, 1, 'one statement for the four batches');
+    for (const [i, d] of devices.entries()) {
+      const mirror = decodedColumns(await allMirrorRows(ctx.store, acks[i]!.lineage_id), ['id', 'v']);
+      assert.deepEqual(mirror.map(([id, v]) => `${id}:${v}`), [...rows(1, 2, 'a'), ...rows(3, 5, 'b')].map((r) => `${r.row![0]}:${r.row![1]}`), `device ${d!.device_id}`);
+    }
+  });
 
   test('steady-state batches of many devices cost a few statements per group, not per batch', async () => {
     for (const policy of ['review', 'auto'] as const) {
