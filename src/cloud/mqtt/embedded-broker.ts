@@ -10,6 +10,7 @@ import type { Queryable } from '../store/store.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscribe } from './acl.js';
 import { DeviceSessions, limitPacketSize, watchRevocations } from './broker-guards.js';
 import { authenticateBrokerClient } from './device-directory.js';
+import { cacheTopicMatches } from './match-cache.js';
 import type { MqttStats } from './mqtt-stats.js';
 import { PubackHold } from './puback-hold.js';
 
@@ -94,6 +95,7 @@ export class EmbeddedBroker {
 
   static async start(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
     const aedes = await Aedes.createBroker({ concurrency: 1000 });
+    cacheTopicMatches(aedes);
     const devices = new DeviceSessions();
     const pubacks = new PubackHold(MAX_PUBACK_HOLD_MS);
     installSecurity(aedes, options, devices, pubacks);
