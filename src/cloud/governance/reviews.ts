@@ -6,6 +6,7 @@ import type { Queryable } from '../store/store.js';
 import { recordAudit } from './audit.js';
 import type { Classification, SchemaComparison } from './classify.js';
 import { OPEN_STATUSES, type ReviewAction, type ReviewStatus } from './review-state.js';
+import { arrayParam } from '../store/array-param.js';
 
 /** Who did something: an admin token's label, or `system` for Syncline itself. */
 export type ActorLabel = string;
@@ -83,7 +84,7 @@ export async function latestReviewHashes(db: Queryable, lineageIds: readonly str
   if (lineageIds.length === 0) return new Map();
   const { rows } = await db.query<{ lineage_id: string; schema_hash: string }>(
     `SELECT DISTINCT ON (lineage_id) lineage_id::text, schema_hash FROM edge_schema_reviews WHERE lineage_id = ANY($1::uuid[]) ORDER BY lineage_id, id DESC`,
-    [lineageIds],
+    [arrayParam(lineageIds)],
   );
   return new Map(rows.map((r) => [r.lineage_id, r.schema_hash]));
 }

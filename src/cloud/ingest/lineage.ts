@@ -3,6 +3,7 @@ import type { RowBatch } from '../../protocol/batch.js';
 import type { TableKey } from '../../protocol/schema.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { Queryable } from '../store/store.js';
+import { arrayParam } from '../store/array-param.js';
 
 export type LineageStatus = 'active' | 'paused';
 
@@ -106,7 +107,7 @@ export async function lockLineages(tx: Queryable, wanted: readonly { device: Dev
       `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM edge_staged_rows s WHERE s.lineage_id = l.id AND s.reason = 'row_rejected') AS has_rejected_rows
        FROM edge_table_lineages l WHERE (device_id, source_table) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
        ORDER BY device_id, source_table COLLATE "C" FOR UPDATE OF l`,
-      [pairs.map((p) => p.device.device_id), pairs.map((p) => p.batch.source_table)],
+      [arrayParam(pairs.map((p) => p.device.device_id)), arrayParam(pairs.map((p) => p.batch.source_table))],
     );
     for (const row of rows) locked.set(lineageKey(row.device_id, row.source_table), { ...toLineage(row), has_rejected_rows: row.has_rejected_rows === true });
   };
@@ -118,12 +119,12 @@ export async function lockLineages(tx: Queryable, wanted: readonly { device: Dev
      SELECT i, p, d, t, k, (c)::jsonb FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(i, p, d, t, k, c)
      ON CONFLICT (device_id, source_table) DO NOTHING`,
     [
-      missing.map(() => uuidv7()),
-      missing.map((m) => m.device.project_id),
-      missing.map((m) => m.device.device_id),
-      missing.map((m) => m.batch.source_table),
-      missing.map((m) => m.batch.key.kind),
-      missing.map((m) => JSON.stringify(m.batch.key.columns)),
+      arrayParam(missing.map(() => uuidv7())),
+      arrayParam(missing.map((m) => m.device.project_id)),
+      arrayParam(missing.map((m) => m.device.device_id)),
+      arrayParam(missing.map((m) => m.batch.source_table)),
+      arrayParam(missing.map((m) => m.batch.key.kind)),
+      arrayParam(missing.map((m) => JSON.stringify(m.batch.key.columns))),
     ],
   );
   await lock(missing);
@@ -189,16 +190,16 @@ export async function updateLineages(tx: Queryable, updates: readonly (LineageUp
        AS u(id, epoch, last_seq, received, applied, status, reason, hash, mirror, cause)
      WHERE l.id = u.id`,
     [
-      updates.map((u) => u.id),
-      updates.map((u) => u.journal_epoch),
-      updates.map((u) => String(u.last_seq)),
-      updates.map((u) => String(u.rows_received)),
-      updates.map((u) => String(u.rows_applied)),
-      updates.map((u) => u.status),
-      updates.map((u) => u.status_reason),
-      updates.map((u) => u.schema_hash),
-      updates.map((u) => u.mirror_table),
-      updates.map((u) => u.pause_cause),
+      arrayParam(updates.map((u) => u.id)),
+      arrayParam(updates.map((u) => u.journal_epoch)),
+      arrayParam(updates.map((u) => String(u.last_seq))),
+      arrayParam(updates.map((u) => String(u.rows_received))),
+      arrayParam(updates.map((u) => String(u.rows_applied))),
+      arrayParam(updates.map((u) => u.status)),
+      arrayParam(updates.map((u) => u.status_reason)),
+      arrayParam(updates.map((u) => u.schema_hash)),
+      arrayParam(updates.map((u) => u.mirror_table)),
+      arrayParam(updates.map((u) => u.pause_cause)),
     ],
   );
 }

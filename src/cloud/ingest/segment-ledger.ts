@@ -1,6 +1,7 @@
 import type { BatchAck } from '../../protocol/batch.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { Queryable } from '../store/store.js';
+import { arrayParam } from '../store/array-param.js';
 
 /** Row batches and telemetry batches keep separate ledgers of the same shape. */
 export type SegmentTable = 'edge_export_segments' | 'telemetry_segments';
@@ -32,7 +33,7 @@ export const ledgerKey = (deviceId: string, batchId: string): string => `${devic
 export async function storedAcks(tx: Queryable, table: SegmentTable, pairs: readonly { deviceId: string; batchId: string }[]): Promise<Map<string, BatchAck>> {
   const { rows } = await tx.query<{ device_id: string; batch_id: string; ack: BatchAck }>(
     `SELECT device_id::text, batch_id::text, ack FROM ${table} WHERE (device_id, batch_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))`,
-    [pairs.map((p) => p.deviceId), pairs.map((p) => p.batchId)],
+    [arrayParam(pairs.map((p) => p.deviceId)), arrayParam(pairs.map((p) => p.batchId))],
   );
   return new Map(rows.map((r) => [ledgerKey(r.device_id, r.batch_id), r.ack]));
 }
@@ -79,15 +80,15 @@ export async function insertSegments(tx: Queryable, table: SegmentTable, entries
     `INSERT INTO ${table} (device_id, batch_id, lineage_id, journal_epoch, first_seq, last_seq, row_count, byte_count, ack)
      SELECT d, b, l, e, f, s, n, c, (a)::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[], $7::integer[], $8::bigint[], $9::text[]) AS u(d, b, l, e, f, s, n, c, a)`,
     [
-      entries.map((e) => e.deviceId),
-      entries.map((e) => e.batch.batch_id),
-      entries.map((e) => e.lineageId),
-      entries.map((e) => e.batch.journal_epoch),
-      entries.map((e) => String(e.batch.first_seq)),
-      entries.map((e) => String(e.batch.last_seq)),
-      entries.map((e) => e.batch.rows.length),
-      entries.map((e) => String(e.byteCount)),
-      entries.map((e) => JSON.stringify(e.ack)),
+      arrayParam(entries.map((e) => e.deviceId)),
+      arrayParam(entries.map((e) => e.batch.batch_id)),
+      arrayParam(entries.map((e) => e.lineageId)),
+      arrayParam(entries.map((e) => e.batch.journal_epoch)),
+      arrayParam(entries.map((e) => String(e.batch.first_seq))),
+      arrayParam(entries.map((e) => String(e.batch.last_seq))),
+      arrayParam(entries.map((e) => e.batch.rows.length)),
+      arrayParam(entries.map((e) => String(e.byteCount))),
+      arrayParam(entries.map((e) => JSON.stringify(e.ack))),
     ],
   );
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { arrayParam } from '../store/array-param.js';
 import type { Queryable } from '../store/store.js';
 import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 import { countPull, countPush, countSnapshot, pushOutcome, type IngestTransport, type PushAnswerLike } from './instruments.js';
@@ -105,7 +106,7 @@ export class ActivityRecorder {
         `UPDATE devices AS d SET last_seen_at = v.at, last_transport = v.transport
            FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS v(id, at, transport)
           WHERE d.id = v.id AND (d.last_seen_at IS NULL OR d.last_seen_at <= v.at)`,
-        [entries.map(([id]) => id), entries.map(([, e]) => new Date(e.at).toISOString()), entries.map(([, e]) => e.transport)],
+        [arrayParam(entries.map(([id]) => id)), arrayParam(entries.map(([, e]) => new Date(e.at).toISOString())), arrayParam(entries.map(([, e]) => e.transport))],
       );
     }
     if (pulls.size > 0) {
@@ -116,7 +117,7 @@ export class ActivityRecorder {
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[])
          ON CONFLICT (scope, source) DO UPDATE SET after_seq = excluded.after_seq, pulled_seq = excluded.pulled_seq, pulled_at = excluded.pulled_at
          WHERE w.pulled_at <= excluded.pulled_at`,
-        [entries.map((e) => e.scope), entries.map((e) => e.source), entries.map((e) => e.after.toString()), entries.map((e) => e.pulled.toString()), entries.map((e) => new Date(e.at).toISOString())],
+        [arrayParam(entries.map((e) => e.scope)), arrayParam(entries.map((e) => e.source)), arrayParam(entries.map((e) => e.after.toString())), arrayParam(entries.map((e) => e.pulled.toString())), arrayParam(entries.map((e) => new Date(e.at).toISOString()))],
       );
     }
     if (counts.size > 0) {
@@ -124,7 +125,7 @@ export class ActivityRecorder {
       await this.#db.query(
         `INSERT INTO syncline_counters AS c (name, value) SELECT * FROM unnest($1::text[], $2::bigint[])
          ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value`,
-        [entries.map(([event]) => event), entries.map(([, n]) => String(n))],
+        [arrayParam(entries.map(([event]) => event)), arrayParam(entries.map(([, n]) => String(n)))],
       );
     }
   }

@@ -1,5 +1,6 @@
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from 'pino';
+import { arrayParam } from '../store/array-param.js';
 import type { Queryable } from '../store/store.js';
 
 /**
@@ -74,7 +75,7 @@ export function watchRevocations(options: { db: Queryable; sessions: DeviceSessi
     const ids = sessions.deviceIds;
     if (running || ids.length === 0 || options.aedes.closed) return;
     running = true;
-    db.query<{ id: string }>('SELECT id::text AS id FROM devices WHERE id = ANY($1::uuid[]) AND revoked_at IS NOT NULL', [ids])
+    db.query<{ id: string }>('SELECT id::text AS id FROM devices WHERE id = ANY($1::uuid[]) AND revoked_at IS NOT NULL', [arrayParam(ids)])
       .then(({ rows }) => {
         for (const { id } of rows) {
           const closed = sessions.disconnect(id);

@@ -1,5 +1,6 @@
 import { SynclineError } from '../../protocol/errors.js';
 import { authenticateDevice, isUuid, type DeviceIdentity } from '../auth/devices.js';
+import { arrayParam } from '../store/array-param.js';
 import { BatchedLookup } from '../store/batched-lookup.js';
 import type { Queryable } from '../store/store.js';
 
@@ -45,7 +46,7 @@ export async function findActiveDevices(db: Queryable, deviceIds: readonly strin
   if (ids.length === 0) return new Map();
   const { rows } = await db.query<{ id: string; org_id: string; project_id: string }>(
     'SELECT id, org_id, project_id FROM devices WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL',
-    [ids],
+    [arrayParam(ids)],
   );
   return new Map(rows.map((r) => [r.id, { device_id: r.id, org_id: r.org_id, project_id: r.project_id }]));
 }
