@@ -31,7 +31,7 @@ export const deviceSchema = z.object({
   name: z.string(),
   created_at: iso,
   revoked_at: nullable(iso),
-  last_seen_at: nullable(iso).describe('last batch, control poll or MQTT connection; written every few seconds'),
+  last_seen_at: nullable(iso).describe('last batch, control poll or MQTT connection; written every few seconds, at most every 10 s per device'),
   last_transport: nullable(z.enum(['http', 'mqtt'])).describe('the transport of that last contact'),
 });
 export type DeviceAnswer = z.infer<typeof deviceSchema>;

@@ -98,6 +98,31 @@ describeEachStore('fleet activity and operator pause', (ctx) => {
     assert.equal(statements.length, 1, 'nothing recorded, nothing written');
   });
 
+  test('a device heard from again over the same transport is written once per refresh window; a new transport is written at once', async () => {
+    const device = await newDevice(ctx.store, 'steady');
+    const updates: unknown[][] = [];
+    const counting: Queryable = { query: (sql, params) => (sql.startsWith('UPDATE devices') && updates.push(params as unknown[]), ctx.store.query(sql, params)), exec: (sql) => ctx.store.exec(sql), copyIn: (target, data) => ctx.store.copyIn(target, data) };
+    const recorder = new ActivityRecorder({ db: counting, logger, refreshMs: 300 });
+    const lastSeen = async () => (await ctx.store.query<{ at: Date; transport: string }>('SELECT last_seen_at AS at, last_transport AS transport FROM devices WHERE id = $1', [device.device_id])).rows[0]!;
+    recorder.seen(device.device_id, 'mqtt');
+    await recorder.flush();
+    const first = await lastSeen();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    recorder.seen(device.device_id, 'mqtt');
+    await recorder.flush();
+    assert.equal(updates.length, 1, 'the second sighting is within the window');
+    assert.deepEqual(await lastSeen(), first);
+    recorder.seen(device.device_id, 'http');
+    await recorder.flush();
+    assert.equal(updates.length, 2);
+    assert.equal((await lastSeen()).transport, 'http');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    recorder.seen(device.device_id, 'http');
+    await recorder.flush();
+    assert.equal(updates.length, 3, 'a new window writes it again');
+    assert.ok((await lastSeen()).at.getTime() > first.at.getTime());
+  });
+
   test('pause and resume a lineage: the device is told with a control, flow control leaves the pause alone, both audited', async () => {
     const device = await newDevice(ctx.store, 'paused-by-hand');
     const epoch = uuidv7();

@@ -9,6 +9,13 @@ export const TWOWAY_EVENTS = ['push_committed', 'push_duplicate', 'push_conflict
 export type TwowayEvent = (typeof TWOWAY_EVENTS)[number];
 
 export const ACTIVITY_FLUSH_MS = 2000;
+/**
+ * A device heard from again over the same transport within this is not written
+ * again: last_seen_at is this coarse, and a fleet sending steadily costs one row
+ * update per device per interval instead of one per device per flush (at fan-in,
+ * 5,000 devices rewrote their row every 2 s).
+ */
+export const ACTIVITY_REFRESH_MS = 10_000;
 
 interface Seen {
   at: number;
@@ -26,30 +33,44 @@ interface Pulled {
 /**
  * What devices did, kept in memory and written to the store every few seconds
  * in a few set-based statements: when each device was last heard from and over
- * which transport, how far each two-way device has pulled, and two-way counters
- * as deltas added to fleet-wide totals. Request handlers only touch a Map, so
- * the ingest path gains no write and no lock; a device heard from a thousand
- * times between flushes costs one row update. A crash loses at most the last
- * interval of these figures, never data.
+ * which transport (at most once per ACTIVITY_REFRESH_MS per device), how far
+ * each two-way device has pulled, and two-way counters as deltas added to
+ * fleet-wide totals. Request handlers only touch a Map, so the ingest path gains
+ * no write and no lock; a device heard from a thousand times between flushes
+ * costs one row update. A crash loses at most the last interval of these
+ * figures, never data.
  */
 export class ActivityRecorder {
   readonly #db: Queryable;
   readonly #log: Logger;
   readonly #flushMs: number;
+  readonly #refreshMs: number;
   readonly #idle = new WakeableSleep();
   #seen = new Map<string, Seen>();
+  /** Sightings already recorded in the current refresh window (written or waiting for the flush); the window starts over every refreshMs. */
+  #reported = new Map<string, Seen>();
+  #windowStart = Date.now();
   #pulls = new Map<string, Pulled>();
   #counts = new Map<TwowayEvent, number>();
 
-  constructor(options: { db: Queryable; logger: Logger; flushMs?: number }) {
+  constructor(options: { db: Queryable; logger: Logger; flushMs?: number; refreshMs?: number }) {
     this.#db = options.db;
     this.#log = options.logger;
     this.#flushMs = options.flushMs ?? ACTIVITY_FLUSH_MS;
+    this.#refreshMs = options.refreshMs ?? ACTIVITY_REFRESH_MS;
   }
 
   /** A device was heard from: a batch, a control poll or ack, an MQTT connection. */
   seen(deviceId: string, transport: IngestTransport): void {
-    this.#seen.set(deviceId, { at: Date.now(), transport });
+    const at = Date.now();
+    if (at - this.#windowStart >= this.#refreshMs) {
+      this.#reported = new Map();
+      this.#windowStart = at;
+    }
+    if (this.#reported.get(deviceId)?.transport === transport) return;
+    const entry = { at, transport };
+    this.#reported.set(deviceId, entry);
+    this.#seen.set(deviceId, entry);
   }
 
   /** A two-way push was answered (process counter and fleet-wide total). */
