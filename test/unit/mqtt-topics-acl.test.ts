@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopics } from '../../src/cloud/mqtt/acl.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopics, deviceUplinks } from '../../src/cloud/mqtt/acl.js';
 import { renderAclFile } from '../../src/cloud/mqtt/mosquitto-files.js';
 import { channelFilter, deviceRoot, deviceTopic, parseDeviceTopic, sharedFilter, TopicChannels, UPLINK_CHANNELS, type TopicChannel } from '../../src/protocol/topics.js';
 
@@ -75,6 +75,8 @@ describe('device topic ACL', () => {
       assert.deepEqual(section.split('\n').filter((l) => l.startsWith('topic write ')).map((l) => l.slice(12)), write);
       assert.deepEqual(section.split('\n').filter((l) => l.startsWith('topic read ')).map((l) => l.slice(11)), read);
       for (const topic of write) assert.ok(authorizeDevicePublish({ ...device, org_id: 'default' }, topic).allowed);
+      // The embedded broker's per-connection lookup: the same topics, each with the channel it parses to.
+      for (const [topic, channel] of deviceUplinks(device)) assert.equal(parseDeviceTopic(topic)?.channel, channel);
       for (const topic of read) assert.ok(authorizeDeviceSubscribe({ ...device, org_id: 'default' }, topic).allowed);
     }
     const server = sections.find((s) => s.startsWith('user syncline-server'))!;

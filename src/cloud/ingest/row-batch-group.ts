@@ -44,8 +44,9 @@ interface Taken {
  * Batches that would change governance state beyond their lineage row (a new
  * schema to review or follow, a mirror to alter) and every later batch of a
  * lineage already in the group run afterwards, in order, by their own
- * `inGroup`, inside the same transaction. Rows to materialize go in by one COPY
- * per mirror where they can (materializeAll).
+ * `inGroup`, inside the same transaction. Rows to materialize go in under one
+ * savepoint, a group's small batches of fresh rows as one query of INSERTs
+ * (materializeAll).
  */
 export const rowBatchRunner: SetRunner = {
   async run(tx: Queryable, jobs: readonly GroupJob<unknown>[]): Promise<Outcome<unknown>[]> {

@@ -38,10 +38,20 @@ export function authorizeDeviceSubscribe(session: DeviceIdentity, filter: string
   return check(session, filter, DOWNLINK_CHANNELS, 'subscribe');
 }
 
+/**
+ * The exact topics a device may publish on, with their channels: what
+ * authorizeDevicePublish allows (a publish that is not retained), as a Map the
+ * embedded broker looks a connection's publishes up in.
+ */
+export function deviceUplinks(session: Pick<DeviceIdentity, 'device_id' | 'project_id'>): Map<string, TopicChannel> {
+  const root = deviceRoot(session.project_id, session.device_id);
+  return new Map(UPLINK_CHANNELS.map((c) => [deviceTopic(root, c), c]));
+}
+
 /** The exact topics a device may use, for ACL files: publish (write) and subscribe (read). */
 export function deviceTopics(session: Pick<DeviceIdentity, 'device_id' | 'project_id'>): { write: string[]; read: string[] } {
   const root = deviceRoot(session.project_id, session.device_id);
-  return { write: UPLINK_CHANNELS.map((c) => deviceTopic(root, c)), read: DOWNLINK_CHANNELS.map((c) => deviceTopic(root, c)) };
+  return { write: [...deviceUplinks(session).keys()], read: DOWNLINK_CHANNELS.map((c) => deviceTopic(root, c)) };
 }
 
 /** A session signed in with a sync JWT may follow its own scope's wake-up topic and nothing else. */

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { SynclineError } from '../../protocol/errors.js';
 import { SYNC_QOS } from '../../protocol/topics.js';
 import type { HealthBoard } from '../health.js';
-import type { BrokerLink } from './broker-link.js';
+import type { BrokerLink, MessageHandler } from './broker-link.js';
 
 /** Answers are small and frequent: no Nagle delay on the broker connection. */
 function noDelay(client: MqttClient): void {
@@ -125,7 +125,7 @@ export class ClientLink implements BrokerLink {
   }
 
   /** Subscribes now when connected (a refusal then fails start-up); otherwise on the next connection. */
-  async subscribe(filters: readonly string[], handler: (topic: string, payload: Buffer) => Promise<void> | void): Promise<void> {
+  async subscribe(filters: readonly string[], handler: MessageHandler): Promise<void> {
     this.#client.handleMessage = (packet, callback) => {
       // The PUBACK mqtt.js writes when `callback` runs joins the other writes of this turn.
       const ack = () => {

@@ -3,11 +3,11 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { DefaultPorts } from '../../protocol/constants.js';
-import { deviceRoot, deviceTopic, SHARED_WAKE_USERNAME, UPLINK_CHANNELS, type TopicChannel } from '../../protocol/topics.js';
+import { SHARED_WAKE_USERNAME, type TopicChannel } from '../../protocol/topics.js';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import type { DeviceIdentity } from '../auth/devices.js';
 import type { Queryable } from '../store/store.js';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscribe } from './acl.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscribe, deviceUplinks } from './acl.js';
 import { DeviceSessions, limitPacketSize, watchRevocations } from './broker-guards.js';
 import { authenticateBrokerClient } from './device-directory.js';
 import { cacheTopicMatches } from './match-cache.js';
@@ -210,13 +210,11 @@ function installSecurity(aedes: Aedes, options: EmbeddedBrokerOptions, devices: 
 
 /** The topics the device may publish on, by channel; none when its ids cannot form a topic (the ACL then refuses everything). */
 function uplinkTopics(identity: DeviceIdentity): Map<string, TopicChannel> {
-  let root: string;
   try {
-    root = deviceRoot(identity.project_id, identity.device_id);
+    return deviceUplinks(identity);
   } catch {
     return new Map();
   }
-  return new Map(UPLINK_CHANNELS.map((channel) => [deviceTopic(root, channel), channel]));
 }
 
 function subjectCommonName(socket: TLSSocket): string | undefined {
