@@ -155,7 +155,8 @@ const scenarios: Record<string, () => Record<string, unknown>> = {
     if (scenario === 'churn-across-capture') {
       const captured = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items'").pluck();
       const until = Date.now() + 60_000;
-      while (captured.get() === 0 && Date.now() < until) tx(random());
+      // count(*) comes back as a bigint (defaultSafeIntegers): compared with 0 it never matched, so this loop never ran.
+      while (captured.get() === 0n && Date.now() < until) tx(random());
       for (let k = 0; k < 20; k++) tx(random());
     }
     return { n };
