@@ -1,6 +1,5 @@
 import pino, { type Logger } from 'pino';
 import { SynclineError } from '../protocol/errors.js';
-import type { ControlMessage } from '../protocol/control.js';
 import type { Transport } from '../transport/transport.js';
 import { agentStatus, type AgentStatus } from './agent-status.js';
 import { CaptureWatch } from './capture/capture-watch.js';
@@ -143,7 +142,7 @@ export class Agent {
       // Built before its parts: deliveries, control messages and the file's change hints wake it.
       const loop = new DeviceLoop({ logger: this.#log });
       // Controls from an ack (HTTP) or pushed (MQTT): applied, then every part gets a turn (a resume frees a table).
-      const applyControls = (messages: readonly ControlMessage[]) => void controls.handle(messages).then(() => loop.wake());
+      const applyControls = (messages: readonly unknown[]) => void controls.handle(messages).then(() => loop.wake());
       const publisher = new Publisher({
         db,
         transport: this.#opts.transport,

@@ -22,7 +22,7 @@ export const wireValueSchema = z.union([
 ]);
 export type WireValueAnswer = z.infer<typeof wireValueSchema>;
 
-export const errorAnswerSchema = z.object({ error: z.string().describe('code from the error catalogue'), message: z.string(), context: z.record(z.string(), z.unknown()) });
+export { errorAnswerSchema } from './error-answer.js';
 
 export const deviceSchema = z.object({
   device_id: uuid,

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { SynclineError } from './errors.js';
 import { ROW_BATCH_FORMAT_VERSION, SERVER_MAX_ROWS_PER_BATCH } from './constants.js';
-import type { ControlMessage } from './control.js';
 import { schemaFingerprint, type ColumnInfo, type TableKey } from './schema.js';
 import { decodeValue, type SqlValue, type WireValue } from './values.js';
 
@@ -77,25 +76,8 @@ export interface DecodedRow {
   row?: SqlValue[];
 }
 
-/** The cloud's answer to a batch, sent only after the batch is durably applied or staged. */
-export interface BatchAck {
-  batch_id: string;
-  status: 'accepted' | 'duplicate';
-  lineage_id: string;
-  /** The highest seq the cloud holds for this lineage in this epoch. */
-  last_seq: number;
-  rows_applied: number;
-  rows_skipped: number;
-  /** Control messages the device has not acked yet (any of its tables); how an HTTP device learns of pause and resume. */
-  controls?: ControlMessage[];
-  /**
-   * Telemetry: this cloud honours `after_seq`, so the device may keep several of a
-   * table's batches in flight. A device sends one at a time until an ack says so:
-   * a cloud from before pipelining ignores `after_seq` and, given batches out of
-   * order, would store the later one and skip the earlier one's rows as held.
-   */
-  in_order?: true;
-}
+/** Declared with its schema in control.ts (it carries controls); named here beside the batch it answers. */
+export type { BatchAck } from './control.js';
 
 export function isUuidV7(value: string): boolean {
   return UUID_V7.test(value);

@@ -1,3 +1,5 @@
+import type { ErrorAnswer } from './error-answer.js';
+
 /**
  * One catalogue of error codes for device and cloud. Errors become HTTP or MQTT
  * answers only at the front door; everywhere else they travel as SynclineError.
@@ -112,8 +114,8 @@ export class SynclineError extends Error {
     this.context = context;
   }
 
-  /** The body the front doors send; never includes the cause's stack. */
-  toJSON(): { error: ErrorCode; message: string; context: ErrorContext } {
+  /** The body the front doors send (errorAnswerSchema); never includes the cause's stack. */
+  toJSON(): ErrorAnswer & { error: ErrorCode } {
     return { error: this.code, message: this.message, context: this.context };
   }
 

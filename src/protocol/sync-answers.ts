@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { batchAckSchema, controlSchema } from './control.js';
+import { batchAckSchema, controlAckAnswerSchema, controlsAnswerSchema } from './control.js';
 import { wireValueSchema } from './admin-answers.js';
 import { sharedTableSchema } from './shared-sync.js';
 
@@ -10,9 +10,8 @@ import { sharedTableSchema } from './shared-sync.js';
  * shared-sync.ts; these describe them and stay open to added fields.
  */
 
-export { batchAckSchema };
-export const controlsAnswerSchema = z.object({ controls: z.array(controlSchema) });
-export const controlAckAnswerSchema = z.object({ control_id: z.string(), recorded: z.boolean() });
+// Declared in control.ts, which the device loads without the rest of these.
+export { batchAckSchema, controlAckAnswerSchema, controlsAnswerSchema };
 
 export const sharedConfigAnswerSchema = z.object({ format_version: z.number(), scope: z.string(), source_id: z.string(), tables: z.array(sharedTableSchema) });
 

@@ -1,11 +1,12 @@
-import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
+import type { z } from 'zod';
+import type { WireRowBatch } from '../protocol/batch.js';
 import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
-import type { ControlAck, ControlMessage } from '../protocol/control.js';
-import { controlParser } from '../protocol/control-parser.js';
+import type { ControlAck, ControlMessage, ReceivedBatchAck } from '../protocol/control.js';
+import { controlSchemas } from '../protocol/lazy-schemas.js';
 import { Headers, PublisherDefaults, Routes } from '../protocol/constants.js';
-import { answerError, endpoint, errorText, parseJson } from './http-util.js';
+import { answerError, endpoint, errorText, readAnswer } from './http-util.js';
 import { encodeRowBatch } from './row-batch-encoding.js';
-import { isRetryableStatus, TransportError, type EncodedBatch, type EncodedRowBatch, type Transport } from './transport.js';
+import { TransportError, type EncodedBatch, type EncodedRowBatch, type Transport } from './transport.js';
 
 export interface HttpTransportOptions {
   /** Base URL of the Syncline server, e.g. `https://sync.example.com`. */
@@ -44,16 +45,16 @@ export class HttpTransport implements Transport {
     return encodeRowBatch(batch, json, this.#compressAbove);
   }
 
-  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<ReceivedBatchAck> {
     return this.#post(this.#url, encoded, signal);
   }
 
-  async sendTelemetryBatch(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<BatchAck> {
+  async sendTelemetryBatch(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<ReceivedBatchAck> {
     const encoded = await encodeRowBatch(batch, json, this.#compressAbove);
     return this.#post(this.#telemetryUrl, encoded, signal);
   }
 
-  async #post(url: string, encoded: EncodedBatch<{ batch_id: string }>, signal?: AbortSignal): Promise<BatchAck> {
+  async #post(url: string, encoded: EncodedBatch<{ batch_id: string }>, signal?: AbortSignal): Promise<ReceivedBatchAck> {
     const { batch, body } = encoded;
     const headers: Record<string, string> = {
       [Headers.authorization]: `Bearer ${this.#token}`,
@@ -75,21 +76,21 @@ export class HttpTransport implements Transport {
     }
     const text = await response.text().catch(() => '');
     if (response.ok) return parseAck(text, batch.batch_id, response.status);
-    throw answerError(response, text);
+    throw await answerError(response, text);
   }
 
   async fetchControls(signal?: AbortSignal): Promise<ControlMessage[]> {
-    const body = (await this.#small('GET', this.#controlsUrl, undefined, signal)) as { controls?: unknown } | undefined;
-    if (!Array.isArray(body?.controls) || body.controls.length === 0) return [];
-    return body.controls.map(await controlParser());
+    const { controlsAnswerSchema } = await controlSchemas();
+    return (await this.#small('GET', this.#controlsUrl, controlsAnswerSchema, undefined, signal)).controls;
   }
 
   async ackControl(ack: ControlAck, signal?: AbortSignal): Promise<void> {
-    await this.#small('POST', this.#controlsAckUrl, ack, signal);
+    const { controlAckAnswerSchema } = await controlSchemas();
+    await this.#small('POST', this.#controlsAckUrl, controlAckAnswerSchema, ack, signal);
   }
 
   /** A small JSON request of the flow-control API; failures are TransportErrors like a batch's. */
-  async #small(method: 'GET' | 'POST', url: string, json: unknown, signal?: AbortSignal): Promise<unknown> {
+  async #small<T>(method: 'GET' | 'POST', url: string, answer: z.ZodType<T>, json: unknown, signal?: AbortSignal): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const headers: Record<string, string> = { [Headers.authorization]: `Bearer ${this.#token}` };
     if (json !== undefined) headers[Headers.contentType] = 'application/json';
@@ -100,22 +101,21 @@ export class HttpTransport implements Transport {
       throw new TransportError(`${method} ${url} failed: ${errorText(error)}`, { retryable: true, cause: error });
     }
     const text = await response.text().catch(() => '');
-    if (!response.ok) throw new TransportError(`server answered ${response.status} to ${method} ${url}`, { retryable: isRetryableStatus(response.status), status: response.status });
-    return parseJson(text);
+    if (!response.ok) throw await answerError(response, text, `${method} ${url}: `);
+    const read = readAnswer(answer, text);
+    if ('why' in read) throw new TransportError(`${method} ${url}: server answered ${response.status} without its answer: ${read.why}`, { retryable: true, status: response.status });
+    return read.answer;
   }
 }
 
-/** A 2xx whose body is not our ack (a captive portal, a proxy) proves nothing was stored: retry. */
-function parseAck(text: string, batchId: string, status: number): BatchAck {
-  const ack = parseJson(text) as Partial<BatchAck> | undefined;
-  const valid =
-    ack !== undefined &&
-    ack !== null &&
-    typeof ack === 'object' &&
-    ack.batch_id === batchId &&
-    (ack.status === 'accepted' || ack.status === 'duplicate') &&
-    typeof ack.last_seq === 'number';
-  if (!valid) throw new TransportError(`server answered ${status} without an ack for batch ${batchId}`, { retryable: true, status });
-  return ack as BatchAck;
+/**
+ * A 2xx whose body is not our ack for this batch (a captive portal, a proxy, an
+ * ack for another batch) proves nothing was stored: retry.
+ */
+async function parseAck(text: string, batchId: string, status: number): Promise<ReceivedBatchAck> {
+  const refused = (why: string) => new TransportError(`server answered ${status} without an ack for batch ${batchId}: ${why}`, { retryable: true, status });
+  const read = readAnswer((await controlSchemas()).receivedBatchAckSchema, text);
+  if ('why' in read) throw refused(read.why);
+  if (read.answer.batch_id !== batchId) throw refused(`it acks batch ${read.answer.batch_id}`);
+  return read.answer;
 }
-

@@ -1,4 +1,6 @@
+import type { z } from 'zod';
 import { SynclineError } from '../protocol/errors.js';
+import { errorAnswerSchema } from '../protocol/lazy-schemas.js';
 import { isRetryableStatus, TransportError } from './transport.js';
 
 /** `${server}${route}`, keeping any path prefix of the server URL (a reverse proxy may mount us under one). */
@@ -38,14 +40,25 @@ function retryAfter(response: Response): { retryAfterMs?: number } {
   return Number.isNaN(at) ? {} : { retryAfterMs: Math.max(0, at - Date.now()) };
 }
 
+/** A 2xx body read with the answer's schema: the answer, or why the body is not one (for the error message). */
+export function readAnswer<T>(schema: z.ZodType<T>, text: string): { answer: T } | { why: string } {
+  const json = parseJson(text);
+  if (json === undefined) return { why: 'the body is not JSON' };
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return { answer: parsed.data };
+  const issue = parsed.error.issues[0];
+  return { why: `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}` };
+}
+
 /**
  * A non-2xx answer as a TransportError: the server's error code and message when
- * the body is ours, whether a retry can help, and how long the server asked to wait.
+ * the body is ours (errorAnswerSchema), whether a retry can help, and how long
+ * the server asked to wait.
  */
-export function answerError(response: Response, text: string, prefix = ''): TransportError {
-  const parsed = parseJson(text) as { error?: unknown; message?: unknown } | undefined;
-  const code = typeof parsed?.error === 'string' ? parsed.error : undefined;
-  const message = typeof parsed?.message === 'string' ? parsed.message : text.slice(0, 200) || response.statusText;
+export async function answerError(response: Response, text: string, prefix = ''): Promise<TransportError> {
+  const parsed = (await errorAnswerSchema()).safeParse(parseJson(text));
+  const code = parsed.success ? parsed.data.error : undefined;
+  const message = parsed.success ? parsed.data.message : text.slice(0, 200) || response.statusText;
   return new TransportError(`${prefix}server answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, {
     retryable: isRetryableStatus(response.status),
     status: response.status,

@@ -1,8 +1,8 @@
-import type { BatchAck } from '../protocol/batch.js';
+import type { ReceivedBatchAck } from '../protocol/control.js';
 import { TransportError } from './transport.js';
 
 interface Waiter {
-  resolve: (ack: BatchAck) => void;
+  resolve: (ack: ReceivedBatchAck) => void;
   reject: (error: TransportError) => void;
 }
 
@@ -55,7 +55,7 @@ export class AckWaiters {
   }
 
   /** Registers interest in the answer for `batchId` before the batch is published. */
-  wait(batchId: string, timeoutMs: number, signal?: AbortSignal, onTimeout?: () => void): Promise<BatchAck> {
+  wait(batchId: string, timeoutMs: number, signal?: AbortSignal, onTimeout?: () => void): Promise<ReceivedBatchAck> {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -84,7 +84,7 @@ export class AckWaiters {
   }
 
   /** A duplicate or late answer finds no waiter and is ignored. */
-  resolve(ack: BatchAck): void {
+  resolve(ack: ReceivedBatchAck): void {
     this.#waiters.get(ack.batch_id)?.resolve(ack);
   }
 

@@ -1,9 +1,9 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pino, { type Logger } from 'pino';
-import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
+import type { WireRowBatch } from '../protocol/batch.js';
 import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
 import { PublisherDefaults, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
-import { parseDownlink, type ControlAck, type ControlMessage } from '../protocol/control.js';
+import { parseDownlink, type ControlAck, type ControlMessage, type ReceivedBatchAck } from '../protocol/control.js';
 import { deviceRoot, deviceTopic, SYNC_QOS } from '../protocol/topics.js';
 import { AckWaiters } from './mqtt-ack-waiters.js';
 import { MQTT_RESEND_MIN_MS, ResendTimeout } from './resend-timeout.js';
@@ -87,16 +87,16 @@ export class MqttTransport implements Transport {
     return encodeRowBatch(batch, json, this.#opts.compressAboveBytes ?? PublisherDefaults.compressAboveBytes);
   }
 
-  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck> {
+  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<ReceivedBatchAck> {
     return this.#publishBatch('rowBatch', encoded, signal);
   }
 
-  async sendTelemetryBatch(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<BatchAck> {
+  async sendTelemetryBatch(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<ReceivedBatchAck> {
     const encoded = await encodeRowBatch(batch, json, this.#opts.compressAboveBytes ?? PublisherDefaults.compressAboveBytes);
     return this.#publishBatch('telemetryBatch', encoded, signal);
   }
 
-  async #publishBatch(channel: 'rowBatch' | 'telemetryBatch', encoded: EncodedBatch<{ batch_id: string }>, signal?: AbortSignal): Promise<BatchAck> {
+  async #publishBatch(channel: 'rowBatch' | 'telemetryBatch', encoded: EncodedBatch<{ batch_id: string }>, signal?: AbortSignal): Promise<ReceivedBatchAck> {
     const { batch, body } = encoded;
     const limit = this.#opts.maxPayloadBytes ?? SERVER_BODY_LIMIT_BYTES;
     if (encoded.jsonBytes > limit) throw new TransportError(`batch is ${encoded.jsonBytes} bytes, more than the ${limit} the cloud accepts`, { retryable: false, status: 413, code: 'payload_too_large' });
@@ -227,7 +227,7 @@ export class MqttTransport implements Transport {
     }
     switch (message.type) {
       case 'batch_ack':
-        this.#waiters.resolve(message.ack as BatchAck);
+        this.#waiters.resolve(message.ack);
         return;
       case 'batch_error':
         if (message.batch_id === null) {

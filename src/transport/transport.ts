@@ -1,5 +1,5 @@
-import type { BatchAck, WireRowBatch } from '../protocol/batch.js';
-import type { ControlAck, ControlMessage } from '../protocol/control.js';
+import type { WireRowBatch } from '../protocol/batch.js';
+import type { ControlAck, ControlMessage, ReceivedBatchAck } from '../protocol/control.js';
 import type { WireTelemetryBatch } from '../protocol/telemetry-batch.js';
 
 /** A batch in its wire form; sending the same one again is a retry (same batch_id, same bytes). */
@@ -24,9 +24,9 @@ export type EncodedRowBatch = EncodedBatch<WireRowBatch>;
 export interface Transport {
   /** No I/O. `json` is `JSON.stringify(batch)` when the caller has it already. */
   encodeRowBatch(batch: WireRowBatch, json?: string): Promise<EncodedRowBatch>;
-  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<BatchAck>;
+  sendRowBatch(encoded: EncodedRowBatch, signal?: AbortSignal): Promise<ReceivedBatchAck>;
   /** Telemetry tables (cursor batches) go to their own route/topic with the same auth, encoding, ack and errors; `json` is the batch's JSON. */
-  sendTelemetryBatch?(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<BatchAck>;
+  sendTelemetryBatch?(batch: WireTelemetryBatch, json: string, signal?: AbortSignal): Promise<ReceivedBatchAck>;
   // Flow control (optional, so a bare transport still ships batches): the cloud's pause and
   // resume controls come back on acks (HTTP), by fetching (HTTP) or pushed (MQTT).
   /** Confirms a control; the cloud sends a control again until it is acked. */

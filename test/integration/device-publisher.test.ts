@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import pino from 'pino';
+import { uuidv7 } from 'uuidv7';
 import { Agent, type AgentOptions } from '../../src/device/agent.js';
 import { ensureCapture } from '../../src/device/capture/capture.js';
 import { readCursors } from '../../src/device/journal/cursors.js';
@@ -42,13 +43,12 @@ interface Received {
   authorization: string | undefined;
 }
 
-type Answer = { status: number; body?: unknown } | 'hang';
+/** `text` is sent as is (a captive portal's page); `body` as JSON. */
+type Answer = { status: number; body?: unknown; text?: string } | 'hang';
 type Policy = (batch: WireRowBatch, attempt: number) => Answer;
 
-const ack = (batch: WireRowBatch): Answer => ({
-  status: 200,
-  body: { batch_id: batch.batch_id, status: 'accepted', lineage_id: `lineage-${batch.source_table}`, last_seq: batch.last_seq, rows_applied: batch.rows.length, rows_skipped: 0 },
-});
+const ackBody = (batch: WireRowBatch) => ({ batch_id: batch.batch_id, status: 'accepted', lineage_id: `lineage-${batch.source_table}`, last_seq: batch.last_seq, rows_applied: batch.rows.length, rows_skipped: 0 });
+const ack = (batch: WireRowBatch): Answer => ({ status: 200, body: ackBody(batch) });
 const reject = (status: number, error: string): Answer => ({ status, body: { error, message: `${error} (scripted)`, context: {} } });
 
 class Endpoint {
@@ -91,7 +91,7 @@ class Endpoint {
       const answer = this.policy(batch, attempt);
       if (answer === 'hang') return;
       this.#answers.set(received, answer.status);
-      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body ?? {}));
+      res.writeHead(answer.status, { 'content-type': answer.text === undefined ? 'application/json' : 'text/html' }).end(answer.text ?? JSON.stringify(answer.body ?? {}));
     });
   }
 }
@@ -283,6 +283,65 @@ describe('publisher over HTTP', () => {
       for (const [id, bodies] of byId) {
         assert.ok(bodies.length >= 3, `batch ${id} was retried`);
         assert.ok(bodies.every((b) => b === bodies[0]), 'a retry resends the identical batch');
+      }
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  /** 2xx answers that are not the ack of the batch sent (a captive portal, a proxy, a confused server). */
+  const notAcks: ((batch: WireRowBatch) => Answer)[] = [
+    (batch) => ({ status: 200, body: { ...ackBody(batch), batch_id: uuidv7() } }),
+    (batch) => ({ status: 200, body: { ...ackBody(batch), status: 'stored' } }),
+    (batch) => ({ status: 200, body: { ...ackBody(batch), last_seq: String(batch.last_seq) } }),
+    () => ({ status: 200, text: '<html><body>Sign in to the hotel Wi-Fi</body></html>' }),
+  ];
+
+  test('a 2xx that is not the ack of the batch sent acknowledges nothing: the same batch is sent again until a real ack', async () => {
+    const { path, journal } = await prepared(12);
+    const endpoint = new Endpoint();
+    const ackedIds: string[] = [];
+    endpoint.policy = (batch, attempt) => {
+      if (attempt <= notAcks.length) return notAcks[attempt - 1]!(batch);
+      ackedIds.push(batch.batch_id);
+      return ack(batch);
+    };
+    const url = await endpoint.listen();
+    try {
+      await agent(path, url, { publisher: { maxBatchRows: 8 } }).run();
+      const byId = new Map<string, string[]>();
+      for (const r of endpoint.received) byId.set(r.batch.batch_id, [...(byId.get(r.batch.batch_id) ?? []), JSON.stringify(r.batch)]);
+      for (const [id, bodies] of byId) {
+        assert.equal(bodies.length, notAcks.length + 1, `batch ${id} was sent once per answer that was not its ack, then once more`);
+        assert.ok(bodies.every((b) => b === bodies[0]), 'a retry resends the identical batch');
+      }
+      const perTable = assertOrderedAndValid(ackedIds.map((id) => endpoint.received.find((r) => r.batch.batch_id === id)!.batch));
+      assert.deepEqual([...perTable.values()].flat().sort((a, b) => a - b), journal.map((e) => e.seq));
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  test('a server that only ever answers 2xx without the ack: the agent gives up with the reason and the journal keeps every entry', async () => {
+    const { path, journal } = await prepared(5);
+    const endpoint = new Endpoint();
+    endpoint.policy = (batch, attempt) => notAcks[(attempt - 1) % notAcks.length]!(batch);
+    const url = await endpoint.listen();
+    try {
+      await assert.rejects(agent(path, url, { publisher: { maxAttempts: notAcks.length } }).run(), (error: unknown) => {
+        assert.ok(isSynclineError(error) && error.code === 'transport_failed', String(error));
+        assert.match(error.message, /server answered 200 without an ack for batch [0-9a-f-]{36}: the body is not JSON/);
+        return true;
+      });
+      const db = BetterSqlite3Driver.open(path);
+      try {
+        assert.deepEqual(await journalRows(db), journal, 'nothing was pruned');
+        const cursors = await readCursors(db, await readEpoch(db));
+        for (const table of new Set(journal.map((e) => e.tbl))) {
+          assert.ok((cursors.get(table) ?? 0) < journal.find((e) => e.tbl === table)!.seq, `${table}: the cursor stays below its first entry`);
+        }
+      } finally {
+        await db.close();
       }
     } finally {
       await endpoint.close();

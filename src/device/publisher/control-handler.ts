@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 import type { ControlMessage } from '../../protocol/control.js';
-import { controlParser } from '../../protocol/control-parser.js';
+import { controlParser } from '../../protocol/lazy-schemas.js';
 import type { Transport } from '../../transport/transport.js';
 import { applyControl, readPausedTables, type PausedTable } from './control-state.js';
 import type { SqliteDriver } from '../driver/sqlite-driver.js';

@@ -1,7 +1,7 @@
 import pino, { type Logger } from 'pino';
 import { uuidv7 } from 'uuidv7';
-import type { BatchAck, WireRow, WireRowBatch } from '../../protocol/batch.js';
-import type { ControlMessage } from '../../protocol/control.js';
+import type { WireRow, WireRowBatch } from '../../protocol/batch.js';
+import type { ReceivedBatchAck } from '../../protocol/control.js';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import { encodeValue } from '../../protocol/values.js';
 import { isTransportError, type EncodedRowBatch, type Transport } from '../../transport/transport.js';
@@ -36,8 +36,8 @@ export interface PublisherDeps {
   onSettled?: () => void;
   /** Flow control: the cloud paused this table; it is not sent until resumed. */
   isPaused?: (table: string) => boolean;
-  /** Flow control: controls that came back on an ack (HTTP). */
-  onControls?: (controls: readonly ControlMessage[]) => void;
+  /** Flow control: controls that came back on an ack (HTTP), unread (the control handler reads each). */
+  onControls?: (controls: readonly unknown[]) => void;
 }
 
 export interface PumpResult {
@@ -463,7 +463,7 @@ export class Publisher {
   }
 
   /** True when controls came back on the ack. */
-  async #commitAck(lane: Lane, batch: WireRowBatch, ack: BatchAck): Promise<boolean> {
+  async #commitAck(lane: Lane, batch: WireRowBatch, ack: ReceivedBatchAck): Promise<boolean> {
     await recordAck(this.#db, lane.table, batch.last_seq, batch.journal_epoch);
     this.#passed(lane, batch.last_seq);
     this.#rotationsWithoutAck = 0;

@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { ControlMessage } from '../../protocol/control.js';
 import { SynclineError } from '../../protocol/errors.js';
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import type { Clock } from '../../protocol/wakeable-sleep.js';
@@ -41,7 +40,7 @@ export interface TelemetryLaneDeps {
   stats: TelemetryStats;
   clock: Clock;
   isPaused?: (table: string) => boolean;
-  onControls?: (controls: readonly ControlMessage[]) => void;
+  onControls?: (controls: readonly unknown[]) => void;
   /** A delivery settled: the lane wants a turn. */
   wake: () => void;
 }

@@ -1,5 +1,4 @@
 import pino, { type Logger } from 'pino';
-import type { ControlMessage } from '../../protocol/control.js';
 import { SynclineError } from '../../protocol/errors.js';
 import type { Transport } from '../../transport/transport.js';
 import { systemClock, type Clock } from '../../protocol/wakeable-sleep.js';
@@ -23,8 +22,8 @@ export interface TelemetryPublisherOptions {
   logger?: Logger;
   /** Flow control: a table the cloud paused is not sent (its rows wait in the table, the cursor stays) until it is resumed. */
   isPaused?: (table: string) => boolean;
-  /** Controls that came back on an ack (HTTP): a pause must reach the device even when only telemetry is sent. */
-  onControls?: (controls: readonly ControlMessage[]) => void;
+  /** Controls that came back on an ack (HTTP), unread: a pause must reach the device even when only telemetry is sent. */
+  onControls?: (controls: readonly unknown[]) => void;
   /** The clock of the retry waits and flush deadlines (tests pass a fake one). */
   clock?: Clock;
   /** Drain: send partial batches at once and be done when every table has nothing left. */
