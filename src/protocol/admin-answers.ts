@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { wireValueSchema } from './wire-value-schema.js';
 
 /**
  * The admin API's answers as schemas: the OpenAPI document is generated from
@@ -11,17 +12,8 @@ const iso = z.string().describe('ISO 8601 timestamp');
 const uuid = z.string().describe('UUID');
 const nullable = <T extends z.ZodType>(schema: T) => schema.nullable();
 
-/** A value as the protocol carries it: null, number, text, or a tagged exact integer, real or blob. */
-export const wireValueSchema = z.union([
-  z.null(),
-  z.number(),
-  z.string(),
-  z.strictObject({ $int: z.string() }),
-  z.strictObject({ $real: z.string() }),
-  z.strictObject({ $blob: z.string().describe('base64') }),
-]);
-export type WireValueAnswer = z.infer<typeof wireValueSchema>;
-
+// Declared in files of their own, which the device loads without the rest of these.
+export { wireValueSchema, type WireValueAnswer } from './wire-value-schema.js';
 export { errorAnswerSchema } from './error-answer.js';
 
 export const deviceSchema = z.object({

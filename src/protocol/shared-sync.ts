@@ -96,14 +96,6 @@ export const sharedTableSchema = z.strictObject({
 });
 export type SharedTable = z.infer<typeof sharedTableSchema>;
 
-/** The shared-table declarations a device receives from GET /v1/shared/config. */
-export interface SharedConfigAnswer {
-  format_version: number;
-  scope: string;
-  source_id: string;
-  tables: SharedTable[];
-}
-
 /** One row change of a bundle. `row` is absent for deletes; values follow the table's declared columns. */
 export interface WireRowChange {
   table: string;
@@ -142,56 +134,5 @@ export const pushChunkSchema = z.strictObject({
   rows: z.array(wireRowChangeSchema).min(1),
 });
 
-/** A row the commit refused: a version conflict, or a constraint the row breaks. */
-export interface WireConflict {
-  table: string;
-  key: WireValue[];
-  kind: 'version' | 'unique' | 'check' | 'not_null' | 'foreign_key' | 'invalid';
-  /** The server's row now (absent when the row is deleted or never existed). */
-  server_row?: WireValue[];
-  server_version: string;
-  server_hlc?: string;
-  constraint?: string;
-  message: string;
-}
-
-export type PushAnswer =
-  | { status: 'open'; session_id: string; chunks_received: number[] }
-  | { status: 'committed'; bundle_seq: string; duplicate: boolean }
-  | { status: 'conflict'; conflicts: WireConflict[] };
-
-/** A committed bundle as pulled. A page may end inside a bundle (`complete: false`). */
-export interface WireBundle {
-  bundle_seq: string;
-  source: string;
-  rows: (WireRowChange & { version: string })[];
-  complete: boolean;
-}
-
-export interface PullAnswer {
-  bundles: WireBundle[];
-  /** The head when paging began: pages up to it are stable whatever commits meanwhile. */
-  target: string;
-  /** Where the next page starts: pass as after / after_ordinal. */
-  next: { after: string; after_ordinal: number } | null;
-}
-
-export interface SnapshotAnswer {
-  snapshot_id: string;
-  /** The snapshot is the state right after this bundle. */
-  snapshot_seq: string;
-}
-
-export interface SnapshotChunk {
-  table: string;
-  columns: string[];
-  rows: WireValue[][];
-  /** Per row: version and hlc, aligned with rows. */
-  versions: string[];
-  hlcs: string[];
-  /** Indexes of the rows the requesting device wrote last (it may have pending changes made on top of them). */
-  own: number[];
-}
-
-/** A chunk, or the marker past the last one. */
-export type SnapshotChunkAnswer = SnapshotChunk | { end: true; chunk_count: number; row_count: number };
+// The answers (config, push, pull, snapshots) are declared as schemas in sync-answers.ts, their types inferred there.
+export type { PullAnswer, PushAnswer, SharedConfigAnswer, SnapshotAnswer, SnapshotChunk, SnapshotChunkAnswer, WireBundle, WireConflict } from './sync-answers.js';

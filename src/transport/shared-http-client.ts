@@ -1,16 +1,19 @@
+import type { z } from 'zod';
 import { Headers, PublisherDefaults } from '../protocol/constants.js';
+import { SOURCE_HEADER, SharedRoutes, type PushBegin, type WireRowChange } from '../protocol/shared-sync.js';
 import {
-  SOURCE_HEADER,
-  SharedRoutes,
+  pullAnswerSchema,
+  pushAnswerSchema,
+  sharedConfigAnswerSchema,
+  snapshotAnswerSchema,
+  snapshotChunkAnswerSchema,
   type PullAnswer,
   type PushAnswer,
-  type PushBegin,
   type SharedConfigAnswer,
   type SnapshotAnswer,
   type SnapshotChunkAnswer,
-  type WireRowChange,
-} from '../protocol/shared-sync.js';
-import { answerError, endpoint, errorText, parseJson } from './http-util.js';
+} from '../protocol/sync-answers.js';
+import { answerError, endpoint, errorText, parseJson, readAnswer } from './http-util.js';
 import { TransportError } from './transport.js';
 
 const SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -51,23 +54,23 @@ export class SharedHttpClient {
   }
 
   config(): Promise<SharedConfigAnswer> {
-    return this.#json('GET', SharedRoutes.config) as Promise<SharedConfigAnswer>;
+    return this.#json(sharedConfigAnswerSchema, 'GET', SharedRoutes.config);
   }
 
   beginPush(begin: PushBegin): Promise<PushAnswer> {
-    return this.#json('POST', SharedRoutes.push, begin, [409]) as Promise<PushAnswer>;
+    return this.#json(pushAnswerSchema, 'POST', SharedRoutes.push, begin, [409]);
   }
 
   uploadChunk(sessionId: string, index: number, rows: readonly WireRowChange[]): Promise<PushAnswer> {
-    return this.#json('PUT', route(SharedRoutes.pushChunk, { id: sessionId, index: String(index) }), { rows }) as Promise<PushAnswer>;
+    return this.#json(pushAnswerSchema, 'PUT', route(SharedRoutes.pushChunk, { id: sessionId, index: String(index) }), { rows });
   }
 
   commitPush(sessionId: string): Promise<PushAnswer> {
-    return this.#json('POST', route(SharedRoutes.pushCommit, { id: sessionId }), undefined, [409]) as Promise<PushAnswer>;
+    return this.#json(pushAnswerSchema, 'POST', route(SharedRoutes.pushCommit, { id: sessionId }), undefined, [409]);
   }
 
   async abandonPush(sessionId: string): Promise<void> {
-    await this.#json('DELETE', route(SharedRoutes.pushSession, { id: sessionId }));
+    await this.#json(undefined, 'DELETE', route(SharedRoutes.pushSession, { id: sessionId }));
   }
 
   pull(params: PullParams): Promise<PullAnswer> {
@@ -75,21 +78,21 @@ export class SharedHttpClient {
     if (params.afterOrdinal !== undefined) query.set('after_ordinal', String(params.afterOrdinal));
     if (params.target !== undefined) query.set('target', params.target);
     if (params.limit !== undefined) query.set('limit', String(params.limit));
-    return this.#json('GET', `${SharedRoutes.pull}?${query}`) as Promise<PullAnswer>;
+    return this.#json(pullAnswerSchema, 'GET', `${SharedRoutes.pull}?${query}`);
   }
 
   /** `limit`: rows per chunk (the server's default when absent). */
   createSnapshot(limit?: number): Promise<SnapshotAnswer> {
-    return this.#json('POST', limit === undefined ? SharedRoutes.snapshots : `${SharedRoutes.snapshots}?limit=${limit}`) as Promise<SnapshotAnswer>;
+    return this.#json(snapshotAnswerSchema, 'POST', limit === undefined ? SharedRoutes.snapshots : `${SharedRoutes.snapshots}?limit=${limit}`);
   }
 
   /** Waits while the server reads a large scope; a chunk can take a while to be ready. */
   snapshotChunk(snapshotId: string, index: number): Promise<SnapshotChunkAnswer> {
-    return this.#json('GET', route(SharedRoutes.snapshotChunk, { id: snapshotId, index: String(index) }), undefined, [], SNAPSHOT_TIMEOUT_MS) as Promise<SnapshotChunkAnswer>;
+    return this.#json(snapshotChunkAnswerSchema, 'GET', route(SharedRoutes.snapshotChunk, { id: snapshotId, index: String(index) }), undefined, [], SNAPSHOT_TIMEOUT_MS);
   }
 
   async dropSnapshot(snapshotId: string): Promise<void> {
-    await this.#json('DELETE', route(SharedRoutes.snapshot, { id: snapshotId }));
+    await this.#json(undefined, 'DELETE', route(SharedRoutes.snapshot, { id: snapshotId }));
   }
 
   /**
@@ -133,7 +136,10 @@ export class SharedHttpClient {
     return headers;
   }
 
-  async #json(method: string, path: string, body?: unknown, answers: readonly number[] = [], timeoutMs = this.#timeoutMs): Promise<unknown> {
+  /** `answer`: the schema the body is read with; without one (a DELETE) the body is not read. `answers`: non-2xx statuses that are answers too. */
+  async #json<T>(answer: z.ZodType<T>, method: string, path: string, body?: unknown, answers?: readonly number[], timeoutMs?: number): Promise<T>;
+  async #json(answer: undefined, method: string, path: string): Promise<void>;
+  async #json<T>(answer: z.ZodType<T> | undefined, method: string, path: string, body?: unknown, answers: readonly number[] = [], timeoutMs = this.#timeoutMs): Promise<T | void> {
     const url = endpoint(this.#o.serverUrl, path);
     let response: Response;
     try {
@@ -147,11 +153,11 @@ export class SharedHttpClient {
       throw new TransportError(`${method} ${url} failed: ${errorText(error)}`, { retryable: true, cause: error });
     }
     if (!response.ok && !answers.includes(response.status)) throw await failure(method, url, response);
-    if (response.status === 204) return undefined;
     const text = await response.text();
-    const parsed = parseJson(text);
-    if (parsed === undefined) throw new TransportError(`${method} ${url} answered ${response.status} without JSON`, { retryable: true, status: response.status });
-    return parsed;
+    if (answer === undefined) return;
+    const read = readAnswer(answer, text);
+    if ('why' in read) throw new TransportError(`${method} ${url} answered ${response.status} without its answer: ${read.why}`, { retryable: true, status: response.status });
+    return read.answer;
   }
 }
 
