@@ -82,6 +82,10 @@ const snapshotChunkSchema = z.object({
 });
 export type SnapshotChunk = z.infer<typeof snapshotChunkSchema>;
 
+/** A scope's new head, announced as `event: bundle` on GET /v1/shared/events and on the scope's MQTT wake-up topic. */
+export const bundleAnnouncementSchema = z.object({ head_seq: z.string().regex(/^[0-9]+$/) });
+export type BundleAnnouncement = z.infer<typeof bundleAnnouncementSchema>;
+
 /** A chunk, or the marker past the last one. */
 export const snapshotChunkAnswerSchema = z.union([snapshotChunkSchema, z.object({ end: z.literal(true), chunk_count: z.number(), row_count: z.number() })]);
 export type SnapshotChunkAnswer = z.infer<typeof snapshotChunkAnswerSchema>;

@@ -23,7 +23,7 @@ export function errorText(error: unknown): string {
   return `${error.message}${cause}`;
 }
 
-export function parseJson(text: string): unknown {
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {

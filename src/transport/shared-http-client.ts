@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import { Headers, PublisherDefaults } from '../protocol/constants.js';
 import { SOURCE_HEADER, SharedRoutes, type PushBegin, type WireRowChange } from '../protocol/shared-sync.js';
 import {
+  bundleAnnouncementSchema,
   pullAnswerSchema,
   pushAnswerSchema,
   sharedConfigAnswerSchema,
@@ -13,7 +14,7 @@ import {
   type SnapshotAnswer,
   type SnapshotChunkAnswer,
 } from '../protocol/sync-answers.js';
-import { answerError, endpoint, errorText, parseJson, readAnswer } from './http-util.js';
+import { answerError, endpoint, errorText, readAnswer } from './http-util.js';
 import { TransportError } from './transport.js';
 
 const SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -120,8 +121,8 @@ export class SharedHttpClient {
           const event = buffered.slice(0, end);
           buffered = buffered.slice(end + 2);
           const data = event.split('\n').find((line) => line.startsWith('data: '));
-          const head = data ? (parseJson(data.slice(6)) as { head_seq?: unknown } | undefined)?.head_seq : undefined;
-          if (typeof head === 'string') onBundle(head);
+          const read = data ? readAnswer(bundleAnnouncementSchema, data.slice(6)) : undefined;
+          if (read && 'answer' in read) onBundle(read.answer.head_seq);
         }
       }
     } catch (error) {

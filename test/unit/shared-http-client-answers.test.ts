@@ -94,6 +94,15 @@ describe('SharedHttpClient reads answers with their schemas', () => {
     }
   });
 
+  test('the event stream: announcements are read with their schema; one that is not (a number, not JSON, no digits) is skipped', async () => {
+    const events = ['{"head_seq":"5"}', '{"head_seq":7}', 'not json', '{"head_seq":"x1"}', '{}', '{"head_seq":"9"}'];
+    answer = { status: 200, body: events.map((data) => `event: bundle\ndata: ${data}\n\n`).join(': keep-alive\n\n') };
+    const heads: string[] = [];
+    await client.events((head) => heads.push(head), AbortSignal.timeout(10_000));
+    assert.deepEqual(heads, ['5', '9']);
+    assert.equal(paths.at(-1), `GET ${SharedRoutes.events}`);
+  });
+
   test('refusals: our error body gives code and message; one without `error` gives its text and no code', async () => {
     answer = { status: 410, body: { error: 'history_pruned', message: 'hydrate from a snapshot', context: {} } };
     const pruned = await rejection(client.pull({ after: 0n }));

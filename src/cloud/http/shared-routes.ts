@@ -14,6 +14,7 @@ import {
   type PushAnswer,
   type SharedConfigAnswer,
 } from '../../protocol/shared-sync.js';
+import type { BundleAnnouncement } from '../../protocol/sync-answers.js';
 import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import { commitBundle, type CommitOutcome } from '../shared/commit-bundle.js';
 import { JwtVerifier, checkedPrincipal, type SharedPrincipal } from '../shared/credentials.js';
@@ -169,7 +170,7 @@ export async function sharedRoutes(app: FastifyInstance, options: SharedRoutesOp
     if (closing) throw new SynclineError('unavailable', 'the server is stopping; reconnect to another or after its restart', {});
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    const send = (head: string) => reply.raw.write(`event: bundle\ndata: ${JSON.stringify({ head_seq: head })}\n\n`);
+    const send = (head: string) => reply.raw.write(`event: bundle\ndata: ${JSON.stringify({ head_seq: head } satisfies BundleAnnouncement)}\n\n`);
     send(rows[0]?.head_seq ?? '0');
     const unsubscribe = options.events.subscribe(scope, send);
     const heartbeat = setInterval(() => reply.raw.write(': keep-alive\n\n'), options.heartbeatMs ?? 15_000);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { BundleAnnouncement } from '../../protocol/sync-answers.js';
 import { channelFilter, DEFAULT_SHARE_GROUP, sharedFilter, sharedWakeTopic } from '../../protocol/topics.js';
 import type { FlowController } from '../flow-control/flow-controller.js';
 import type { GovernancePolicy } from '../governance/policy.js';
@@ -139,7 +140,7 @@ export class MqttService {
 
   /** Announces a scope's new head on its wake-up topic, retained so a device that connects later learns it too. */
   async publishWake(scope: string, headSeq: string): Promise<void> {
-    await this.#link.publish(sharedWakeTopic(scope), Buffer.from(JSON.stringify({ head_seq: headSeq })), { retain: true });
+    await this.#link.publish(sharedWakeTopic(scope), Buffer.from(JSON.stringify({ head_seq: headSeq } satisfies BundleAnnouncement)), { retain: true });
   }
 
   /** Stops taking messages, answers those already taken, then closes the broker or the link. */

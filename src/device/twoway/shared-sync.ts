@@ -4,7 +4,8 @@ import { SynclineError } from '../../protocol/errors.js';
 import { SharedDefaults, type PushAnswer, type SharedConfigAnswer, type SharedTable, type WireBundle } from '../../protocol/shared-sync.js';
 import { SHARED_WAKE_USERNAME, sharedWakeTopic } from '../../protocol/topics.js';
 import type { SqlValue } from '../../protocol/values.js';
-import { parseJson } from '../../transport/http-util.js';
+import { bundleAnnouncementSchema } from '../../protocol/sync-answers.js';
+import { readAnswer } from '../../transport/http-util.js';
 import { SharedHttpClient } from '../../transport/shared-http-client.js';
 import { isTransportError } from '../../transport/transport.js';
 import { backoffDelay } from '../../protocol/backoff.js';
@@ -586,8 +587,8 @@ export class SharedSync {
     });
     client.on('connect', () => void client.subscribeAsync(sharedWakeTopic(scope), { qos: 1 }).catch((error: unknown) => this.#log.warn({ err: error }, 'wake-up subscription refused')));
     client.on('message', (_topic, payload) => {
-      const head = (parseJson(new TextDecoder().decode(payload)) as { head_seq?: unknown } | undefined)?.head_seq;
-      if (typeof head === 'string' && /^[0-9]+$/.test(head)) announced(BigInt(head));
+      const read = readAnswer(bundleAnnouncementSchema, new TextDecoder().decode(payload));
+      if ('answer' in read) announced(BigInt(read.answer.head_seq));
     });
     client.on('error', (error) => this.#log.debug({ err: error }, 'MQTT wake-ups unavailable; polling until they are back'));
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
