@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Routes } from '../src/protocol/constants.js';
 import { freePort } from '../test/support/mqtt-fixtures.js';
 import { createScratchDatabase, realPostgresReachable } from '../test/support/postgres.js';
-import { startServer, type ServerProcess } from '../test/support/processes.js';
+import { processTree, startServer, type ServerProcess } from '../test/support/processes.js';
 import { startBenchBroker, type BenchBroker } from './fan-in-broker.js';
 import { cpuMs, Fleet, rssMiB, type FanInSample, type FleetTransport, type SimDevice } from './fan-in-fleet.js';
 import { progress, type BenchReport } from './report.js';
@@ -32,6 +32,13 @@ const RUNS = (process.env.SYNCLINE_BENCH_FAN_IN_RUNS ?? 'mqtt:review,http:review
  * thread is served. SYNCLINE_BENCH_FAN_IN_BROKER_SERVERS=1 measures one.
  */
 const BROKER_SERVERS = Math.max(1, Number(process.env.SYNCLINE_BENCH_FAN_IN_BROKER_SERVERS ?? 2));
+/**
+ * Worker processes of the server the HTTP and embedded-broker runs talk to
+ * (`server --workers`, on PostgreSQL only): HTTP connections are spread over
+ * them, the embedded broker lives in the first. SYNCLINE_BENCH_FAN_IN_WORKERS=1
+ * measures one process.
+ */
+const SERVER_WORKERS = Math.max(1, Number(process.env.SYNCLINE_BENCH_FAN_IN_WORKERS ?? 2));
 const FAN_IN_SECONDS = 15;
 const FAN_IN_WARMUP_S = 5;
 /** Longest wait for every device's first batch to be answered before the window (see Fleet.prime). */
@@ -189,7 +196,8 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
     const dataDir = join(dir, policy);
     mkdirSync(dataDir, { recursive: true });
     const serverArgs = (mqtt: string[]) => ({ dataDir, ...(scratch ? { databaseUrl: scratch.url } : {}), extraArgs: ['--schema-policy', policy === 'review' ? 'review' : 'auto', ...mqtt] });
-    let server = await startServer(serverArgs(['--mqtt-port', String(port)]));
+    const workers = scratch ? SERVER_WORKERS : 1;
+    let server = await startServer(serverArgs(['--mqtt-port', String(port), '--workers', String(workers)]));
     // The servers taking the fleet's batches: the first alone, or the mqtt-broker run's several.
     let servers = [server];
     let broker: BenchBroker | undefined;
@@ -217,19 +225,21 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             await fleet.grow(devices.slice(fleet.size, size));
             progress(`fan-in ${kind} (${policy}): first batches of ${size} devices`);
             const primeS = await fleet.prime(FAN_IN_PRIME_MAX_S);
-            for (const s of servers) await serverIdle(s.child.pid!);
+            // A server's CPU and memory are its whole process tree: the primary of --workers and every worker.
+            const serverPids = servers.flatMap((s) => processTree(s.child.pid!));
+            for (const pid of serverPids) await serverIdle(pid);
             progress(`fan-in ${kind} (${policy}): ${size} devices sending every second for ${FAN_IN_WARMUP_S + FAN_IN_SECONDS} s`);
             const brokerPid = kind === 'mqtt-broker' ? broker!.pid : undefined;
-            const meter = await startCpuMeter(servers.map((s) => s.child.pid!), scratch?.url, brokerPid);
+            const meter = await startCpuMeter(serverPids, scratch?.url, brokerPid);
             const sample = await fleet.measure(FAN_IN_SECONDS, FAN_IN_WARMUP_S, () => meter.start());
             const cpu = await meter.stop(sample);
-            const rss = servers.reduce((sum, s) => sum + rssMiB(s.child.pid!), 0);
+            const rss = serverPids.reduce((sum, pid) => sum + rssMiB(pid), 0);
             const brokerRss = brokerPid ? { broker_rss_mib: rssMiB(brokerPid) } : {};
             progress(`fan-in ${kind} (${policy}): ${JSON.stringify({ ...sample, ...cpu })} server RSS ${rss} MiB`);
             const via = {
-              mqtt: `embedded broker, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)`,
               'mqtt-broker': `Mosquitto ${broker?.version} in its own process (files from admin mqtt-config, max_queued_messages ${BROKER_QUEUE_LIMIT}; its CPU counted), ${servers.length} server process${servers.length > 1 ? 'es' : ''} on --mqtt-url sharing one subscription (their CPU summed), at most ${BROKER_QUEUE_LIMIT} batches unanswered`,
-              http: 'HTTP keep-alive',
+              mqtt: `embedded broker (in the first of the server's ${workers} worker process${workers > 1 ? 'es' : ''}), at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)`,
+              http: `HTTP keep-alive, the server's connections spread over ${workers} worker process${workers > 1 ? 'es' : ''} (--workers ${workers}; their CPU summed)`,
             }[kind];
             report.add({
               name: `${kind === 'mqtt-broker' ? 'MQTT via Mosquitto' : kind.toUpperCase()} fan-in, ${size.toLocaleString('en-US')} devices x 1 batch/s (${{ review: 'staged', auto: 'materialized', coalesced: 'materialized, one mirror per table' }[policy]}): answer latency p99`,

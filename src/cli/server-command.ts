@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { parseCorsOrigins } from '../cloud/http/cors.js';
-import { REPLAY_CHUNK_ROWS, type AdditivePolicy, type SchemaPolicy } from '../cloud/governance/policy.js';
+import { governancePolicy, REPLAY_CHUNK_ROWS, type AdditivePolicy, type SchemaPolicy } from '../cloud/governance/policy.js';
 import { Routes, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { isSynclineError, SynclineError } from '../protocol/errors.js';
 import { createLogger } from './logger.js';
@@ -8,6 +8,7 @@ import { helpText, parseCommand, type OptionTable } from './options.js';
 import { httpLimitsConfig, serverHttpOptions } from './server-http-options.js';
 import { flowConfig, mqttBanner, mqttConfig, serverMqttOptions } from './server-mqtt-options.js';
 import { loadSharedConfig, sharedConfigOptions } from './shared-config-file.js';
+import { checkWorkers, MAX_WORKERS, primaryStop, reportListening, runCluster, workerSlot } from './server-workers.js';
 import { untilShutdown } from './shutdown.js';
 
 export const serverOptions = {
@@ -40,12 +41,21 @@ export const serverOptions = {
     kind: 'list',
     description: 'let browser apps served from this origin (scheme://host[:port]) call the API; repeatable or a comma list, * for any origin (off by default: browsers keep other origins out)',
   },
+  workers: {
+    flag: 'workers',
+    env: 'SYNCLINE_WORKERS',
+    kind: 'integer',
+    default: 1,
+    description: `server processes sharing the HTTP port, for a fleet beyond one process's main thread (1 to ${MAX_WORKERS}; above 1 needs --database-url, and the embedded MQTT broker runs in the first)`,
+  },
   metricsPort: { flag: 'metrics-port', env: 'SYNCLINE_METRICS_PORT', kind: 'integer', description: 'also serve Prometheus /metrics on this port of --host, without a token (off when unset; /metrics on the HTTP port always needs an admin token)' },
   ...serverHttpOptions,
   ...serverMqttOptions,
   ...sharedConfigOptions,
   help: { flag: 'help', kind: 'boolean', default: false, description: 'show this help' },
 } satisfies OptionTable;
+
+type ServerOptions = ReturnType<typeof parseCommand<typeof serverOptions>>['options'];
 
 export function generateAdminToken(): string {
   return `sla_${randomBytes(24).toString('base64url')}`;
@@ -76,10 +86,23 @@ export async function runServer(argv: string[]): Promise<number> {
     process.stdout.write(`${helpText('syncline server [options]', 'Runs the cloud side: device ingest, admin API, mirrors.', serverOptions)}\n`);
     return 0;
   }
+  checkWorkers(options.workers, options.databaseUrl ?? '');
+  const slot = workerSlot();
+  if (slot === undefined) return serve(options, undefined);
+  try {
+    return await serve(options, slot);
+  } finally {
+    // A worker's IPC channel to the primary would keep it alive after it stopped, or after it failed to start.
+    if (process.connected) process.disconnect();
+  }
+}
+
+/** One server process: a plain server, a worker in `slot`, or (with --workers above 1 and no slot) the primary. */
+async function serve(options: ServerOptions, slot: number | undefined): Promise<number> {
   const logger = createLogger();
   // Printed only once the server listens: a run that fails to start must not hand out a token that never worked.
   const adminToken = options.adminToken || generateAdminToken();
-  const mqtt = mqttConfig(options, options.host);
+  const configuredMqtt = mqttConfig(options, options.host);
   // A list flag given nowhere is absent (undefined), whatever its type says.
   const corsOrigins = parseCorsOrigins(options.corsOrigin ?? []);
   const shared = await loadSharedConfig(options);
@@ -88,7 +111,35 @@ export async function runServer(argv: string[]): Promise<number> {
   const store = await openStore({ databaseUrl: options.databaseUrl, dataDir: options.data, logger }).catch((error: unknown) => {
     throw storeError(error, options);
   });
+  const policy = governancePolicy(options.schemaPolicy as SchemaPolicy, options.additivePolicy as AdditivePolicy | undefined);
+  const banner = (url: string, mqttUrl: string | undefined, mqttTlsUrl: string | undefined, metricsUrl: string | undefined) => {
+    if (!options.adminToken) {
+      process.stdout.write(`No SYNCLINE_ADMIN_TOKEN set; this run's admin token is:\n  ${adminToken}\nSet SYNCLINE_ADMIN_TOKEN to keep one across restarts.\n`);
+    }
+    const workers = options.workers > 1 ? `; ${options.workers} worker processes` : '';
+    process.stdout.write(`syncline server listening on ${url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${policy.schema}, additive: ${policy.additive}${workers})\n`);
+    process.stdout.write(`web console: ${url}${Routes.console} (sign in with ${options.adminToken ? 'the admin token of SYNCLINE_ADMIN_TOKEN / --admin-token' : "this run's admin token above"}, or a role token from \`syncline admin token create\`)\n`);
+    if (metricsUrl) process.stdout.write(`metrics (no token): ${metricsUrl}\n`);
+    process.stdout.write(`${mqttBanner(configuredMqtt, mqttUrl, mqttTlsUrl)}\n`);
+    if (shared) process.stdout.write(`two-way sync: ${shared.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`).join(', ')}\n`);
+  };
+  if (options.workers > 1 && slot === undefined) {
+    // The primary: the store was opened (and migrated) once above, so a bad URL fails here with one line and the workers start on an up-to-date schema.
+    await store.close();
+    return runCluster({
+      workers: options.workers,
+      adminToken,
+      host: options.host,
+      ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+      logger,
+      onListening: (first, metricsUrl) => banner(first.url, first.mqttUrl, first.mqttTlsUrl, metricsUrl),
+    });
+  }
+  // In a cluster the embedded broker lives in the first worker alone: one broker holds every device's session.
+  const mqtt = slot !== undefined && slot > 0 && !configuredMqtt?.url ? undefined : configuredMqtt;
   const shutdown = untilShutdown();
+  // Listened for from the start: a stop the primary sends while this worker is still starting must not be lost.
+  const stopped = slot === undefined ? shutdown.done : Promise.race([shutdown.done, primaryStop()]);
   const server = await CloudServer.start({
     store,
     httpPort: options.httpPort,
@@ -104,24 +155,17 @@ export async function runServer(argv: string[]): Promise<number> {
     ...(mqtt ? { mqtt } : {}),
     flow: flowConfig(options),
     ...(shared ? { shared } : {}),
-    ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+    ...(options.metricsPort !== undefined && slot === undefined ? { metricsPort: options.metricsPort } : {}),
     ...(corsOrigins.length > 0 ? { corsOrigins } : {}),
+    ...(slot !== undefined ? { clusterWorker: true } : {}),
   }).catch(async (error: unknown) => {
     await store.close();
     throw error;
   });
-  if (!options.adminToken) {
-    process.stdout.write(`No SYNCLINE_ADMIN_TOKEN set; this run's admin token is:\n  ${adminToken}\nSet SYNCLINE_ADMIN_TOKEN to keep one across restarts.\n`);
-  }
-  process.stdout.write(
-    `syncline server listening on ${server.url} (store: ${options.databaseUrl ? 'PostgreSQL' : `PGlite in ${options.data}`}; schema policy: ${server.policy.schema}, additive: ${server.policy.additive})\n`,
-  );
-  process.stdout.write(`web console: ${server.url}${Routes.console} (sign in with ${options.adminToken ? 'the admin token of SYNCLINE_ADMIN_TOKEN / --admin-token' : "this run's admin token above"}, or a role token from \`syncline admin token create\`)\n`);
-  if (server.metricsUrl) process.stdout.write(`metrics (no token): ${server.metricsUrl}\n`);
-  process.stdout.write(`${mqttBanner(mqtt, server.mqtt?.url, server.mqtt?.tlsUrl)}\n`);
-  if (shared) process.stdout.write(`two-way sync: ${shared.tables.map((t) => `${t.name} (${t.direction}, ${t.conflict})`).join(', ')}\n`);
-  const signal = await shutdown.done;
-  logger.info({ signal }, 'shutting down');
+  if (slot === undefined) banner(server.url, server.mqtt?.url, server.mqtt?.tlsUrl, server.metricsUrl);
+  else reportListening({ url: server.url, ...(server.mqtt?.url ? { mqttUrl: server.mqtt.url } : {}), ...(server.mqtt?.tlsUrl ? { mqttTlsUrl: server.mqtt.tlsUrl } : {}) });
+  const why = await stopped;
+  logger.info({ signal: why }, 'shutting down');
   await server.stop();
   await store.close();
   return 0;

@@ -7,6 +7,7 @@ import { buildApp, registeredRoutes } from './http/build-app.js';
 import { closingLettingRequestsFinish, httpLimits, type HttpLimits } from './http/connection-limits.js';
 import { HealthBoard } from './health.js';
 import { countStoreErrors } from './metrics/counted-store.js';
+import { workerMetricsSource } from './metrics/cluster-metrics.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
 import { sharedWakeAuth } from './shared/shared-service.js';
@@ -23,6 +24,12 @@ export interface CloudServerOptions extends CloudServiceOptions {
   metricsPort?: number;
   /** Origins of browser apps allowed to call the API from other origins (CORS; `*` for any); none when absent. */
   corsOrigins?: readonly string[];
+  /**
+   * This process is one worker of `syncline server --workers N`: /metrics on the
+   * API port serves the primary's sum over every worker (the primary serves
+   * --metrics-port itself, so `metricsPort` is not given to workers).
+   */
+  clusterWorker?: boolean;
 }
 
 /** The cloud service: HTTP and MQTT front doors over a store, the worker replaying staged rows, and flow control. */
@@ -63,11 +70,12 @@ export class CloudServer {
     const services = await prepareCloud(options);
     const { policy, bodyLimit, flow, shared } = services;
     let mqtt: MqttService | undefined;
-    const metrics = serverRegistry({
+    const registry = serverRegistry({
       store: options.store,
       mqtt: () => mqtt && { ...mqtt.load, stats: mqtt.stats },
       ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
     });
+    const metrics = options.clusterWorker ? workerMetricsSource(registry) : registry;
     const health = new HealthBoard(options.logger.child({ component: 'health' }));
     const app = await buildApp({ ...services.routes(() => mqtt?.stats), metrics, health, httpLimits: connectionLimits, ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}) });
     // Before listen: the stop has to know every connection.
@@ -106,7 +114,6 @@ export class CloudServer {
     return server;
   }
 
-  /** Stops MQTT and HTTP intake (answering what is in flight), then lets the replay step in progress commit and stops the workers. */
   /** Every route the HTTP front door registered (method and URL template). */
   get routes(): readonly { method: string; url: string }[] {
     return registeredRoutes(this.#app);
@@ -117,6 +124,7 @@ export class CloudServer {
     return this.#metricsServer?.url;
   }
 
+  /** Stops MQTT and HTTP intake (answering what is in flight), then lets the replay step in progress commit and stops the workers. */
   async stop(): Promise<void> {
     try {
       await this.#metricsServer?.close();

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
@@ -169,4 +169,21 @@ export async function createDeviceToken(server: ServerProcess, name: string): Pr
   const result = await runSyncline(['admin', 'device', 'create', '--name', name, '--json', '--server', server.url], { SYNCLINE_ADMIN_TOKEN: server.adminToken });
   if (result.code !== 0) throw new Error(`device create failed: ${result.stderr}`);
   return JSON.parse(result.stdout) as { device_id: string; token: string };
+}
+
+/** The process and its descendants (a `server --workers N` primary and its workers), from /proc's children lists. */
+export function processTree(pid: number): number[] {
+  const children = (p: number): number[] => {
+    try {
+      return readdirSync(`/proc/${p}/task`).flatMap((task) =>
+        readFileSync(`/proc/${p}/task/${task}/children`, 'utf8')
+          .split(' ')
+          .filter((id) => id.trim() !== '')
+          .map(Number),
+      );
+    } catch {
+      return [];
+    }
+  };
+  return [pid, ...children(pid).flatMap(processTree)];
 }

@@ -1,10 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import { Routes } from '../../protocol/constants.js';
 import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
 import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
 import type { ActivityRecorder } from '../metrics/activity-recorder.js';
+import type { MetricsSource } from '../metrics/cluster-metrics.js';
 import { metricsRoutes, observeRequests } from '../metrics/metrics-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import type { SharedSync } from '../shared/shared-service.js';
@@ -46,7 +46,7 @@ export interface AppOptions {
   /** Two-way sync routes, when the server declares shared tables. */
   shared?: SharedSync;
   /** Served at GET /metrics (admin token, viewer and up) when given. */
-  metrics?: Registry;
+  metrics?: MetricsSource;
   /** What `/healthz` reports; the server shares it with the MQTT link. */
   health?: HealthBoard;
   /** Check every JSON answer against its declared schema (api-catalogue.ts); on under NODE_ENV=test. */

@@ -6,6 +6,7 @@ import { Routes } from '../../protocol/constants.js';
 import { adminAuth } from '../http/admin-auth.js';
 import { closingLettingRequestsFinish } from '../http/connection-limits.js';
 import type { Store } from '../store/store.js';
+import type { MetricsSource } from './cluster-metrics.js';
 import { observeHttp, processRegistry } from './instruments.js';
 import { storeRegistry, type GaugeSources } from './store-gauges.js';
 
@@ -17,7 +18,7 @@ export function serverRegistry(sources: GaugeSources): Registry {
 export interface MetricsRoutesOptions {
   store: Store;
   adminToken: string;
-  registry: Registry;
+  registry: MetricsSource;
 }
 
 /** GET /metrics on the API port, for any admin token (viewer and up): the figures say much about the fleet. */
@@ -35,7 +36,7 @@ export const observeRequests: onResponseAsyncHookHandler = async (request, reply
  * `--metrics-port`: /metrics alone on a port of its own, without a token, for a
  * scraper on a private network (bind it to an address only that network reaches).
  */
-export async function startMetricsServer(registry: Registry, port: number, host: string): Promise<{ url: string; close(): Promise<void> }> {
+export async function startMetricsServer(registry: MetricsSource, port: number, host: string): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((request, response) => {
     if (request.method !== 'GET' || request.url?.split('?')[0] !== Routes.metrics) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /metrics\n');

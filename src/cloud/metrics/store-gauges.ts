@@ -33,6 +33,8 @@ export function storeRegistry(sources: GaugeSources): Registry {
       help,
       labelNames: [label],
       registers,
+      // Every server process reads the same store: a cluster's sum of these would count the fleet once per worker.
+      aggregator: 'first',
       async collect() {
         const { rows } = await store.query<Row>(sql);
         this.reset();
@@ -68,6 +70,7 @@ export function storeRegistry(sources: GaugeSources): Registry {
     name: 'syncline_twoway_scopes',
     help: 'Two-way sync scopes with at least one committed bundle',
     registers,
+    aggregator: 'first',
     async collect() {
       const { rows } = await store.query<Row>('SELECT count(*)::text AS n FROM sync_scopes');
       this.set(Number(rows[0]?.n ?? 0));

@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { uuidv7 } from 'uuidv7';
+import { Routes } from '../../src/protocol/constants.js';
+import { MqttTransport } from '../../src/transport/mqtt-transport.js';
+import { wireBatch, type TableSpec } from '../support/cloud-batches.js';
+import { freePort } from '../support/mqtt-fixtures.js';
+import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from '../support/postgres.js';
+import { createDeviceToken, processTree, runSyncline, startServer, type ServerProcess } from '../support/processes.js';
+import { parsePrometheus, sample } from '../support/prometheus.js';
+
+const TABLE: TableSpec = { table: 'readings', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'note', type: 'TEXT' }] };
+const batchOf = (epoch: string, from: number, n: number) =>
+  JSON.stringify(wireBatch(TABLE, Array.from({ length: n }, (_, i) => ({ seq: from + i, op: 'insert' as const, pk: [BigInt(from + i)], row: [BigInt(from + i), `note ${from + i}`] })), { epoch }));
+
+/** One POST on a connection of its own (no keep-alive): the cluster hands each new connection to the next worker. */
+function postAlone(url: string, token: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${Routes.rowBatch}`, { method: 'POST', agent: false, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const workersOf = (server: ServerProcess) => processTree(server.child.pid!).slice(1);
+
+describe('syncline server --workers', { skip: !(await realPostgresReachable()) && 'needs PostgreSQL (SYNCLINE_TEST_PG_URL)' }, () => {
+  let scratch: ScratchDatabase;
+  let server: ServerProcess;
+  let mqttPort: number;
+  let db: pg.Client;
+  const dataDir = mkdtempSync(join(tmpdir(), 'syncline-workers-'));
+
+  before(async () => {
+    scratch = await createScratchDatabase();
+    mqttPort = await freePort();
+    server = await startServer({ dataDir, databaseUrl: scratch.url, extraArgs: ['--workers', '2', '--metrics-port', '0', '--mqtt-port', String(mqttPort)] });
+    db = new pg.Client({ connectionString: scratch.url });
+    await db.connect();
+  });
+  after(async () => {
+    await db?.end();
+    await server?.stop();
+    await scratch?.drop();
+  });
+
+  test('two workers share one HTTP port: every batch lands once, /metrics on either port sums both, the embedded broker runs in the first', async () => {
+    assert.match(server.stdout(), /; 2 worker processes\)/);
+    assert.equal(workersOf(server).length, 2);
+    const device = await createDeviceToken(server, 'workers-device');
+    const epoch = uuidv7();
+    const batches = Array.from({ length: 10 }, (_, i) => batchOf(epoch, i * 3 + 1, 3));
+    for (const batch of batches) {
+      const answer = await postAlone(server.url, device.token, batch);
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(JSON.parse(answer.text).status, 'accepted');
+    }
+    // A redelivery on a new connection (the other worker than the one that stored it) is answered from the ledger.
+    assert.equal(JSON.parse((await postAlone(server.url, device.token, batches[0]!)).text).status, 'duplicate');
+    const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM edge_staged_rows');
+    assert.equal(rows[0]!.n, '30');
+
+    const scraped = await fetch(`${server.url}${Routes.metrics}`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    assert.equal(scraped.status, 200);
+    const viaApi = parsePrometheus(await scraped.text());
+    // Ten accepted batches on connections taken in turn by two workers: only a sum over both counts all ten.
+    assert.equal(sample(viaApi, 'syncline_ingest_batches_total', { transport: 'http', outcome: 'accepted' }), 10);
+    // A fleet figure read from the store is reported once, not once per worker.
+    assert.equal(sample(viaApi, 'syncline_devices', { state: 'active' }), 1);
+    const metricsUrl = /metrics \(no token\): (\S+)/.exec(server.stdout())?.[1];
+    assert.ok(metricsUrl, server.stdout());
+    const viaPort = parsePrometheus(await (await fetch(metricsUrl)).text());
+    assert.equal(sample(viaPort, 'syncline_ingest_batches_total', { transport: 'http', outcome: 'accepted' }), 10);
+
+    assert.match(server.stdout(), new RegExp(`MQTT broker listening on mqtt://127\\.0\\.0\\.1:${mqttPort}`));
+    const transport = new MqttTransport({ url: `mqtt://127.0.0.1:${mqttPort}`, deviceId: device.device_id, token: device.token });
+    try {
+      const ack = await transport.sendRowBatch(await transport.encodeRowBatch(JSON.parse(batchOf(epoch, 31, 3))));
+      assert.equal(ack.status, 'accepted');
+      assert.equal(ack.last_seq, 33);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  test('a worker that dies is replaced in its slot and the port keeps answering', async () => {
+    const [first, second] = workersOf(server);
+    process.kill(second!, 'SIGKILL');
+    const replaced = await until('a replacement worker', () => {
+      const now = workersOf(server);
+      return now.length === 2 && !now.includes(second!) ? now : undefined;
+    });
+    assert.ok(replaced.includes(first!));
+    await until('the replacement to listen', () => (/server worker died; starting another in its slot/.test(server.logs()) ? true : undefined));
+    const device = await createDeviceToken(server, 'after-restart');
+    const epoch = uuidv7();
+    // Whichever worker takes each new connection, the replacement included, it answers (a connection handed over before the replacement listens waits for it).
+    for (let i = 0; i < 4; i++) assert.equal((await postAlone(server.url, device.token, batchOf(epoch, i + 1, 1))).status, 200);
+  });
+
+  test('SIGTERM to the primary stops every worker and exits 0', async () => {
+    const workers = workersOf(server);
+    const { code, stderr } = await server.stop('SIGTERM');
+    assert.equal(code, 0, stderr);
+    for (const pid of workers) assert.throws(() => process.kill(pid, 0), /ESRCH/);
+  });
+});
+
+describe('syncline server --workers: bad configuration', () => {
+  test('more than one worker needs PostgreSQL; the count must be 1 to 64; a worker that cannot listen fails the start', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'syncline-workers-bad-'));
+    const onPglite = await runSyncline(['server', '--workers', '2', '--data', dataDir, '--http-port', '0', '--mqtt-port', '0'], { DATABASE_URL: '' });
+    assert.equal(onPglite.code, 2);
+    assert.match(onPglite.stderr, /--workers 2 needs --database-url \(PostgreSQL\)/);
+    for (const bad of ['0', '65']) {
+      const result = await runSyncline(['server', '--workers', bad, '--data', dataDir, '--http-port', '0', '--mqtt-port', '0'], { DATABASE_URL: '' });
+      assert.equal(result.code, 2, bad);
+      assert.match(result.stderr, /--workers must be 1 to 64/);
+    }
+    if (!(await realPostgresReachable())) return;
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const scratch = await createScratchDatabase();
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const result = await runSyncline(['server', '--workers', '2', '--http-port', String(port), '--mqtt-port', '0'], { DATABASE_URL: scratch.url, SYNCLINE_ADMIN_TOKEN: 'workers-admin-token-0123456789' });
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, /EADDRINUSE/);
+      assert.match(result.stderr, /server worker \d exited \(code \d+\) before it listened; its error is above/);
+    } finally {
+      taken.close();
+      await scratch.drop();
+    }
+  });
+});
