@@ -104,6 +104,46 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
     }
   });
 
+  test("the console's live rates count the batches every worker answered", async () => {
+    const device = await createDeviceToken(server, 'live-device');
+    const epoch = uuidv7();
+    const stream = await fetch(`${server.url}${Routes.live}`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+    assert.equal(stream.status, 200);
+    const reader = stream.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffered = '';
+    const nextFigures = async (): Promise<{ at: string; batches_per_s: number }> => {
+      for (;;) {
+        const end = buffered.indexOf('\n\n');
+        if (end >= 0) {
+          const event = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = /^data: (.*)$/m.exec(event)?.[1];
+          if (data) return JSON.parse(data) as { at: string; batches_per_s: number };
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the live stream ended');
+        buffered += decoder.decode(value, { stream: true });
+      }
+    };
+    try {
+      let last = await nextFigures();
+      // Six batches on connections of their own: the two workers take three each, so one worker's counters would show three.
+      for (let i = 0; i < 6; i++) assert.equal((await postAlone(server.url, device.token, batchOf(epoch, i + 1, 1))).status, 200);
+      let counted = 0;
+      // Each sample is a rate over the time since the previous one: rate x interval adds up to the batches answered.
+      for (let events = 0; events < 8 && counted < 5.99; events++) {
+        const figures = await nextFigures();
+        counted += (figures.batches_per_s * (Date.parse(figures.at) - Date.parse(last.at))) / 1000;
+        last = figures;
+      }
+      assert.ok(Math.abs(counted - 6) < 0.01, `counted ${counted}`);
+    } finally {
+      await reader.cancel();
+    }
+  });
+
   test('a worker that dies is replaced in its slot and the port keeps answering', async () => {
     const [first, second] = workersOf(server);
     process.kill(second!, 'SIGKILL');

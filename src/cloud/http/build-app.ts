@@ -5,6 +5,7 @@ import { DEFAULT_FLOW_LIMITS } from '../flow-control/flow-decision.js';
 import { deviceControlRoutes, flowAdminRoutes, type FlowRoutesOptions } from '../flow-control/flow-routes.js';
 import type { ActivityRecorder } from '../metrics/activity-recorder.js';
 import type { MetricsSource } from '../metrics/cluster-metrics.js';
+import type { IngestTotals } from '../metrics/instruments.js';
 import { metricsRoutes, observeRequests } from '../metrics/metrics-routes.js';
 import { DEFAULT_POLICY, type GovernancePolicy } from '../governance/policy.js';
 import type { SharedSync } from '../shared/shared-service.js';
@@ -47,6 +48,8 @@ export interface AppOptions {
   shared?: SharedSync;
   /** Served at GET /metrics (admin token, viewer and up) when given. */
   metrics?: MetricsSource;
+  /** Where the console's live rates come from (every worker's counters under `server --workers`); this process's when absent. */
+  ingestTotals?: () => Promise<IngestTotals>;
   /** What `/healthz` reports; the server shares it with the MQTT link. */
   health?: HealthBoard;
   /** Check every JSON answer against its declared schema (api-catalogue.ts); on under NODE_ENV=test. */
@@ -154,6 +157,6 @@ export async function synclineRoutes(app: FastifyInstance, options: AppOptions):
   await app.register(openApiRoutes);
   await app.register(consoleRoutes);
   const snapshots = options.shared?.snapshots;
-  await app.register(operatingRoutes, { store: options.store, adminToken: options.adminToken, ...(snapshots ? { snapshots: () => ({ open: snapshots.openCount, bytes: snapshots.heldBytes }) } : {}) });
+  await app.register(operatingRoutes, { store: options.store, adminToken: options.adminToken, ...(options.ingestTotals ? { ingestTotals: options.ingestTotals } : {}), ...(snapshots ? { snapshots: () => ({ open: snapshots.openCount, bytes: snapshots.heldBytes }) } : {}) });
   if (options.metrics) await app.register(metricsRoutes, { store: options.store, adminToken: options.adminToken, registry: options.metrics });
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { IngestTotals } from '../metrics/instruments.js';
 import { sampleLiveFigures } from '../metrics/live-figures.js';
 import { twowayOverview } from '../query/twoway-overview.js';
 import { Routes } from '../../protocol/constants.js';
@@ -15,6 +16,8 @@ export interface OperatingRoutesOptions {
   liveIntervalMs?: number;
   /** Snapshots held by this process, when two-way sync is on. */
   snapshots?: () => { open: number; bytes: number };
+  /** The ingest counters the live rates come from; this process's when absent. */
+  ingestTotals?: () => Promise<IngestTotals>;
 }
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -42,7 +45,7 @@ export async function operatingRoutes(app: FastifyInstance, options: OperatingRo
     if (closing) throw new SynclineError('unavailable', 'the server is stopping', {});
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    const stop = sampleLiveFigures(options.store, options.liveIntervalMs ?? 1000, (figures) => reply.raw.write(`event: figures\ndata: ${JSON.stringify(figures)}\n\n`));
+    const stop = sampleLiveFigures(options.store, options.liveIntervalMs ?? 1000, (figures) => reply.raw.write(`event: figures\ndata: ${JSON.stringify(figures)}\n\n`), options.ingestTotals);
     streams.add(reply);
     reply.raw.on('close', () => {
       stop();

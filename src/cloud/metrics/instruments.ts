@@ -123,8 +123,15 @@ export function countStoreError(sqlState: string | undefined): void {
   storeErrors.inc({ class: sqlState ? sqlState.slice(0, 2) : 'none' });
 }
 
+export interface IngestTotals {
+  batches: number;
+  rows: number;
+  acks: number;
+  ackSeconds: number;
+}
+
 /** Totals since start, summed over labels, for the console's live figures. */
-export async function ingestTotals(): Promise<{ batches: number; rows: number; acks: number; ackSeconds: number }> {
+export async function ingestTotals(): Promise<IngestTotals> {
   const sum = async (metric: { get(): Promise<{ values: { value: number; metricName?: string }[] }> }, suffix?: string) =>
     (await metric.get()).values.filter((v) => suffix === undefined || v.metricName?.endsWith(suffix)).reduce((total, v) => total + v.value, 0);
   return { batches: await sum(ingestBatches), rows: await sum(ingestRows), acks: await sum(ackSeconds, '_count'), ackSeconds: await sum(ackSeconds, '_sum') };

@@ -1,9 +1,9 @@
 import type { Store } from '../store/store.js';
-import { ingestTotals } from './instruments.js';
+import { ingestTotals, type IngestTotals } from './instruments.js';
 
 export interface LiveFigures {
   at: string;
-  /** Over the last interval, in this process. */
+  /** Over the last interval, in this process (every worker's, under `server --workers`). */
   batches_per_s: number;
   rows_per_s: number;
   /** Mean time to answer a batch over the interval; null when none was answered. */
@@ -14,13 +14,13 @@ export interface LiveFigures {
   open_reviews: number;
 }
 
-/** Samples the ingest counters and the store every `intervalMs` and hands each difference to `emit` until stopped. */
-export function sampleLiveFigures(store: Store, intervalMs: number, emit: (figures: LiveFigures) => void): () => void {
-  let previous: Awaited<ReturnType<typeof ingestTotals>> | undefined;
+/** Samples the ingest counters (`totals`: this process's by default) and the store every `intervalMs` and hands each difference to `emit` until stopped. */
+export function sampleLiveFigures(store: Store, intervalMs: number, emit: (figures: LiveFigures) => void, totalsOf: () => Promise<IngestTotals> = ingestTotals): () => void {
+  let previous: IngestTotals | undefined;
   let stopped = false;
   let at = Date.now();
   const tick = async () => {
-    const totals = await ingestTotals();
+    const totals = await totalsOf();
     const now = Date.now();
     const { rows } = await store.query<{ staged: string | null; paused: string; reviews: string }>(
       `SELECT (SELECT sum(staged_rows) FROM edge_lineage_flow)::text AS staged,
