@@ -1,3 +1,4 @@
+import { deviceCreatedSchema, deviceListSchema, deviceSchema, lineageDetailSchema, lineageListSchema, mirrorPageSchema } from '../protocol/admin-answers.js';
 import { Routes } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
@@ -60,9 +61,6 @@ function subcommandHelp(group: string): string | undefined {
 
 const path = (route: string, id: string) => route.replace(':id', encodeURIComponent(id));
 
-interface DeviceRow { device_id: string; name: string; created_at: string; revoked_at: string | null }
-interface MirrorPage { rows: Record<string, unknown>[]; next: string | null }
-
 export async function runAdmin(argv: string[]): Promise<number> {
   if (argv[0] === 'reviews' || argv[0] === 'token' || argv[0] === 'audit' || argv[0] === 'project') return runAdminGovernance(argv);
   if (argv[0] === 'telemetry') return (await import('./admin-telemetry.js')).runAdminTelemetry(argv.slice(1));
@@ -92,24 +90,24 @@ export async function runAdmin(argv: string[]): Promise<number> {
   switch (`${group} ${action ?? ''}`.trim()) {
     case 'device create': {
       if (!options.name) throw new SynclineError('invalid_config', '--name is required: syncline admin device create --name NAME', { field: 'name' });
-      const created = await client.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: options.name });
+      const created = await client.request('POST', Routes.devices, deviceCreatedSchema, { name: options.name });
       printResult(created, options.json, () =>
         `device ${created.device_id} created.\ntoken (shown once, keep it secret):\n  ${created.token}`,
       );
       return 0;
     }
     case 'device list': {
-      const { devices } = await client.request<{ devices: DeviceRow[] }>('GET', Routes.devices);
+      const { devices } = await client.request('GET', Routes.devices, deviceListSchema);
       printResult(listJson(devices), options.json, () => formatTable(devices, ['device_id', 'name', 'created_at', 'revoked_at']));
       return 0;
     }
     case 'device revoke': {
-      const revoked = await client.request<DeviceRow>('POST', `${path(Routes.device, needId(id, 'DEVICE_ID'))}/revoke`);
+      const revoked = await client.request('POST', `${path(Routes.device, needId(id, 'DEVICE_ID'))}/revoke`, deviceSchema);
       printResult(revoked, options.json, () => `device ${revoked.device_id} revoked at ${revoked.revoked_at}`);
       return 0;
     }
     case 'lineages': {
-      const { lineages } = await client.request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages);
+      const { lineages } = await client.request('GET', Routes.lineages, lineageListSchema);
       printResult(listJson(lineages), options.json, () =>
         formatTable(lineages, ['id', 'device_id', 'source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table']),
       );
@@ -119,13 +117,13 @@ export async function runAdmin(argv: string[]): Promise<number> {
       break;
   }
   if (group === 'lineage') {
-    const lineage = await client.request<Record<string, unknown>>('GET', path(Routes.lineage, needId(action, 'LINEAGE_ID')));
+    const lineage = await client.request('GET', path(Routes.lineage, needId(action, 'LINEAGE_ID')), lineageDetailSchema);
     printResult(lineage, options.json, () => formatRecord(lineage));
     return 0;
   }
   if (group === 'mirror-rows') {
     const query = new URLSearchParams({ limit: String(options.limit), ...(options.after ? { after: options.after } : {}) });
-    const page = await client.request<MirrorPage>('GET', `${path(Routes.mirrorRows, needId(action, 'LINEAGE_ID'))}?${query}`);
+    const page = await client.request('GET', `${path(Routes.mirrorRows, needId(action, 'LINEAGE_ID'))}?${query}`, mirrorPageSchema);
     printResult(listJson(page.rows, page.next), options.json, () => `${formatTable(page.rows)}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
     return 0;
   }

@@ -1,7 +1,8 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { mosquittoPasswordHash } from '../cloud/mqtt/mosquitto-password.js';
-import { BROKER_MAX_INFLIGHT, renderAclFile, renderListenerConf, renderPasswordFile, type BrokerAccounts } from '../cloud/mqtt/mosquitto-files.js';
+import { BROKER_MAX_INFLIGHT, renderAclFile, renderListenerConf, renderPasswordFile } from '../cloud/mqtt/mosquitto-files.js';
+import { brokerConfigSchema } from '../protocol/admin-answers.js';
 import { DefaultPorts, Routes, SERVER_BODY_LIMIT_BYTES } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
@@ -56,7 +57,7 @@ export async function runAdminMqttConfig(argv: string[]): Promise<number> {
   if (options.maxInflightMessages < 1 || options.maxInflightMessages > 65_535) {
     throw new SynclineError('invalid_config', `--max-inflight-messages must be between 1 and 65535, got ${options.maxInflightMessages}`, { field: 'maxInflightMessages' });
   }
-  const accounts = await new AdminClient(options.server, options.adminToken).request<BrokerAccounts>('GET', Routes.mqttBrokerConfig);
+  const accounts = await new AdminClient(options.server, options.adminToken).request('GET', Routes.mqttBrokerConfig, brokerConfigSchema);
   const server = { username: options.serverUser, password_hash: mosquittoPasswordHash(options.serverPassword) };
   const dir = resolve(options.outDir);
   mkdirSync(dir, { recursive: true });

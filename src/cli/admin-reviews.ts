@@ -1,5 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { sleep } from '../protocol/backoff.js';
+import {
+  approveAnswerSchema,
+  purgeAnswerSchema,
+  rejectAnswerSchema,
+  replayAnswerSchema,
+  resumeAnswerSchema,
+  retryRejectedAnswerSchema,
+  reviewDetailSchema,
+  reviewListSchema,
+  reviewSchema,
+  stagedPageSchema,
+  type ReplayIntentAnswer,
+} from '../protocol/admin-answers.js';
 import { Routes } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { accessCommands } from './admin-access.js';
@@ -9,7 +22,7 @@ import { checkSafeTypes, columnActions } from './approve-actions.js';
 import { helpText, parseCommand, type OptionTable } from './options.js';
 import { formatRecord, formatTable, listJson, printResult } from './output.js';
 import { perSecond, progressLine } from './progress.js';
-import { columnsToDecide, formatReview, type ReviewDetail } from './review-format.js';
+import { formatReview } from './review-format.js';
 
 /** Built on first use: admin-command imports this module, so its table is read at run time, not load time. */
 const governanceOptions = () =>
@@ -70,8 +83,6 @@ admin tokens and projects (admin role; listing projects: viewer):
 
 export type GovernanceOptions = ReturnType<typeof parseCommand<ReturnType<typeof governanceOptions>>>['options'];
 export type Command = (client: AdminClient, options: GovernanceOptions, args: string[]) => Promise<void>;
-type Json = Record<string, unknown>;
-
 export const at = (route: string, id: string) => route.replace(':id', encodeURIComponent(id));
 
 export function need(value: string | undefined, what: string): string {
@@ -104,7 +115,7 @@ export async function runAdminGovernance(argv: string[]): Promise<number> {
 
 async function quotedVersion(client: AdminClient, options: GovernanceOptions, reviewId: string): Promise<number> {
   if (options.version !== undefined) return options.version;
-  const claimed = await client.request<{ action_version: number }>('POST', at(Routes.schemaReviewClaim, reviewId), {}, changeKey(options, ':claim'));
+  const claimed = await client.request('POST', at(Routes.schemaReviewClaim, reviewId), reviewSchema, {}, changeKey(options, ':claim'));
   return claimed.action_version;
 }
 
@@ -116,7 +127,7 @@ const REPLAY_POLL_MS = 500;
  * how it ended. In a pipe or with --json it answers at once: the replay runs on the
  * server either way, and `reviews replay` tells its progress.
  */
-async function followReplay(client: AdminClient, options: GovernanceOptions, started: Json): Promise<Json> {
+async function followReplay(client: AdminClient, options: GovernanceOptions, started: ReplayIntentAnswer): Promise<ReplayIntentAnswer> {
   const line = options.json ? undefined : progressLine();
   if (!line || started.state !== 'pending') return started;
   const lineageId = String(started.lineage_id);
@@ -127,7 +138,7 @@ async function followReplay(client: AdminClient, options: GovernanceOptions, sta
     while (replay.state === 'pending') {
       line.show(`replaying ${lineageId}: ${String(replay.rows_replayed)} of ${String(replay.rows_total)} staged rows, ${perSecond(Number(replay.rows_replayed) - from, startedAt)} rows/s (Ctrl-C stops watching; the replay goes on)`);
       await sleep(REPLAY_POLL_MS);
-      replay = (await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, lineageId))).replay ?? replay;
+      replay = (await client.request('GET', at(Routes.lineageReplay, lineageId), replayAnswerSchema)).replay ?? replay;
     }
   } finally {
     line.end();
@@ -136,7 +147,7 @@ async function followReplay(client: AdminClient, options: GovernanceOptions, sta
 }
 
 /** What a replay did, in one line; a pending one says where to follow it. */
-function replayOutcome(replay: Json): string {
+function replayOutcome(replay: ReplayIntentAnswer): string {
   const lineageId = String(replay.lineage_id);
   const kept = Number(replay.rows_kept) > 0 ? `; ${String(replay.rows_kept)} kept staged (their key fits no mirror key column)` : '';
   if (replay.state === 'done') return `replayed ${String(replay.rows_replayed)} staged rows into the mirror${kept}`;
@@ -148,42 +159,37 @@ const reviewCommands: Record<string, Command> = {
   async list(client, options) {
     const query = new URLSearchParams({ limit: String(options.limit) });
     for (const [key, value] of [['status', options.status], ['lineage_id', options.lineage], ['device_id', options.device], ['after', options.after]] as const) if (value) query.set(key, value);
-    const page = await client.request<{ reviews: Json[]; next: string | null }>('GET', `${Routes.schemaReviews}?${query}`);
+    const page = await client.request('GET', `${Routes.schemaReviews}?${query}`, reviewListSchema);
     printResult(listJson(page.reviews, page.next), options.json, () =>
       `${formatTable(page.reviews, ['id', 'status', 'classification', 'source_table', 'device_id', 'action_version', 'claimed_by', 'summary'])}${page.next ? `\nnext page: --after ${page.next}` : ''}`,
     );
   },
   async show(client, options, [id]) {
-    const review = await client.request<ReviewDetail>('GET', at(Routes.schemaReview, need(id, 'REVIEW_ID')));
+    const review = await client.request('GET', at(Routes.schemaReview, need(id, 'REVIEW_ID')), reviewDetailSchema);
     printResult(review, options.json, () => formatReview(review));
   },
   async claim(client, options, [id]) {
-    const review = await client.request<Json>('POST', at(Routes.schemaReviewClaim, need(id, 'REVIEW_ID')), options.force ? { force: true } : {}, changeKey(options));
+    const review = await client.request('POST', at(Routes.schemaReviewClaim, need(id, 'REVIEW_ID')), reviewSchema, options.force ? { force: true } : {}, changeKey(options));
     printResult({ review }, options.json, () => `review ${String(review.id)} claimed by ${String(review.claimed_by)}; action version ${String(review.action_version)}`);
   },
   async release(client, options, [id]) {
     const reviewId = need(id, 'REVIEW_ID');
-    const review = await client.request<Json>('POST', at(Routes.schemaReviewRelease, reviewId), { action_version: await quotedVersion(client, options, reviewId) }, changeKey(options));
+    const review = await client.request('POST', at(Routes.schemaReviewRelease, reviewId), reviewSchema, { action_version: await quotedVersion(client, options, reviewId) }, changeKey(options));
     printResult({ review }, options.json, () => `review ${String(review.id)} is queued again`);
   },
   async approve(client, options, [id]) {
     const reviewId = need(id, 'REVIEW_ID');
-    const review = await client.request<ReviewDetail>('GET', at(Routes.schemaReview, reviewId));
+    const review = await client.request('GET', at(Routes.schemaReview, reviewId), reviewDetailSchema);
     // A rerun with the same Idempotency-Key repeats the first answer; without one, a decided review is said to be decided.
     if (review.status !== 'queued' && review.status !== 'in_review' && options.idempotencyKey === undefined) {
       throw new SynclineError('conflict', `review ${reviewId} is already ${String(review.status)}${review.decided_by ? ` (by ${String(review.decided_by)})` : ''}; there is nothing to approve: run \`syncline admin reviews show ${reviewId}\` for its decision`, { review_id: reviewId });
     }
-    const toDecide = columnsToDecide(review);
+    const toDecide = review.columns_to_decide;
     const columns = columnActions(options, options.allMirror ? toDecide : []);
     checkSafeTypes(columns, new Map(review.schema.columns.map((c) => [c.name, c.safe_types])));
     if (columns.length === 0) throw new SynclineError('invalid_config', `name an action for every column to decide (${toDecide.join(', ')}), or pass --all-mirror`);
     const body = { action_version: await quotedVersion(client, options, reviewId), columns };
-    const result = await client.request<{ mirror_table: string; replay: Json | null; deferred: string[]; follow_up_review: string | null; also_approved: string[] }>(
-      'POST',
-      at(Routes.schemaReviewApprove, reviewId),
-      body,
-      changeKey(options),
-    );
+    const result = await client.request('POST', at(Routes.schemaReviewApprove, reviewId), approveAnswerSchema, body, changeKey(options));
     const replay = result.replay && (await followReplay(client, options, result.replay));
     printResult(result, options.json, () =>
       [
@@ -200,33 +206,33 @@ const reviewCommands: Record<string, Command> = {
   async reject(client, options, [id]) {
     const reviewId = need(id, 'REVIEW_ID');
     const reason = need(options.reason, '--reason');
-    const result = await client.request<{ review: Json }>('POST', at(Routes.schemaReviewReject, reviewId), { action_version: await quotedVersion(client, options, reviewId), reason }, changeKey(options));
+    const result = await client.request('POST', at(Routes.schemaReviewReject, reviewId), rejectAnswerSchema, { action_version: await quotedVersion(client, options, reviewId), reason }, changeKey(options));
     printResult(result, options.json, () => `review ${reviewId} rejected; its rows stay staged (syncline admin reviews purge ${String(result.review.lineage_id)})`);
   },
   async staged(client, options, [id]) {
     const query = new URLSearchParams({ limit: String(options.limit) });
     if (options.after) query.set('after', options.after);
     if (options.schema) query.set('schema_hash', options.schema);
-    const page = await client.request<{ rows: Json[]; next: string | null }>('GET', `${at(Routes.stagedRows, need(id, 'LINEAGE_ID'))}?${query}`);
+    const page = await client.request('GET', `${at(Routes.stagedRows, need(id, 'LINEAGE_ID'))}?${query}`, stagedPageSchema);
     printResult(listJson(page.rows, page.next), options.json, () => `${formatTable(page.rows, ['id', 'seq', 'op', 'pk', 'values', 'reason', 'detail'])}\n${page.next ? `next page: --after ${page.next}` : '(end)'}`);
   },
   async purge(client, options, [id]) {
     const body = options.schema ? { schema_hash: options.schema } : {};
-    const result = await client.request<{ purged: number; by_schema: Json[] }>('POST', at(Routes.purgeStaged, need(id, 'LINEAGE_ID')), body, changeKey(options));
+    const result = await client.request('POST', at(Routes.purgeStaged, need(id, 'LINEAGE_ID')), purgeAnswerSchema, body, changeKey(options));
     printResult(result, options.json, () => `${result.purged} staged rows purged\n${formatTable(result.by_schema)}`);
   },
   async resume(client, options, [id]) {
-    const result = await client.request<{ replay: Json | null }>('POST', at(Routes.lineageResume, need(id, 'LINEAGE_ID')), undefined, changeKey(options));
+    const result = await client.request('POST', at(Routes.lineageResume, need(id, 'LINEAGE_ID')), resumeAnswerSchema, undefined, changeKey(options));
     const replay = result.replay && (await followReplay(client, options, result.replay));
     printResult(result, options.json, () => (replay ? replayOutcome(replay) : 'nothing staged; the lineage is active'));
   },
   async 'retry-rejected'(client, options, [id]) {
-    const result = await client.request<{ rows_rejected: number; replay: Json | null }>('POST', at(Routes.lineageRetryRejected, need(id, 'LINEAGE_ID')), {}, changeKey(options));
+    const result = await client.request('POST', at(Routes.lineageRetryRejected, need(id, 'LINEAGE_ID')), retryRejectedAnswerSchema, {}, changeKey(options));
     const replay = result.replay && (await followReplay(client, options, result.replay));
     printResult(result, options.json, () => (replay ? `${result.rows_rejected} refused rows tried again\n${replayOutcome(replay)}` : 'no refused rows'));
   },
   async replay(client, options, [id]) {
-    const answer = await client.request<{ replay: Json | null }>('GET', at(Routes.lineageReplay, need(id, 'LINEAGE_ID')));
+    const answer = await client.request('GET', at(Routes.lineageReplay, need(id, 'LINEAGE_ID')), replayAnswerSchema);
     const replay = answer.replay && (await followReplay(client, options, answer.replay));
     printResult(replay, options.json, () => (replay ? formatRecord(replay) : 'no replay yet'));
   },

@@ -1,3 +1,4 @@
+import { telemetryApproveAnswerSchema, telemetryLatestSchema, telemetryMappingListSchema, telemetrySeriesSchema } from '../protocol/admin-answers.js';
 import { Routes } from '../protocol/constants.js';
 import { SynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
@@ -55,24 +56,24 @@ export async function runAdminTelemetry(argv: string[]): Promise<number> {
       bucket: options.bucket,
       agg: options.agg,
     });
-    const series = await client.request<{ buckets: { start: string; count: number; value: unknown }[] }>('GET', `${Routes.telemetryQuery}?${query}`);
+    const series = await client.request('GET', `${Routes.telemetryQuery}?${query}`, telemetrySeriesSchema);
     printResult(series, options.json, () => formatTable(series.buckets.map((b) => ({ ...b, value: b.value === null ? '(no data)' : String(b.value) })), ['start', 'count', 'value']));
     return 0;
   }
   if (action === 'latest') {
-    const latest = await client.request<{ points: Record<string, unknown>[] }>('GET', `${Routes.telemetryLatest}?${new URLSearchParams({ device: need(options.device, 'device') })}`);
+    const latest = await client.request('GET', `${Routes.telemetryLatest}?${new URLSearchParams({ device: need(options.device, 'device') })}`, telemetryLatestSchema);
     printResult(latest, options.json, () => formatTable(latest.points, ['point', 'kind', 'ts', 'value']));
     return 0;
   }
   if (action === 'mappings') {
-    const { mappings } = await client.request<{ mappings: Record<string, unknown>[] }>('GET', `${Routes.telemetryMappings}${options.status ? `?status=${options.status}` : ''}`);
-    printResult(listJson(mappings), options.json, () => formatTable(mappings.map((m) => ({ ...m, columns: (m.columns as { name: string }[]).map((c) => c.name).join(', ') })), ['id', 'source_table', 'status', 'time_column', 'columns', 'staged_rows']));
+    const { mappings } = await client.request('GET', `${Routes.telemetryMappings}${options.status ? `?status=${options.status}` : ''}`, telemetryMappingListSchema);
+    printResult(listJson(mappings), options.json, () => formatTable(mappings.map((m) => ({ ...m, columns: m.columns.map((c) => c.name).join(', ') })), ['id', 'source_table', 'status', 'time_column', 'columns', 'staged_rows']));
     return 0;
   }
   if (action === 'approve') {
     if (!id) throw new SynclineError('invalid_config', 'MAPPING_ID is required (syncline admin telemetry mappings lists them)', { field: 'id' });
     const body = { columns: (options.column ?? []).map(columnDecision), ...(options.timeUnit ? { time_unit: options.timeUnit } : {}) };
-    const done = await client.request<{ replayed_rows: number }>('POST', Routes.telemetryMappingApprove.replace(':id', encodeURIComponent(id)), body);
+    const done = await client.request('POST', Routes.telemetryMappingApprove.replace(':id', encodeURIComponent(id)), telemetryApproveAnswerSchema, body);
     printResult(done, options.json, () => `mapping ${id} approved; ${done.replayed_rows} staged rows stored`);
     return 0;
   }

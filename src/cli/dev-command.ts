@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { CloudServer } from '../cloud/server.js';
 import type { SharedSyncConfig } from '../cloud/shared/declarations.js';
 import type { Store } from '../cloud/store/store.js';
+import { deviceCreatedSchema, deviceSchema, lineageListSchema } from '../protocol/admin-answers.js';
 import { Routes } from '../protocol/constants.js';
 import { isSynclineError } from '../protocol/errors.js';
 import { AdminClient } from './admin-client.js';
@@ -134,7 +135,7 @@ export async function runDev(argv: string[]): Promise<number> {
 
   const report = setInterval(() => {
     admin
-      .request<{ lineages: Record<string, unknown>[] }>('GET', Routes.lineages)
+      .request('GET', Routes.lineages, lineageListSchema)
       .then(async ({ lineages }) => process.stdout.write(`\n${formatTable(lineages, ['source_table', 'status', 'last_seq', 'rows_applied', 'mirror_table'])}\n${await shared.status()}\n`))
       .catch(() => {});
   }, 10_000);
@@ -163,8 +164,8 @@ export async function runDev(argv: string[]): Promise<number> {
 /** The kept demo device when the server still knows it (and it is not revoked), else a new one. */
 async function demoDevice(admin: AdminClient, kept: { device_id: string; token: string } | null): Promise<{ device_id: string; token: string }> {
   if (kept) {
-    const known = await admin.request<{ revoked_at: string | null }>('GET', Routes.device.replace(':id', encodeURIComponent(kept.device_id))).catch(() => undefined);
+    const known = await admin.request('GET', Routes.device.replace(':id', encodeURIComponent(kept.device_id)), deviceSchema).catch(() => undefined);
     if (known && known.revoked_at === null) return kept;
   }
-  return admin.request<{ device_id: string; token: string }>('POST', Routes.devices, { name: `demo-${Date.now()}` });
+  return admin.request('POST', Routes.devices, deviceCreatedSchema, { name: `demo-${Date.now()}` });
 }

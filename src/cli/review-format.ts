@@ -1,30 +1,14 @@
+import type { ReviewDetailAnswer } from '../protocol/admin-answers.js';
 import { formatTable } from './output.js';
-
-type Json = Record<string, unknown>;
-
-/** The parts of GET /v1/schema-reviews/:id the text view shows (--json prints all of it). */
-export interface ReviewDetail extends Json {
-  schema: { hash: string; columns: (Json & { name: string; binding: { target_column: string; pg_type: string } | null; default_mirror: { target_column: string; pg_type: string }; safe_types: string[] })[] };
-  diff: { bound_schema_hash: string | null; added: string[]; dropped: string[]; retyped: { name: string; from: string; to: string }[]; key: { from: { columns: string[] }; to: { columns: string[] } } | null; unclear: string[] };
-  columns_to_decide?: string[];
-  staged: { rows: number; by_reason: { reason: string; rows: number }[]; samples: Json[] };
-  lineage: Json;
-  events: Json[];
-}
 
 const SAMPLES_SHOWN = 5;
 const names = (list: readonly string[]) => (list.length > 0 ? list.join(', ') : '-');
 
-/** The columns an approval must name (a follow-up of deferred columns asks only for those). */
-export function columnsToDecide(review: ReviewDetail): string[] {
-  return review.columns_to_decide ?? review.schema.columns.map((c) => c.name);
-}
-
 /** A review as an operator reads it before deciding: what it is, the columns, what changed, what waits, what happened. */
-export function formatReview(review: ReviewDetail): string {
-  const head = ['id', 'status', 'action_version', 'classification', 'origin', 'summary', 'claimed_by', 'decided_by'].map((field) => ({ field, value: review[field] }));
+export function formatReview(review: ReviewDetailAnswer): string {
+  const head = (['id', 'status', 'action_version', 'classification', 'origin', 'summary', 'claimed_by', 'decided_by'] as const).map((field): { field: string; value: unknown } => ({ field, value: review[field] }));
   head.push({ field: 'lineage', value: `${String(review.lineage.source_table)} on device ${String(review.lineage.device_id)} (${String(review.lineage.status)}${review.lineage.pause_cause ? `: ${String(review.lineage.pause_cause)}` : ''})` });
-  const toDecide = new Set(columnsToDecide(review));
+  const toDecide = new Set(review.columns_to_decide);
   const decided = review.schema.columns.filter((c) => !toDecide.has(c.name)).map((c) => c.name);
   const columns = review.schema.columns.filter((c) => toDecide.has(c.name)).map((c) => ({
     ...c,

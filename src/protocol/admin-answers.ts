@@ -4,7 +4,7 @@ import { wireValueSchema } from './wire-value-schema.js';
 /**
  * The admin API's answers as schemas: the OpenAPI document is generated from
  * them, tests validate every answer the server sends against them, and clients
- * (the web console) parse what they receive with them instead of casting.
+ * (the web console, the admin CLI) read what they receive with them instead of casting.
  * Objects are open (unknown fields pass), so adding a field is not a breaking change.
  */
 
@@ -174,6 +174,7 @@ export const reviewDetailSchema = reviewSchema
       key: tableKeySchema,
     }),
     schema: z.object({ hash: z.string(), key: tableKeySchema, columns: z.array(reviewColumnSchema) }),
+    columns_to_decide: z.array(z.string()).describe('the columns an approval must name: all of them, except in a follow-up of deferred columns, which asks only for those'),
     diff: z.object({
       bound_schema_hash: nullable(z.string()),
       added: z.array(z.string()),

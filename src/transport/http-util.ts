@@ -45,9 +45,13 @@ export function readAnswer<T>(schema: z.ZodType<T>, text: string): { answer: T }
   const json = parseJson(text);
   if (json === undefined) return { why: 'the body is not JSON' };
   const parsed = schema.safeParse(json);
-  if (parsed.success) return { answer: parsed.data };
-  const issue = parsed.error.issues[0];
-  return { why: `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}` };
+  return parsed.success ? { answer: parsed.data } : { why: firstIssue(parsed.error) };
+}
+
+/** Where and why a body does not match its schema, for a one-line error: `last_seq: expected number`. */
+export function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`;
 }
 
 /**
