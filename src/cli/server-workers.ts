@@ -22,6 +22,8 @@ const WORKER_SLOT_ENV = 'SYNCLINE_SERVER_WORKER_SLOT';
 /** A worker that keeps crashing is restarted no faster than this allows. */
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
+/** A worker that served this long before dying starts its slot's backoff over; one dying sooner keeps it growing. */
+const STABLE_MS = 60_000;
 export const MAX_WORKERS = 64;
 
 /** What a worker tells the primary once it listens. */
@@ -102,6 +104,8 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
   /** Workers that reported listening: only they surely have their stop listener (an IPC message to a worker still loading is dropped). */
   const answering = new WeakSet<Worker>();
   const restarts = new Array<number>(options.workers).fill(0);
+  /** When each slot's last listening worker began to listen. */
+  const listeningSince = new Array<number>(options.workers).fill(0);
   let stopping = false;
   let failedStart: SynclineError | undefined;
 
@@ -121,7 +125,7 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
     if (listening.has(slot)) log.info({ slot, pid: worker.process.pid }, 'server worker restarted and listening');
     listening.set(slot, message);
     answering.add(worker);
-    restarts[slot] = 0;
+    listeningSince[slot] = Date.now();
     if (listening.size === options.workers) allListening();
   });
   cluster.on('exit', (worker, code, signal) => {
@@ -133,6 +137,8 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
       allListening();
       return;
     }
+    // A worker that crashes soon after it listens (or before) must not restart at the first step's pace for ever.
+    if (answering.has(worker) && Date.now() - listeningSince[slot]! >= STABLE_MS) restarts[slot] = 0;
     const attempt = restarts[slot]!++;
     const delay = backoffDelay(attempt, RESTART_BASE_MS, RESTART_MAX_MS);
     log.error({ slot, pid: worker.process.pid, code, signal, restart_in_ms: Math.round(delay) }, 'server worker died; starting another in its slot');
