@@ -139,10 +139,10 @@ export function listeningUrl(child: ChildProcess, output: { stdout: string; stde
  * Starts `syncline server` on an ephemeral port and waits for its "listening on"
  * line. `databaseUrl` selects real PostgreSQL, otherwise PGlite in `dataDir`.
  */
-export async function startServer(options: { dataDir: string; databaseUrl?: string; adminToken?: string; httpPort?: number; extraArgs?: string[] }): Promise<ServerProcess> {
+export async function startServer(options: { dataDir: string; databaseUrl?: string; adminToken?: string; httpPort?: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv }): Promise<ServerProcess> {
   const adminToken = options.adminToken ?? `sla_test_${Math.random().toString(36).slice(2)}`;
   // MQTT off unless a test asks for it (--mqtt-port in extraArgs): parallel servers would contend for the broker's default port.
-  const env: NodeJS.ProcessEnv = { SYNCLINE_ADMIN_TOKEN: adminToken, DATABASE_URL: options.databaseUrl ?? '', SYNCLINE_MQTT_PORT: '0', MQTT_URL: '' };
+  const env: NodeJS.ProcessEnv = { SYNCLINE_ADMIN_TOKEN: adminToken, DATABASE_URL: options.databaseUrl ?? '', SYNCLINE_MQTT_PORT: '0', MQTT_URL: '', ...options.env };
   const fresh = !existsSync(options.dataDir) || readdirSync(options.dataDir).length === 0;
   if (!options.databaseUrl && fresh) await (await import('./pglite-template.js')).seedDataDir(options.dataDir);
   const child = spawnSyncline(['server', '--http-port', String(options.httpPort ?? 0), '--data', options.dataDir, ...(options.extraArgs ?? [])], env);
