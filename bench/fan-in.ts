@@ -103,12 +103,13 @@ interface CpuMeter {
   stop(sample: FanInSample): Promise<Record<string, number>>;
 }
 
-/** Waits until the server has worked off what an overloaded run left queued (it burns under a fifth of a core for a second), at most `maxS`. */
-async function serverIdle(pid: number, maxS = 180): Promise<void> {
+/** Waits until the server's processes have worked off what an overloaded run left queued (together they burn under a fifth of a core for a second), at most `maxS`. */
+async function serverIdle(pids: readonly number[], maxS = 180): Promise<void> {
+  const cpu = () => pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
   for (let i = 0; i < maxS; i++) {
-    const before = cpuMs(pid);
+    const before = cpu();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    if (cpuMs(pid) - before < 200) return;
+    if (cpu() - before < 200) return;
   }
 }
 
@@ -237,7 +238,7 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             const primeS = await fleet.prime(FAN_IN_PRIME_MAX_S);
             // A server's CPU and memory are its whole process tree: the primary of --workers and every worker.
             const serverPids = servers.flatMap((s) => processTree(s.child.pid!));
-            for (const pid of serverPids) await serverIdle(pid);
+            await serverIdle(serverPids);
             progress(`fan-in ${kind} (${policy}): ${size} devices sending every second for ${FAN_IN_WARMUP_S + FAN_IN_SECONDS} s`);
             const brokerPid = kind === 'mqtt-broker' ? broker!.pid : undefined;
             const meter = await startCpuMeter(serverPids, scratch?.url, brokerPid);

@@ -15,6 +15,7 @@ import { freePort } from '../support/mqtt-fixtures.js';
 import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from '../support/postgres.js';
 import { createDeviceToken, processTree, runSyncline, startServer, type ServerProcess } from '../support/processes.js';
 import { parsePrometheus, sample } from '../support/prometheus.js';
+import { eventually } from '../support/replication-check.js';
 
 const TABLE: TableSpec = { table: 'readings', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'note', type: 'TEXT' }] };
 const batchOf = (epoch: string, from: number, n: number) =>
@@ -31,16 +32,6 @@ function postAlone(url: string, token: string, body: string): Promise<{ status: 
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const workersOf = (server: ServerProcess) => processTree(server.child.pid!).slice(1);
@@ -147,12 +138,16 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
   test('a worker that dies is replaced in its slot and the port keeps answering', async () => {
     const [first, second] = workersOf(server);
     process.kill(second!, 'SIGKILL');
-    const replaced = await until('a replacement worker', () => {
-      const now = workersOf(server);
-      return now.length === 2 && !now.includes(second!) ? now : undefined;
-    });
-    assert.ok(replaced.includes(first!));
-    await until('the replacement to listen', () => (/server worker died; starting another in its slot/.test(server.logs()) ? true : undefined));
+    await eventually(
+      'a replacement worker',
+      () => {
+        const now = workersOf(server);
+        return now.length === 2 && !now.includes(second!);
+      },
+      30_000,
+    );
+    assert.ok(workersOf(server).includes(first!));
+    await eventually('the primary to log the death', () => /server worker died; starting another in its slot/.test(server.logs()), 30_000);
     const device = await createDeviceToken(server, 'after-restart');
     const epoch = uuidv7();
     // Whichever worker takes each new connection, the replacement included, it answers (a connection handed over before the replacement listens waits for it).

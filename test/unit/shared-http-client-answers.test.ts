@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SharedRoutes } from '../../src/protocol/shared-sync.js';
 import { SharedHttpClient } from '../../src/transport/shared-http-client.js';
-import { isTransportError, type TransportError } from '../../src/transport/transport.js';
+import { transportRejection } from '../support/transport-errors.js';
 
 /**
  * The two-way client reads every answer with its schema (sync-answers.ts): a
@@ -21,15 +21,6 @@ interface Scripted {
 
 const HLC = '000000000000001-000000-dev1';
 
-async function rejection(promise: Promise<unknown>): Promise<TransportError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isTransportError(error), `expected a TransportError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a TransportError, got an answer');
-}
 
 describe('SharedHttpClient reads answers with their schemas', () => {
   let server: Server;
@@ -87,7 +78,7 @@ describe('SharedHttpClient reads answers with their schemas', () => {
     ];
     for (const c of cases) {
       answer = c.answer;
-      const error = await rejection(c.call());
+      const error = await transportRejection(c.call());
       assert.equal(error.retryable, true, c.name);
       assert.equal(error.status, c.answer.status, c.name);
       assert.match(error.message, c.message, `${c.name}: ${error.message}`);
@@ -105,12 +96,12 @@ describe('SharedHttpClient reads answers with their schemas', () => {
 
   test('refusals: our error body gives code and message; one without `error` gives its text and no code', async () => {
     answer = { status: 410, body: { error: 'history_pruned', message: 'hydrate from a snapshot', context: {} } };
-    const pruned = await rejection(client.pull({ after: 0n }));
+    const pruned = await transportRejection(client.pull({ after: 0n }));
     assert.equal(pruned.code, 'history_pruned');
     assert.equal(pruned.retryable, false);
     assert.match(pruned.message, /GET .*: server answered 410 history_pruned: hydrate from a snapshot$/);
     answer = { status: 503, body: { message: 'starting', context: {} } };
-    const starting = await rejection(client.config());
+    const starting = await transportRejection(client.config());
     assert.equal(starting.code, undefined);
     assert.equal(starting.retryable, true);
     assert.match(starting.message, /server answered 503: \{"message":"starting"/);

@@ -7,9 +7,9 @@ import type { WireRowBatch } from '../../src/protocol/batch.js';
 import { Routes } from '../../src/protocol/constants.js';
 import type { WireTelemetryBatch } from '../../src/protocol/telemetry-batch.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
-import { isTransportError, type TransportError } from '../../src/transport/transport.js';
 import { wireBatch } from '../support/batches.js';
 import { readingBatch } from '../support/telemetry-batches.js';
+import { transportRejection } from '../support/transport-errors.js';
 
 /**
  * What the HTTP transport makes of answers that are not the cloud's: a real
@@ -50,15 +50,6 @@ const control = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-async function rejection(promise: Promise<unknown>): Promise<TransportError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isTransportError(error), `expected a TransportError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a TransportError, got an answer');
-}
 
 describe('HttpTransport against answers that are not the cloud\'s', () => {
   let server: Server;
@@ -115,7 +106,7 @@ describe('HttpTransport against answers that are not the cloud\'s', () => {
     for (const c of cases) {
       const b = batch();
       script = () => c.answer(b);
-      const error = await rejection(send(b));
+      const error = await transportRejection(send(b));
       assert.equal(error.retryable, true, c.name);
       assert.equal(error.code, undefined, c.name);
       assert.match(error.message, new RegExp(`server answered 20[02] without an ack for batch ${b.batch_id}`), c.name);
@@ -127,7 +118,7 @@ describe('HttpTransport against answers that are not the cloud\'s', () => {
     const json = JSON.stringify(readingBatch('readings', 1, 2, uuidv7()));
     const b = JSON.parse(json) as WireTelemetryBatch;
     script = () => ({ status: 200, body: { ...ackOf(b as unknown as WireRowBatch), last_seq: 'two' } });
-    const error = await rejection(transport().sendTelemetryBatch(b, json));
+    const error = await transportRejection(transport().sendTelemetryBatch(b, json));
     assert.equal(error.retryable, true);
     assert.match(error.message, new RegExp(`without an ack for batch ${b.batch_id}: last_seq: `));
     assert.equal(requests.at(-1)!.url, Routes.telemetryBatch);
@@ -151,7 +142,7 @@ describe('HttpTransport against answers that are not the cloud\'s', () => {
     ];
     for (const c of cases) {
       script = () => c.answer;
-      const error = await rejection(send(batch()));
+      const error = await transportRejection(send(batch()));
       assert.equal(error.status, c.answer.status);
       assert.equal(error.retryable, c.retryable, String(c.answer.status));
       assert.equal(error.code, c.code);
@@ -172,7 +163,7 @@ describe('HttpTransport against answers that are not the cloud\'s', () => {
     ];
     for (const m of malformed) {
       script = () => ({ status: 200, body: m.body });
-      const error = await rejection(transport().fetchControls());
+      const error = await transportRejection(transport().fetchControls());
       assert.equal(error.retryable, true);
       assert.match(error.message, /GET .*\/v1\/sync\/controls: server answered 200 without its answer: /);
       assert.match(error.message, m.message);
@@ -183,9 +174,9 @@ describe('HttpTransport against answers that are not the cloud\'s', () => {
     await transport().ackControl(ack);
     assert.deepEqual(JSON.parse(requests.at(-1)!.body), ack);
     script = () => ({ status: 200, body: '<html>login</html>' });
-    assert.equal((await rejection(transport().ackControl(ack))).retryable, true, 'a portal did not record the ack: it is sent again');
+    assert.equal((await transportRejection(transport().ackControl(ack))).retryable, true, 'a portal did not record the ack: it is sent again');
     script = () => ({ status: 401, body: { error: 'unauthorized', message: 'unknown device token', context: {} } });
-    const refused = await rejection(transport().ackControl(ack));
+    const refused = await transportRejection(transport().ackControl(ack));
     assert.equal(refused.retryable, false);
     assert.equal(refused.code, 'unauthorized');
     assert.match(refused.message, /POST .*\/v1\/sync\/controls\/ack: server answered 401 unauthorized: unknown device token/);

@@ -4,8 +4,8 @@ import { gunzipSync } from 'node:zlib';
 import type { WireRowBatch } from '../../src/protocol/batch.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
-import { isTransportError, TransportError } from '../../src/transport/transport.js';
 import { wireBatch } from '../support/batches.js';
+import { transportRejection } from '../support/transport-errors.js';
 
 interface Call {
   url: string;
@@ -31,15 +31,6 @@ async function send(transport: HttpTransport, batch: WireRowBatch) {
   return transport.sendRowBatch(await transport.encodeRowBatch(batch));
 }
 
-async function failure(promise: Promise<unknown>): Promise<TransportError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isTransportError(error), `expected a TransportError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the send to fail');
-}
 
 describe('HttpTransport', () => {
   test('posts JSON with the bearer token to the row-batch route, keeping a path prefix', async () => {
@@ -78,7 +69,7 @@ describe('HttpTransport', () => {
     ];
     for (const [status, code, retryable] of cases) {
       const transport = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => new Response(JSON.stringify({ error: code, message: `m ${code}`, context: {} }), { status })) });
-      const error = await failure(send(transport, batchOf(1)));
+      const error = await transportRejection(send(transport, batchOf(1)));
       assert.equal(error.status, status);
       assert.equal(error.code, code);
       assert.equal(error.retryable, retryable, `${status} retryable`);
@@ -88,7 +79,7 @@ describe('HttpTransport', () => {
 
   test('Retry-After is honoured; a non-JSON error body still gives a message', async () => {
     const transport = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => new Response('<html>busy</html>', { status: 503, headers: { 'retry-after': '7' } })) });
-    const error = await failure(send(transport, batchOf(1)));
+    const error = await transportRejection(send(transport, batchOf(1)));
     assert.equal(error.retryAfterMs, 7000);
     assert.equal(error.code, undefined);
     assert.match(error.message, /busy/);
@@ -96,7 +87,7 @@ describe('HttpTransport', () => {
 
   test('network failures, timeouts and a 2xx without our ack are retryable', async () => {
     const refused = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => Promise.reject(new TypeError('fetch failed', { cause: new Error('ECONNREFUSED') }))) });
-    const e1 = await failure(send(refused, batchOf(1)));
+    const e1 = await transportRejection(send(refused, batchOf(1)));
     assert.ok(e1.retryable);
     assert.match(e1.message, /ECONNREFUSED/);
 
@@ -114,12 +105,12 @@ describe('HttpTransport', () => {
           });
         })) as unknown as typeof fetch,
     });
-    const e2 = await failure(send(slow, batchOf(1)));
+    const e2 = await transportRejection(send(slow, batchOf(1)));
     assert.ok(e2.retryable);
     assert.match(e2.message, /no answer within 10 ms/);
 
     const portal = new HttpTransport({ serverUrl: 'http://h', token: 't', fetch: fetchAnswering(() => new Response('<html>login</html>', { status: 200 })) });
-    assert.ok((await failure(send(portal, batchOf(1)))).retryable);
+    assert.ok((await transportRejection(send(portal, batchOf(1)))).retryable);
   });
 
   test('a bad server URL is a configuration error', () => {
