@@ -134,5 +134,16 @@ export const pushChunkSchema = z.strictObject({
   rows: z.array(wireRowChangeSchema).min(1),
 });
 
+/** The PostgreSQL channel every commit of a bundle notifies (migrations 0010 and 0018 spell it in SQL too). */
+export const BUNDLES_CHANNEL = 'syncline_bundles';
+
+/**
+ * The payload of a BUNDLES_CHANNEL notification, between server processes: the
+ * scope that committed and its new head. Written by commitBundle and by the
+ * backend-capture SQL (json_build_object), read by every process's ScopeEvents.
+ */
+export const bundleNotificationSchema = z.object({ scope: z.string().min(1), head_seq: int64Text });
+export type BundleNotification = z.infer<typeof bundleNotificationSchema>;
+
 // The answers (config, push, pull, snapshots) are declared as schemas in sync-answers.ts, their types inferred there.
 export type { PullAnswer, PushAnswer, SharedConfigAnswer, SnapshotAnswer, SnapshotChunk, SnapshotChunkAnswer, WireBundle, WireConflict } from './sync-answers.js';

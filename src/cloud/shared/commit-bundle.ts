@@ -1,13 +1,12 @@
 import { backoffDelay, sleep } from '../../protocol/backoff.js';
 import { SynclineError } from '../../protocol/errors.js';
-import type { WireConflict, ReceivedRowChange } from '../../protocol/shared-sync.js';
+import { BUNDLES_CHANNEL, type BundleNotification, type WireConflict, type ReceivedRowChange } from '../../protocol/shared-sync.js';
 import { encodeValue } from '../../protocol/values.js';
 import { lostToConcurrency, sqlState, transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { APPLYING_SETTING } from './capture-sql.js';
 import { diagnoseConstraints } from './constraint-diagnosis.js';
 import { decodeBundle, type DecodedChange } from './decode-changes.js';
 import type { SharedSyncConfig } from './declarations.js';
-import { BUNDLES_CHANNEL } from './scope-events.js';
 import { applyChanges, lockLiveRows, serverRowStates } from './table-writes.js';
 
 export interface CommitRequest {
@@ -154,7 +153,7 @@ async function recordBundle(tx: Queryable, request: CommitRequest, changes: read
   }
   await tx.query('UPDATE sync_scopes SET head_seq = $2::bigint WHERE scope = $1', [request.scope, seq.toString()]);
   // Delivered at commit, to every server process listening (this one included): the devices' wake-up.
-  await tx.query('SELECT pg_notify($1, $2)', [BUNDLES_CHANNEL, JSON.stringify({ scope: request.scope, head_seq: seq.toString() })]);
+  await tx.query('SELECT pg_notify($1, $2)', [BUNDLES_CHANNEL, JSON.stringify({ scope: request.scope, head_seq: seq.toString() } satisfies BundleNotification)]);
 }
 
 /**

@@ -1,8 +1,6 @@
 import type { Logger } from 'pino';
+import { BUNDLES_CHANNEL, bundleNotificationSchema, type BundleNotification } from '../../protocol/shared-sync.js';
 import type { Store } from '../store/store.js';
-
-/** The PostgreSQL channel every commit of a bundle notifies, with `{scope, head_seq}` as payload. */
-export const BUNDLES_CHANNEL = 'syncline_bundles';
 
 /**
  * Tells listeners of a scope that a bundle committed, whoever committed it: a
@@ -22,12 +20,10 @@ export class ScopeEvents {
   async listen(store: Store, logger?: Logger): Promise<void> {
     this.#unlisten = await store.listen(BUNDLES_CHANNEL, {
       onMessage: (payload) => {
-        try {
-          const { scope, head_seq: head } = JSON.parse(payload) as { scope: unknown; head_seq: unknown };
-          if (typeof scope === 'string' && typeof head === 'string') this.committed(scope, head);
-        } catch (error) {
-          logger?.warn({ err: error }, 'unreadable bundle notification');
-        }
+        const notification = readNotification(payload);
+        // Anyone with access to the database can NOTIFY this channel: a payload not ours is logged and skipped, the listener goes on.
+        if ('error' in notification) logger?.warn({ err: notification.error, channel: BUNDLES_CHANNEL, payload: payload.slice(0, 200) }, 'ignored an unreadable bundle notification');
+        else this.committed(notification.scope, notification.head_seq);
       },
       onReconnect: () => {
         this.#catchUp(store).catch((error: unknown) => logger?.warn({ err: error }, 'could not catch up after the LISTEN connection came back'));
@@ -71,5 +67,14 @@ export class ScopeEvents {
     let n = 0;
     for (const set of this.#listeners.values()) n += set.size;
     return n;
+  }
+}
+
+/** The notification, or why it is not one (not JSON, or JSON of another shape). */
+function readNotification(payload: string): BundleNotification | { error: unknown } {
+  try {
+    return bundleNotificationSchema.parse(JSON.parse(payload));
+  } catch (error) {
+    return { error };
   }
 }
