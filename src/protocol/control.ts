@@ -88,7 +88,7 @@ const downlinkSchema = z.union([controlSchema, batchAckMessageSchema, batchError
 export type DownlinkMessage = z.infer<typeof downlinkSchema>;
 
 /** `applied`: the device acted on it; `stale`: a newer control for the table was applied already, this one changed nothing. */
-const controlAckSchema = z.strictObject({ control_id: uuid, status: z.enum(['applied', 'stale']) });
+export const controlAckSchema = z.strictObject({ control_id: uuid, status: z.enum(['applied', 'stale']) });
 export type ControlAck = z.infer<typeof controlAckSchema>;
 
 function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string): T {

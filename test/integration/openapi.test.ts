@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { API_ROUTES } from '../../src/cloud/http/api-catalogue.js';
@@ -44,6 +45,30 @@ describeEachStore('OpenAPI document', (ctx) => {
     assert.deepEqual(approve.security, [{ adminToken: [] }]);
     assert.ok(document.paths['/v1/sync/rows/batch']!.post.requestBody);
     assert.equal(API_ROUTES.length, new Set(API_ROUTES.map((r) => `${r.method} ${r.url}`)).size, 'one declaration per route');
+  });
+
+  test('the control ack body is documented as the route checks it', async () => {
+    const document = (await (await fetch(`${server.url}${Routes.openapi}`)).json()) as { paths: Record<string, Record<string, any>> };
+    const body = document.paths[Routes.syncControlsAck]!.post.requestBody.content['application/json'].schema;
+    assert.deepEqual(body, {
+      type: 'object',
+      properties: { control_id: { type: 'string', pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' }, status: { type: 'string', enum: ['applied', 'stale'] } },
+      required: ['control_id', 'status'],
+      additionalProperties: false,
+    });
+    // What the document refuses, the route refuses; what it allows, the route takes.
+    const created = await fetch(`${server.url}${Routes.devices}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'openapi-ack' }) });
+    const { token } = (await created.json()) as { token: string };
+    const ack = (sent: unknown) => fetch(`${server.url}${Routes.syncControlsAck}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(sent) });
+    const controlId = randomUUID();
+    for (const refused of [{ control_id: 'not-a-uuid', status: 'applied' }, { control_id: controlId, status: 'applied', extra: true }, { control_id: controlId, status: 'done' }]) {
+      const answer = await ack(refused);
+      assert.equal(answer.status, 400, JSON.stringify(refused));
+      assert.equal(((await answer.json()) as { error: string }).error, 'invalid_request');
+    }
+    const taken = await ack({ control_id: controlId, status: 'stale' });
+    assert.equal(taken.status, 200);
+    assert.deepEqual(await taken.json(), { control_id: controlId, recorded: false });
   });
 
   test('in tests every JSON answer is checked against its declared schema', async () => {

@@ -3,6 +3,7 @@ import * as answers from '../../protocol/admin-answers.js';
 import { deviceCreateBody, pauseBody, retryRejectedBody, telemetryApproveBody } from '../../protocol/admin-requests.js';
 import { telemetryBatchSchema } from '../../protocol/telemetry-batch.js';
 import { rowBatchSchema } from '../../protocol/batch.js';
+import { controlAckSchema } from '../../protocol/control.js';
 import { Routes } from '../../protocol/constants.js';
 import { SharedRoutes, pushBeginSchema, pushChunkSchema } from '../../protocol/shared-sync.js';
 import * as sync from '../../protocol/sync-answers.js';
@@ -49,7 +50,7 @@ export const API_ROUTES: readonly RouteDoc[] = [
 
   { method: 'POST', url: Routes.rowBatch, summary: 'Send a row batch', tag: 'device sync', caller: 'device', body: rowBatchSchema, responses: ok(sync.batchAckSchema, 'durably materialized or staged') },
   { method: 'GET', url: Routes.syncControls, summary: 'Control messages not yet acked', tag: 'device sync', caller: 'device', responses: ok(sync.controlsAnswerSchema) },
-  { method: 'POST', url: Routes.syncControlsAck, summary: 'Ack a control message', tag: 'device sync', caller: 'device', body: z.object({ control_id: z.string(), status: z.enum(['applied', 'stale']) }), responses: ok(sync.controlAckAnswerSchema) },
+  { method: 'POST', url: Routes.syncControlsAck, summary: 'Ack a control message', tag: 'device sync', caller: 'device', body: controlAckSchema, responses: ok(sync.controlAckAnswerSchema) },
 
   { method: 'POST', url: Routes.devices, summary: 'Register a device (its token is shown once)', tag: 'fleet', caller: 'admin', body: deviceCreateBody, responses: { 201: json('created', answers.deviceCreatedSchema) } },
   { method: 'GET', url: Routes.devices, summary: 'List devices', tag: 'fleet', caller: 'viewer', responses: ok(answers.deviceListSchema) },
