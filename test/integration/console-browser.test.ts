@@ -218,6 +218,36 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     assert.ok(after.every((l) => l.device_state === 'sending'));
   });
 
+  test('a follow-up review of deferred columns marks them and asks for them alone', async () => {
+    const valves: TableSpec = { table: 'valves', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'state', type: 'TEXT' }, { name: 'torque', type: 'INTEGER' }, { name: 'secret', type: 'TEXT' }] };
+    await ship(valves, [{ seq: 1, op: 'insert', pk: [1n], row: [1n, 'open', 7n, 'x'] }]);
+    const first = (await api('GET', `${Routes.schemaReviews}?status=queued`)).reviews.find((r: any) => r.source_table === 'valves');
+    const claimed = await api('POST', Routes.schemaReviewClaim.replace(':id', first.id), {});
+    const columns = [{ name: 'id', action: 'mirror' }, { name: 'state', action: 'mirror' }, { name: 'torque', action: 'defer' }, { name: 'secret', action: 'ignore' }];
+    const { follow_up_review: followUp } = await api('POST', Routes.schemaReviewApprove.replace(':id', first.id), { action_version: claimed.action_version, columns });
+    assert.ok(followUp, 'deferring a column opens a follow-up review');
+
+    const page = await signIn(ADMIN_TOKEN, 1280);
+    await page.goto(`${server.url}${Routes.console}#/reviews/${followUp}`);
+    await page.getByRole('heading', { name: 'Review of valves' }).waitFor();
+    // Marked for anyone reading the review, viewers included.
+    await page.getByText('A follow-up of deferred columns: only these need a decision: torque.').waitFor();
+    const compare = page.getByRole('table', { name: 'Incoming schema beside the previous one' });
+    await compare.getByRole('rowheader', { name: 'torque (to decide)' }).waitFor();
+    assert.equal(await compare.getByText('(to decide)').count(), 1, 'only the deferred column is marked');
+
+    await page.getByRole('button', { name: 'Claim this review' }).click();
+    await page.getByLabel('torque', { exact: true }).selectOption('mirror');
+    for (const decided of ['id', 'state', 'secret']) assert.equal(await page.getByLabel(decided, { exact: true }).count(), 0, `no action asked for ${decided}`);
+    await page.getByText('Decided before, kept as they are: id, state, secret').waitFor();
+    await shot(page, 'review-follow-up-1280');
+    const sent = page.waitForRequest((request) => request.method() === 'POST' && request.url().endsWith('/approve'));
+    await page.getByRole('button', { name: 'Approve' }).click();
+    assert.deepEqual(((await sent).postDataJSON() as { columns: unknown }).columns, [{ name: 'torque', action: 'mirror' }], 'the approval names the deferred column alone');
+    await page.getByRole('status').filter({ hasText: 'Approved: mirrored into' }).waitFor();
+    await page.locator('[data-status="approved"]').waitFor();
+  });
+
   test('two-way: each device shows the bundle it pulled up to and how far behind the head it is', async () => {
     const dir = tempDir('console-twoway-');
     const token = await userToken('console-user');

@@ -48,11 +48,23 @@ export function Reviews() {
 
 type Choice = { action: 'mirror' | 'mirror_as' | 'ignore' | 'defer'; target: string; pg_type: string };
 
+/** The columns an approval names, and the others: in a follow-up of deferred columns only those are asked, the rest keep their earlier decision. */
+function split(review: ReviewDetailAnswer) {
+  const toDecide = new Set(review.columns_to_decide);
+  return {
+    toDecide,
+    asked: review.schema.columns.filter((c) => toDecide.has(c.name)),
+    kept: review.schema.columns.filter((c) => !toDecide.has(c.name)).map((c) => c.name),
+  };
+}
+
 function Comparison({ review }: { review: ReviewDetailAnswer }) {
   const added = new Set(review.diff.added);
   const retyped = new Map(review.diff.retyped.map((r) => [r.name, r]));
+  const { toDecide, kept } = split(review);
   return (
     <div class="scroll">
+      {kept.length > 0 && <p class="hint">A follow-up of deferred columns: only these need a decision: {review.columns_to_decide.join(', ')}. The others keep their earlier decision.</p>}
       <table class="compare">
         <caption>Incoming schema beside the previous one</caption>
         <thead>
@@ -64,7 +76,7 @@ function Comparison({ review }: { review: ReviewDetailAnswer }) {
             const r = retyped.get(c.name);
             return (
               <tr class={`diff-${change}`}>
-                <th scope="row">{c.name}{c.pk > 0 && <small> (key)</small>}</th>
+                <th scope="row">{c.name}{c.pk > 0 && <small> (key)</small>}{kept.length > 0 && toDecide.has(c.name) && <small> (to decide)</small>}</th>
                 <td>{c.declared_type || '(none)'} <small>{c.affinity}</small></td>
                 <td>{c.binding ? `${c.binding.target_column} ${c.binding.pg_type}` : '—'}</td>
                 <td>{change === 'changed' && r ? `changed ${r.from} → ${r.to}` : change}</td>
@@ -112,8 +124,9 @@ function Samples({ review }: { review: ReviewDetailAnswer }) {
 }
 
 function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: WhoAmIAnswer; onChanged: (message: string | null) => void }) {
+  const { asked, kept } = split(review);
   const [choices, setChoices] = useState<Record<string, Choice>>(() =>
-    Object.fromEntries(review.schema.columns.map((c) => [c.name, { action: c.state === 'ignored' ? 'ignore' : 'mirror', target: c.binding?.target_column ?? c.default_mirror.target_column, pg_type: c.binding?.pg_type ?? c.default_mirror.pg_type }])),
+    Object.fromEntries(asked.map((c) => [c.name, { action: c.state === 'ignored' ? 'ignore' : 'mirror', target: c.binding?.target_column ?? c.default_mirror.target_column, pg_type: c.binding?.pg_type ?? c.default_mirror.pg_type }])),
   );
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
@@ -147,7 +160,7 @@ function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: Who
   }
   const approve = () =>
     act(async () => {
-      const columns = review.schema.columns.map((c) => {
+      const columns = asked.map((c) => {
         const choice = choices[c.name]!;
         return choice.action === 'mirror_as' ? { name: c.name, action: 'mirror_as' as const, target: choice.target, pg_type: choice.pg_type } : { name: c.name, action: choice.action };
       });
@@ -159,7 +172,7 @@ function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: Who
     <form class="decide" onSubmit={(e) => (e.preventDefault(), approve())}>
       <fieldset>
         <legend>Column actions (version {review.action_version})</legend>
-        {review.schema.columns.map((c) => {
+        {asked.map((c) => {
           const choice = choices[c.name]!;
           const id = `col-${c.name}`;
           return (
@@ -184,6 +197,7 @@ function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: Who
             </div>
           );
         })}
+        {kept.length > 0 && <p class="hint">Decided before, kept as they are: {kept.join(', ')}</p>}
       </fieldset>
       <div class="actions">
         <button type="submit" disabled={busy}>Approve</button>
