@@ -135,8 +135,6 @@ async function serve(options: ServerOptions, slot: number | undefined): Promise<
       onListening: (first, metricsUrl) => banner(first.url, first.mqttUrl, first.mqttTlsUrl, metricsUrl),
     });
   }
-  // In a cluster the embedded broker lives in the first worker alone: one broker holds every device's session.
-  const mqtt = slot !== undefined && slot > 0 && !configuredMqtt?.url ? undefined : configuredMqtt;
   const shutdown = untilShutdown();
   // Listened for from the start: a stop the primary sends while this worker is still starting must not be lost.
   const stopped = slot === undefined ? shutdown.done : Promise.race([shutdown.done, primaryStop()]);
@@ -152,7 +150,7 @@ async function serve(options: ServerOptions, slot: number | undefined): Promise<
     http: httpLimitsConfig(options),
     replay: { chunkRows: options.replayChunkRows },
     logger,
-    ...(mqtt ? { mqtt } : {}),
+    ...(configuredMqtt ? { mqtt: configuredMqtt } : {}),
     flow: flowConfig(options),
     ...(shared ? { shared } : {}),
     ...(options.metricsPort !== undefined && slot === undefined ? { metricsPort: options.metricsPort } : {}),

@@ -15,6 +15,12 @@ import { untilShutdown } from './shutdown.js';
  * PostgreSQL database — ingest, replay, flow control and telemetry already run
  * side by side in several processes on one store (the external-broker setup) —
  * so the primary only starts, watches and stops them, and sums their metrics.
+ * The embedded MQTT broker is one per worker on the shared MQTT port, for the same
+ * reason: the cluster hands each device connection to a worker in turn, and that
+ * worker's broker holds the device's session. Answers go back on the broker the
+ * batch came in on, a control is sent only by the worker whose broker holds its
+ * device, and each worker LISTENs for two-way heads and publishes the wake-ups in
+ * its own broker.
  */
 
 /** The env var telling a forked worker its slot; set only by the primary. */
@@ -91,16 +97,16 @@ export interface ClusterOptions {
   host: string;
   metricsPort?: number;
   logger: Logger;
-  /** Called once every worker listens, with the first worker's addresses (all share the HTTP port). */
+  /** Called once every worker listens, with the first worker's addresses (all share the HTTP and MQTT ports). */
   onListening(first: WorkerListening, metricsUrl: string | undefined): void;
 }
 
 /**
  * Runs the primary until SIGINT/SIGTERM: forks the workers, waits for all to
  * listen (a worker that dies before then fails the start, and its own error line
- * is on stderr above), restarts one that dies later (slot kept, so the embedded
- * broker's worker comes back as the broker's), and on shutdown asks each to stop
- * as a lone server would — letting requests in flight finish — and waits.
+ * is on stderr above), restarts one that dies later in its slot, and on shutdown
+ * asks each to stop as a lone server would — letting requests in flight finish —
+ * and waits.
  */
 export async function runCluster(options: ClusterOptions): Promise<number> {
   const shutdown = untilShutdown();

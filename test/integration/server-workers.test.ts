@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { uuidv7 } from 'uuidv7';
+import type { ControlMessage } from '../../src/protocol/control.js';
 import { Routes } from '../../src/protocol/constants.js';
 import { MqttTransport } from '../../src/transport/mqtt-transport.js';
 import { wireBatch, type TableSpec } from '../support/cloud-batches.js';
 import { freePort } from '../support/mqtt-fixtures.js';
 import { createScratchDatabase, realPostgresReachable, type ScratchDatabase } from '../support/postgres.js';
-import { createDeviceToken, processTree, runSyncline, startServer, type ServerProcess } from '../support/processes.js';
+import { createDeviceToken, establishedConnections, processTree, runSyncline, startServer, type ServerProcess } from '../support/processes.js';
 import { parsePrometheus, sample } from '../support/prometheus.js';
 import { eventually } from '../support/replication-check.js';
 
@@ -56,7 +57,7 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
     await scratch?.drop();
   });
 
-  test('two workers share one HTTP port: every batch lands once, /metrics on either port sums both, the embedded broker runs in the first', async () => {
+  test('two workers share one HTTP port: every batch lands once, /metrics on either port sums both', async () => {
     assert.match(server.stdout(), /; 2 worker processes\)/);
     assert.equal(workersOf(server).length, 2);
     const device = await createDeviceToken(server, 'workers-device');
@@ -83,15 +84,37 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
     assert.ok(metricsUrl, server.stdout());
     const viaPort = parsePrometheus(await (await fetch(metricsUrl)).text());
     assert.equal(sample(viaPort, 'syncline_ingest_batches_total', { transport: 'http', outcome: 'accepted' }), 10);
+  });
 
+  test('every worker runs an embedded broker on the shared MQTT port: devices on each ship and get answers, and a control reaches each from its own broker', async () => {
     assert.match(server.stdout(), new RegExp(`MQTT broker listening on mqtt://127\\.0\\.0\\.1:${mqttPort}`));
-    const transport = new MqttTransport({ url: `mqtt://127.0.0.1:${mqttPort}`, deviceId: device.device_id, token: device.token });
+    const devices = await Promise.all([0, 1, 2, 3].map((i) => createDeviceToken(server, `mqtt-worker-device-${i}`)));
+    const controls = new Map<string, ControlMessage[]>();
+    const transports: MqttTransport[] = [];
     try {
-      const ack = await transport.sendRowBatch(await transport.encodeRowBatch(JSON.parse(batchOf(epoch, 31, 3))));
-      assert.equal(ack.status, 'accepted');
-      assert.equal(ack.last_seq, 33);
+      // One at a time: the cluster hands each new connection to the next worker, so the four sessions split over both brokers.
+      for (const device of devices) {
+        const transport = new MqttTransport({ url: `mqtt://127.0.0.1:${mqttPort}`, deviceId: device.device_id, token: device.token });
+        transports.push(transport);
+        controls.set(device.device_id, []);
+        transport.onControl((control) => controls.get(device.device_id)!.push(control));
+        const ack = await transport.sendRowBatch(await transport.encodeRowBatch(JSON.parse(batchOf(uuidv7(), 1, 3))));
+        assert.equal(ack.status, 'accepted');
+        assert.equal(ack.last_seq, 3);
+      }
+      const held = workersOf(server).map((pid) => establishedConnections(pid, mqttPort));
+      assert.deepEqual(held.sort(), [2, 2], 'each worker holds two device sessions');
+
+      for (const device of devices) {
+        const paused = await fetch(`${server.url}${Routes.devicePause.replace(':id', device.device_id)}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+        assert.equal(paused.status, 200, await paused.text());
+      }
+      await eventually('every device to get its pause', () => devices.every((d) => controls.get(d.device_id)!.some((c) => c.type === 'pause_lineage')), 30_000);
+      // Sent once, by the worker whose broker holds the device: a control published into the other broker would reach nobody until its resend.
+      const { rows } = await db.query<{ send_count: number }>(`SELECT send_count FROM edge_lineage_controls WHERE type = 'pause_lineage' AND device_id = ANY($1::uuid[])`, [devices.map((d) => d.device_id)]);
+      assert.deepEqual(rows.map((r) => r.send_count), [1, 1, 1, 1]);
     } finally {
-      await transport.close();
+      await Promise.all(transports.map((t) => t.close()));
     }
   });
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
@@ -186,4 +186,32 @@ export function processTree(pid: number): number[] {
     }
   };
   return [pid, ...children(pid).flatMap(processTree)];
+}
+
+/**
+ * How many established TCP connections the process holds on local `port` (its
+ * socket fds matched against /proc/net/tcp{,6}): which worker of a cluster took
+ * which connections.
+ */
+export function establishedConnections(pid: number, port: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (socket) inodes.add(socket[1]!);
+    } catch {
+      // An fd closed while listing.
+    }
+  }
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const ESTABLISHED = '01';
+  let count = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10) continue;
+      if (fields[1]!.endsWith(`:${hexPort}`) && fields[3] === ESTABLISHED && inodes.has(fields[9]!)) count += 1;
+    }
+  }
+  return count;
 }

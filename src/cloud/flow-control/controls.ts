@@ -1,5 +1,6 @@
 import { uuidv7 } from 'uuidv7';
 import type { ControlAck, ControlMessage, PauseReason, ResumeReason } from '../../protocol/control.js';
+import { arrayParam } from '../store/array-param.js';
 import type { BatchedLookup } from '../store/batched-lookup.js';
 import type { Queryable } from '../store/store.js';
 
@@ -82,12 +83,14 @@ export async function recordControlAck(db: Queryable, deviceId: string, ack: Con
  * Claims pending controls that are due (never sent, or unacked past their resend
  * time) and schedules the next resend with a growing interval, so a device that is
  * offline for days is not sent the same control every few seconds. SKIP LOCKED
- * lets several server processes share the work without sending twice.
+ * lets several server processes share the work without sending twice; with
+ * `deviceIds` only those devices' controls are claimed (the ones a broker holds).
  */
-export async function claimDueControls(db: Queryable, options: { limit: number; resendMs: number; maxResendMs: number }): Promise<OutgoingControl[]> {
+export async function claimDueControls(db: Queryable, options: { limit: number; resendMs: number; maxResendMs: number; deviceIds?: readonly string[] }): Promise<OutgoingControl[]> {
   const { rows } = await db.query<{ project_id: string; device_id: string; message: ControlMessage }>(
     `WITH due AS (
        SELECT id FROM edge_lineage_controls WHERE state = 'pending' AND next_send_at <= now()
+         AND ($4::uuid[] IS NULL OR device_id = ANY($4::uuid[]))
        ORDER BY next_send_at LIMIT $1 FOR UPDATE SKIP LOCKED
      )
      UPDATE edge_lineage_controls AS c
@@ -96,7 +99,7 @@ export async function claimDueControls(db: Queryable, options: { limit: number; 
        FROM due, devices AS d
       WHERE c.id = due.id AND d.id = c.device_id
      RETURNING d.project_id, c.device_id::text AS device_id, c.message`,
-    [options.limit, options.resendMs, options.maxResendMs],
+    [options.limit, options.resendMs, options.maxResendMs, options.deviceIds ? arrayParam(options.deviceIds) : null],
   );
   return rows.map((r) => ({ projectId: r.project_id, deviceId: r.device_id, message: r.message })).sort((a, b) => (a.message.control_id < b.message.control_id ? -1 : 1));
 }

@@ -9,6 +9,13 @@ import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 /** Where controls go out to devices (the MQTT downlink); HTTP devices fetch theirs instead. */
 export interface ControlSink {
   sendControl(control: OutgoingControl): Promise<void>;
+  /**
+   * The devices this sink reaches now, or undefined for any device. An embedded
+   * broker reaches only the devices connected to it: with several server
+   * processes each runs its own, and a control published into the wrong one is
+   * lost until its resend; a device that is away gets its controls when it connects.
+   */
+  reachableDevices(): readonly string[] | undefined;
 }
 
 export interface FlowControllerOptions {
@@ -105,8 +112,10 @@ export class FlowController {
     const sink = this.#sink;
     if (!sink) return 0;
     const options = { limit: PAGE, resendMs: this.#options.resendMs ?? CONTROL_RESEND_MS, maxResendMs: this.#options.maxResendMs ?? CONTROL_MAX_RESEND_MS };
+    const deviceIds = sink.reachableDevices();
+    if (deviceIds?.length === 0) return 0;
     let sent = 0;
-    for (const control of await claimDueControls(this.#options.store, options)) {
+    for (const control of await claimDueControls(this.#options.store, { ...options, ...(deviceIds ? { deviceIds } : {}) })) {
       try {
         await sink.sendControl(control);
         sent += 1;

@@ -82,10 +82,12 @@ export class EmbeddedBroker {
   readonly pubacks: PubackHold;
   readonly #sockets: Set<Socket>;
   readonly #stopWatch: () => void;
+  readonly #devices: DeviceSessions;
 
-  private constructor(aedes: Aedes, pubacks: PubackHold, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => void) {
+  private constructor(aedes: Aedes, pubacks: PubackHold, devices: DeviceSessions, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => void) {
     this.aedes = aedes;
     this.pubacks = pubacks;
+    this.#devices = devices;
     this.#servers = servers;
     this.#sockets = sockets;
     this.#stopWatch = stopWatch;
@@ -130,11 +132,16 @@ export class EmbeddedBroker {
         stopRevocations();
         clearInterval(sweep);
       };
-      return new EmbeddedBroker(aedes, pubacks, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl, stopWatch);
+      return new EmbeddedBroker(aedes, pubacks, devices, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl, stopWatch);
     } catch (error) {
       await closeAll(aedes, servers, sockets);
       throw error;
     }
+  }
+
+  /** The devices signed in to this broker now. */
+  get connectedDevices(): string[] {
+    return this.#devices.deviceIds;
   }
 
   async close(): Promise<void> {

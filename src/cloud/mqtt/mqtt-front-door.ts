@@ -40,6 +40,8 @@ export interface MqttFrontDoorOptions {
   telemetry?: TelemetryService;
   /** Group commit shared with the HTTP front door; each batch alone when absent. */
   group?: GroupCommitter;
+  /** The devices the link reaches now (an embedded broker's connected devices); any device when absent. */
+  reachableDevices?: () => readonly string[];
 }
 
 /**
@@ -83,6 +85,10 @@ export class MqttFrontDoor implements ControlSink {
   /** Waits for the messages already taken to be answered. */
   async drain(): Promise<void> {
     await this.#queue.idle();
+  }
+
+  reachableDevices(): readonly string[] | undefined {
+    return this.#o.reachableDevices?.();
   }
 
   async sendControl(control: OutgoingControl): Promise<void> {

@@ -118,6 +118,7 @@ export class MqttService {
       onDeviceSeen: (deviceId) => deps.activity.seen(deviceId, 'mqtt'),
       ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
       ...(deps.group ? { group: deps.group } : {}),
+      ...(broker ? { reachableDevices: () => broker.connectedDevices } : {}),
     });
     const filters = [channelFilter('rowBatch'), channelFilter('controlAck'), ...(deps.telemetry ? [channelFilter('telemetryBatch')] : [])];
     try {
