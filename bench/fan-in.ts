@@ -249,7 +249,7 @@ export async function benchFanIn(report: BenchReport, dir: string): Promise<void
             progress(`fan-in ${kind} (${policy}): ${JSON.stringify({ ...sample, ...cpu })} server RSS ${rss} MiB`);
             const via = {
               'mqtt-broker': `Mosquitto ${broker?.version} in its own process (files from admin mqtt-config, max_queued_messages ${BROKER_QUEUE_LIMIT}; its CPU counted), ${servers.length} server process${servers.length > 1 ? 'es' : ''} on --mqtt-url sharing one subscription (their CPU summed), at most ${BROKER_QUEUE_LIMIT} batches unanswered`,
-              mqtt: `embedded broker (in the first of the server's ${workers} worker process${workers > 1 ? 'es' : ''}), at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)`,
+              mqtt: `embedded broker${workers > 1 ? ` in each of the server's ${workers} worker processes (the cluster hands each device connection to the next; their CPU summed)` : ''}, at most ${BROKER_QUEUE_LIMIT} batches unanswered (Mosquitto's max_queued_messages)`,
               http: `HTTP keep-alive, the server's connections spread over ${workers} worker process${workers > 1 ? 'es' : ''} (--workers ${workers}; their CPU summed)`,
             }[kind];
             report.add({
