@@ -6,6 +6,7 @@ import { revokeDevice } from '../../src/cloud/auth/devices.js';
 import { CloudServer } from '../../src/cloud/server.js';
 import { deviceRoot, deviceTopic, UPLINK_CHANNELS } from '../../src/protocol/topics.js';
 import { newDevice } from '../support/cloud-fixtures.js';
+import { clientEvent, connectAsDevice } from '../support/mqtt-fixtures.js';
 import { eventually } from '../support/replication-check.js';
 import { openTestStore, type TestStore } from '../support/stores.js';
 
@@ -17,11 +18,6 @@ import { openTestStore, type TestStore } from '../support/stores.js';
 const MAX_PACKET = 64 * 1024;
 
 type Device = Awaited<ReturnType<typeof newDevice>>;
-
-/** The first `event` of an mqtt.js client (its emitter type is its own, not node's). */
-function once(client: MqttClient, event: 'connect' | 'close' | 'error'): Promise<unknown[]> {
-  return new Promise((resolve) => client.once(event, (...args: unknown[]) => resolve(args)));
-}
 
 describe('embedded MQTT broker under a hostile device', () => {
   let handle: TestStore;
@@ -45,19 +41,14 @@ describe('embedded MQTT broker under a hostile device', () => {
     await handle.close();
   });
 
-  async function connectDevice(device: Device): Promise<MqttClient> {
-    const client = mqtt.connect(server.mqtt!.url, { clientId: device.device_id, username: device.device_id, password: device.token, reconnectPeriod: 0, clean: true });
-    clients.push(client);
-    await once(client, 'connect');
-    return client;
-  }
+  const connectDevice = (device: Device): Promise<MqttClient> => connectAsDevice(server.mqtt!.url, device, clients);
   const uplink = (device: Device, channel = UPLINK_CHANNELS[0]!) => deviceTopic(deviceRoot(device.project_id, device.device_id), channel);
 
   test('a packet declaring more than the limit disconnects the client as soon as its length is read', async () => {
     const device = await newDevice(handle.store, 'oversized');
     const client = await connectDevice(device);
     const before = server.mqtt!.stats.oversizedPackets;
-    const closed = once(client, 'close');
+    const closed = clientEvent(client, 'close');
     // A PUBLISH header declaring 100 MB, followed by a few bytes only: the broker must not wait for (or buffer) the rest.
     let length = 100 * 1024 * 1024;
     const varint: number[] = [];
@@ -73,7 +64,7 @@ describe('embedded MQTT broker under a hostile device', () => {
 
     // A whole publish just over the limit is refused too; one under it is taken.
     const again = await connectDevice(device);
-    const closedAgain = once(again, 'close');
+    const closedAgain = clientEvent(again, 'close');
     again.publish(uplink(device), Buffer.alloc(MAX_PACKET + 1, 0x20), { qos: 0 });
     await closedAgain;
     assert.equal(server.mqtt!.stats.oversizedPackets, before + 2);
@@ -87,7 +78,7 @@ describe('embedded MQTT broker under a hostile device', () => {
     for (const channel of UPLINK_CHANNELS) {
       const client = await connectDevice(device);
       const denied = server.mqtt!.stats.deniedPublishes;
-      const closed = once(client, 'close');
+      const closed = clientEvent(client, 'close');
       client.publish(uplink(device, channel), Buffer.from('{}'), { qos: 1, retain: true });
       await closed;
       assert.equal(server.mqtt!.stats.deniedPublishes, denied + 1, channel);
@@ -98,14 +89,14 @@ describe('embedded MQTT broker under a hostile device', () => {
     const device = await newDevice(handle.store, 'revoked');
     const client = await connectDevice(device);
     const started = Date.now();
-    const closed = once(client, 'close');
+    const closed = clientEvent(client, 'close');
     await revokeDevice(handle.store, device.device_id);
     await closed;
     assert.ok(Date.now() - started < 3_000, `closed after ${Date.now() - started} ms`);
     await eventually('the disconnect is counted', async () => server.mqtt!.stats.revokedDisconnects >= 1, 5_000);
     const retry = mqtt.connect(server.mqtt!.url, { clientId: device.device_id, username: device.device_id, password: device.token, reconnectPeriod: 0 });
     clients.push(retry);
-    const [error] = (await once(retry, 'error')) as [Error & { code?: number }];
+    const [error] = (await clientEvent(retry, 'error')) as [Error & { code?: number }];
     assert.equal(error.code, 4, error.message);
   });
 });

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
 
 /**
  * Real MQTT parts for tests: Debian's mosquitto clients (a client that is not
@@ -12,6 +13,19 @@ import { join } from 'node:path';
 
 export const mosquittoClientsInstalled = spawnSync('mosquitto_pub', ['--help']).error === undefined;
 export const mosquittoInstalled = spawnSync('mosquitto', ['-h']).error === undefined;
+
+/** The first `event` of an mqtt.js client (its emitter type is its own, not node's). */
+export function clientEvent(client: MqttClient, event: 'connect' | 'close' | 'error'): Promise<unknown[]> {
+  return new Promise((resolve) => client.once(event, (...args: unknown[]) => resolve(args)));
+}
+
+/** An mqtt.js client signed in to `url` as the device (client id and username its id, password its token), once connected; added to `opened` at once, for the test to end. */
+export async function connectAsDevice(url: string, device: { device_id: string; token: string }, opened: MqttClient[]): Promise<MqttClient> {
+  const client = mqtt.connect(url, { clientId: device.device_id, username: device.device_id, password: device.token, reconnectPeriod: 0, clean: true });
+  opened.push(client);
+  await clientEvent(client, 'connect');
+  return client;
+}
 
 export const REAL_MOSQUITTO_URL = process.env.SYNCLINE_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 

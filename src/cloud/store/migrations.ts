@@ -15,6 +15,7 @@ import { rejectedRowsIndex } from './migrations/0015-rejected-rows-index.js';
 import { lineageFlowTriggerWhen } from './migrations/0016-lineage-flow-trigger-when.js';
 import { ingestWriteCost } from './migrations/0017-ingest-write-cost.js';
 import { bundleChunks } from './migrations/0018-bundle-chunks.js';
+import { revokedDevicesIndex } from './migrations/0019-revoked-devices-index.js';
 import type { Store } from './store.js';
 
 export interface Migration {
@@ -29,7 +30,7 @@ export interface Migration {
  * Every schema version, in order. To add one, write `migrations/000N-name.ts`
  * exporting a Migration and append it here; released entries never change.
  */
-export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson, telemetryFlow, fleetActivity, rejectedRowsIndex, lineageFlowTriggerWhen, ingestWriteCost, bundleChunks];
+export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson, telemetryFlow, fleetActivity, rejectedRowsIndex, lineageFlowTriggerWhen, ingestWriteCost, bundleChunks, revokedDevicesIndex];
 
 /**
  * An arbitrary constant shared by every Syncline process: the transaction-scoped
