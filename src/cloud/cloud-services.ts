@@ -53,7 +53,7 @@ export interface CloudServices {
   /** Device activity (last seen, transport, pull watermarks, two-way counters), written in the background. */
   activity: ActivityRecorder;
   /** Options of the HTTP routes, wired to these workers (the MQTT stats come from whoever runs a broker). */
-  routes(mqttStats?: () => MqttStats | undefined): AppOptions;
+  routes(mqttStats?: () => Promise<MqttStats | undefined>): AppOptions;
   /** Runs the replay worker, flow control, telemetry maintenance, the conversion of legacy mirrors to digest keys and the activity writer until the signal aborts. */
   run(signal: AbortSignal): Promise<void>;
 }

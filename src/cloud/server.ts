@@ -7,7 +7,7 @@ import { buildApp, registeredRoutes } from './http/build-app.js';
 import { closingLettingRequestsFinish, httpLimits, type HttpLimits } from './http/connection-limits.js';
 import { HealthBoard } from './health.js';
 import { countStoreErrors } from './metrics/counted-store.js';
-import { clusterIngestTotals, workerMetricsSource } from './metrics/cluster-metrics.js';
+import { clusterIngestTotals, clusterMqttStats, workerMetricsSource } from './metrics/cluster-metrics.js';
 import { serverRegistry, startMetricsServer } from './metrics/metrics-routes.js';
 import { MqttService, type CloudMqttOptions } from './mqtt/mqtt-service.js';
 import { sharedWakeAuth } from './shared/shared-service.js';
@@ -75,10 +75,12 @@ export class CloudServer {
       mqtt: () => mqtt && { ...mqtt.load, stats: mqtt.stats },
       ...(shared ? { snapshots: () => ({ open: shared.snapshots.openCount, bytes: shared.snapshots.heldBytes }) } : {}),
     });
-    const metrics = options.clusterWorker ? workerMetricsSource(registry) : registry;
+    const metrics = options.clusterWorker ? workerMetricsSource(registry, () => mqtt?.stats) : registry;
     const clusterWide = options.clusterWorker ? { ingestTotals: clusterIngestTotals } : {};
+    // A worker's own MQTT counters are its broker's share of the devices: the route answers with every worker's sum.
+    const mqttStats = options.clusterWorker ? clusterMqttStats : async () => mqtt?.stats;
     const health = new HealthBoard(options.logger.child({ component: 'health' }));
-    const app = await buildApp({ ...services.routes(() => mqtt?.stats), metrics, ...clusterWide, health, httpLimits: connectionLimits, ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}) });
+    const app = await buildApp({ ...services.routes(mqttStats), metrics, ...clusterWide, health, httpLimits: connectionLimits, ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}) });
     // Before listen: the stop has to know every connection.
     const closeApp = closingLettingRequestsFinish(app.server);
     const host = options.host ?? '127.0.0.1';

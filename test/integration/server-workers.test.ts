@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { uuidv7 } from 'uuidv7';
+import { mqttStatsAnswerSchema } from '../../src/protocol/admin-answers.js';
 import type { ControlMessage } from '../../src/protocol/control.js';
 import { Routes } from '../../src/protocol/constants.js';
 import { MqttTransport } from '../../src/transport/mqtt-transport.js';
@@ -22,10 +23,11 @@ const TABLE: TableSpec = { table: 'readings', columns: [{ name: 'id', type: 'INT
 const batchOf = (epoch: string, from: number, n: number) =>
   JSON.stringify(wireBatch(TABLE, Array.from({ length: n }, (_, i) => ({ seq: from + i, op: 'insert' as const, pk: [BigInt(from + i)], row: [BigInt(from + i), `note ${from + i}`] })), { epoch }));
 
-/** One POST on a connection of its own (no keep-alive): the cluster hands each new connection to the next worker. */
-function postAlone(url: string, token: string, body: string): Promise<{ status: number; text: string }> {
+/** One request (a POST with `body`, else a GET) on a connection of its own (no keep-alive): the cluster hands each new connection to the next worker. */
+function requestAlone(url: string, path: string, token: string, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}${Routes.rowBatch}`, { method: 'POST', agent: false, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+    const headers = { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    const req = request(`${url}${path}`, { method: body === undefined ? 'GET' : 'POST', agent: false, headers }, (res) => {
       let text = '';
       res.on('data', (chunk: Buffer) => (text += chunk.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
@@ -34,6 +36,7 @@ function postAlone(url: string, token: string, body: string): Promise<{ status: 
     req.end(body);
   });
 }
+const postAlone = (url: string, token: string, body: string) => requestAlone(url, Routes.rowBatch, token, body);
 
 const workersOf = (server: ServerProcess) => processTree(server.child.pid!).slice(1);
 
@@ -104,6 +107,14 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
       }
       const held = workersOf(server).map((pid) => establishedConnections(pid, mqttPort));
       assert.deepEqual(held.sort(), [2, 2], 'each worker holds two device sessions');
+      // Whichever worker answers (a connection of its own each time, so both do), the counters are both brokers' sum.
+      for (let i = 0; i < 2; i++) {
+        const stats = await requestAlone(server.url, Routes.mqttStats, server.adminToken);
+        assert.equal(stats.status, 200, stats.text);
+        const { mqtt } = mqttStatsAnswerSchema.parse(JSON.parse(stats.text));
+        assert.equal(mqtt?.batchesAcked, 4);
+        assert.equal(mqtt?.batchesReceived, 4);
+      }
 
       for (const device of devices) {
         const paused = await fetch(`${server.url}${Routes.devicePause.replace(':id', device.device_id)}`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json' }, body: '{}' });

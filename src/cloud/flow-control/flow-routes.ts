@@ -25,8 +25,8 @@ export interface FlowRoutesOptions {
   adminToken: string;
   bodyLimit: number;
   limits: FlowLimits;
-  /** The MQTT front door's counters, when MQTT is on. */
-  mqttStats?: () => MqttStats | undefined;
+  /** The MQTT front door's counters (every worker's sum under --workers), when MQTT is on. */
+  mqttStats?: () => Promise<MqttStats | undefined>;
   /** After an action issued a control or requested a replay. */
   onChange?: () => void;
 }
@@ -91,7 +91,7 @@ export async function flowAdminRoutes(app: FastifyInstance, options: FlowRoutesO
     options.onChange?.();
     return answer;
   });
-  app.get(Routes.mqttStats, async () => ({ mqtt: options.mqttStats?.() ?? null }));
+  app.get(Routes.mqttStats, async () => ({ mqtt: (await options.mqttStats?.()) ?? null }));
   app.get(Routes.mqttBrokerConfig, async () => listBrokerAccounts(store));
 }
 

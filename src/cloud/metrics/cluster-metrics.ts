@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import { newMqttStats, type MqttStats } from '../mqtt/mqtt-stats.js';
 import { ingestTotals, type IngestTotals } from './instruments.js';
 
 /** What /metrics serves: one registry, or the sum of a cluster's. */
@@ -12,19 +13,25 @@ export interface MetricsSource {
 /** A worker's question to the primary, and the answer. */
 const ASK = 'syncline:metrics';
 const ANSWER = 'syncline:metrics-answer';
-/** A worker's question for the ingest totals summed over every worker; the primary puts TOTALS to each worker and sums. */
-const SUM_ASK = 'syncline:ingest-sum';
-const SUM_ANSWER = 'syncline:ingest-sum-answer';
-const TOTALS = 'syncline:ingest-totals';
-const TOTALS_ANSWER = 'syncline:ingest-totals-answer';
+/** A worker's question for counters summed over every worker; the primary puts COUNTS to each worker and sums. */
+const SUM_ASK = 'syncline:counter-sum';
+const SUM_ANSWER = 'syncline:counter-sum-answer';
+const COUNTS = 'syncline:counters';
+const COUNTS_ANSWER = 'syncline:counters-answer';
 /** prom-client answers the primary's own request within 5 s or fails it; a worker waits a little longer. */
 const ANSWER_WAIT_MS = 6_000;
+
+/** Counters a worker keeps in memory that the whole server's answer must add up: ingest totals (the console's live rates), the MQTT front door's. */
+type CounterSet = 'ingest' | 'mqtt';
+type Counts = Record<string, number>;
 
 interface Message {
   type: string;
   id: string;
   text?: string;
-  totals?: IngestTotals;
+  set?: CounterSet;
+  /** A worker's counters of `set`, or null when it keeps none (no MQTT front door). */
+  counts?: Counts | null;
   error?: string;
 }
 
@@ -40,7 +47,7 @@ interface Channel {
 }
 
 /** Sends `type` over the channel and resolves with the answer of `answerType` to it (the other end is a process away: a bounded wait). */
-function ask(channel: Channel, type: string, answerType: string, who: string): Promise<Message> {
+function ask(channel: Channel, question: { type: string; set?: CounterSet }, answerType: string, who: string): Promise<Message> {
   return new Promise<Message>((resolve, reject) => {
     const id = randomUUID();
     const timer = setTimeout(() => done(new Error(`${who} did not answer within ${ANSWER_WAIT_MS} ms`)), ANSWER_WAIT_MS);
@@ -55,7 +62,7 @@ function ask(channel: Channel, type: string, answerType: string, who: string): P
       else resolve(message!);
     };
     channel.on('message', onMessage);
-    channel.send({ type, id });
+    channel.send({ ...question, id });
   });
 }
 
@@ -69,25 +76,46 @@ const toPrimary: Channel = {
 /**
  * In a worker of `syncline server --workers N`: registers this process's
  * registry for the primary's aggregation (prom-client's AggregatorRegistry asks
- * every worker over IPC), and returns what the API port's /metrics serves: the
- * whole server's figures from the primary, not the one worker that took the scrape.
+ * every worker over IPC), answers the primary's questions for its in-memory
+ * counters, and returns what the API port's /metrics serves: the whole server's
+ * figures from the primary, not the one worker that took the scrape.
  */
-export function workerMetricsSource(local: Registry): MetricsSource {
+export function workerMetricsSource(local: Registry, mqttStats: () => MqttStats | undefined): MetricsSource {
   // The constructor installs prom-client's worker-side listener; the instance itself is not used.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([local]);
+  const countsOf = async (set: CounterSet | undefined): Promise<Counts | null> => {
+    if (set !== 'mqtt') return { ...(await ingestTotals()) };
+    const stats = mqttStats();
+    return stats ? { ...stats } : null;
+  };
   process.on('message', (message: unknown) => {
-    if (!isMessage(message, TOTALS)) return;
-    ingestTotals().then((totals) => process.send?.({ type: TOTALS_ANSWER, id: message.id, totals } satisfies Message));
+    if (!isMessage(message, COUNTS)) return;
+    countsOf(message.set).then((counts) => process.send?.({ type: COUNTS_ANSWER, id: message.id, counts } satisfies Message));
   });
-  return { contentType: local.contentType, metrics: async () => (await ask(toPrimary, ASK, ANSWER, "the server's primary process")).text ?? '' };
+  return { contentType: local.contentType, metrics: async () => (await ask(toPrimary, { type: ASK }, ANSWER, "the server's primary process")).text ?? '' };
+}
+
+/** In a worker: `set`'s counters summed over every worker that keeps them (null when none does). */
+async function clusterSum(set: CounterSet): Promise<Counts | null> {
+  const { counts } = await ask(toPrimary, { type: SUM_ASK, set }, SUM_ANSWER, "the server's primary process");
+  if (counts === undefined) throw new Error(`the primary answered without the ${set} counters`);
+  return counts;
 }
 
 /** In a worker: the ingest counters summed over every worker, for the console's live rates. */
 export async function clusterIngestTotals(): Promise<IngestTotals> {
-  const { totals } = await ask(toPrimary, SUM_ASK, SUM_ANSWER, "the server's primary process");
-  if (!totals) throw new Error('the primary answered without ingest totals');
-  return totals;
+  const sum = (await clusterSum('ingest')) ?? {};
+  return { batches: sum.batches ?? 0, rows: sum.rows ?? 0, acks: sum.acks ?? 0, ackSeconds: sum.ackSeconds ?? 0 };
+}
+
+/** In a worker: the MQTT front door's counters summed over every worker's broker (GET /v1/admin/mqtt/stats), undefined without MQTT. */
+export async function clusterMqttStats(): Promise<MqttStats | undefined> {
+  const sum = await clusterSum('mqtt');
+  if (!sum) return undefined;
+  const stats = newMqttStats();
+  for (const key of Object.keys(stats) as (keyof MqttStats)[]) stats[key] = sum[key] ?? 0;
+  return stats;
 }
 
 /**
@@ -105,8 +133,8 @@ export function primaryMetricsSource(): MetricsSource {
         (error: unknown) => reply(worker, { type: ANSWER, id: message.id, error: (error as Error).message }),
       );
     } else if (isMessage(message, SUM_ASK)) {
-      sumOfWorkers().then(
-        (totals) => reply(worker, { type: SUM_ANSWER, id: message.id, totals }),
+      sumOfWorkers(message.set ?? 'ingest').then(
+        (counts) => reply(worker, { type: SUM_ANSWER, id: message.id, counts }),
         (error: unknown) => reply(worker, { type: SUM_ANSWER, id: message.id, error: (error as Error).message }),
       );
     }
@@ -114,15 +142,15 @@ export function primaryMetricsSource(): MetricsSource {
   return { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() };
 }
 
-/** Asks every connected worker for its ingest totals and adds them up; a worker that does not answer in time fails the sum. */
-function sumOfWorkers(): Promise<IngestTotals> {
+/** Asks every connected worker for its `set` counters and adds them up key by key; a worker that does not answer in time fails the sum. */
+async function sumOfWorkers(set: CounterSet): Promise<Counts | null> {
   const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
-  const one = async (worker: Worker): Promise<IngestTotals> => {
-    const { totals } = await ask(worker, TOTALS, TOTALS_ANSWER, `server worker ${worker.process.pid}`);
-    if (!totals) throw new Error('a worker answered without totals');
-    return totals;
-  };
-  return Promise.all(workers.map(one)).then((all) =>
-    all.reduce((sum, t) => ({ batches: sum.batches + t.batches, rows: sum.rows + t.rows, acks: sum.acks + t.acks, ackSeconds: sum.ackSeconds + t.ackSeconds }), { batches: 0, rows: 0, acks: 0, ackSeconds: 0 }),
-  );
+  const answers = await Promise.all(workers.map(async (worker) => (await ask(worker, { type: COUNTS, set }, COUNTS_ANSWER, `server worker ${worker.process.pid}`)).counts ?? null));
+  let sum: Counts | null = null;
+  for (const counts of answers) {
+    if (!counts) continue;
+    sum ??= {};
+    for (const [key, value] of Object.entries(counts)) sum[key] = (sum[key] ?? 0) + value;
+  }
+  return sum;
 }
