@@ -223,6 +223,15 @@ describeEachStore('telemetry in the cloud', (context) => {
     );
     // One point per row (temp; ts is the time column): every row once.
     assert.deepEqual(rows[0], { n: 32, last: '32' });
+    // A server that never saw the lineage (restarted, or another worker) reads what the store holds: a batch behind
+    // a stored one goes at once; one that overtook its predecessor waits for it, both taken in order.
+    const fresh = new TelemetryService({ store, policy: governancePolicy('auto'), logger, group });
+    const started = performance.now();
+    assert.equal((await fresh.ingest(device, b(33, 32), 10)).status, 'accepted');
+    assert.ok(performance.now() - started < 800, `${performance.now() - started} ms`);
+    const restarted = new TelemetryService({ store, policy: governancePolicy('auto'), logger, group });
+    const behind = await Promise.all([restarted.ingest(device, b(41, 40), 10), new Promise((resolve) => setTimeout(resolve, 50)).then(() => restarted.ingest(device, b(37, 36), 10))]);
+    assert.deepEqual(behind.map((a) => [a.status, a.last_seq]), [['accepted', 44], ['accepted', 40]]);
     // after_seq must lie below the batch's rows.
     assert.throws(() => readingBatch('pipe_t', 5, 2, epoch, undefined, 5), (e) => isSynclineError(e) && e.code === 'row_count_mismatch');
   });

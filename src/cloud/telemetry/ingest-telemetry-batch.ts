@@ -9,7 +9,7 @@ import { recordSegment, storedAck } from '../ingest/segment-ledger.js';
 import { transactionWithRetry, type Queryable, type Store } from '../store/store.js';
 import { toStoredJson } from '../type-mapping.js';
 import { LineageGate, telemetryRunner, type TelemetryJob } from './telemetry-group.js';
-import { advanceTelemetryLineage, checkFollows, lockTelemetryLineage } from './telemetry-lineage.js';
+import { advanceTelemetryLineage, checkFollows, lockTelemetryLineage, storedTelemetrySeq } from './telemetry-lineage.js';
 import { approveMapping, autoDecision, mappingFor, type TelemetryMapping } from './telemetry-mappings.js';
 import type { TelemetryPartitions } from './telemetry-partitions.js';
 import { prepareValues, valuesAfter, writeValues, type PreparedValues } from './telemetry-write.js';
@@ -99,7 +99,8 @@ export class TelemetryIngest {
     // One whose mapping is approved already runs set-based with the group's other such batches.
     const job: GroupJob<BatchAck> = { lockKey: `telemetry\u0000${device.device_id}\u0000${batch.source_table}`, rows: batch.rows.length, inGroup: inTransaction, alone };
     const group = this.#o.group;
-    const ack = await this.#gate.run(job.lockKey, { after: batch.after_seq, last: batch.last_seq }, () => {
+    const order = { epoch: batch.journal_epoch, after: batch.after_seq, last: batch.last_seq, stored: () => storedTelemetrySeq(this.#store, device.device_id, batch.source_table, batch.journal_epoch) };
+    const ack = await this.#gate.run(job.lockKey, order, () => {
       if (!group) return alone();
       if (!prepared) return group.submit(job);
       const setJob: TelemetryJob = { ...job, together: telemetryRunner, device, batch, byteCount, values: prepared };

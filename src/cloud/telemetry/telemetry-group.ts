@@ -96,6 +96,13 @@ export const telemetryRunner: SetRunner = {
 /** How long a batch with after_seq waits for its predecessor to reach this process before it goes on (and is answered telemetry_too_early if that is still missing). */
 const HOLD_MS = 1000;
 
+/**
+ * Lineages whose last seq the gate remembers after their gates are gone. Only
+ * lineages pipelining now need it (a batch without after_seq never asks); a
+ * forgotten one costs its next pipelined batch one read of the store's cursor.
+ */
+export const REMEMBERED_LINEAGES = 20_000;
+
 interface Gate {
   /** The lineage's batches handed to the group committer and not settled yet. */
   busy: number;
@@ -106,6 +113,15 @@ interface Gate {
   /** Batches waiting for their predecessor (after_seq) to reach the gate. */
   held: { after: number; go: () => void }[];
   users: number;
+}
+
+/** Where a batch sits in its lineage, and how to learn what the store holds when the gate does not remember. */
+export interface GateOrder {
+  epoch: string;
+  after: number | undefined;
+  last: number;
+  /** The lineage's last stored seq in `epoch` (0 in another epoch). */
+  stored: () => Promise<number>;
 }
 
 /**
@@ -121,17 +137,42 @@ interface Gate {
  */
 export class LineageGate {
   readonly #gates = new Map<string, Gate>();
-  /** Per lineage, the highest last seq of a batch that reached the gate (kept after its gate is gone: the next batch follows it). */
-  readonly #reached = new Map<string, number>();
+  /**
+   * Per lineage, the epoch and highest last seq of a batch that reached the gate,
+   * kept after its gate is gone (the next batch follows it), most recently
+   * reached last. At most `#capacity`: the longest unused go first. A batch
+   * whose lineage is forgotten (or in another epoch) asks the store instead,
+   * which holds every predecessor that settled; one still on its way is waited
+   * for as before.
+   */
+  readonly #reached = new Map<string, { epoch: string; seq: number }>();
+  readonly #capacity: number;
 
-  async run<T>(key: string, order: { after: number | undefined; last: number }, fn: () => Promise<T>): Promise<T> {
+  constructor(capacity = REMEMBERED_LINEAGES) {
+    this.#capacity = capacity;
+  }
+
+  /** Lineages remembered now. */
+  get remembered(): number {
+    return this.#reached.size;
+  }
+
+  async run<T>(key: string, order: GateOrder, fn: () => Promise<T>): Promise<T> {
     let gate = this.#gates.get(key);
     if (!gate) this.#gates.set(key, (gate = { busy: 0, open: false, waiting: [], held: [], users: 0 }));
     gate.users += 1;
     try {
-      if (order.after !== undefined && (this.#reached.get(key) ?? 0) < order.after) await hold(gate, order.after);
-      const reached = Math.max(this.#reached.get(key) ?? 0, order.last);
-      this.#reached.set(key, reached);
+      if (order.after !== undefined) {
+        let known = this.#seqIn(key, order.epoch);
+        if (known === undefined) {
+          const stored = await order.stored();
+          // A batch may have reached the gate while the store answered.
+          known = Math.max(stored, this.#seqIn(key, order.epoch) ?? 0);
+          this.#reach(key, order.epoch, known);
+        }
+        if (known < order.after) await hold(gate, order.after);
+      }
+      const reached = this.#reach(key, order.epoch, order.last);
       for (const h of gate.held.filter((h) => h.after <= reached)) h.go();
       while (gate.busy > 0 && !gate.open) await new Promise<void>((resolve) => gate.waiting.push(resolve));
       if (gate.busy === 0) {
@@ -150,6 +191,21 @@ export class LineageGate {
       gate.users -= 1;
       if (gate.users === 0) this.#gates.delete(key);
     }
+  }
+
+  #seqIn(key: string, epoch: string): number | undefined {
+    const entry = this.#reached.get(key);
+    return entry?.epoch === epoch ? entry.seq : undefined;
+  }
+
+  /** Records that `seq` of `epoch` reached the gate (a new epoch starts over) and returns the lineage's highest. */
+  #reach(key: string, epoch: string, seq: number): number {
+    const highest = Math.max(this.#seqIn(key, epoch) ?? 0, seq);
+    // Deleted first so the key moves to the end: Map order is insertion order.
+    this.#reached.delete(key);
+    this.#reached.set(key, { epoch, seq: highest });
+    if (this.#reached.size > this.#capacity) this.#reached.delete(this.#reached.keys().next().value!);
+    return highest;
   }
 }
 

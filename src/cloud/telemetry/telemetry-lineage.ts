@@ -41,10 +41,22 @@ export async function advanceTelemetryLineage(tx: Queryable, id: string, update:
  */
 export function checkFollows(batch: Pick<TelemetryBatch, 'after_seq' | 'journal_epoch'>, lineage: TelemetryLineage, context: Record<string, unknown>): void {
   if (batch.after_seq === undefined) return;
-  const held = lineage.journal_epoch === batch.journal_epoch ? lineage.last_seq : 0;
+  const held = heldIn(lineage, batch.journal_epoch);
   if (batch.after_seq > held) {
     throw new SynclineError('telemetry_too_early', `the batch follows seq ${batch.after_seq}, the cloud holds up to ${held}: send it again once the batch before it is acknowledged`, { ...context, after_seq: batch.after_seq, last_seq: held });
   }
+}
+
+/** The lineage's last seq as a batch of `epoch` sees it: nothing of another epoch counts. */
+function heldIn(lineage: Pick<TelemetryLineage, 'journal_epoch' | 'last_seq'>, epoch: string): number {
+  return lineage.journal_epoch === epoch ? lineage.last_seq : 0;
+}
+
+/** What checkFollows would compare a batch of `epoch` with, read without a lock (0 for a lineage not seen yet). */
+export async function storedTelemetrySeq(db: Queryable, deviceId: string, table: string, epoch: string): Promise<number> {
+  const { rows } = await db.query<{ journal_epoch: string | null; last_seq: string }>('SELECT journal_epoch, last_seq FROM telemetry_lineages WHERE device_id = $1 AND source_table = $2', [deviceId, table]);
+  const row = rows[0];
+  return row ? heldIn({ journal_epoch: row.journal_epoch, last_seq: Number(row.last_seq) }, epoch) : 0;
 }
 
 /**
