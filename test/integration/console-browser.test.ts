@@ -218,18 +218,30 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     assert.ok(after.every((l) => l.device_state === 'sending'));
   });
 
-  test('a follow-up review of deferred columns marks them and asks for them alone', async () => {
+  test('an approval deferring a column links to the follow-up review, which marks the column and asks for it alone', async () => {
     const valves: TableSpec = { table: 'valves', columns: [{ name: 'id', type: 'INTEGER', pk: 1 }, { name: 'state', type: 'TEXT' }, { name: 'torque', type: 'INTEGER' }, { name: 'secret', type: 'TEXT' }] };
     await ship(valves, [{ seq: 1, op: 'insert', pk: [1n], row: [1n, 'open', 7n, 'x'] }]);
     const first = (await api('GET', `${Routes.schemaReviews}?status=queued`)).reviews.find((r: any) => r.source_table === 'valves');
-    const claimed = await api('POST', Routes.schemaReviewClaim.replace(':id', first.id), {});
-    const columns = [{ name: 'id', action: 'mirror' }, { name: 'state', action: 'mirror' }, { name: 'torque', action: 'defer' }, { name: 'secret', action: 'ignore' }];
-    const { follow_up_review: followUp } = await api('POST', Routes.schemaReviewApprove.replace(':id', first.id), { action_version: claimed.action_version, columns });
-    assert.ok(followUp, 'deferring a column opens a follow-up review');
 
+    // The first approval, from the console, defers torque: the notice says what waits and links to where it is decided.
     const page = await signIn(ADMIN_TOKEN, 1280);
-    await page.goto(`${server.url}${Routes.console}#/reviews/${followUp}`);
+    await page.goto(`${server.url}${Routes.console}#/reviews/${first.id}`);
+    await page.getByRole('button', { name: 'Claim this review' }).click();
+    await page.getByLabel('torque', { exact: true }).selectOption('defer');
+    await page.getByLabel('secret', { exact: true }).selectOption('ignore');
+    await page.getByRole('button', { name: 'Approve' }).click();
+    const notice = page.getByRole('status').filter({ hasText: 'Approved: mirrored into' });
+    await notice.getByText('Deferred torque: the lineage stays paused (new rows are staged, none is lost) until the follow-up review decides only these columns.').waitFor();
+    const followUp = (await api('GET', `${Routes.schemaReviews}?status=queued`)).reviews.find((r: any) => r.source_table === 'valves' && r.id !== first.id)?.id as string;
+    assert.ok(followUp, 'deferring a column opens a follow-up review');
+    const link = notice.getByRole('link', { name: 'the follow-up review' });
+    assert.equal(await link.getAttribute('href'), `#/reviews/${followUp}`);
+    await shot(page, 'review-deferred-1280');
+    await link.click();
+    await page.waitForURL(`**#/reviews/${followUp}`);
     await page.getByRole('heading', { name: 'Review of valves' }).waitFor();
+    await page.getByRole('button', { name: 'Claim this review' }).waitFor();
+    assert.equal(await page.getByRole('status').count(), 0, 'the first review\'s notice stays with it');
     // Marked for anyone reading the review, viewers included.
     await page.getByText('A follow-up of deferred columns: only these need a decision: torque.').waitFor();
     const compare = page.getByRole('table', { name: 'Incoming schema beside the previous one' });

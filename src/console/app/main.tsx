@@ -76,7 +76,8 @@ function Page({ hash, me }: { hash: string; me: WhoAmIAnswer }) {
     case 'api':
       return <ApiReference />;
     default:
-      return id ? <ReviewDetail id={decodeURIComponent(id)} me={me} /> : <Reviews />;
+      // Keyed: a notice about one review (its approval's link to a follow-up) must not stay on the next.
+      return id ? <ReviewDetail key={id} id={decodeURIComponent(id)} me={me} /> : <Reviews />;
   }
 }
 

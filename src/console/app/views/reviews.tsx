@@ -1,5 +1,6 @@
+import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { approveAnswerSchema, rejectAnswerSchema, reviewDetailSchema, reviewListSchema, reviewSchema, type ReviewDetailAnswer, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
+import { approveAnswerSchema, rejectAnswerSchema, reviewDetailSchema, reviewListSchema, reviewSchema, type ApproveAnswer, type ReviewDetailAnswer, type WhoAmIAnswer } from '../../../protocol/admin-answers.js';
 import { Routes } from '../../../protocol/constants.js';
 import { ApiError, call, path } from '../api.js';
 import { can, short, useLoad, when } from '../use-load.js';
@@ -123,7 +124,19 @@ function Samples({ review }: { review: ReviewDetailAnswer }) {
   );
 }
 
-function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: WhoAmIAnswer; onChanged: (message: string | null) => void }) {
+/** What an approval did. Deferred columns are decided in the follow-up review the server opened, so the notice links to it (the CLI names it too). */
+function approved(answer: ApproveAnswer): ComponentChildren {
+  const done = `Approved: mirrored into ${answer.mirror_table}${answer.replay ? `; replaying ${answer.replay.rows_total} staged rows` : ''}.`;
+  if (answer.deferred.length === 0 || !answer.follow_up_review) return done;
+  return (
+    <>
+      {done} Deferred {answer.deferred.join(', ')}: the lineage stays paused (new rows are staged, none is lost) until{' '}
+      <a href={`#/reviews/${answer.follow_up_review}`}>the follow-up review</a> decides only these columns.
+    </>
+  );
+}
+
+function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: WhoAmIAnswer; onChanged: (message: ComponentChildren) => void }) {
   const { asked, kept } = split(review);
   const [choices, setChoices] = useState<Record<string, Choice>>(() =>
     Object.fromEntries(asked.map((c) => [c.name, { action: c.state === 'ignored' ? 'ignore' : 'mirror', target: c.binding?.target_column ?? c.default_mirror.target_column, pg_type: c.binding?.pg_type ?? c.default_mirror.pg_type }])),
@@ -133,7 +146,7 @@ function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: Who
   const [error, setError] = useState<string | null>(null);
   const mine = review.status === 'in_review' && review.claimed_by === me.label;
   const set = (name: string, patch: Partial<Choice>) => setChoices((all) => ({ ...all, [name]: { ...all[name]!, ...patch } }));
-  const act = async (run: () => Promise<string>) => {
+  const act = async (run: () => Promise<ComponentChildren>) => {
     setBusy(true);
     setError(null);
     try {
@@ -165,7 +178,7 @@ function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: Who
         return choice.action === 'mirror_as' ? { name: c.name, action: 'mirror_as' as const, target: choice.target, pg_type: choice.pg_type } : { name: c.name, action: choice.action };
       });
       const answer = await call(approveAnswerSchema, at(Routes.schemaReviewApprove), { method: 'POST', body: { action_version: review.action_version, columns } });
-      return `Approved: mirrored into ${answer.mirror_table}${answer.replay ? `; replaying ${answer.replay.rows_total} staged rows` : ''}.`;
+      return approved(answer);
     });
   const reject = () => act(async () => (await call(rejectAnswerSchema, at(Routes.schemaReviewReject), { method: 'POST', body: { action_version: review.action_version, reason } }), 'Rejected.'));
   return (
@@ -212,7 +225,7 @@ function Decide({ review, me, onChanged }: { review: ReviewDetailAnswer; me: Who
 
 export function ReviewDetail({ id, me }: { id: string; me: WhoAmIAnswer }) {
   const { data: review, error, reload } = useLoad(() => call(reviewDetailSchema, path(Routes.schemaReview, { id })), [id]);
-  const [message, setMessage] = useState<string | null>(null);
+  const [message, setMessage] = useState<ComponentChildren>(null);
   if (error) return <p role="alert" class="error">{error}</p>;
   if (!review) return <p aria-busy="true">Loading…</p>;
   const open = review.status === 'queued' || review.status === 'in_review';
