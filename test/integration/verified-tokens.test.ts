@@ -2,8 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import { authenticateDevice, revokeDevice } from '../../src/cloud/auth/devices.js';
-import { DEVICE_REVOKED_CHANNEL, VerifiedTokens } from '../../src/cloud/auth/verified-tokens.js';
+import { listenForRevocations } from '../../src/cloud/auth/revocation-notices.js';
+import { VerifiedTokens } from '../../src/cloud/auth/verified-tokens.js';
+import { CloudServer } from '../../src/cloud/server.js';
 import type { Store } from '../../src/cloud/store/store.js';
+import { Routes } from '../../src/protocol/constants.js';
+import { DEVICE_REVOKED_CHANNEL } from '../../src/protocol/device-revocation.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
 import { newDevice } from '../support/cloud-fixtures.js';
 import { eventually } from '../support/replication-check.js';
@@ -40,18 +44,83 @@ describeEachStore('verified device tokens', (ctx) => {
     }
   });
 
-  test('a revocation made elsewhere is heard by its notification', async () => {
+  test('a revocation written by hand in SQL is announced by the database and heard at once', async () => {
     const cache = await VerifiedTokens.start(ctx.store, silent);
     try {
       const device = await newDevice(ctx.store);
       await verify(ctx.store, cache, device.token);
       assert.ok(cache.get(device.token));
-      // What revokeDevice in another server process sends (this process's own caches are not told directly).
+      // What an operator may run, or revokeDevice in another server process (this process's caches are not told directly).
       await ctx.store.query(`UPDATE devices SET revoked_at = now() WHERE id = $1`, [device.device_id]);
-      await ctx.store.query('SELECT pg_notify($1, $2)', [DEVICE_REVOKED_CHANNEL, device.device_id]);
-      await eventually('the notification drops the token', () => cache.get(device.token) === undefined, 10_000);
+      // The entry would live 30 s: only the notification drops it sooner.
+      await eventually('the notification drops the token', () => cache.get(device.token) === undefined, 2_000);
     } finally {
       await cache.stop();
+    }
+  });
+
+  test('the database announces a device once, when it is revoked or inserted revoked', async () => {
+    const heard: string[] = [];
+    const unlisten = await listenForRevocations(ctx.store, silent, { onRevoked: (deviceId) => heard.push(deviceId) });
+    try {
+      const updated = await newDevice(ctx.store, 'updated');
+      const kept = await newDevice(ctx.store, 'kept');
+      await ctx.store.query(`UPDATE devices SET revoked_at = now() WHERE id = $1`, [updated.device_id]);
+      // Neither a re-stamp of a revoked device, nor another column of an active one, nor revokeDevice on a revoked one is a revocation.
+      await ctx.store.query(`UPDATE devices SET revoked_at = now() - interval '1 day' WHERE id = $1`, [updated.device_id]);
+      await ctx.store.query(`UPDATE devices SET name = 'renamed', revoked_at = NULL WHERE id = $1`, [kept.device_id]);
+      await revokeDevice(ctx.store, updated.device_id);
+      const inserted = 'd0000000-0000-4000-8000-000000000020';
+      await ctx.store.query(`INSERT INTO devices (id, org_id, project_id, name, token_hash, revoked_at) VALUES ($1::uuid, 'default', 'default', 'restored', md5($1::text), now())`, [inserted]);
+      await eventually('both revocations are heard', () => heard.length >= 2, 5_000);
+      // A marker through the same channel, sent last: every notification before it has been delivered.
+      const marker = 'e0000000-0000-4000-8000-000000000000';
+      await ctx.store.query('SELECT pg_notify($1, $2)', [DEVICE_REVOKED_CHANNEL, marker]);
+      await eventually('the marker arrives', () => heard.includes(marker), 5_000);
+      assert.deepEqual(heard, [updated.device_id, inserted, marker]);
+    } finally {
+      await unlisten();
+    }
+  });
+
+  test('a notification that is not a device id is logged and skipped; the listener goes on', async () => {
+    const logged: { msg: string; channel?: string; payload?: string; err?: unknown }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as (typeof logged)[number]) });
+    const cache = await VerifiedTokens.start(ctx.store, logger);
+    try {
+      const device = await newDevice(ctx.store);
+      await verify(ctx.store, cache, device.token);
+      const foreign = ['not a device', '', JSON.stringify({ device_id: device.device_id }), `${device.device_id}${'x'.repeat(300)}`];
+      for (const payload of foreign) await ctx.store.query('SELECT pg_notify($1, $2)', [DEVICE_REVOKED_CHANNEL, payload]);
+      assert.ok(cache.get(device.token), 'a foreign payload drops nothing');
+      await ctx.store.query(`UPDATE devices SET revoked_at = now() WHERE id = $1`, [device.device_id]);
+      await eventually('the revocation after them is heard', () => cache.get(device.token) === undefined, 2_000);
+      // Notifications arrive in order, so those before the revocation's were read by now.
+      const skipped = logged.filter((line) => line.msg === 'ignored an unreadable device revocation notification');
+      assert.deepEqual(
+        skipped.map((line) => [line.channel, line.payload]),
+        foreign.map((payload) => [DEVICE_REVOKED_CHANNEL, payload.slice(0, 200)]),
+      );
+      for (const line of skipped) assert.ok(line.err, 'each says why it was skipped');
+    } finally {
+      await cache.stop();
+    }
+  });
+
+  test('over HTTP, a token revoked by a plain UPDATE is refused within moments, not after the cache TTL', async () => {
+    const server = await CloudServer.start({ store: ctx.store, httpPort: 0, adminToken: 'test-admin-token-0123456789', schemaPolicy: 'auto', logger: silent });
+    try {
+      const device = await newDevice(ctx.store);
+      // An empty batch: the token is checked (and remembered) before the body is, which is refused as invalid.
+      const send = async () => (await fetch(`${server.url}${Routes.rowBatch}`, { method: 'POST', headers: { authorization: `Bearer ${device.token}`, 'content-type': 'application/json' }, body: '{}' })).status;
+      assert.equal(await send(), 400);
+      assert.equal(await send(), 400);
+      await ctx.store.query(`UPDATE devices SET revoked_at = now() WHERE id = $1`, [device.device_id]);
+      const started = Date.now();
+      await eventually('the revoked token is refused', async () => (await send()) === 401, 2_000);
+      assert.ok(Date.now() - started < 2_000, `refused after ${Date.now() - started} ms`);
+    } finally {
+      await server.stop();
     }
   });
 

@@ -3,7 +3,7 @@ import { SynclineError } from '../../protocol/errors.js';
 import { mosquittoPasswordHash } from '../mqtt/mosquitto-password.js';
 import type { Queryable } from '../store/store.js';
 import { generateDeviceToken, hashToken, looksLikeDeviceToken } from './tokens.js';
-import { DEVICE_REVOKED_CHANNEL, forgetRevokedDevice } from './verified-tokens.js';
+import { forgetRevokedDevice } from './verified-tokens.js';
 
 /** Who a request comes from; derived from the credential only, never from a payload. */
 export interface DeviceIdentity {
@@ -118,15 +118,12 @@ export function isUuid(text: string): boolean {
 /**
  * Revokes a device's token; revoking twice keeps the first revocation time. The
  * token stops working at once: this process's verified-token caches drop it
- * before this returns, and the NOTIFY (sent at commit) tells other processes'.
+ * before this returns, and the NOTIFY that the database's trigger sends at
+ * commit (migration 0020, for every revocation) tells other processes'.
  */
 export async function revokeDevice(db: Queryable, deviceId: string): Promise<DeviceRecord> {
   if (!isUuid(deviceId)) throw new SynclineError('not_found', 'no such device', { device_id: deviceId.slice(0, 64) });
-  const { rows } = await db.query<DeviceRow>(
-    `WITH revoked AS (UPDATE devices SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ${DEVICE_COLUMNS})
-     SELECT revoked.* FROM revoked, pg_notify($2, revoked.id::text)`,
-    [deviceId, DEVICE_REVOKED_CHANNEL],
-  );
+  const { rows } = await db.query<DeviceRow>(`UPDATE devices SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING ${DEVICE_COLUMNS}`, [deviceId]);
   const row = rows[0];
   if (!row) throw new SynclineError('not_found', 'no such device', { device_id: deviceId });
   forgetRevokedDevice(row.id);

@@ -1,15 +1,13 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { DeviceIdentity } from './devices.js';
-
-/** revokeDevice notifies this channel with the device id, so every server process on the database drops its verified tokens. */
-export const DEVICE_REVOKED_CHANNEL = 'syncline_device_revoked';
+import { listenForRevocations } from './revocation-notices.js';
 
 /** How long a verified token is trusted without asking the database again: a bound for what no notification reports. */
 export const VERIFIED_TOKEN_TTL_MS = 30_000;
 const MAX_VERIFIED_TOKENS = 50_000;
 
-/** Every cache of this process, told of a revocation here before revokeDevice returns (a NOTIFY arrives a moment later). */
+/** Every cache of this process, told of a revocation here before revokeDevice returns (the database's NOTIFY arrives a moment later). */
 const caches = new Set<VerifiedTokens>();
 
 /** Drops the device's verified tokens in every cache of this process. */
@@ -27,12 +25,13 @@ interface Verified {
  * second, and checking its token each time was a SHA-256 and a statement (its
  * parse, plan and answer) per request. Kept by the token itself, which this
  * process holds anyway while it serves the token's requests, so a hit hashes
- * nothing. Revocation still
- * counts at once: revokeDevice drops the device here before it answers, and
- * other processes hear its NOTIFY. Without a LISTEN connection (not yet
- * listening, or lost) nothing is cached, since a revocation could go unheard;
- * and a lookup that began before any revocation heard since is not cached
- * either (its row may predate the revocation).
+ * nothing. Revocation still counts at once: revokeDevice drops the device here
+ * before it answers, and every process hears the NOTIFY the database sends for
+ * any revocation (revokeDevice in any process, or an UPDATE written by hand).
+ * Without a LISTEN connection (not yet listening, or lost) nothing is cached,
+ * since a revocation could go unheard; and a lookup that began before any
+ * revocation heard since is not cached either (its row may predate the
+ * revocation).
  */
 export class VerifiedTokens {
   readonly #entries = new Map<string, Verified>();
@@ -51,8 +50,8 @@ export class VerifiedTokens {
     const cache = new VerifiedTokens(options.ttlMs ?? VERIFIED_TOKEN_TTL_MS);
     caches.add(cache);
     try {
-      cache.#unlisten = await store.listen(DEVICE_REVOKED_CHANNEL, {
-        onMessage: (deviceId) => cache.forgetDevice(deviceId),
+      cache.#unlisten = await listenForRevocations(store, logger, {
+        onRevoked: (deviceId) => cache.forgetDevice(deviceId),
         onLost: () => cache.#setListening(false),
         onReconnect: () => cache.#setListening(true),
       });

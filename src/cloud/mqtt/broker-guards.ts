@@ -1,6 +1,7 @@
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from 'pino';
-import type { Queryable } from '../store/store.js';
+import { listenForRevocations } from '../auth/revocation-notices.js';
+import type { Store } from '../store/store.js';
 
 /**
  * Limits the embedded broker puts on what one client can make it hold: packets over
@@ -69,12 +70,12 @@ export class DeviceSessions {
 }
 
 /**
- * How far before the newest revocation seen each check reads again. revokeDevice
- * stamps revoked_at with now(), the start of its one autocommit statement, and
- * the row shows only at commit; in between its UPDATE may wait for the device
- * row's lock (the activity recorder's last_seen_at UPDATE holds it until it
- * commits), so a revocation can show after one stamped later was read. One
- * whose statement took less than this is still caught. Nothing (no
+ * How far before the previous check each check reads again. A revocation is
+ * stamped with now(), the start of its statement, and shows only at commit; in
+ * between its UPDATE may wait for the device row's lock (the activity
+ * recorder's last_seen_at UPDATE holds it until it commits), so a revocation a
+ * check did not see can carry a stamp from before that check. One whose
+ * statement took less than this is still caught. Nothing (no
  * statement_timeout) bounds that wait, so this is a judgement: a minute is far
  * beyond a healthy database's lock waits, and re-reading the last minute's
  * revocations every check is a range read of that many index entries.
@@ -82,41 +83,50 @@ export class DeviceSessions {
 export const REVOCATION_OVERLAP_MS = 60_000;
 
 /**
- * Every `intervalMs`, asks the store which devices were revoked recently (by
- * this process or any other on the same database) and closes their sessions
- * here. The cost follows revocations, not connections: a check reads the
- * devices revoked since REVOCATION_OVERLAP_MS before the newest revoked_at it
- * has seen (the database's clock on both sides, so this host's does not
- * matter), through the partial index on revoked_at. Until it has seen one, it
- * reads every revoked device (once per broker start, the index's size), so the
- * first check closes a session of a device revoked at any time. Checks skipped
- * for want of sessions move nothing: the range starts from what was seen.
+ * Closes the sessions here of devices revoked by this process or any other on
+ * the same database, or by hand in SQL. The database announces each revocation
+ * at its commit (migration 0020) and the named device's sessions close at once.
+ * A notification is a hint (none arrives while the LISTEN connection is down,
+ * nor for a revocation committed between a device's sign-in read and its
+ * session's registration), so every `intervalMs` a check asks which devices
+ * were revoked recently and closes theirs too.
  *
- * Authentication refuses a revoked device and the session is registered as
- * soon as its read answers, so a device revoked in between has a revocation
- * that committed after that read: stamped at most the overlap before its
- * commit, while every revocation a check has seen by registration time
- * committed, so was stamped, before it. The checks after registration still
- * read it, unless registering the answer took longer than the overlap (less
- * the revoking statement's own wait). Returns a stop function.
+ * The check's cost follows revocations, not connections: it reads, through the
+ * partial index on revoked_at, the devices revoked since REVOCATION_OVERLAP_MS
+ * before the previous check's now() (the database's clock on both sides, so
+ * this host's does not matter, and the range moves on with time, not only with
+ * newer revocations). A revocation the previous check did not see committed
+ * after that check's snapshot, which follows its now(): stamped at most its
+ * statement's wait before that, so within the range. The first check after a
+ * start reads every revoked device (once per broker start, the index's size),
+ * so a stamp from any time that showed before it is caught too. Checks skipped
+ * for want of sessions move nothing: the range starts from the last check made.
+ *
+ * A session is registered as soon as its sign-in read answers, which found the
+ * device active, so its revocation committed after that read: a check begun
+ * after the registration reads it, unless registering the answer took longer
+ * than the overlap (less the revoking statement's own wait). Resolves once
+ * listening (or, when LISTEN fails, polling alone); returns a stop function.
  */
-export function watchRevocations(options: { db: Queryable; sessions: DeviceSessions; intervalMs: number; logger: Logger; aedes: Aedes; onClosed: (sessions: number) => void }): () => void {
-  const { db, sessions, logger } = options;
-  let newest: Date | undefined;
+export async function watchRevocations(options: { store: Store; sessions: DeviceSessions; intervalMs: number; logger: Logger; aedes: Aedes; onClosed: (sessions: number) => void }): Promise<() => Promise<void>> {
+  const { store, sessions, logger } = options;
+  const close = (deviceId: string): void => {
+    const closed = sessions.disconnect(deviceId);
+    if (closed === 0) return;
+    options.onClosed(closed);
+    logger.warn({ device_id: deviceId, sessions: closed }, 'device revoked; its MQTT session is closed');
+  };
+  let checkedAt: Date | undefined;
   let running = false;
   const timer = setInterval(() => {
     if (running || sessions.size === 0 || options.aedes.closed) return;
     running = true;
-    const since = newest ? new Date(newest.getTime() - REVOCATION_OVERLAP_MS).toISOString() : '-infinity';
-    db.query<{ id: string; revoked_at: Date }>('SELECT id::text AS id, revoked_at FROM devices WHERE revoked_at >= $1::timestamptz', [since])
-      .then(({ rows }) => {
-        for (const { id, revoked_at } of rows) {
-          if (!newest || revoked_at > newest) newest = revoked_at;
-          const closed = sessions.disconnect(id);
-          if (closed === 0) continue;
-          options.onClosed(closed);
-          logger.warn({ device_id: id, sessions: closed }, 'device revoked; its MQTT session is closed');
-        }
+    const since = checkedAt ? new Date(checkedAt.getTime() - REVOCATION_OVERLAP_MS).toISOString() : '-infinity';
+    store
+      .query<{ checked_at: Date; revoked: string[] }>('SELECT now() AS checked_at, ARRAY(SELECT id::text FROM devices WHERE revoked_at >= $1::timestamptz) AS revoked', [since])
+      .then(({ rows: [check] }) => {
+        for (const id of check!.revoked) close(id);
+        checkedAt = check!.checked_at;
       })
       .catch((error: unknown) => logger.warn({ err: error }, 'could not check connected MQTT devices for revocations; trying again'))
       .finally(() => {
@@ -124,5 +134,14 @@ export function watchRevocations(options: { db: Queryable; sessions: DeviceSessi
       });
   }, options.intervalMs);
   timer.unref();
-  return () => clearInterval(timer);
+  let unlisten: (() => Promise<void>) | undefined;
+  try {
+    unlisten = await listenForRevocations(store, logger, { onRevoked: close });
+  } catch (error) {
+    logger.warn({ err: error }, `cannot listen for device revocations; the MQTT sessions of revoked devices are closed by the check every ${options.intervalMs} ms`);
+  }
+  return async () => {
+    clearInterval(timer);
+    await unlisten?.();
+  };
 }

@@ -6,7 +6,7 @@ import { DefaultPorts } from '../../protocol/constants.js';
 import { SHARED_WAKE_USERNAME, type TopicChannel } from '../../protocol/topics.js';
 import { SynclineError, isSynclineError } from '../../protocol/errors.js';
 import type { DeviceIdentity } from '../auth/devices.js';
-import type { Queryable } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, authorizeWakeSubscribe, deviceUplinks } from './acl.js';
 import { DeviceSessions, limitPacketSize, watchRevocations } from './broker-guards.js';
 import { authenticateBrokerClient } from './device-directory.js';
@@ -26,7 +26,8 @@ export interface BrokerTlsOptions {
 }
 
 export interface EmbeddedBrokerOptions {
-  db: Queryable;
+  /** Signs devices in, and tells of their revocations (its LISTEN). */
+  db: Store;
   logger: Logger;
   stats: MqttStats;
   /** A device signed in (with its token or client certificate). */
@@ -81,10 +82,10 @@ export class EmbeddedBroker {
   /** PUBACKs of batches held until their answer (the link releases them). */
   readonly pubacks: PubackHold;
   readonly #sockets: Set<Socket>;
-  readonly #stopWatch: () => void;
+  readonly #stopWatch: () => Promise<void>;
   readonly #devices: DeviceSessions;
 
-  private constructor(aedes: Aedes, pubacks: PubackHold, devices: DeviceSessions, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => void) {
+  private constructor(aedes: Aedes, pubacks: PubackHold, devices: DeviceSessions, servers: Server[], sockets: Set<Socket>, url: string, tlsUrl: string | undefined, stopWatch: () => Promise<void>) {
     this.aedes = aedes;
     this.pubacks = pubacks;
     this.#devices = devices;
@@ -125,12 +126,12 @@ export class EmbeddedBroker {
         servers.push(secure);
         tlsUrl = `mqtts://${shownHost(options.host)}:${await listen(secure, options.tls.port, options.host)}`;
       }
-      const stopRevocations = watchRevocations({ db: options.db, sessions: devices, intervalMs: options.revocationCheckMs ?? 1_000, logger, aedes, onClosed: (n) => (stats.revokedDisconnects += n) });
+      const stopRevocations = await watchRevocations({ store: options.db, sessions: devices, intervalMs: options.revocationCheckMs ?? 1_000, logger, aedes, onClosed: (n) => (stats.revokedDisconnects += n) });
       const sweep = setInterval(() => pubacks.sweep(), MAX_PUBACK_HOLD_MS / 2);
       sweep.unref();
-      const stopWatch = () => {
-        stopRevocations();
+      const stopWatch = async () => {
         clearInterval(sweep);
+        await stopRevocations();
       };
       return new EmbeddedBroker(aedes, pubacks, devices, servers, sockets, `mqtt://${shownHost(options.host)}:${port}`, tlsUrl, stopWatch);
     } catch (error) {
@@ -145,7 +146,7 @@ export class EmbeddedBroker {
   }
 
   async close(): Promise<void> {
-    this.#stopWatch();
+    await this.#stopWatch();
     await closeAll(this.aedes, this.#servers, this.#sockets);
   }
 }
