@@ -50,7 +50,8 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
   before(async () => {
     scratch = await createScratchDatabase();
     mqttPort = await freePort();
-    server = await startServer({ dataDir, databaseUrl: scratch.url, extraArgs: ['--workers', '2', '--metrics-port', '0', '--mqtt-port', String(mqttPort)] });
+    // At info: the test waits for the primary's line that a replacement worker listens.
+    server = await startServer({ dataDir, databaseUrl: scratch.url, env: { SYNCLINE_LOG_LEVEL: 'info' }, extraArgs: ['--workers', '2', '--metrics-port', '0', '--mqtt-port', String(mqttPort)] });
     db = new pg.Client({ connectionString: scratch.url });
     await db.connect();
   });
@@ -169,23 +170,43 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
     }
   });
 
-  test('a worker that dies is replaced in its slot and the port keeps answering', async () => {
-    const [first, second] = workersOf(server);
-    process.kill(second!, 'SIGKILL');
-    await eventually(
-      'a replacement worker',
-      () => {
-        const now = workersOf(server);
-        return now.length === 2 && !now.includes(second!);
-      },
-      30_000,
-    );
-    assert.ok(workersOf(server).includes(first!));
-    await eventually('the primary to log the death', () => /server worker died; starting another in its slot/.test(server.logs()), 30_000);
+  test('a worker that dies is replaced in its slot: its MQTT device reconnects and ships, the replacement runs a broker, and both ports keep answering', async () => {
     const device = await createDeviceToken(server, 'after-restart');
     const epoch = uuidv7();
-    // Whichever worker takes each new connection, the replacement included, it answers (a connection handed over before the replacement listens waits for it).
-    for (let i = 0; i < 4; i++) assert.equal((await postAlone(server.url, device.token, batchOf(epoch, i + 1, 1))).status, 200);
+    const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+    const ship = async (transport: MqttTransport, seq: number) => (await transport.sendRowBatch(await transport.encodeRowBatch(JSON.parse(batchOf(epoch, seq, 1))))).status;
+    const transports = [new MqttTransport({ url: mqttUrl, deviceId: device.device_id, token: device.token })];
+    try {
+      assert.equal(await ship(transports[0]!, 1), 'accepted');
+      const [holder, other] = [...workersOf(server)].sort((a, b) => establishedConnections(b, mqttPort) - establishedConnections(a, mqttPort));
+      assert.equal(establishedConnections(holder!, mqttPort), 1, 'one worker holds the device session');
+      process.kill(holder!, 'SIGKILL');
+      await eventually(
+        'a replacement worker',
+        () => {
+          const now = workersOf(server);
+          return now.length === 2 && !now.includes(holder!);
+        },
+        30_000,
+      );
+      assert.ok(workersOf(server).includes(other!));
+      await eventually('the primary to log the death', () => /server worker died; starting another in its slot/.test(server.logs()), 30_000);
+      await eventually('the replacement to listen on both ports', () => /server worker restarted and listening/.test(server.logs()), 30_000);
+      // The device's session died with its broker: it reconnects (to whichever worker the cluster hands it) and its next batch lands.
+      assert.equal(await ship(transports[0]!, 2), 'accepted');
+      // Whichever worker takes each new connection, the replacement included, it answers (a connection handed over before the replacement listens waits for it).
+      for (let i = 0; i < 4; i++) assert.equal((await postAlone(server.url, device.token, batchOf(epoch, 100 + i, 1))).status, 200);
+      const replacement = workersOf(server).find((pid) => pid !== other)!;
+      for (let i = 0; i < 2; i++) {
+        const extra = await createDeviceToken(server, `after-restart-${i}`);
+        const transport = new MqttTransport({ url: mqttUrl, deviceId: extra.device_id, token: extra.token });
+        transports.push(transport);
+        assert.equal((await transport.sendRowBatch(await transport.encodeRowBatch(JSON.parse(batchOf(uuidv7(), 1, 1))))).status, 'accepted');
+      }
+      assert.ok(establishedConnections(replacement, mqttPort) >= 1, 'the replacement worker runs a broker that takes devices');
+    } finally {
+      await Promise.all(transports.map((t) => t.close()));
+    }
   });
 
   test('SIGTERM to the primary stops every worker and exits 0', async () => {
