@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { primaryMetricsSource } from '../cloud/metrics/cluster-metrics.js';
 import { startMetricsServer } from '../cloud/metrics/metrics-routes.js';
+import { relaySignIns } from '../cloud/mqtt/cluster-sessions.js';
 import { backoffDelay, sleep } from '../protocol/backoff.js';
 import { SynclineError } from '../protocol/errors.js';
 import { untilShutdown } from './shutdown.js';
@@ -19,8 +20,9 @@ import { untilShutdown } from './shutdown.js';
  * reason: the cluster hands each device connection to a worker in turn, and that
  * worker's broker holds the device's session. Answers go back on the broker the
  * batch came in on, a control is sent only by the worker whose broker holds its
- * device, and each worker LISTENs for two-way heads and publishes the wake-ups in
- * its own broker.
+ * device, each worker LISTENs for two-way heads and publishes the wake-ups in
+ * its own broker, and a device signing in to one broker closes its older session
+ * in the others (the primary relays sign-ins: ../cloud/mqtt/cluster-sessions.ts).
  */
 
 /** The env var telling a forked worker its slot; set only by the primary. */
@@ -112,6 +114,7 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
   const shutdown = untilShutdown();
   const log = options.logger.child({ component: 'cluster' });
   const metrics = primaryMetricsSource();
+  relaySignIns();
   const workers = new Map<Worker, Running>();
   const restarts = new Array<number>(options.workers).fill(0);
   let stopping = false;

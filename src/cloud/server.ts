@@ -92,7 +92,7 @@ export class CloudServer {
     }
     if (options.mqtt) {
       try {
-        mqtt = await MqttService.start({ health, activity: services.activity, store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, telemetry: services.telemetry, group: services.group, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
+        mqtt = await MqttService.start({ health, activity: services.activity, ...(options.clusterWorker ? { clusterWorker: true } : {}), store: options.store, logger: options.logger, policy, bodyLimit, flow, options: options.mqtt, telemetry: services.telemetry, group: services.group, ...(shared ? { sharedWake: sharedWakeAuth(shared) } : {}) });
         const service = mqtt;
         shared?.events.subscribeAll((scope, head) => {
           service.publishWake(scope, head).catch((error: unknown) => options.logger.warn({ err: error, scope }, 'could not publish a wake-up'));

@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import mqtt from 'mqtt';
 import pg from 'pg';
 import { uuidv7 } from 'uuidv7';
 import { mqttStatsAnswerSchema } from '../../src/protocol/admin-answers.js';
@@ -127,6 +128,26 @@ describe('syncline server --workers', { skip: !(await realPostgresReachable()) &
       assert.deepEqual(rows.map((r) => r.send_count), [1, 1, 1, 1]);
     } finally {
       await Promise.all(transports.map((t) => t.close()));
+    }
+  });
+
+  test("a device signing in to one worker's broker closes its older session in the other's, as one broker closes a client id's older connection", async () => {
+    const device = await createDeviceToken(server, 'takeover-device');
+    const login = { clientId: device.device_id, username: device.device_id, password: device.token, clean: false, protocolVersion: 4 as const, reconnectPeriod: 0 };
+    const first = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, login);
+    const firstClosed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    let second: mqtt.MqttClient | undefined;
+    try {
+      const [holder, other] = [...workersOf(server)].sort((a, b) => establishedConnections(b, mqttPort) - establishedConnections(a, mqttPort));
+      assert.deepEqual([establishedConnections(holder!, mqttPort), establishedConnections(other!, mqttPort)], [1, 0]);
+      // The next connection goes to the other worker: only the relay between the workers can close the first.
+      second = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, login);
+      await Promise.race([firstClosed, new Promise((_, reject) => setTimeout(() => reject(new Error('the older session was not closed')), 10_000))]);
+      assert.ok(second.connected, 'the new session stays');
+      await eventually('the sessions to settle', () => establishedConnections(holder!, mqttPort) === 0 && establishedConnections(other!, mqttPort) === 1, 10_000);
+    } finally {
+      first.end(true);
+      await second?.endAsync();
     }
   });
 

@@ -145,6 +145,11 @@ export class EmbeddedBroker {
     return this.#devices.deviceIds;
   }
 
+  /** Closes the device's sessions in this broker (it signed in elsewhere); returns how many there were. */
+  closeSessionsOf(deviceId: string): number {
+    return this.#devices.disconnect(deviceId);
+  }
+
   async close(): Promise<void> {
     await this.#stopWatch();
     await closeAll(this.aedes, this.#servers, this.#sockets);

@@ -10,6 +10,7 @@ import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { Store } from '../store/store.js';
 import { AedesLink, type BrokerLink } from './broker-link.js';
 import { ClientLink, redact, type ClientLinkOptions } from './client-link.js';
+import { announceSignIn, onSignInElsewhere } from './cluster-sessions.js';
 import { DeviceDirectory } from './device-directory.js';
 import { EmbeddedBroker, type BrokerTlsOptions, type SharedWakeAuth } from './embedded-broker.js';
 import { MqttFrontDoor } from './mqtt-front-door.js';
@@ -53,6 +54,8 @@ export interface MqttServiceDeps {
   telemetry?: TelemetryService;
   /** Group commit shared with the HTTP front door. */
   group?: GroupCommitter;
+  /** One of the workers of `server --workers N`, each with a broker: a device signing in here closes its sessions in the others' brokers, and theirs here. */
+  clusterWorker?: boolean;
 }
 
 /**
@@ -70,8 +73,9 @@ export class MqttService {
   readonly #frontDoor: MqttFrontDoor;
   readonly #broker: EmbeddedBroker | undefined;
   readonly #flow: FlowController;
+  readonly #stopTakeovers: () => void;
 
-  private constructor(fields: { mode: 'embedded' | 'external'; url: string; tlsUrl: string | undefined; stats: MqttStats; link: BrokerLink; frontDoor: MqttFrontDoor; broker: EmbeddedBroker | undefined; flow: FlowController }) {
+  private constructor(fields: { mode: 'embedded' | 'external'; url: string; tlsUrl: string | undefined; stats: MqttStats; link: BrokerLink; frontDoor: MqttFrontDoor; broker: EmbeddedBroker | undefined; flow: FlowController; stopTakeovers: () => void }) {
     this.mode = fields.mode;
     this.url = fields.url;
     this.tlsUrl = fields.tlsUrl;
@@ -80,6 +84,7 @@ export class MqttService {
     this.#frontDoor = fields.frontDoor;
     this.#broker = fields.broker;
     this.#flow = fields.flow;
+    this.#stopTakeovers = fields.stopTakeovers;
   }
 
   static async start(deps: MqttServiceDeps): Promise<MqttService> {
@@ -95,7 +100,10 @@ export class MqttService {
         db: store,
         logger: log,
         stats,
-        onDeviceConnected: (deviceId) => deps.activity.seen(deviceId, 'mqtt'),
+        onDeviceConnected: (deviceId) => {
+          deps.activity.seen(deviceId, 'mqtt');
+          if (deps.clusterWorker) announceSignIn(deviceId);
+        },
         host: options.host ?? '127.0.0.1',
         port: options.port ?? 'default',
         ...(options.tls ? { tls: options.tls } : {}),
@@ -129,9 +137,17 @@ export class MqttService {
       throw error;
     }
     deps.flow.setSink(frontDoor);
+    const embedded = broker;
+    const stopTakeovers =
+      embedded && deps.clusterWorker
+        ? onSignInElsewhere((deviceId) => {
+            const closed = embedded.closeSessionsOf(deviceId);
+            if (closed > 0) log.info({ device_id: deviceId, sessions: closed }, "device signed in to another worker's broker; its session here is closed");
+          })
+        : () => {};
     const url = broker ? broker.url : redact(options.url!).replace(/\/\/[^@/]*@/, '//');
     log.info({ mode: broker ? 'embedded' : 'external', url, tls_url: broker?.tlsUrl }, 'MQTT front door ready');
-    return new MqttService({ mode: broker ? 'embedded' : 'external', url, tlsUrl: broker?.tlsUrl, stats, link, frontDoor, broker, flow: deps.flow });
+    return new MqttService({ mode: broker ? 'embedded' : 'external', url, tlsUrl: broker?.tlsUrl, stats, link, frontDoor, broker, flow: deps.flow, stopTakeovers });
   }
 
   /** Clients connected to the embedded broker (0 with an external one) and messages not yet answered, for metrics. */
@@ -147,6 +163,7 @@ export class MqttService {
   /** Stops taking messages, answers those already taken, then closes the broker or the link. */
   async stop(): Promise<void> {
     this.#flow.setSink(undefined);
+    this.#stopTakeovers();
     await this.#link.unsubscribeAll().catch(() => {});
     await this.#frontDoor.drain();
     await this.#link.close().catch(() => {});
