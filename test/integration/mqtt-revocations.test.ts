@@ -6,9 +6,10 @@ import pino from 'pino';
 import { revokeDevice } from '../../src/cloud/auth/devices.js';
 import { REVOCATION_OVERLAP_MS } from '../../src/cloud/mqtt/broker-guards.js';
 import { CloudServer } from '../../src/cloud/server.js';
+import type { ListenHandlers } from '../../src/cloud/store/pg-listener.js';
 import type { Store } from '../../src/cloud/store/store.js';
 import { DEVICE_REVOKED_CHANNEL } from '../../src/protocol/device-revocation.js';
-import { newDevice } from '../support/cloud-fixtures.js';
+import { deleteDevice, newDevice } from '../support/cloud-fixtures.js';
 import { clientEvent, connectAsDevice } from '../support/mqtt-fixtures.js';
 import { eventually } from '../support/replication-check.js';
 import { openTestStore, postgresReachable, type TestStore } from '../support/stores.js';
@@ -38,7 +39,7 @@ async function closesWithin(closed: Promise<unknown>, ms: number): Promise<boole
   return result;
 }
 
-/** The store, recording the statements asking which devices are revoked (the broker's checks) on their way to PostgreSQL; without `listen`, LISTEN is refused. */
+/** The store, recording the statements asking which devices are revoked (the broker's checks) on their way to PostgreSQL; without `listen`, LISTEN never succeeds (each subscriber is told it is lost, as while the store keeps trying). */
 function observed(store: Store, checks: Check[], options: { listen: boolean }): Store {
   return new Proxy(store, {
     get(target, key) {
@@ -48,7 +49,12 @@ function observed(store: Store, checks: Check[], options: { listen: boolean }): 
           return target.query(sql, params);
         };
       }
-      if (key === 'listen' && !options.listen) return () => Promise.reject(new Error('LISTEN refused (as by a pooler in transaction mode)'));
+      if (key === 'listen' && !options.listen) {
+        return (_channel: string, handlers: ListenHandlers) => {
+          handlers.onLost?.();
+          return Promise.resolve(() => Promise.resolve());
+        };
+      }
       const value: unknown = Reflect.get(target, key);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
@@ -215,5 +221,17 @@ describe('embedded MQTT broker: revocations announced by the database', { skip: 
     assert.ok(Date.now() - started < 2_000, `closed after ${Date.now() - started} ms`);
     assert.equal(suite.server.mqtt!.stats.revokedDisconnects, 1);
     assert.equal(checks.length, 0, 'no check ran: the notification closed it');
+  });
+
+  test('a device deleted by hand in SQL (no row for any check to read) has its session closed at once', async () => {
+    const device = await newDevice(suite.handle.store, 'deleted-by-hand');
+    const client = await connectAsDevice(suite.server.mqtt!.url, device, suite.clients);
+    const closed = clientEvent(client, 'close');
+    const before = suite.server.mqtt!.stats.revokedDisconnects;
+    const started = Date.now();
+    await deleteDevice(suite.handle.store, device.device_id);
+    assert.ok(await closesWithin(closed, 2_000), 'the session of a deleted device was not closed');
+    assert.ok(Date.now() - started < 2_000, `closed after ${Date.now() - started} ms`);
+    assert.equal(suite.server.mqtt!.stats.revokedDisconnects, before + 1);
   });
 });

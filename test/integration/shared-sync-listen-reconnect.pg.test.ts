@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { CloudServer } from '../../src/cloud/server.js';
+import { LISTEN_APPLICATION_NAME } from '../../src/cloud/store/pg-listener.js';
 import { BUNDLES_CHANNEL } from '../../src/protocol/shared-sync.js';
 import type { SharedSync } from '../../src/device/twoway/shared-sync.js';
 import { eventually } from '../support/replication-check.js';
@@ -38,9 +39,9 @@ test('wake-ups survive the LISTEN connection being terminated, over the event st
     device.start({ pollMs: 600_000 });
   }
   const store = db.store;
-  // The bundles channel's connection only: the server listens for device revocations on another.
+  // The server's one listening connection: the bundles channel and device revocations share it.
   const listenerPids = async () =>
-    (await store.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query = $1`, [`LISTEN "${BUNDLES_CHANNEL}"`])).rows.map((r) => r.pid);
+    (await store.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`, [LISTEN_APPLICATION_NAME])).rows.map((r) => r.pid);
   const folders = (device: SharedSync) => device.db.prepare('SELECT id FROM folders ORDER BY id').raw().all().flat();
   const write = (id: string) => store.query(`INSERT INTO syncline_shared.folders (_syncline_scope, id, name) VALUES ($1, $2, 'by the backend')`, [user, id]);
 

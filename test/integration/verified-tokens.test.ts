@@ -5,11 +5,12 @@ import { authenticateDevice, revokeDevice } from '../../src/cloud/auth/devices.j
 import { listenForRevocations } from '../../src/cloud/auth/revocation-notices.js';
 import { VerifiedTokens } from '../../src/cloud/auth/verified-tokens.js';
 import { CloudServer } from '../../src/cloud/server.js';
+import { LISTEN_APPLICATION_NAME } from '../../src/cloud/store/pg-listener.js';
 import type { Store } from '../../src/cloud/store/store.js';
 import { Routes } from '../../src/protocol/constants.js';
 import { DEVICE_REVOKED_CHANNEL } from '../../src/protocol/device-revocation.js';
 import { isSynclineError } from '../../src/protocol/errors.js';
-import { newDevice } from '../support/cloud-fixtures.js';
+import { deleteDevice, newDevice } from '../support/cloud-fixtures.js';
 import { eventually } from '../support/replication-check.js';
 import { describeEachStore, openTestStore, postgresReachable } from '../support/stores.js';
 
@@ -59,7 +60,7 @@ describeEachStore('verified device tokens', (ctx) => {
     }
   });
 
-  test('the database announces a device once, when it is revoked or inserted revoked', async () => {
+  test('the database announces a device once, when it is revoked, inserted revoked, or deleted unrevoked', async () => {
     const heard: string[] = [];
     const unlisten = await listenForRevocations(ctx.store, silent, { onRevoked: (deviceId) => heard.push(deviceId) });
     try {
@@ -72,12 +73,16 @@ describeEachStore('verified device tokens', (ctx) => {
       await revokeDevice(ctx.store, updated.device_id);
       const inserted = 'd0000000-0000-4000-8000-000000000020';
       await ctx.store.query(`INSERT INTO devices (id, org_id, project_id, name, token_hash, revoked_at) VALUES ($1::uuid, 'default', 'default', 'restored', md5($1::text), now())`, [inserted]);
-      await eventually('both revocations are heard', () => heard.length >= 2, 5_000);
+      // A deleted device is announced as revoked (migration 0021); one deleted already revoked was announced then.
+      const deleted = await newDevice(ctx.store, 'deleted');
+      await deleteDevice(ctx.store, deleted.device_id);
+      await deleteDevice(ctx.store, updated.device_id);
+      await eventually('the revocations and the deletion are heard', () => heard.length >= 3, 5_000);
       // A marker through the same channel, sent last: every notification before it has been delivered.
       const marker = 'e0000000-0000-4000-8000-000000000000';
       await ctx.store.query('SELECT pg_notify($1, $2)', [DEVICE_REVOKED_CHANNEL, marker]);
       await eventually('the marker arrives', () => heard.includes(marker), 5_000);
-      assert.deepEqual(heard, [updated.device_id, inserted, marker]);
+      assert.deepEqual(heard, [updated.device_id, inserted, deleted.device_id, marker]);
     } finally {
       await unlisten();
     }
@@ -107,7 +112,8 @@ describeEachStore('verified device tokens', (ctx) => {
     }
   });
 
-  test('over HTTP, a token revoked by a plain UPDATE is refused within moments, not after the cache TTL', async () => {
+  /** A server's cache holds the device's token; after `act` (in SQL, as another process or an operator would) the token is refused within 2 s, not after the cache's TTL. */
+  async function refusedOverHttpWithin2s(act: (deviceId: string) => Promise<unknown>): Promise<void> {
     const server = await CloudServer.start({ store: ctx.store, httpPort: 0, adminToken: 'test-admin-token-0123456789', schemaPolicy: 'auto', logger: silent });
     try {
       const device = await newDevice(ctx.store);
@@ -115,14 +121,19 @@ describeEachStore('verified device tokens', (ctx) => {
       const send = async () => (await fetch(`${server.url}${Routes.rowBatch}`, { method: 'POST', headers: { authorization: `Bearer ${device.token}`, 'content-type': 'application/json' }, body: '{}' })).status;
       assert.equal(await send(), 400);
       assert.equal(await send(), 400);
-      await ctx.store.query(`UPDATE devices SET revoked_at = now() WHERE id = $1`, [device.device_id]);
+      await act(device.device_id);
       const started = Date.now();
-      await eventually('the revoked token is refused', async () => (await send()) === 401, 2_000);
+      await eventually('the token is refused', async () => (await send()) === 401, 2_000);
       assert.ok(Date.now() - started < 2_000, `refused after ${Date.now() - started} ms`);
     } finally {
       await server.stop();
     }
-  });
+  }
+
+  test('over HTTP, a token revoked by a plain UPDATE is refused within moments, not after the cache TTL', () =>
+    refusedOverHttpWithin2s((deviceId) => ctx.store.query(`UPDATE devices SET revoked_at = now() WHERE id = $1`, [deviceId])));
+
+  test('over HTTP, the token of a device deleted by hand in SQL is refused within moments, not after the cache TTL', () => refusedOverHttpWithin2s((deviceId) => deleteDevice(ctx.store, deviceId)));
 
   test('a lookup that began before a revocation is not remembered', async () => {
     const cache = await VerifiedTokens.start(ctx.store, silent);
@@ -160,8 +171,8 @@ test('without its LISTEN connection the cache remembers nothing, and starts agai
     await verify(db.store, cache, device.token);
     assert.ok(cache.get(device.token));
     const { rows } = await db.store.query<{ ok: boolean }>(
-      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query = $1`,
-      [`LISTEN "${DEVICE_REVOKED_CHANNEL}"`],
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`,
+      [LISTEN_APPLICATION_NAME],
     );
     assert.deepEqual(rows, [{ ok: true }]);
     await eventually('the cache forgets what it held', () => cache.get(device.token) === undefined, 10_000);

@@ -9,6 +9,14 @@ export async function newDevice(store: Store, name = 'test-device'): Promise<Dev
   return { ...(await authenticateDevice(store, created.token)), token: created.token };
 }
 
+/** Deletes a device as an operator would in SQL (Syncline itself never deletes one): its broker credentials reference it without cascade, so they go first. */
+export async function deleteDevice(store: Store, deviceId: string): Promise<void> {
+  await store.transaction(async (tx) => {
+    await tx.query('DELETE FROM device_broker_credentials WHERE device_id = $1', [deviceId]);
+    await tx.query('DELETE FROM devices WHERE id = $1', [deviceId]);
+  });
+}
+
 /** Every mirror row of a lineage, through the same reader the admin API uses. */
 export async function allMirrorRows(store: Store, lineageId: string): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];

@@ -27,6 +27,17 @@ export function realPostgresReachable(): Promise<boolean> {
   return reachable;
 }
 
+/** Runs `sql` on the admin database (what a scratch database cannot do to itself, such as refusing connections). */
+export async function adminExec(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 export interface ScratchDatabase {
   url: string;
   drop(): Promise<void>;

@@ -4,15 +4,16 @@ import type { ListenHandlers } from '../store/pg-listener.js';
 import type { Store } from '../store/store.js';
 
 export interface RevocationHandlers extends Omit<ListenHandlers, 'onMessage'> {
-  /** A device was revoked (by any process, or by hand in SQL): the trigger of migration 0020 said so at its commit. */
+  /** A device was revoked or deleted (by any process, or by hand in SQL): the triggers of migrations 0020 and 0021 said so at its commit. */
   onRevoked(deviceId: string): void;
 }
 
 /**
- * Listens for the revocations the database announces. Anyone with access to the
- * database can NOTIFY the channel: a payload that is not a device id is logged
- * and skipped, and the listener goes on. Resolves once listening; the returned
- * function stops it.
+ * Listens for the revocations (and deletions) of devices the database
+ * announces. Anyone with access to the database can NOTIFY the channel: a
+ * payload that is not a device id is logged and skipped, and the listener goes
+ * on. Resolves as Store.listen does (a failed LISTEN is retried by the store);
+ * the returned function stops it.
  */
 export function listenForRevocations(store: Store, logger: Logger, handlers: RevocationHandlers): Promise<() => Promise<void>> {
   const { onRevoked, ...connection } = handlers;

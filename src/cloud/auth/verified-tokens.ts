@@ -45,20 +45,20 @@ export class VerifiedTokens {
     this.#ttlMs = ttlMs;
   }
 
-  /** A cache that listens for revocations on `store`; when LISTEN fails it caches nothing (every request asks the database). */
+  /**
+   * A cache that listens for revocations on `store`. While it does not listen
+   * (LISTEN failed and the store is trying again, or the connection is lost) it
+   * caches nothing: every request asks the database. Each change empties it, so
+   * nothing verified before a revocation it could have missed survives.
+   */
   static async start(store: Store, logger: Logger, options: { ttlMs?: number } = {}): Promise<VerifiedTokens> {
     const cache = new VerifiedTokens(options.ttlMs ?? VERIFIED_TOKEN_TTL_MS);
     caches.add(cache);
-    try {
-      cache.#unlisten = await listenForRevocations(store, logger, {
-        onRevoked: (deviceId) => cache.forgetDevice(deviceId),
-        onLost: () => cache.#setListening(false),
-        onReconnect: () => cache.#setListening(true),
-      });
-      cache.#setListening(true);
-    } catch (error) {
-      logger.warn({ err: error }, 'cannot listen for device revocations; device tokens are checked in the database on every request');
-    }
+    cache.#unlisten = await listenForRevocations(store, logger, {
+      onRevoked: (deviceId) => cache.forgetDevice(deviceId),
+      onLost: () => cache.#setListening(false),
+      onListening: () => cache.#setListening(true),
+    });
     return cache;
   }
 

@@ -85,7 +85,8 @@ export const REVOCATION_OVERLAP_MS = 60_000;
 /**
  * Closes the sessions here of devices revoked by this process or any other on
  * the same database, or by hand in SQL. The database announces each revocation
- * at its commit (migration 0020) and the named device's sessions close at once.
+ * and each deleted device at its commit (migrations 0020, 0021) and the named
+ * device's sessions close at once.
  * A notification is a hint (none arrives while the LISTEN connection is down,
  * nor for a revocation committed between a device's sign-in read and its
  * session's registration), so every `intervalMs` a check asks which devices
@@ -105,8 +106,10 @@ export const REVOCATION_OVERLAP_MS = 60_000;
  * A session is registered as soon as its sign-in read answers, which found the
  * device active, so its revocation committed after that read: a check begun
  * after the registration reads it, unless registering the answer took longer
- * than the overlap (less the revoking statement's own wait). Resolves once
- * listening (or, when LISTEN fails, polling alone); returns a stop function.
+ * than the overlap (less the revoking statement's own wait). A device deleted
+ * while the LISTEN connection is down has no row for the check to read: its
+ * session stays until it ends. Resolves once listening (or, when LISTEN fails,
+ * polling alone while the store tries again); returns a stop function.
  */
 export async function watchRevocations(options: { store: Store; sessions: DeviceSessions; intervalMs: number; logger: Logger; aedes: Aedes; onClosed: (sessions: number) => void }): Promise<() => Promise<void>> {
   const { store, sessions, logger } = options;
@@ -134,14 +137,10 @@ export async function watchRevocations(options: { store: Store; sessions: Device
       });
   }, options.intervalMs);
   timer.unref();
-  let unlisten: (() => Promise<void>) | undefined;
-  try {
-    unlisten = await listenForRevocations(store, logger, { onRevoked: close });
-  } catch (error) {
-    logger.warn({ err: error }, `cannot listen for device revocations; the MQTT sessions of revoked devices are closed by the check every ${options.intervalMs} ms`);
-  }
+  // While LISTEN is down (the store tries again), the check closes what no notification told.
+  const unlisten = await listenForRevocations(store, logger, { onRevoked: close });
   return async () => {
     clearInterval(timer);
-    await unlisten?.();
+    await unlisten();
   };
 }

@@ -25,7 +25,8 @@ export class ScopeEvents {
         if ('error' in notification) logger?.warn({ err: notification.error, channel: BUNDLES_CHANNEL, payload: payload.slice(0, 200) }, 'ignored an unreadable bundle notification');
         else this.committed(notification.scope, notification.head_seq);
       },
-      onReconnect: () => {
+      onListening: () => {
+        if (this.#listeners.size === 0) return;
         this.#catchUp(store).catch((error: unknown) => logger?.warn({ err: error }, 'could not catch up after the LISTEN connection came back'));
       },
     });

@@ -17,6 +17,7 @@ import { ingestWriteCost } from './migrations/0017-ingest-write-cost.js';
 import { bundleChunks } from './migrations/0018-bundle-chunks.js';
 import { revokedDevicesIndex } from './migrations/0019-revoked-devices-index.js';
 import { deviceRevokedNotify } from './migrations/0020-device-revoked-notify.js';
+import { deviceDeletedNotify } from './migrations/0021-device-deleted-notify.js';
 import type { Store } from './store.js';
 
 export interface Migration {
@@ -31,7 +32,7 @@ export interface Migration {
  * Every schema version, in order. To add one, write `migrations/000N-name.ts`
  * exporting a Migration and append it here; released entries never change.
  */
-export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson, telemetryFlow, fleetActivity, rejectedRowsIndex, lineageFlowTriggerWhen, ingestWriteCost, bundleChunks, revokedDevicesIndex, deviceRevokedNotify];
+export const MIGRATIONS: readonly Migration[] = [edgeReplication, schemaGovernance, flowControl, governanceAuditCoalescing, sharedSync, rowRejections, backendCapture, telemetry, bundleRowsJson, telemetryFlow, fleetActivity, rejectedRowsIndex, lineageFlowTriggerWhen, ingestWriteCost, bundleChunks, revokedDevicesIndex, deviceRevokedNotify, deviceDeletedNotify];
 
 /**
  * An arbitrary constant shared by every Syncline process: the transaction-scoped

@@ -71,7 +71,9 @@ export class PgliteStore implements Store {
   }
 
   async listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
+    // PGlite's one connection is in process: it is never lost, so onLost never comes.
     const unlisten = await this.#db.listen(channel, (payload) => handlers.onMessage(payload));
+    handlers.onListening?.();
     return async () => {
       if (!this.#db.closed) await unlisten();
     };

@@ -32,12 +32,12 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #retry: ConnectionRetryOptions;
   readonly #logger: Logger | undefined;
-  readonly #url: string;
-  readonly #listeners = new Set<PgListener>();
+  /** Every channel this store listens on, over one connection. */
+  readonly #listener: PgListener;
 
   private constructor(pool: pg.Pool, url: string, options: PostgresStoreOptions) {
     this.#pool = pool;
-    this.#url = url;
+    this.#listener = new PgListener(url, { connectTimeoutMs: CONNECT_TIMEOUT_MS, ...(options.logger ? { logger: options.logger } : {}) });
     this.#retry = options.retry ?? DEFAULT_CONNECTION_RETRY;
     this.#logger = options.logger;
   }
@@ -154,18 +154,12 @@ export class PostgresStore implements Store {
     return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount };
   }
 
-  async listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
-    const listener = await PgListener.start(this.#url, channel, handlers, this.#logger);
-    this.#listeners.add(listener);
-    return async () => {
-      this.#listeners.delete(listener);
-      await listener.stop();
-    };
+  listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
+    return this.#listener.subscribe(channel, handlers);
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#listeners].map((l) => l.stop()));
-    this.#listeners.clear();
+    await this.#listener.stop();
     await this.#pool.end();
   }
 }

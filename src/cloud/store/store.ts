@@ -50,7 +50,10 @@ export interface Store extends Queryable {
   ping(): Promise<void>;
   /**
    * Receives the payloads NOTIFY sends on `channel` (from any process on the same
-   * database; in PGlite, from this process). Resolves once listening; the returned
+   * database; in PGlite, from this process). Every channel of a store shares one
+   * listening connection, made again after it is lost (PostgreSQL; see
+   * pg-listener.ts). Resolves once listening, or once the attempt failed (then
+   * onLost was called and onListening follows a successful retry); the returned
    * function stops it.
    */
   listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
