@@ -191,6 +191,11 @@ describe('web console in Chromium', { skip: existsSync(CHROMIUM) ? false : 'no /
     assert.equal(await page.getByRole('button', { name: 'Pause device sending' }).count(), 0, 'no pause button while paused');
     const flow = await api('GET', Routes.lineageFlow.replace(':id', sensors.id));
     assert.deepEqual([flow.flow.device_state, flow.flow.pause_reason], ['paused', 'operator_pause']);
+    // Another lineage's page (a hash change, no reload) starts without the notice of the action taken on this one.
+    const other = lineages.find((l) => l.source_table !== sensors.source_table)!;
+    await page.goto(`${server.url}${Routes.console}#/lineages/${other.id}`);
+    await page.getByRole('heading', { name: new RegExp(`^${other.source_table}`) }).waitFor();
+    assert.equal(await page.getByRole('status').filter({ hasText: 'Pause: done.' }).count(), 0, "the other lineage's page shows no notice of this one's pause");
 
     // The fleet: when each device was last heard from and how, and what is stopped.
     await page.goto(`${server.url}${Routes.console}#/fleet`);

@@ -66,7 +66,7 @@ function Page({ hash, me }: { hash: string; me: WhoAmIAnswer }) {
     case 'fleet':
       return <Fleet me={me} />;
     case 'lineages':
-      return id ? <LineageDetail id={decodeURIComponent(id)} me={me} /> : <Lineages />;
+      return id ? <LineageDetail key={id} id={decodeURIComponent(id)} me={me} /> : <Lineages />;
     case 'twoway':
       return <Twoway />;
     case 'telemetry':
