@@ -79,6 +79,17 @@ export async function recordControlAck(db: Queryable, deviceId: string, ack: Con
   return rows.length > 0;
 }
 
+/** Devices with a control due now (never sent, or unacked past its resend time), at most `limit`. */
+export async function dueControlDevices(db: Queryable, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ device_id: string }>(
+    `SELECT DISTINCT device_id::text AS device_id FROM (
+       SELECT device_id FROM edge_lineage_controls WHERE state = 'pending' AND next_send_at <= now() ORDER BY next_send_at LIMIT $1
+     ) AS due`,
+    [limit],
+  );
+  return rows.map((r) => r.device_id);
+}
+
 /**
  * Claims pending controls that are due (never sent, or unacked past their resend
  * time) and schedules the next resend with a growing interval, so a device that is

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { transactionWithRetry, type Store } from '../store/store.js';
-import { claimDueControls, type OutgoingControl } from './controls.js';
+import { claimDueControls, dueControlDevices, type OutgoingControl } from './controls.js';
 import { decideFlow, type FlowLimits } from './flow-decision.js';
 import { flowCandidates, settleFlow } from './flow-state.js';
 import { sleep } from '../../protocol/backoff.js';
@@ -10,12 +10,12 @@ import { WakeableSleep } from '../../protocol/wakeable-sleep.js';
 export interface ControlSink {
   sendControl(control: OutgoingControl): Promise<void>;
   /**
-   * The devices this sink reaches now, or undefined for any device. An embedded
+   * Whether the sink reaches the device now; absent: any device. An embedded
    * broker reaches only the devices connected to it: with several server
    * processes each runs its own, and a control published into the wrong one is
    * lost until its resend; a device that is away gets its controls when it connects.
    */
-  reachableDevices(): readonly string[] | undefined;
+  readonly reaches?: ((deviceId: string) => boolean) | undefined;
 }
 
 export interface FlowControllerOptions {
@@ -112,7 +112,9 @@ export class FlowController {
     const sink = this.#sink;
     if (!sink) return 0;
     const options = { limit: PAGE, resendMs: this.#options.resendMs ?? CONTROL_RESEND_MS, maxResendMs: this.#options.maxResendMs ?? CONTROL_MAX_RESEND_MS };
-    const deviceIds = sink.reachableDevices();
+    // Only the devices with a control due are checked against the sink: a pass follows every ingest, and the sink may hold thousands.
+    const reaches = sink.reaches;
+    const deviceIds = reaches && (await dueControlDevices(this.#options.store, PAGE)).filter(reaches);
     if (deviceIds?.length === 0) return 0;
     let sent = 0;
     for (const control of await claimDueControls(this.#options.store, { ...options, ...(deviceIds ? { deviceIds } : {}) })) {

@@ -51,8 +51,9 @@ export class DeviceSessions {
     if (clients?.size === 0) this.#byDevice.delete(deviceId);
   }
 
-  get deviceIds(): string[] {
-    return [...this.#byDevice.keys()];
+  /** Whether the device has a session here. */
+  has(deviceId: string): boolean {
+    return this.#byDevice.has(deviceId);
   }
 
   /** How many devices have a session. */

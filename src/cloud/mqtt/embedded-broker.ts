@@ -140,9 +140,9 @@ export class EmbeddedBroker {
     }
   }
 
-  /** The devices signed in to this broker now. */
-  get connectedDevices(): string[] {
-    return this.#devices.deviceIds;
+  /** Whether the device is signed in to this broker now. */
+  holds(deviceId: string): boolean {
+    return this.#devices.has(deviceId);
   }
 
   /** Closes the device's sessions in this broker (it signed in elsewhere); returns how many there were. */

@@ -40,8 +40,8 @@ export interface MqttFrontDoorOptions {
   telemetry?: TelemetryService;
   /** Group commit shared with the HTTP front door; each batch alone when absent. */
   group?: GroupCommitter;
-  /** The devices the link reaches now (an embedded broker's connected devices); any device when absent. */
-  reachableDevices?: () => readonly string[];
+  /** Whether the link reaches the device now (an embedded broker holds its session); any device when absent. */
+  reaches?: (deviceId: string) => boolean;
 }
 
 /**
@@ -87,8 +87,8 @@ export class MqttFrontDoor implements ControlSink {
     await this.#queue.idle();
   }
 
-  reachableDevices(): readonly string[] | undefined {
-    return this.#o.reachableDevices?.();
+  get reaches(): ((deviceId: string) => boolean) | undefined {
+    return this.#o.reaches;
   }
 
   async sendControl(control: OutgoingControl): Promise<void> {

@@ -126,7 +126,7 @@ export class MqttService {
       onDeviceSeen: (deviceId) => deps.activity.seen(deviceId, 'mqtt'),
       ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
       ...(deps.group ? { group: deps.group } : {}),
-      ...(broker ? { reachableDevices: () => broker.connectedDevices } : {}),
+      ...(broker ? { reaches: (deviceId: string) => broker.holds(deviceId) } : {}),
     });
     const filters = [channelFilter('rowBatch'), channelFilter('controlAck'), ...(deps.telemetry ? [channelFilter('telemetryBatch')] : [])];
     try {
